@@ -1,0 +1,162 @@
+/* The only file that defines exported symbols: libpq's connect/finish entry points, and _exit/_Exit so
+ * that programs leaving through them (Python's os._exit) still get their exit report. Each wrapper
+ * calls the real function and records; only the outermost call on a thread records, because libpq
+ * calls its own exports (PQconnectdb -> PQconnectStart -> PQconnectPoll, PQping -> PQconnectStart +
+ * PQfinish): one connection, one record. Application threads; never signal context except _exit,
+ * which does no work in a process that never connected. */
+#define _GNU_SOURCE
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "real.h"
+#include "shim.h"
+#include "track.h"
+
+#define PQL_EXPORT __attribute__((visibility("default")))
+
+/* Nesting depth of interposed calls on this thread. The shim is preloaded, so static TLS is there. */
+static __thread int depth __attribute__((tls_model("initial-exec")));
+
+/* Enters an interposed call; true for the outermost one, which is the only one that records. */
+static bool enter(void)
+{
+    return depth++ == 0;
+}
+
+static void leave(void)
+{
+    depth--;
+}
+
+/* The blocking connects share one shape: resolve, call, record. */
+#define CONNECT_WRAPPER(call, nonblocking)                                                                  \
+    do {                                                                                                   \
+        if (!pql_real_resolve())                                                                           \
+            return NULL;                                                                                   \
+        bool outer = enter();                                                                              \
+        bool track = outer && pql_shim_active();                                                           \
+        PGconn *conn = call;                                                                               \
+        leave();                                                                                           \
+        if (track)                                                                                         \
+            pql_track_open(conn, nonblocking);                                                             \
+        return conn;                                                                                       \
+    } while (0)
+
+PQL_EXPORT PGconn *PQconnectdb(const char *conninfo)
+{
+    CONNECT_WRAPPER(pql_real.PQconnectdb(conninfo), false);
+}
+
+PQL_EXPORT PGconn *PQconnectdbParams(const char *const *keywords, const char *const *values, int expand_dbname)
+{
+    CONNECT_WRAPPER(pql_real.PQconnectdbParams(keywords, values, expand_dbname), false);
+}
+
+PQL_EXPORT PGconn *PQsetdbLogin(const char *pghost, const char *pgport, const char *pgoptions, const char *pgtty,
+                                const char *dbName, const char *login, const char *pwd)
+{
+    CONNECT_WRAPPER(pql_real.PQsetdbLogin(pghost, pgport, pgoptions, pgtty, dbName, login, pwd), false);
+}
+
+PQL_EXPORT PGconn *PQconnectStart(const char *conninfo)
+{
+    CONNECT_WRAPPER(pql_real.PQconnectStart(conninfo), true);
+}
+
+PQL_EXPORT PGconn *PQconnectStartParams(const char *const *keywords, const char *const *values,
+                                        int expand_dbname)
+{
+    CONNECT_WRAPPER(pql_real.PQconnectStartParams(keywords, values, expand_dbname), true);
+}
+
+PQL_EXPORT PostgresPollingStatusType PQconnectPoll(PGconn *conn)
+{
+    if (!pql_real_resolve())
+        return PGRES_POLLING_FAILED;
+    bool outer = enter();
+    PostgresPollingStatusType st = pql_real.PQconnectPoll(conn);
+    leave();
+    if (outer && pql_shim_active())
+        pql_track_polled(conn, st);
+    return st;
+}
+
+PQL_EXPORT void PQfinish(PGconn *conn)
+{
+    if (!pql_real_resolve())
+        return;
+    bool outer = enter();
+    /* Before the real call: once freed, the address may be reused by another thread's connect. */
+    if (outer && pql_shim_active())
+        pql_track_close(conn);
+    pql_real.PQfinish(conn);
+    leave();
+}
+
+PQL_EXPORT void PQreset(PGconn *conn)
+{
+    if (!pql_real_resolve())
+        return;
+    bool outer = enter();
+    pql_real.PQreset(conn);
+    leave();
+    if (outer && pql_shim_active())
+        pql_track_reset(conn);
+}
+
+PQL_EXPORT int PQresetStart(PGconn *conn)
+{
+    if (!pql_real_resolve())
+        return 0;
+    bool outer = enter();
+    int ok = pql_real.PQresetStart(conn);
+    leave();
+    if (outer && !ok && pql_shim_active())
+        pql_track_reset(conn);
+    return ok;
+}
+
+PQL_EXPORT PostgresPollingStatusType PQresetPoll(PGconn *conn)
+{
+    if (!pql_real_resolve())
+        return PGRES_POLLING_FAILED;
+    bool outer = enter();
+    PostgresPollingStatusType st = pql_real.PQresetPoll(conn);
+    leave();
+    if (outer && pql_shim_active())
+        pql_track_polled(conn, st);
+    return st;
+}
+
+/* PQping opens and closes a connection of its own inside libpq: not the program's, never recorded. */
+PQL_EXPORT PGPing PQping(const char *conninfo)
+{
+    if (!pql_real_resolve())
+        return PQPING_NO_ATTEMPT;
+    enter();
+    PGPing r = pql_real.PQping(conninfo);
+    leave();
+    return r;
+}
+
+PQL_EXPORT PGPing PQpingParams(const char *const *keywords, const char *const *values, int expand_dbname)
+{
+    if (!pql_real_resolve())
+        return PQPING_NO_ATTEMPT;
+    enter();
+    PGPing r = pql_real.PQpingParams(keywords, values, expand_dbname);
+    leave();
+    return r;
+}
+
+PQL_EXPORT void _exit(int status)
+{
+    pql_shim_exit(status);
+}
+
+PQL_EXPORT void _Exit(int status)
+{
+    pql_shim_exit(status);
+}

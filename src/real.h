@@ -1,0 +1,49 @@
+/* The real libpq functions behind the interposers, resolved lazily: libpq may be loaded after the shim
+ * (Python and Perl load it as a local dependency of a dlopen'ed module). Any thread; not signal-safe. */
+#ifndef PQL_REAL_H
+#define PQL_REAL_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+
+struct pql_real {
+    /* interposed */
+    PGconn *(*PQconnectdb)(const char *);
+    PGconn *(*PQconnectdbParams)(const char *const *, const char *const *, int);
+    PGconn *(*PQsetdbLogin)(const char *, const char *, const char *, const char *, const char *,
+                            const char *, const char *);
+    PGconn *(*PQconnectStart)(const char *);
+    PGconn *(*PQconnectStartParams)(const char *const *, const char *const *, int);
+    PostgresPollingStatusType (*PQconnectPoll)(PGconn *);
+    void (*PQfinish)(PGconn *);
+    void (*PQreset)(PGconn *);
+    int (*PQresetStart)(PGconn *);
+    PostgresPollingStatusType (*PQresetPoll)(PGconn *);
+    PGPing (*PQping)(const char *);
+    PGPing (*PQpingParams)(const char *const *, const char *const *, int);
+    /* accessors the shim uses itself */
+    ConnStatusType (*PQstatus)(const PGconn *);
+    char *(*PQhost)(const PGconn *);
+    char *(*PQport)(const PGconn *);
+    char *(*PQdb)(const PGconn *);
+    char *(*PQuser)(const PGconn *);
+    char *(*PQpass)(const PGconn *);
+    int (*PQbackendPID)(const PGconn *);
+    PQconninfoOption *(*PQconninfo)(PGconn *);
+    void (*PQconninfoFree)(PQconninfoOption *);
+};
+
+/* The resolved functions. A member is NULL until libpq is found. */
+extern struct pql_real pql_real;
+
+/* Resolves every member from the loaded libpq if not done yet. Returns true when libpq was found;
+ * false (and members stay NULL) while no libpq is loaded. Never loads libpq itself. */
+bool pql_real_resolve(void);
+
+/* Resolves a libc function the shim interposes (_exit and the like) with dlsym(RTLD_NEXT). */
+void *pql_real_libc(const char *name);
+
+/* In a forked child: reset the resolver's lock (another parent thread may have held it). */
+void pql_real_after_fork(void);
+
+#endif

@@ -1,0 +1,162 @@
+/* The connection registry: uthash table keyed by the masked PGconn pointer, counters, one mutex.
+ * Called from interposers on application threads and from report writers; never from a signal
+ * handler. Out of memory loses a record (counted), never the application's call. */
+#include "registry.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define HASH_NONFATAL_OOM 1
+#define uthash_nonfatal_oom(e) (add_failed = true)
+static bool add_failed;
+#include <uthash.h>
+
+/* XOR with a constant that sets the top bits: the stored key is never a valid user-space pointer. */
+#define PQL_PTR_MASK ((uintptr_t)0xa5c3000000000000ull | 0x5a5a5a5aull)
+
+struct entry {
+    uintptr_t key;
+    struct pql_conn rec;
+    UT_hash_handle hh;
+};
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static struct entry *table;
+static struct pql_counters counters;
+static uint64_t next_id = 1;
+
+static uintptr_t mask(const PGconn *c)
+{
+    return (uintptr_t)c ^ PQL_PTR_MASK;
+}
+
+static bool holds_slot(enum pql_state s)
+{
+    return s != PQL_BAD;
+}
+
+uint64_t pql_registry_add(const PGconn *conn, const struct pql_conn *rec)
+{
+    struct entry *e = malloc(sizeof(*e));
+    if (!e)
+        return 0;
+    e->key = mask(conn);
+    e->rec = *rec;
+    pthread_mutex_lock(&lock);
+    struct entry *old;
+    HASH_FIND(hh, table, &e->key, sizeof(e->key), old);
+    if (old) {
+        /* libpq reused the address of a PGconn freed behind our back: the old record is stale. */
+        HASH_DEL(table, old);
+        if (holds_slot(old->rec.state))
+            counters.open--;
+        free(old);
+    }
+    e->rec.id = next_id++;
+    add_failed = false;
+    HASH_ADD(hh, table, key, sizeof(e->key), e);
+    uint64_t id = 0;
+    if (add_failed) {
+        free(e);
+    } else {
+        id = e->rec.id;
+        counters.opened_total++;
+        if (rec->state == PQL_BAD)
+            counters.failed_total++;
+        if (holds_slot(rec->state) && ++counters.open > counters.peak_open)
+            counters.peak_open = counters.open;
+    }
+    pthread_mutex_unlock(&lock);
+    return id;
+}
+
+bool pql_registry_set_state(const PGconn *conn, enum pql_state state, int server_pid,
+                            const struct pql_target *target)
+{
+    uintptr_t key = mask(conn);
+    pthread_mutex_lock(&lock);
+    struct entry *e;
+    HASH_FIND(hh, table, &key, sizeof(key), e);
+    if (e) {
+        if (holds_slot(e->rec.state) && !holds_slot(state)) {
+            counters.open--;
+            counters.failed_total++;
+        } else if (!holds_slot(e->rec.state) && holds_slot(state)) {
+            /* PQreset brought a failed connection back. */
+            if (++counters.open > counters.peak_open)
+                counters.peak_open = counters.open;
+        }
+        e->rec.state = state;
+        e->rec.server_pid = server_pid;
+        if (target)
+            e->rec.target = *target;
+    }
+    pthread_mutex_unlock(&lock);
+    return e != NULL;
+}
+
+bool pql_registry_remove(const PGconn *conn, struct pql_conn *out)
+{
+    uintptr_t key = mask(conn);
+    pthread_mutex_lock(&lock);
+    struct entry *e;
+    HASH_FIND(hh, table, &key, sizeof(key), e);
+    if (e) {
+        HASH_DEL(table, e);
+        if (e->rec.pid == getpid()) {
+            counters.closed_total++;
+            if (holds_slot(e->rec.state))
+                counters.open--;
+        }
+    }
+    pthread_mutex_unlock(&lock);
+    if (!e)
+        return false;
+    if (out)
+        *out = e->rec;
+    free(e);
+    return true;
+}
+
+static int by_id(const void *a, const void *b)
+{
+    uint64_t x = ((const struct pql_conn *)a)->id, y = ((const struct pql_conn *)b)->id;
+    return x < y ? -1 : x > y;
+}
+
+size_t pql_registry_snapshot(struct pql_conn **out, struct pql_counters *c)
+{
+    pid_t me = getpid();
+    pthread_mutex_lock(&lock);
+    *c = counters;
+    size_t n = 0, cap = HASH_COUNT(table);
+    struct pql_conn *v = malloc((cap ? cap : 1) * sizeof(*v));
+    if (v) {
+        for (struct entry *e = table; e; e = e->hh.next)
+            if (e->rec.pid == me)
+                v[n++] = e->rec;
+    }
+    pthread_mutex_unlock(&lock);
+    if (v)
+        qsort(v, n, sizeof(*v), by_id);
+    *out = v;
+    return n;
+}
+
+void pql_registry_fork_prepare(void)
+{
+    pthread_mutex_lock(&lock);
+}
+
+void pql_registry_fork_parent(void)
+{
+    pthread_mutex_unlock(&lock);
+}
+
+void pql_registry_fork_child(void)
+{
+    pthread_mutex_init(&lock, NULL);
+    memset(&counters, 0, sizeof(counters));
+}

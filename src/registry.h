@@ -1,0 +1,58 @@
+/* Connection records and utilization counters: one record per PGconn from open until PQfinish, under
+ * one mutex. The PGconn pointer is stored masked, so that LeakSanitizer running alongside still sees
+ * an unreferenced PGconn as a leak. Any thread; not signal-safe. */
+#ifndef PQL_REGISTRY_H
+#define PQL_REGISTRY_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "target.h"
+
+enum pql_state { PQL_CONNECTING, PQL_OK, PQL_BAD };
+
+struct pql_conn {
+    uint64_t id;
+    pid_t pid;          /* process that opened it: a forked child reports only its own */
+    pid_t tid;          /* thread that opened it */
+    double opened_wall; /* seconds since the epoch */
+    double opened_mono; /* CLOCK_MONOTONIC seconds */
+    enum pql_state state;
+    int server_pid;     /* 0 when unknown */
+    uint32_t stack;     /* open stack id, 0 when none */
+    struct pql_target target;
+};
+
+struct pql_counters {
+    long open;          /* connected or connecting, not yet finished */
+    long peak_open;
+    long opened_total, closed_total, failed_total;
+    long waits_total, timeouts_total, refused_total;
+    double wait_s_total, wait_s_max;
+};
+
+/* Adds a record for conn (a copy of *rec; its id is assigned). Returns the id, 0 on out of memory. */
+uint64_t pql_registry_add(const PGconn *conn, const struct pql_conn *rec);
+
+/* Sets the state (counting failures and open connections), server pid and target of conn's record.
+ * target may be NULL to keep it. Returns false when conn is not tracked. */
+bool pql_registry_set_state(const PGconn *conn, enum pql_state state, int server_pid,
+                            const struct pql_target *target);
+
+/* Removes conn's record, copying it to *out when out is non-NULL. Returns false when not tracked. */
+bool pql_registry_remove(const PGconn *conn, struct pql_conn *out);
+
+/* Copies every record opened by this process into a new array (*out, to be freed by the caller) in
+ * opening order, and the counters into *c. Returns the number of records; on out of memory *out is
+ * NULL and 0 is returned. */
+size_t pql_registry_snapshot(struct pql_conn **out, struct pql_counters *c);
+
+/* Forgets the parent's counters in a forked child; records stay, owned by the parent's pid. */
+void pql_registry_fork_prepare(void);
+void pql_registry_fork_parent(void);
+void pql_registry_fork_child(void);
+
+#endif

@@ -1,0 +1,444 @@
+/* Builds a report from a registry snapshot: groups leaked connections by open stack and kind,
+ * symbolizes each stack once, applies suppressions, then writes text to the log and JSON to the
+ * report directory (temp file + rename, O_EXCL|O_NOFOLLOW, mode 0600). Runs on the reporting thread. */
+#define _GNU_SOURCE
+#include "report.h"
+
+#include "buf.h"
+#include "log.h"
+#include "registry.h"
+#include "stack.h"
+#include "symbolize.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+struct group {
+    uint32_t stack;
+    const char *kind;
+    long count;
+    size_t first;  /* index of the first connection in the snapshot */
+    int rule;      /* -1 when not suppressed */
+    double oldest; /* seconds open, the longest in the group */
+};
+
+struct report {
+    const char *trigger;
+    const struct pql_settings *settings;
+    struct pql_conn *conns;
+    size_t nconns;
+    struct pql_counters counters;
+    struct group *groups;
+    size_t ngroups;
+    struct pql_rules *rules;
+    struct pql_symbolizer *sym;
+    double now_wall, now_mono;
+    char program[1024];
+};
+
+static double clock_s(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static const char *leak_kind(const struct pql_conn *c)
+{
+    (void)c; /* teardown and held come with the language runtimes */
+    return "unclosed";
+}
+
+static int group_order(const void *a, const void *b)
+{
+    const struct group *x = a, *y = b;
+    if (x->count != y->count)
+        return x->count > y->count ? -1 : 1;
+    return x->first < y->first ? -1 : x->first > y->first;
+}
+
+/* Symbolizes a stack into frames (NULL entries where memory ran out); returns the count. */
+static int frames_of(struct report *r, uint32_t stack, const struct pql_frame **out, int max)
+{
+    int n = 0;
+    const uintptr_t *pcs = stack ? pql_stack_get(stack, &n) : NULL;
+    if (!pcs || !r->sym)
+        return 0;
+    if (n > max)
+        n = max;
+    for (int i = 0; i < n; i++)
+        out[i] = pql_sym_frame(r->sym, pcs[i]);
+    return n;
+}
+
+static bool build_groups(struct report *r)
+{
+    r->groups = calloc(r->nconns ? r->nconns : 1, sizeof(*r->groups));
+    if (!r->groups)
+        return false;
+    for (size_t i = 0; i < r->nconns; i++) {
+        const struct pql_conn *c = &r->conns[i];
+        const char *kind = leak_kind(c);
+        double age = r->now_mono - c->opened_mono;
+        size_t g;
+        /* Few distinct stacks in practice; a linear scan keeps this simple. */
+        for (g = 0; g < r->ngroups; g++)
+            if (r->groups[g].stack == c->stack && r->groups[g].kind == kind)
+                break;
+        if (g == r->ngroups)
+            r->groups[r->ngroups++] = (struct group){c->stack, kind, 0, i, -1, 0};
+        r->groups[g].count++;
+        if (age > r->groups[g].oldest)
+            r->groups[g].oldest = age;
+    }
+    qsort(r->groups, r->ngroups, sizeof(*r->groups), group_order);
+    if (r->rules && r->rules->n) {
+        const struct pql_frame *frames[PQL_MAX_FRAMES];
+        for (size_t g = 0; g < r->ngroups; g++) {
+            int n = frames_of(r, r->groups[g].stack, frames, PQL_MAX_FRAMES);
+            r->groups[g].rule = pql_rules_match(r->rules, frames, n);
+            if (r->groups[g].rule >= 0)
+                r->rules->v[r->groups[g].rule].hits += (unsigned)r->groups[g].count;
+        }
+    }
+    return true;
+}
+
+/* ---- text ---- */
+
+static void text_target(struct pql_buf *b, const struct pql_target *t)
+{
+    const char *sep = "";
+    const char *names[] = {"host", "port", "dbname", "user", "application_name"};
+    const char *vals[] = {t->host, t->port, t->dbname, t->user, t->appname};
+    for (int i = 0; i < 5; i++) {
+        if (!*vals[i])
+            continue;
+        pql_buf_printf(b, "%s%s=%s", sep, names[i], vals[i]);
+        sep = " ";
+    }
+    if (!*sep)
+        pql_buf_puts(b, "(unknown target)");
+}
+
+static void text_frame(struct pql_buf *b, int i, const struct pql_frame *f)
+{
+    pql_buf_printf(b, "    #%d 0x%lx", i, (unsigned long)f->pc);
+    pql_buf_printf(b, " in %s", f->function ? f->function : "??");
+    if (f->file)
+        pql_buf_printf(b, " %s:%d", f->file, f->line);
+    if (f->module)
+        pql_buf_printf(b, " (%s+0x%lx)", f->module, (unsigned long)f->offset);
+    pql_buf_puts(b, "\n");
+}
+
+static void text_report(struct report *r, long leaked)
+{
+    struct pql_buf b;
+    pql_buf_init(&b);
+    int pid = (int)getpid();
+    pql_buf_printf(&b, "\n==%d==pqleak: ERROR: %ld connection%s never closed with PQfinish\n", pid, leaked,
+                   leaked == 1 ? " was" : "s were");
+    long suppressed = 0;
+    size_t shown = 0;
+    for (size_t g = 0; g < r->ngroups; g++) {
+        const struct group *gr = &r->groups[g];
+        if (gr->rule >= 0) {
+            suppressed += gr->count;
+            continue;
+        }
+        shown++;
+        const struct pql_conn *c = &r->conns[gr->first];
+        pql_buf_printf(&b, "\nLeak of %ld connection%s (%s%s) to ", gr->count, gr->count == 1 ? "" : "s",
+                       gr->kind, c->state == PQL_OK ? "" : c->state == PQL_BAD ? ", failed to connect"
+                                                                                : ", still connecting");
+        text_target(&b, &c->target);
+        pql_buf_printf(&b, ", open %.1f s, opened at:\n", gr->oldest);
+        const struct pql_frame *frames[PQL_MAX_FRAMES];
+        int n = frames_of(r, gr->stack, frames, PQL_MAX_FRAMES);
+        for (int i = 0; i < n; i++)
+            if (frames[i])
+                text_frame(&b, i, frames[i]);
+        if (n == 0)
+            pql_buf_puts(&b, "    (no stack: libunwind unavailable)\n");
+    }
+    if (suppressed && r->rules) {
+        pql_buf_printf(&b, "\nSuppressed: %ld connection%s\n", suppressed, suppressed == 1 ? "" : "s");
+        for (size_t i = 0; i < r->rules->n; i++)
+            if (r->rules->v[i].hits)
+                pql_buf_printf(&b, "  %u leak:%s\n", r->rules->v[i].hits, r->rules->v[i].pattern);
+    }
+    pql_buf_printf(&b, "\nSUMMARY: pqleak: %ld connection%s leaked in %zu group%s (%s, pid %d)\n", leaked,
+                   leaked == 1 ? "" : "s", shown, shown == 1 ? "" : "s", r->program, pid);
+    if (!b.failed)
+        pql_log_write(b.data, b.len);
+    pql_buf_free(&b);
+}
+
+/* ---- JSON ---- */
+
+static void json_target(struct pql_buf *b, const struct pql_target *t)
+{
+    pql_buf_puts(b, "{\"host\": ");
+    pql_buf_json_str(b, *t->host ? t->host : NULL);
+    pql_buf_puts(b, ", \"port\": ");
+    pql_buf_json_str(b, *t->port ? t->port : NULL);
+    pql_buf_puts(b, ", \"dbname\": ");
+    pql_buf_json_str(b, *t->dbname ? t->dbname : NULL);
+    pql_buf_puts(b, ", \"user\": ");
+    pql_buf_json_str(b, *t->user ? t->user : NULL);
+    pql_buf_puts(b, ", \"application_name\": ");
+    pql_buf_json_str(b, *t->appname ? t->appname : NULL);
+    pql_buf_puts(b, "}");
+}
+
+static void json_time(struct pql_buf *b, double wall)
+{
+    time_t s = (time_t)wall;
+    struct tm tm;
+    gmtime_r(&s, &tm);
+    char ts[64];
+    strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+    pql_buf_printf(b, "\"%s.%03dZ\"", ts, (int)((wall - (double)s) * 1000) % 1000);
+}
+
+static void json_utilization(struct pql_buf *b, const struct report *r)
+{
+    const struct pql_counters *c = &r->counters;
+    int cap = r->settings->max_conns;
+    pql_buf_printf(b, "{\"open\": %ld, \"peak_open\": %ld, \"cap\": %d, \"utilization_pct\": ", c->open,
+                   c->peak_open, cap);
+    if (cap > 0)
+        pql_buf_json_num(b, 100.0 * (double)c->open / cap);
+    else
+        pql_buf_puts(b, "null");
+    pql_buf_printf(b, ", \"opened_total\": %ld, \"closed_total\": %ld, \"failed_total\": %ld", c->opened_total,
+                   c->closed_total, c->failed_total);
+    pql_buf_printf(b, ", \"waits_total\": %ld, \"wait_s_total\": ", c->waits_total);
+    pql_buf_json_num(b, c->wait_s_total);
+    pql_buf_puts(b, ", \"wait_s_max\": ");
+    pql_buf_json_num(b, c->wait_s_max);
+    pql_buf_printf(b, ", \"timeouts_total\": %ld, \"refused_total\": %ld}", c->timeouts_total, c->refused_total);
+}
+
+static void json_connection(struct pql_buf *b, const struct report *r, const struct pql_conn *c)
+{
+    pql_buf_printf(b, "{\"id\": %llu, \"status\": \"%s\", \"target\": ", (unsigned long long)c->id,
+                   c->state == PQL_OK ? "ok" : "bad");
+    json_target(b, &c->target);
+    pql_buf_puts(b, ", \"server_pid\": ");
+    if (c->server_pid)
+        pql_buf_printf(b, "%d", c->server_pid);
+    else
+        pql_buf_puts(b, "null");
+    pql_buf_puts(b, ", \"age_s\": ");
+    pql_buf_json_num(b, r->now_mono - c->opened_mono);
+    pql_buf_printf(b, ", \"idle_s\": null, \"tx_status\": \"unknown\", \"thread\": %d, \"suspect\": null",
+                   (int)c->tid);
+    pql_buf_puts(b, ", \"stack\": ");
+    if (c->stack)
+        pql_buf_printf(b, "%u", c->stack);
+    else
+        pql_buf_puts(b, "null");
+    pql_buf_puts(b, ", \"tx_stack\": null}");
+}
+
+static void json_stack(struct pql_buf *b, struct report *r, uint32_t id)
+{
+    const struct pql_frame *frames[PQL_MAX_FRAMES];
+    int n = frames_of(r, id, frames, PQL_MAX_FRAMES);
+    pql_buf_printf(b, "\"%u\": [", id);
+    const char *sep = "";
+    for (int i = 0; i < n; i++) {
+        const struct pql_frame *f = frames[i];
+        if (!f)
+            continue;
+        pql_buf_printf(b, "%s\n    {\"function\": ", sep);
+        pql_buf_json_str(b, f->function);
+        pql_buf_puts(b, ", \"file\": ");
+        pql_buf_json_str(b, f->file);
+        pql_buf_puts(b, ", \"line\": ");
+        if (f->line > 0)
+            pql_buf_printf(b, "%d", f->line);
+        else
+            pql_buf_puts(b, "null");
+        pql_buf_puts(b, ", \"module\": ");
+        pql_buf_json_str(b, f->module);
+        pql_buf_printf(b, ", \"offset\": \"0x%lx\", \"lang\": \"c\"}", (unsigned long)f->offset);
+        sep = ",";
+    }
+    pql_buf_puts(b, "]");
+}
+
+static void json_report(struct pql_buf *b, struct report *r, bool with_leaks)
+{
+    pql_buf_puts(b, "{\"schema\": \"pqleak/1\", \"trigger\": ");
+    pql_buf_json_str(b, r->trigger);
+    pql_buf_printf(b, ", \"pid\": %d, \"program\": ", (int)getpid());
+    pql_buf_json_str(b, r->program);
+    pql_buf_puts(b, ", \"time\": ");
+    json_time(b, r->now_wall);
+    pql_buf_puts(b, ",\n \"settings\": {");
+    pql_settings_json(r->settings, b);
+    pql_buf_puts(b, "},\n \"utilization\": ");
+    json_utilization(b, r);
+    pql_buf_puts(b, ",\n \"connections\": [");
+    for (size_t i = 0; i < r->nconns; i++) {
+        pql_buf_puts(b, i ? ",\n  " : "\n  ");
+        json_connection(b, r, &r->conns[i]);
+    }
+    pql_buf_puts(b, "]");
+    if (with_leaks) {
+        pql_buf_puts(b, ",\n \"leaks\": [");
+        for (size_t g = 0; g < r->ngroups; g++) {
+            const struct group *gr = &r->groups[g];
+            pql_buf_puts(b, g ? ",\n  {\"stack\": " : "\n  {\"stack\": ");
+            if (gr->stack)
+                pql_buf_printf(b, "%u", gr->stack);
+            else
+                pql_buf_puts(b, "null");
+            pql_buf_printf(b, ", \"tx_stack\": null, \"count\": %ld, \"connections\": [", gr->count);
+            const char *sep = "";
+            for (size_t i = gr->first; i < r->nconns; i++) {
+                const struct pql_conn *c = &r->conns[i];
+                if (c->stack == gr->stack && leak_kind(c) == gr->kind) {
+                    pql_buf_printf(b, "%s%llu", sep, (unsigned long long)c->id);
+                    sep = ", ";
+                }
+            }
+            pql_buf_printf(b, "], \"kind\": \"%s\", \"suppressed\": %s, \"rule\": ", gr->kind,
+                           gr->rule >= 0 ? "true" : "false");
+            if (gr->rule >= 0) {
+                char rule[1100];
+                snprintf(rule, sizeof(rule), "leak:%s", r->rules->v[gr->rule].pattern);
+                pql_buf_json_str(b, rule);
+            } else {
+                pql_buf_puts(b, "null");
+            }
+            pql_buf_puts(b, "}");
+        }
+        pql_buf_puts(b, "]");
+    }
+    /* Every stack a connection refers to, each once. */
+    pql_buf_puts(b, ",\n \"stacks\": {");
+    const char *sep = "\n  ";
+    for (size_t i = 0; i < r->nconns; i++) {
+        uint32_t id = r->conns[i].stack;
+        bool seen = id == 0;
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = r->conns[j].stack == id;
+        if (seen)
+            continue;
+        pql_buf_puts(b, sep);
+        json_stack(b, r, id);
+        sep = ",\n  ";
+    }
+    pql_buf_puts(b, "}}\n");
+}
+
+static atomic_uint report_seq;
+
+/* Writes text whole into dir under a name of its own; returns false (errno set) on failure. */
+static bool write_file(const char *dir, const char *trigger, const struct pql_buf *b)
+{
+    if (b->failed) {
+        errno = ENOMEM;
+        return false;
+    }
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        return false;
+    unsigned seq = atomic_fetch_add(&report_seq, 1);
+    char tmp[PQL_PATH_MAX + 64], final[PQL_PATH_MAX + 64];
+    snprintf(tmp, sizeof(tmp), "%s/.pqleak-%d-%u.tmp", dir, (int)getpid(), seq);
+    snprintf(final, sizeof(final), "%s/pqleak-%d-%s-%u.json", dir, (int)getpid(), trigger, seq);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return false;
+    const char *p = b->data;
+    size_t left = b->len;
+    while (left > 0) {
+        ssize_t n = write(fd, p, left);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            int e = n < 0 ? errno : ENOSPC;
+            close(fd);
+            unlink(tmp);
+            errno = e;
+            return false;
+        }
+        p += n;
+        left -= (size_t)n;
+    }
+    if (close(fd) != 0 || rename(tmp, final) != 0) {
+        int e = errno;
+        unlink(tmp);
+        errno = e;
+        return false;
+    }
+    return true;
+}
+
+struct pql_report_result pql_report_exit(const struct pql_settings *settings, struct pql_rules *rules)
+{
+    struct pql_report_result res = {0, 0, 0, false};
+    struct report r;
+    memset(&r, 0, sizeof(r));
+    r.trigger = "exit";
+    r.settings = settings;
+    r.rules = rules;
+    r.now_wall = clock_s(CLOCK_REALTIME);
+    r.now_mono = clock_s(CLOCK_MONOTONIC);
+    ssize_t n = readlink("/proc/self/exe", r.program, sizeof(r.program) - 1);
+    r.program[n > 0 ? n : 0] = '\0';
+    r.nconns = pql_registry_snapshot(&r.conns, &r.counters);
+    if (!r.conns) {
+        pql_log("out of memory while writing the exit report");
+        return res;
+    }
+    /* A process that never opened a connection (a forked child, say) writes nothing. */
+    if (r.counters.opened_total == 0)
+        goto out;
+    /* Symbolizing costs milliseconds: only when there is something to show. */
+    if (r.nconns)
+        r.sym = pql_sym_open();
+    if (!build_groups(&r)) {
+        pql_log("out of memory while writing the exit report");
+        goto out;
+    }
+    for (size_t g = 0; g < r.ngroups; g++) {
+        if (r.groups[g].rule >= 0) {
+            res.suppressed += r.groups[g].count;
+        } else {
+            res.leaked += r.groups[g].count;
+            res.groups++;
+        }
+    }
+    bool text = res.leaked > 0 && settings->text_report;
+    if (*settings->report_dir) {
+        struct pql_buf b;
+        pql_buf_init(&b);
+        json_report(&b, &r, true);
+        res.json_written = write_file(settings->report_dir, r.trigger, &b);
+        if (!res.json_written) {
+            pql_log("cannot write a report in PQLEAK_REPORT_DIR='%s' (%s); the report goes to the log instead",
+                    settings->report_dir, strerror(errno));
+            text = res.leaked > 0;
+        }
+        pql_buf_free(&b);
+    }
+    if (text)
+        text_report(&r, res.leaked);
+out:
+    pql_sym_close(r.sym);
+    free(r.groups);
+    free(r.conns);
+    return res;
+}

@@ -1,0 +1,24 @@
+/* Report writers: the LeakSanitizer-style text report and the JSON report ("schema": "pqleak/1").
+ * Called on the exiting thread (or, later, the reporter thread); never from a signal handler. */
+#ifndef PQL_REPORT_H
+#define PQL_REPORT_H
+
+#include <stdbool.h>
+
+#include "config.h"
+#include "suppress.h"
+
+struct pql_report_result {
+    long leaked;     /* unsuppressed leaked connections */
+    long suppressed; /* suppressed leaked connections */
+    int groups;      /* unsuppressed leak groups */
+    bool json_written;
+};
+
+/* Writes the exit report of this process: every connection it opened and never passed to PQfinish is
+ * a leak. Text goes to the log when there are unsuppressed leaks (and settings->text_report, or when
+ * the JSON could not be written); JSON goes to settings->report_dir when set. rules may be NULL; their
+ * hit counts are updated. */
+struct pql_report_result pql_report_exit(const struct pql_settings *settings, struct pql_rules *rules);
+
+#endif

@@ -1,0 +1,38 @@
+/* Where a connection goes: host, port, dbname, user, application_name. Only these whitelisted fields
+ * are ever copied out of libpq, and any of them that contains the connection's password is blanked,
+ * so no password reaches a record, log line or report. Any thread; not signal-safe. */
+#ifndef PQL_TARGET_H
+#define PQL_TARGET_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+
+struct pql_target {
+    char host[256];
+    char port[32];
+    char dbname[128];
+    char user[128];
+    char appname[128];
+};
+
+/* The libpq accessors used, passed in so that unit tests can give libpq's own. */
+struct pql_target_api {
+    char *(*host)(const PGconn *);
+    char *(*port)(const PGconn *);
+    char *(*db)(const PGconn *);
+    char *(*user)(const PGconn *);
+    char *(*pass)(const PGconn *);
+    PQconninfoOption *(*conninfo)(PGconn *);
+    void (*conninfo_free)(PQconninfoOption *);
+};
+
+/* Fills *t from a live PGconn (connected, in progress or failed). Unknown fields are "". */
+void pql_target_from_conn(struct pql_target *t, PGconn *conn, const struct pql_target_api *api);
+
+/* Replaces every field that contains secret (when secret is non-empty) with "[redacted]". */
+void pql_target_scrub(struct pql_target *t, const char *secret);
+
+/* True when a and b name the same host+port+dbname+user (application_name is not part of it). */
+bool pql_target_same(const struct pql_target *a, const struct pql_target *b);
+
+#endif

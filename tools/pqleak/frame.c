@@ -1,0 +1,172 @@
+/* Frame keys, runtime-frame classification and frame formatting for the pqleak command (frame.h).
+ * Pure functions of their arguments; command-line process only. */
+#include "frame.h"
+
+#include "util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static char *dup_or_null(const char *s)
+{
+    return s ? cli_xstrdup(s) : NULL;
+}
+
+void cli_stack_free(struct cli_stack *s)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        struct cli_frame *f = &s->f[i];
+        free(f->function);
+        free(f->file);
+        free(f->module);
+        free(f->offset);
+        free(f->lang);
+    }
+    free(s->f);
+    s->f = NULL;
+    s->n = 0;
+}
+
+void cli_stack_copy(struct cli_stack *dst, const struct cli_stack *src)
+{
+    dst->n = src->n;
+    dst->f = cli_xcalloc(src->n, sizeof *dst->f);
+    for (size_t i = 0; i < src->n; i++) {
+        const struct cli_frame *a = &src->f[i];
+        struct cli_frame *b = &dst->f[i];
+        b->function = dup_or_null(a->function);
+        b->file = dup_or_null(a->file);
+        b->line = a->line;
+        b->module = dup_or_null(a->module);
+        b->offset = dup_or_null(a->offset);
+        b->lang = dup_or_null(a->lang);
+    }
+}
+
+struct sbuf {
+    char *s;
+    size_t n, cap;
+};
+
+static void sb_add(struct sbuf *b, const char *s, size_t len)
+{
+    if (b->n + len + 1 > b->cap) {
+        b->cap = (b->n + len + 1) * 2;
+        b->s = cli_xrealloc(b->s, b->cap);
+    }
+    memcpy(b->s + b->n, s, len);
+    b->n += len;
+    b->s[b->n] = '\0';
+}
+
+static void sb_str(struct sbuf *b, const char *s)
+{
+    if (s)
+        sb_add(b, s, strlen(s));
+}
+
+char *cli_stack_key(const struct cli_stack *s)
+{
+    /* Unit and record separators cannot occur in symbol names or paths we care about, so the key is
+     * unambiguous without escaping. */
+    struct sbuf b = {0};
+    sb_add(&b, "", 0);
+    for (size_t i = 0; i < s->n; i++) {
+        const struct cli_frame *f = &s->f[i];
+        char num[32];
+        if (f->function) {
+            snprintf(num, sizeof num, "%ld", f->line);
+            sb_str(&b, "F\x1f");
+            sb_str(&b, f->function);
+            sb_str(&b, "\x1f");
+            sb_str(&b, f->file);
+            sb_str(&b, "\x1f");
+            sb_str(&b, num);
+            /* Without a source file, "main" of one program would merge with "main" of another;
+             * the module's name keeps them apart (it is the same in every process). */
+            if (!f->file && f->module) {
+                sb_str(&b, "\x1f");
+                sb_str(&b, cli_basename(f->module));
+            }
+        } else {
+            sb_str(&b, "M\x1f");
+            sb_str(&b, f->module);
+            sb_str(&b, "\x1f");
+            sb_str(&b, f->offset);
+        }
+        sb_str(&b, "\x1e");
+    }
+    return b.s;
+}
+
+static bool prefixed(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+bool cli_frame_is_runtime(const struct cli_frame *f)
+{
+    static const char *const runtime[] = {
+        "libpq.",   "libc.",     "libc-",  "ld-linux", "ld.so", "ld64.so", "libpqleak", "libunwind",
+        "libpthread", "libdl.", "libpython", "python",  "libperl", "perl",  "libruby",   "ruby",
+        "libphp",   "php",
+    };
+    if (f->lang && strcmp(f->lang, "c") != 0)
+        return false; /* interpreted-language frames are the user's code */
+    if (!f->module)
+        return false;
+    const char *base = cli_basename(f->module);
+    for (size_t i = 0; i < sizeof runtime / sizeof runtime[0]; i++)
+        if (prefixed(base, runtime[i]))
+            return true;
+    return false;
+}
+
+size_t cli_stack_first_user(const struct cli_stack *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (!cli_frame_is_runtime(&s->f[i]))
+            return i;
+    return s->n;
+}
+
+char *cli_frame_format(const struct cli_frame *f)
+{
+    struct sbuf b = {0};
+    sb_add(&b, "", 0);
+    sb_str(&b, f->function ? f->function : "??");
+    if (f->file) {
+        char num[32] = "";
+        if (f->line > 0)
+            snprintf(num, sizeof num, ":%ld", f->line);
+        sb_str(&b, " ");
+        sb_str(&b, f->file);
+        sb_str(&b, num);
+    }
+    if (f->module || f->offset) {
+        sb_str(&b, " (");
+        sb_str(&b, f->module ? cli_basename(f->module) : "?");
+        if (f->offset) {
+            sb_str(&b, "+");
+            sb_str(&b, f->offset);
+        }
+        sb_str(&b, ")");
+    } else if (f->lang && strcmp(f->lang, "c") != 0) {
+        sb_str(&b, " [");
+        sb_str(&b, f->lang);
+        sb_str(&b, "]");
+    }
+    return b.s;
+}
+
+char *cli_frame_short(const struct cli_frame *f)
+{
+    if (f->function && f->file && f->line > 0)
+        return cli_xasprintf("%s (%s:%ld)", f->function, cli_basename(f->file), f->line);
+    if (f->function && f->file)
+        return cli_xasprintf("%s (%s)", f->function, cli_basename(f->file));
+    if (f->function)
+        return cli_xstrdup(f->function);
+    return cli_xasprintf("%s+%s", f->module ? cli_basename(f->module) : "?", f->offset ? f->offset : "?");
+}

@@ -1,0 +1,45 @@
+/* Symbolized stacks as the reports carry them: frames, their merge keys, whose code they are (the
+ * user's or a runtime's: libpq, libc, ld.so, the shim, interpreters) and how they print. */
+#ifndef CLI_FRAME_H
+#define CLI_FRAME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct cli_frame {
+    char *function; /* NULL when unknown, like every string here */
+    char *file;
+    long line; /* 0 when unknown */
+    char *module;
+    char *offset; /* module-relative, "0x1a2b" */
+    char *lang;   /* "c", "python", ... */
+};
+
+/* Frames innermost first. */
+struct cli_stack {
+    struct cli_frame *f;
+    size_t n;
+};
+
+/* Frees the frames and empties s. */
+void cli_stack_free(struct cli_stack *s);
+/* Deep copy; dst is overwritten, not freed. */
+void cli_stack_copy(struct cli_stack *dst, const struct cli_stack *src);
+
+/* The merge key of a stack: per frame function+file+line when the function is known (addresses differ
+ * between processes, symbols do not), else module+offset. Caller frees. */
+char *cli_stack_key(const struct cli_stack *s);
+
+/* True for frames of libpq, libc, ld.so, the shim, libunwind and language interpreters: folded in
+ * summaries and never chosen for a suppression rule. Python-level frames are the user's. */
+bool cli_frame_is_runtime(const struct cli_frame *f);
+
+/* Index of the innermost frame of the user's own code, or s->n when there is none. */
+size_t cli_stack_first_user(const struct cli_stack *s);
+
+/* "function file:line (module+offset)", leaving out what is unknown. Caller frees. */
+char *cli_frame_format(const struct cli_frame *f);
+/* "function (file:line)", or the best short name available: for one-line titles. Caller frees. */
+char *cli_frame_short(const struct cli_frame *f);
+
+#endif

@@ -1,0 +1,94 @@
+/* The merged view of many reports: processes, and leak groups keyed by symbolized stack and kind, so
+ * the same leak site in processes with different address layouts becomes one group. Filled by
+ * reportio.c, marked by suppress.c, read by the printers. Command-line process only. */
+#ifndef CLI_MERGE_H
+#define CLI_MERGE_H
+
+#include "frame.h"
+#include "util.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <uthash.h>
+
+struct cli_proc {
+    char *key;     /* "pid program": the hash key */
+    char *program; /* NULL when unknown */
+    long pid;      /* -1 when unknown */
+    UT_hash_handle hh;
+};
+
+/* One leaked connection, as its report described it. */
+struct cli_conn {
+    json_t *obj; /* the report's object minus "id", "stack", "tx_stack" (renumbered on output) */
+    struct cli_stack stack, tx;
+    bool has_stack, has_tx;
+    const struct cli_proc *proc;
+};
+
+struct cli_group {
+    char *key; /* stack key + kind */
+    char *kind;
+    struct cli_stack stack; /* from the first occurrence */
+    struct cli_stack tx;
+    bool has_tx;
+    long count;
+    struct cli_vec procs;   /* const struct cli_proc *, distinct, in order of appearance */
+    struct cli_vec targets; /* char *, owned: "host:port dbname user", distinct */
+    struct cli_vec conns;   /* struct cli_conn *, owned */
+    /* A group stays suppressed by the shim only when every occurrence was: one process that ran
+     * without the rule must not hide the others. */
+    size_t occurrences, shim_suppressed;
+    bool suppressed;
+    char *rule; /* "leak:PATTERN" that suppressed it, owned */
+    bool by_shim;
+    UT_hash_handle hh;
+};
+
+/* The utilization of one process (or of one already-merged report). */
+struct cli_util {
+    char *who;  /* "pid program" or the merged report's path */
+    int rank;   /* exit reports beat live ones: their counters are final */
+    char *time; /* ISO 8601, compares as text */
+    json_t *util;
+    UT_hash_handle hh;
+};
+
+struct cli_set {
+    struct cli_proc *proc_map; /* owns the processes */
+    struct cli_vec procs;      /* the same, in order of appearance */
+    struct cli_group *group_map;
+    struct cli_vec groups; /* the same, in order of first appearance */
+    struct cli_util *util_map;
+    json_t *settings; /* the reports' settings when all agree, else JSON null */
+    size_t reports;
+};
+
+/* Frees everything the set holds (not the set itself). */
+void cli_set_free(struct cli_set *s);
+
+/* The process (program, pid), added when new. Never NULL. */
+const struct cli_proc *cli_set_proc(struct cli_set *s, const char *program, long pid);
+
+/* Adds count leaked connections opened at stack (tx: where their transaction began, or NULL).
+ * procs: the processes they leaked in. conns: ownership moves to the set. */
+void cli_set_add_leak(struct cli_set *s, const struct cli_stack *stack, const struct cli_stack *tx,
+                      const char *kind, long count, bool suppressed, const char *rule,
+                      const struct cli_proc *const *procs, size_t nprocs, struct cli_conn **conns,
+                      size_t nconns);
+
+/* Records the utilization object of one report; of several for the same who, the exit report (rank 1)
+ * or else the latest wins. */
+void cli_set_add_util(struct cli_set *s, const char *who, int rank, const char *time, const json_t *util);
+void cli_set_add_settings(struct cli_set *s, const json_t *settings);
+
+/* The merged utilization object (new reference): see merge.c for how counters combine. */
+json_t *cli_set_utilization(const struct cli_set *s);
+
+/* True when the group fails a gate: not suppressed, and not "held" unless strict. */
+bool cli_group_counts(const struct cli_group *g, bool strict);
+
+void cli_conn_free(struct cli_conn *c);
+
+#endif

@@ -1,0 +1,518 @@
+/* Loading and validating pqleak/1 reports (reportio.h). Validation walks the whole document first
+ * (check_*), then merging walks it again trusting it (add_*), so a bad file adds nothing.
+ * Command-line process only. */
+#include "reportio.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <fnmatch.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define SCHEMA "pqleak/1"
+
+/* ---- directories ---- */
+
+static char *snap_id(const char *name, const struct stat *st)
+{
+    return cli_xasprintf("%s/%llu/%lld.%09ld", name, (unsigned long long)st->st_ino,
+                         (long long)st->st_mtim.tv_sec, st->st_mtim.tv_nsec);
+}
+
+static bool is_report_name(const char *name)
+{
+    return name[0] != '.' && fnmatch("*.json", name, FNM_PERIOD) == 0;
+}
+
+static int by_version(const void *a, const void *b)
+{
+    /* Version order puts pqleak-99-... before pqleak-100-...: reports come out in pid order. */
+    return strverscmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Calls fn for every report file in dir; false when dir cannot be opened. */
+static bool scan_dir(const char *dir, void (*fn)(void *ctx, const char *path, const char *name,
+                                                 const struct stat *st),
+                     void *ctx)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return false;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (!is_report_name(e->d_name))
+            continue;
+        char *path = cli_xasprintf("%s/%s", dir, e->d_name);
+        struct stat st;
+        if (stat(path, &st) == 0 && S_ISREG(st.st_mode))
+            fn(ctx, path, e->d_name, &st);
+        free(path);
+    }
+    closedir(d);
+    return true;
+}
+
+static void snap_one(void *ctx, const char *path, const char *name, const struct stat *st)
+{
+    (void)path;
+    cli_vec_push(&((struct cli_dirsnap *)ctx)->ids, snap_id(name, st));
+}
+
+void cli_dirsnap_take(struct cli_dirsnap *snap, const char *dir)
+{
+    scan_dir(dir, snap_one, snap);
+}
+
+void cli_dirsnap_free(struct cli_dirsnap *snap)
+{
+    for (size_t i = 0; i < snap->ids.n; i++)
+        free(snap->ids.v[i]);
+    cli_vec_free(&snap->ids);
+}
+
+struct list_ctx {
+    const struct cli_dirsnap *skip;
+    struct cli_vec names;
+};
+
+static void list_one(void *ctx, const char *path, const char *name, const struct stat *st)
+{
+    (void)path;
+    struct list_ctx *c = ctx;
+    if (c->skip) {
+        char *id = snap_id(name, st);
+        bool old = false;
+        for (size_t i = 0; i < c->skip->ids.n && !old; i++)
+            old = strcmp(c->skip->ids.v[i], id) == 0;
+        free(id);
+        if (old)
+            return;
+    }
+    cli_vec_push(&c->names, cli_xstrdup(name));
+}
+
+bool cli_report_list_dir(const char *dir, const struct cli_dirsnap *skip, struct cli_vec *paths)
+{
+    struct list_ctx c = {.skip = skip};
+    if (!scan_dir(dir, list_one, &c)) {
+        cli_err("%s: cannot read directory: %s", dir, strerror(errno));
+        return false;
+    }
+    if (c.names.n)
+        qsort(c.names.v, c.names.n, sizeof *c.names.v, by_version);
+    size_t dl = strlen(dir);
+    for (size_t i = 0; i < c.names.n; i++) {
+        bool slash = dl && dir[dl - 1] == '/';
+        cli_vec_push(paths, cli_xasprintf("%s%s%s", dir, slash ? "" : "/", (char *)c.names.v[i]));
+        free(c.names.v[i]);
+    }
+    cli_vec_free(&c.names);
+    return true;
+}
+
+/* ---- validation ---- */
+
+/* What is wrong with a document; set once, by the first check that fails. */
+struct verdict {
+    char msg[512];
+    bool bad;
+};
+
+static bool fail(struct verdict *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static bool fail(struct verdict *v, const char *fmt, ...)
+{
+    if (!v->bad) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(v->msg, sizeof v->msg, fmt, ap);
+        va_end(ap);
+        v->bad = true;
+    }
+    return false;
+}
+
+/* Unknown values are null, never missing (INTERFACE.md); this reader also takes missing as null so
+ * that only wrong types fail. */
+static bool opt_string(const json_t *obj, const char *name)
+{
+    const json_t *x = json_object_get(obj, name);
+    return !x || json_is_null(x) || json_is_string(x);
+}
+
+static bool opt_integer(const json_t *obj, const char *name)
+{
+    const json_t *x = json_object_get(obj, name);
+    return !x || json_is_null(x) || json_is_integer(x);
+}
+
+static const json_t *stack_by_id(const json_t *stacks, json_int_t id)
+{
+    char key[32];
+    snprintf(key, sizeof key, "%lld", (long long)id);
+    return json_object_get(stacks, key);
+}
+
+static bool check_stack_ref(const json_t *obj, const char *name, bool required, const json_t *stacks,
+                            const char *what, struct verdict *v)
+{
+    const json_t *x = json_object_get(obj, name);
+    if (!x || json_is_null(x)) {
+        if (required)
+            return fail(v, "%s has no \"%s\"", what, name);
+        return true;
+    }
+    if (!json_is_integer(x))
+        return fail(v, "%s: \"%s\" is not a stack id", what, name);
+    if (!stack_by_id(stacks, json_integer_value(x)))
+        return fail(v, "%s refers to stack %lld, which is not in \"stacks\"", what,
+                    (long long)json_integer_value(x));
+    return true;
+}
+
+static bool check_stacks(const json_t *stacks, struct verdict *v)
+{
+    if (!stacks || json_is_null(stacks))
+        return true;
+    if (!json_is_object(stacks))
+        return fail(v, "\"stacks\" is not an object");
+    const char *id;
+    const json_t *frames;
+    json_object_foreach((json_t *)stacks, id, frames) {
+        if (!json_is_array(frames))
+            return fail(v, "stack %s is not a list of frames", id);
+        size_t i;
+        const json_t *f;
+        json_array_foreach(frames, i, f) {
+            const json_t *off = json_object_get(f, "offset");
+            if (!json_is_object(f) || !opt_string(f, "function") || !opt_string(f, "file") ||
+                !opt_integer(f, "line") || !opt_string(f, "module") || !opt_string(f, "lang") ||
+                (off && !json_is_null(off) && !json_is_string(off) && !json_is_integer(off)))
+                return fail(v, "stack %s, frame %zu is malformed", id, i);
+        }
+    }
+    return true;
+}
+
+static bool check_proc_list(const json_t *list, const char *what, struct verdict *v)
+{
+    if (!json_is_array(list))
+        return fail(v, "%s: \"processes\" is not a list", what);
+    size_t i;
+    const json_t *p;
+    json_array_foreach(list, i, p) {
+        if (json_is_integer(p))
+            continue;
+        if (!json_is_object(p) || !opt_string(p, "program") || !opt_integer(p, "pid"))
+            return fail(v, "%s: process %zu is malformed", what, i);
+    }
+    return true;
+}
+
+/* Fills conns (id -> connection object, borrowed) while checking the "connections" list. */
+static bool check_connections(const json_t *list, const json_t *stacks, json_t *conns, struct verdict *v)
+{
+    if (!list || json_is_null(list))
+        return true;
+    if (!json_is_array(list))
+        return fail(v, "\"connections\" is not a list");
+    size_t i;
+    const json_t *c;
+    json_array_foreach(list, i, c) {
+        char what[64];
+        snprintf(what, sizeof what, "connection %zu", i);
+        if (!json_is_object(c))
+            return fail(v, "%s is not an object", what);
+        const json_t *id = json_object_get(c, "id");
+        if (!json_is_integer(id))
+            return fail(v, "%s has no integer \"id\"", what);
+        const json_t *t = json_object_get(c, "target");
+        if (t && !json_is_null(t) && !json_is_object(t))
+            return fail(v, "%s: \"target\" is not an object", what);
+        if (!check_stack_ref(c, "stack", false, stacks, what, v) ||
+            !check_stack_ref(c, "tx_stack", false, stacks, what, v) || !opt_integer(c, "pid") ||
+            !opt_string(c, "program"))
+            return fail(v, "%s is malformed", what);
+        char key[32];
+        snprintf(key, sizeof key, "%lld", (long long)json_integer_value(id));
+        if (json_object_get(conns, key))
+            return fail(v, "connection id %s appears twice", key);
+        json_object_set(conns, key, (json_t *)c);
+    }
+    return true;
+}
+
+static bool check_leaks(const json_t *leaks, const json_t *stacks, bool merged, struct verdict *v)
+{
+    if (!json_is_array(leaks))
+        return fail(v, "\"leaks\" is missing or not a list");
+    size_t i;
+    const json_t *l;
+    json_array_foreach(leaks, i, l) {
+        char what[64];
+        snprintf(what, sizeof what, "leak %zu", i);
+        if (!json_is_object(l))
+            return fail(v, "%s is not an object", what);
+        if (!check_stack_ref(l, "stack", true, stacks, what, v) ||
+            !check_stack_ref(l, "tx_stack", false, stacks, what, v))
+            return false;
+        const json_t *count = json_object_get(l, "count");
+        if (!json_is_integer(count) || json_integer_value(count) < 0)
+            return fail(v, "%s has no valid \"count\"", what);
+        const char *kind = json_string_value(json_object_get(l, "kind"));
+        if (!kind || !*kind)
+            return fail(v, "%s has no \"kind\"", what);
+        const json_t *sup = json_object_get(l, "suppressed");
+        if (sup && !json_is_null(sup) && !json_is_boolean(sup))
+            return fail(v, "%s: \"suppressed\" is not true or false", what);
+        if (!opt_string(l, "rule"))
+            return fail(v, "%s: \"rule\" is not a string", what);
+        const json_t *ids = json_object_get(l, "connections");
+        if (ids && !json_is_null(ids)) {
+            size_t j;
+            const json_t *id;
+            if (!json_is_array(ids))
+                return fail(v, "%s: \"connections\" is not a list", what);
+            json_array_foreach(ids, j, id) {
+                if (!json_is_integer(id))
+                    return fail(v, "%s: connection %zu is not an id", what, j);
+            }
+        }
+        if (merged && !check_proc_list(json_object_get(l, "processes"), what, v))
+            return false;
+    }
+    return true;
+}
+
+static const char *const triggers[] = {"exit", "signal", "suspect", "request", "merged"};
+
+/* Checks root; on success fills conns with the id -> connection map. */
+static bool check_report(const json_t *root, json_t *conns, struct verdict *v)
+{
+    if (!json_is_object(root))
+        return fail(v, "not a pqleak report (not a JSON object)");
+    const json_t *schema = json_object_get(root, "schema");
+    if (!schema)
+        return fail(v, "not a pqleak report (no \"schema\")");
+    if (!json_is_string(schema) || strcmp(json_string_value(schema), SCHEMA) != 0) {
+        char *s = json_dumps(schema, JSON_ENCODE_ANY);
+        fail(v, "not a pqleak report (schema %.100s, expected \"" SCHEMA "\")", s ? s : "?");
+        free(s);
+        return false;
+    }
+    const char *trigger = json_string_value(json_object_get(root, "trigger"));
+    bool known = false;
+    for (size_t i = 0; trigger && i < sizeof triggers / sizeof triggers[0]; i++)
+        known = known || strcmp(trigger, triggers[i]) == 0;
+    if (!known)
+        return fail(v, "corrupt report (missing or unknown \"trigger\")");
+    bool merged = strcmp(trigger, "merged") == 0;
+    if (!opt_integer(root, "pid") || !opt_string(root, "program") || !opt_string(root, "time"))
+        return fail(v, "corrupt report (bad \"pid\", \"program\" or \"time\")");
+    const json_t *u = json_object_get(root, "utilization");
+    const json_t *set = json_object_get(root, "settings");
+    if ((u && !json_is_null(u) && !json_is_object(u)) || (set && !json_is_null(set) && !json_is_object(set)))
+        return fail(v, "corrupt report (\"utilization\" or \"settings\" is not an object)");
+    const json_t *stacks = json_object_get(root, "stacks");
+    if (!check_stacks(stacks, v) || !check_connections(json_object_get(root, "connections"), stacks, conns, v))
+        goto corrupt;
+    if (merged && !check_proc_list(json_object_get(root, "processes"), "report", v))
+        goto corrupt;
+    /* Exit reports always carry "leaks", even empty: without it this is not a whole report. */
+    const json_t *leaks = json_object_get(root, "leaks");
+    if (strcmp(trigger, "exit") == 0 || merged || (leaks && !json_is_null(leaks)))
+        if (!check_leaks(leaks, stacks, merged, v))
+            goto corrupt;
+    return true;
+corrupt : {
+    char msg[sizeof v->msg];
+    snprintf(msg, sizeof msg, "corrupt report (%s)", v->msg);
+    memcpy(v->msg, msg, sizeof msg);
+    return false;
+}
+}
+
+/* ---- merging a validated report ---- */
+
+static char *str_or_null(const json_t *obj, const char *name)
+{
+    const char *s = json_string_value(json_object_get(obj, name));
+    return s ? cli_xstrdup(s) : NULL;
+}
+
+static long pid_of(const json_t *obj)
+{
+    const json_t *p = json_object_get(obj, "pid");
+    return json_is_integer(p) ? (long)json_integer_value(p) : -1;
+}
+
+static void to_stack(const json_t *frames, struct cli_stack *out)
+{
+    out->n = json_array_size(frames);
+    out->f = cli_xcalloc(out->n, sizeof *out->f);
+    size_t i;
+    const json_t *f;
+    json_array_foreach(frames, i, f) {
+        struct cli_frame *d = &out->f[i];
+        d->function = str_or_null(f, "function");
+        d->file = str_or_null(f, "file");
+        const json_t *line = json_object_get(f, "line");
+        d->line = json_is_integer(line) ? (long)json_integer_value(line) : 0;
+        d->module = str_or_null(f, "module");
+        const json_t *off = json_object_get(f, "offset");
+        if (json_is_integer(off))
+            d->offset = cli_xasprintf("0x%llx", (unsigned long long)json_integer_value(off));
+        else
+            d->offset = str_or_null(f, "offset");
+        d->lang = str_or_null(f, "lang");
+    }
+}
+
+/* The stack obj[name] refers to; false when there is none. */
+static bool ref_stack(const json_t *obj, const char *name, const json_t *stacks, struct cli_stack *out)
+{
+    const json_t *x = json_object_get(obj, name);
+    if (!json_is_integer(x))
+        return false;
+    to_stack(stack_by_id(stacks, json_integer_value(x)), out);
+    return true;
+}
+
+static const struct cli_proc *proc_from(struct cli_set *set, const json_t *p)
+{
+    if (json_is_integer(p))
+        return cli_set_proc(set, NULL, (long)json_integer_value(p));
+    const char *program = json_string_value(json_object_get(p, "program"));
+    return cli_set_proc(set, program, pid_of(p));
+}
+
+static struct cli_conn *make_conn(struct cli_set *set, const json_t *obj, const json_t *stacks,
+                                  const struct cli_proc *proc)
+{
+    struct cli_conn *c = cli_xcalloc(1, sizeof *c);
+    c->obj = json_deep_copy(obj);
+    c->has_stack = ref_stack(obj, "stack", stacks, &c->stack);
+    c->has_tx = ref_stack(obj, "tx_stack", stacks, &c->tx);
+    /* A merged report names each connection's process in the connection itself. */
+    if (json_object_get(obj, "pid") || json_object_get(obj, "program"))
+        proc = cli_set_proc(set, json_string_value(json_object_get(obj, "program")), pid_of(obj));
+    c->proc = proc;
+    static const char *const renumbered[] = {"id", "stack", "tx_stack", "pid", "program"};
+    for (size_t i = 0; i < sizeof renumbered / sizeof renumbered[0]; i++)
+        json_object_del(c->obj, renumbered[i]);
+    return c;
+}
+
+static void add_leak(struct cli_set *set, const json_t *l, const json_t *stacks, const json_t *conns,
+                     const struct cli_proc *self)
+{
+    struct cli_stack stack = {0}, tx = {0};
+    ref_stack(l, "stack", stacks, &stack);
+    bool has_tx = ref_stack(l, "tx_stack", stacks, &tx);
+
+    struct cli_vec procs = {0};
+    if (self)
+        cli_vec_push(&procs, (void *)self);
+    else {
+        size_t i;
+        const json_t *p;
+        json_array_foreach(json_object_get(l, "processes"), i, p) cli_vec_push(&procs, (void *)proc_from(set, p));
+    }
+
+    struct cli_vec cv = {0};
+    size_t i;
+    const json_t *id;
+    json_array_foreach(json_object_get(l, "connections"), i, id) {
+        char key[32];
+        snprintf(key, sizeof key, "%lld", (long long)json_integer_value(id));
+        const json_t *obj = json_object_get(conns, key);
+        /* A leak may name a connection the report did not list; its count still stands. */
+        if (obj)
+            cli_vec_push(&cv, make_conn(set, obj, stacks, self));
+    }
+
+    const char *kind = json_string_value(json_object_get(l, "kind"));
+    long count = (long)json_integer_value(json_object_get(l, "count"));
+    bool sup = json_is_true(json_object_get(l, "suppressed"));
+    const char *rule = json_string_value(json_object_get(l, "rule"));
+    cli_set_add_leak(set, &stack, has_tx ? &tx : NULL, kind, count, sup, rule,
+                     (const struct cli_proc *const *)procs.v, procs.n, (struct cli_conn **)cv.v, cv.n);
+    cli_vec_free(&cv);
+    cli_vec_free(&procs);
+    cli_stack_free(&stack);
+    cli_stack_free(&tx);
+}
+
+static void add_report(struct cli_set *set, const json_t *root, const json_t *conns, const char *path)
+{
+    const char *trigger = json_string_value(json_object_get(root, "trigger"));
+    bool merged = strcmp(trigger, "merged") == 0;
+    bool is_exit = strcmp(trigger, "exit") == 0;
+    const struct cli_proc *self = NULL;
+    char *who;
+    if (merged) {
+        size_t i;
+        const json_t *p;
+        json_array_foreach(json_object_get(root, "processes"), i, p) proc_from(set, p);
+        who = cli_xasprintf("merged %s", path);
+    } else {
+        self = cli_set_proc(set, json_string_value(json_object_get(root, "program")), pid_of(root));
+        who = cli_xstrdup(self->key);
+    }
+    set->reports++;
+    cli_set_add_util(set, who, merged || is_exit ? 1 : 0, json_string_value(json_object_get(root, "time")),
+                     json_object_get(root, "utilization"));
+    free(who);
+    cli_set_add_settings(set, json_object_get(root, "settings"));
+    /* Only final reports count leaks: a live report's open connections may yet be closed, and its
+     * process writes an exit report later. */
+    if (!merged && !is_exit)
+        return;
+    const json_t *stacks = json_object_get(root, "stacks");
+    size_t i;
+    const json_t *l;
+    json_array_foreach(json_object_get(root, "leaks"), i, l) add_leak(set, l, stacks, conns, self);
+}
+
+bool cli_report_load(struct cli_set *set, const char *path)
+{
+    FILE *fp = fopen(path, "r");
+    if (!fp) {
+        cli_err("%s: cannot read report: %s", path, strerror(errno));
+        return false;
+    }
+    struct stat st;
+    if (fstat(fileno(fp), &st) == 0 && S_ISDIR(st.st_mode)) {
+        fclose(fp);
+        cli_err("%s: is a directory", path);
+        return false;
+    }
+    if (S_ISREG(st.st_mode) && st.st_size == 0) {
+        fclose(fp);
+        cli_err("%s: empty file, not a pqleak report", path);
+        return false;
+    }
+    json_error_t jerr;
+    json_t *root = json_loadf(fp, JSON_REJECT_DUPLICATES, &jerr);
+    bool read_error = ferror(fp);
+    fclose(fp);
+    if (!root) {
+        if (read_error)
+            cli_err("%s: cannot read report: %s", path, strerror(errno));
+        else
+            cli_err("%s: not valid JSON, truncated or corrupt (line %d: %s)", path, jerr.line, jerr.text);
+        return false;
+    }
+    json_t *conns = json_object();
+    struct verdict v = {0};
+    bool ok = check_report(root, conns, &v);
+    if (ok)
+        add_report(set, root, conns, path);
+    else
+        cli_err("%s: %s", path, v.msg);
+    json_decref(conns);
+    json_decref(root);
+    return ok;
+}

@@ -1,0 +1,31 @@
+/* Reading saved JSON reports ("schema": "pqleak/1") into a merged set. Every file is validated whole
+ * before anything of it is merged: a gate must never pass because a report could not be read, so a
+ * bad file is an error naming it, never a silent skip. Command-line process only. */
+#ifndef CLI_REPORTIO_H
+#define CLI_REPORTIO_H
+
+#include "merge.h"
+#include "util.h"
+
+#include <stdbool.h>
+
+/* The files a directory held at one moment, to tell them from files written later. */
+struct cli_dirsnap {
+    struct cli_vec ids; /* char *: "name/inode/mtime" */
+};
+
+/* Records the report files now in dir; an unreadable or missing dir gives an empty snapshot. */
+void cli_dirsnap_take(struct cli_dirsnap *snap, const char *dir);
+void cli_dirsnap_free(struct cli_dirsnap *snap);
+
+/* Appends to paths (as owned "dir/name" strings, sorted by name) every report file in dir: regular
+ * files named *.json whose name does not start with '.' (the shim's temp files do), leaving out those
+ * in skip (may be NULL). Returns false after printing one line when dir cannot be read. */
+bool cli_report_list_dir(const char *dir, const struct cli_dirsnap *skip, struct cli_vec *paths);
+
+/* Reads, validates and merges one report file into set. Returns false after printing one line naming
+ * path and what is wrong with it (unreadable, empty, truncated, corrupt, not a pqleak report); then
+ * nothing of the file was merged. */
+bool cli_report_load(struct cli_set *set, const char *path);
+
+#endif

@@ -1,0 +1,46 @@
+/* Small helpers shared by the pqleak command: allocation that never returns NULL, error lines, growable
+ * pointer arrays and path pieces. Command-line process only; not for signal handlers. */
+#ifndef CLI_UTIL_H
+#define CLI_UTIL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Exit statuses of the command (INTERFACE.md). */
+#define CLI_EXIT_OK       0
+#define CLI_EXIT_USAGE    2 /* usage errors, unreadable reports, unwritable outputs, missing shim */
+#define CLI_EXIT_LEAKS    23
+#define CLI_EXIT_NOEXEC   126
+#define CLI_EXIT_NOTFOUND 127
+
+/* Allocation failure in a short-lived command is not worth recovering from: these print one line and
+ * exit with status 2, so callers never see NULL. */
+void *cli_xmalloc(size_t n);
+void *cli_xcalloc(size_t n, size_t size);
+void *cli_xrealloc(void *p, size_t n);
+char *cli_xstrdup(const char *s);
+/* Like asprintf, but never fails. */
+char *cli_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Prints "pqleak: <message>\n" to stderr as one write, so lines from concurrent processes never mix. */
+void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* A growable array of owned or borrowed pointers; the owner decides what to free. */
+struct cli_vec {
+    void **v;
+    size_t n, cap;
+};
+void cli_vec_push(struct cli_vec *a, void *p);
+/* Frees the array itself, not the elements. */
+void cli_vec_free(struct cli_vec *a);
+
+/* The part of path after the last '/'; points into path. */
+const char *cli_basename(const char *path);
+
+/* Parses a whole decimal integer in [min, max]; false when malformed or out of range. */
+bool cli_parse_long(const char *s, long min, long max, long *out);
+/* Parses a whole non-negative decimal number of seconds (digits, optional fraction) up to max. */
+bool cli_parse_seconds(const char *s, double max, double *out);
+
+#endif
