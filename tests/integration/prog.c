@@ -1,0 +1,249 @@
+/* Test program for the integration tests: each mode exercises one way of opening, leaking or closing
+ * libpq connections against the server named by PGHOST & co. Built with -g -O0 so that reports show
+ * these functions with file and line. Prints nothing on success unless the mode says so. */
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/select.h>
+#include <sys/wait.h>
+#include <dirent.h>
+#include <unistd.h>
+
+static PGconn *held_in_global;
+
+static void must(int ok, const char *what)
+{
+    if (!ok) {
+        fprintf(stderr, "prog: %s failed\n", what);
+        exit(99);
+    }
+}
+
+static PGconn *connect_ok(void)
+{
+    PGconn *c = PQconnectdb("");
+    must(PQstatus(c) == CONNECTION_OK, PQerrorMessage(c));
+    return c;
+}
+
+/* The PQconnectStartParams + PQconnectPoll loop libpq documents for non-blocking connects. */
+static PGconn *connect_nonblocking(void)
+{
+    const char *kw[] = {"dbname", NULL};
+    const char *val[] = {getenv("PGDATABASE"), NULL};
+    PGconn *c = PQconnectStartParams(kw, val, 0);
+    must(c && PQstatus(c) != CONNECTION_BAD, "PQconnectStartParams");
+    PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+    while (st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
+        fd_set fds;
+        FD_ZERO(&fds);
+        FD_SET(PQsocket(c), &fds);
+        if (st == PGRES_POLLING_READING)
+            select(PQsocket(c) + 1, &fds, NULL, NULL, NULL);
+        else
+            select(PQsocket(c) + 1, NULL, &fds, NULL, NULL);
+        st = PQconnectPoll(c);
+    }
+    must(st == PGRES_POLLING_OK, PQerrorMessage(c));
+    return c;
+}
+
+/* Two leak sites in two functions: one kept in a global (a static function: its name must still
+ * show), one dropped. */
+static void leak_into_global(void)
+{
+    held_in_global = connect_ok();
+}
+
+void leak_and_drop(void);
+void leak_and_drop(void)
+{
+    PGconn *c = connect_ok();
+    (void)c;
+}
+
+static int mode_two_sites(void)
+{
+    leak_into_global();
+    for (int i = 0; i < 2; i++)
+        leak_and_drop();
+    PQfinish(connect_ok()); /* closed: not a leak */
+    return 0;
+}
+
+/* Every entry point once, closed; then each once more, leaked. */
+static int mode_entry_points(int leak)
+{
+    const char *kw[] = {"dbname", "application_name", NULL};
+    const char *val[] = {getenv("PGDATABASE"), "entry-points", NULL};
+    PGconn *c[6];
+    c[0] = PQconnectdb("application_name=entry-points");
+    c[1] = PQconnectdbParams(kw, val, 0);
+    c[2] = PQsetdbLogin(NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+    c[3] = PQconnectStart("application_name=entry-points");
+    c[4] = connect_nonblocking();
+    /* PQconnectStart's connection completed with the poll loop. */
+    while (PQconnectPoll(c[3]) != PGRES_POLLING_OK)
+        usleep(1000);
+    c[5] = PQconnectdb("postgresql:///postgres?application_name=entry-points");
+    for (int i = 0; i < 6; i++)
+        must(PQstatus(c[i]) == CONNECTION_OK, PQerrorMessage(c[i]));
+    PQreset(c[0]);
+    must(PQstatus(c[0]) == CONNECTION_OK, "PQreset");
+    must(PQping("") == PQPING_OK, "PQping");
+    if (!leak)
+        for (int i = 0; i < 6; i++)
+            PQfinish(c[i]);
+    return 0;
+}
+
+#define NTHREADS 8
+#define PER_THREAD 25
+
+static void *thread_main(void *arg)
+{
+    long n = (long)arg;
+    for (int i = 0; i < PER_THREAD; i++) {
+        PGconn *c = (i + n) % 2 ? connect_nonblocking() : connect_ok();
+        PGresult *r = PQexec(c, "select 1");
+        must(PQresultStatus(r) == PGRES_TUPLES_OK, "select");
+        PQclear(r);
+        PQfinish(c);
+    }
+    return NULL;
+}
+
+static int mode_threads(void)
+{
+    pthread_t t[NTHREADS];
+    for (long i = 0; i < NTHREADS; i++)
+        must(pthread_create(&t[i], NULL, thread_main, (void *)i) == 0, "pthread_create");
+    for (int i = 0; i < NTHREADS; i++)
+        pthread_join(t[i], NULL);
+    return 0;
+}
+
+/* Failed connections: libpq needs PQfinish for them too. */
+static void leak_failed(void)
+{
+    PGconn *c = PQconnectdb("host=/nonexistent-pqleak-dir connect_timeout=1");
+    must(PQstatus(c) == CONNECTION_BAD, "failed connect");
+}
+
+static int mode_failed(int leak)
+{
+    PGconn *c = PQconnectdb("host=/nonexistent-pqleak-dir");
+    must(PQstatus(c) == CONNECTION_BAD, "failed connect");
+    PQfinish(c);
+    if (leak)
+        leak_failed();
+    return 0;
+}
+
+/* Secrets in every form libpq takes; the connections fail (no such socket) and leak on purpose. */
+static int mode_secrets(void)
+{
+    PQconnectdb("host=/nonexistent-pqleak-dir password=Secret-Conninfo-1 user=alice");
+    PQconnectdb("postgresql://bob:Secret-Uri-2@/db?host=/nonexistent-pqleak-dir");
+    const char *kw[] = {"host", "password", "application_name", NULL};
+    const char *val[] = {"/nonexistent-pqleak-dir", "Secret-Kw-3", "Secret-Kw-3", NULL};
+    PQconnectdbParams(kw, val, 0);
+    const char *kw2[] = {"dbname", NULL};
+    const char *val2[] = {"postgresql://carol:Secret-Expand-4@/db?host=/nonexistent-pqleak-dir", NULL};
+    PQconnectdbParams(kw2, val2, 1);
+    return 0;
+}
+
+/* Leaves through _exit: no atexit handlers, no destructors, the report must still be written. */
+static int mode_underscore_exit(void)
+{
+    leak_and_drop();
+    _exit(5);
+}
+
+/* A forked child that connects and leaks reports only its own connection. */
+static int mode_fork(void)
+{
+    PGconn *parent = connect_ok();
+    pid_t pid = fork();
+    if (pid == 0) {
+        leak_and_drop();
+        exit(0);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    must(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child");
+    PQfinish(parent);
+    return 0;
+}
+
+/* A program that has libpq linked but never connects: it checks that the shim left no trace. */
+static int mode_quiet(void)
+{
+    struct sigaction sa;
+    sigaction(SIGUSR1, NULL, &sa);
+    must(sa.sa_handler == SIG_DFL, "no SIGUSR1 handler");
+    sigaction(SIGUSR2, NULL, &sa);
+    must(sa.sa_handler == SIG_DFL, "no SIGUSR2 handler");
+    int tasks = 0;
+    DIR *d = opendir("/proc/self/task");
+    for (struct dirent *e; d && (e = readdir(d));)
+        tasks += e->d_name[0] != '.';
+    if (d)
+        closedir(d);
+    must(tasks == 1, "one thread");
+    return 3;
+}
+
+/* Connections closed in the program's own atexit handler are not leaks. */
+static PGconn *closed_at_exit;
+static void close_at_exit(void)
+{
+    PQfinish(closed_at_exit);
+}
+
+static int mode_atexit(void)
+{
+    closed_at_exit = connect_ok();
+    atexit(close_at_exit);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *m = argc > 1 ? argv[1] : "";
+    setvbuf(stdout, NULL, _IOFBF, 1 << 16);
+    if (!strcmp(m, "two-sites"))
+        return mode_two_sites();
+    if (!strcmp(m, "entry-points"))
+        return mode_entry_points(0);
+    if (!strcmp(m, "entry-points-leak"))
+        return mode_entry_points(1);
+    if (!strcmp(m, "threads"))
+        return mode_threads();
+    if (!strcmp(m, "failed"))
+        return mode_failed(0);
+    if (!strcmp(m, "failed-leak"))
+        return mode_failed(1);
+    if (!strcmp(m, "secrets"))
+        return mode_secrets();
+    if (!strcmp(m, "_exit"))
+        return mode_underscore_exit();
+    if (!strcmp(m, "fork"))
+        return mode_fork();
+    if (!strcmp(m, "quiet"))
+        return mode_quiet();
+    if (!strcmp(m, "atexit"))
+        return mode_atexit();
+    if (!strcmp(m, "stdout")) {
+        /* Buffered output that only exit() flushes: PQLEAK_EXITCODE must not lose it. */
+        printf("buffered output survives\n");
+        leak_and_drop();
+        return 0;
+    }
+    fprintf(stderr, "prog: unknown mode '%s'\n", m);
+    return 2;
+}

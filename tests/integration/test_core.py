@@ -1,0 +1,291 @@
+"""Integration tests of the core shim: a real server (fixture "pg"), the C test program it_prog and
+real clients. Each function is one ctest test: python3 test_core.py NAME."""
+import os
+import re
+import subprocess
+import tempfile
+
+from harness import (PROG, SHIM, check, eq, frames, innermost_user_function, leaks, main, run,
+                     validate_schema)
+
+PQLEAK_LINE = re.compile(r"^(==\d+==)?pqleak", re.M)
+
+
+def two_sites():
+    r = run([PROG, "two-sites"])
+    eq(r.rc, 0, "exit status (PQLEAK_EXITCODE unset)")
+    rep = r.only_report()
+    validate_schema(rep)
+    eq(rep["trigger"], "exit", "trigger")
+    eq(rep["utilization"]["opened_total"], 4, "opened_total")
+    eq(rep["utilization"]["closed_total"], 1, "closed_total")
+    groups = leaks(rep)
+    eq(sorted(g["count"] for g in groups), [1, 2], "leak group counts")
+    by_fn = {}
+    for g in groups:
+        fs = frames(rep, g["stack"])
+        names = [f["function"] for f in fs]
+        check("connect_ok" == names[0], f"innermost frame is the caller of PQconnectdb: {names}")
+        fn = next(n for n in names if n in ("leak_into_global", "leak_and_drop"))
+        f = fs[names.index(fn)]
+        check(f["file"] and f["file"].endswith("prog.c") and f["line"] > 0, f"file:line of {fn}: {f}")
+        eq(f["lang"], "c", "lang")
+        eq(g["kind"], "unclosed", "kind")
+        by_fn[fn] = g
+    eq(sorted(by_fn), ["leak_and_drop", "leak_into_global"], "leaking functions")
+    eq(by_fn["leak_and_drop"]["count"], 2, "connections leaked by leak_and_drop")
+    eq(len(rep["connections"]), 3, "leaked connections listed")
+    # The text report names both functions with file and line, and ends with the summary.
+    for fn in ("leak_into_global", "leak_and_drop"):
+        check(re.search(rf"in {fn} \S*prog\.c:\d+", r.err), f"text report lacks {fn} with file:line:\n{r.err}")
+    check("SUMMARY: pqleak: 3 connections leaked in 2 groups" in r.err, f"summary line:\n{r.err}")
+
+
+def entry_points_clean():
+    r = run([PROG, "entry-points"])
+    eq(r.rc, 0, "exit status")
+    check(not PQLEAK_LINE.search(r.err), f"no pqleak output expected:\n{r.err}")
+    rep = r.only_report()
+    validate_schema(rep)
+    # One record per connection however libpq nests its calls; PQping's own connection not counted.
+    eq(rep["utilization"]["opened_total"], 6, "opened_total")
+    eq(rep["utilization"]["closed_total"], 6, "closed_total")
+    eq(rep["utilization"]["peak_open"], 6, "peak_open")
+    eq(rep["leaks"], [], "leaks")
+
+
+def entry_points_leak():
+    r = run([PROG, "entry-points-leak"])
+    rep = r.only_report()
+    eq(rep["utilization"]["opened_total"], 6, "opened_total")
+    eq(sum(g["count"] for g in leaks(rep)), 6, "leaked connections")
+    for c in rep["connections"]:
+        eq(c["status"], "ok", "status")
+        check(isinstance(c["server_pid"], int), "server pid")
+    names = [c["target"]["application_name"] for c in rep["connections"]]
+    eq(names.count("entry-points"), 4, f"application_name of the connections that set it: {names}")
+    # PQreset kept the record: still 6 connections, the first with its new server pid.
+    eq(len(rep["connections"]), 6, "connections")
+
+
+def threads():
+    r = run([PROG, "threads"])
+    eq(r.rc, 0, "exit status")
+    check(not PQLEAK_LINE.search(r.err), f"no pqleak output expected:\n{r.err}")
+    u = r.only_report()["utilization"]
+    eq((u["opened_total"], u["closed_total"], u["open"], u["failed_total"]), (200, 200, 0, 0),
+       "opened, closed, open, failed")
+
+
+def failed_freed():
+    r = run([PROG, "failed"])
+    eq(r.rc, 0, "exit status")
+    rep = r.only_report()
+    eq(rep["leaks"], [], "leaks")
+    eq(rep["utilization"]["failed_total"], 1, "failed_total")
+    eq(rep["utilization"]["open"], 0, "a failed connection holds no slot")
+
+
+def failed_leaked():
+    r = run([PROG, "failed-leak"])
+    rep = r.only_report()
+    groups = leaks(rep)
+    eq(len(groups), 1, "groups")
+    eq(innermost_user_function(rep, groups[0]["stack"]), "leak_failed", "leaking function")
+    eq(rep["connections"][0]["status"], "bad", "status of a failed connection")
+    check("failed to connect" in r.err, f"text says the connection failed:\n{r.err}")
+
+
+def secrets():
+    r = run([PROG, "secrets"], env={"PQLEAK_TRACE": "1"})
+    rep = r.only_report()
+    eq(sum(g["count"] for g in leaks(rep)), 4, "leaked connections")
+    text = r.err + str(rep)
+    check("Secret" not in text, f"a password leaked into the output:\n{text}")
+    users = sorted(c["target"]["user"] or "" for c in rep["connections"])
+    check("alice" in users and "bob" in users and "carol" in users, f"users kept: {users}")
+
+
+def exitcode():
+    r = run([PROG, "two-sites"], env={"PQLEAK_EXITCODE": "7"})
+    eq(r.rc, 7, "exit status with leaks")
+    r = run([PROG, "entry-points"], env={"PQLEAK_EXITCODE": "7"})
+    eq(r.rc, 0, "exit status without leaks")
+    r = run([PROG, "stdout"], env={"PQLEAK_EXITCODE": "7"})
+    eq(r.rc, 7, "exit status with leaks")
+    eq(r.out, "buffered output survives\n", "the program's buffered stdout")
+
+
+def underscore_exit():
+    r = run([PROG, "_exit"])
+    eq(r.rc, 5, "the program's own _exit status")
+    eq(sum(g["count"] for g in leaks(r.only_report())), 1, "leak reported through _exit")
+    r = run([PROG, "_exit"], env={"PQLEAK_EXITCODE": "9"})
+    eq(r.rc, 9, "PQLEAK_EXITCODE through _exit")
+
+
+def fork():
+    r = run([PROG, "fork"])
+    eq(r.rc, 0, "exit status")
+    eq(len(r.reports), 2, "reports (parent and child)")
+    parent = [x for x in r.reports if not x["leaks"]]
+    child = [x for x in r.reports if x["leaks"]]
+    eq((len(parent), len(child)), (1, 1), "one clean parent report, one leaking child report")
+    eq(child[0]["utilization"]["opened_total"], 1, "the child counts only its own connections")
+    eq(len(child[0]["connections"]), 1, "the child reports only its own connection")
+    check(child[0]["pid"] != parent[0]["pid"], "different pids")
+
+
+def atexit_close():
+    r = run([PROG, "atexit"])
+    eq(r.only_report()["leaks"], [], "connection closed in an atexit handler is no leak")
+
+
+def quiet():
+    logdir = tempfile.mkdtemp()
+    log = os.path.join(logdir, "log-%p")
+    env = {"PQLEAK_LOG": log, "PQLEAK_MAX_CONNS": "bogus"}
+    r = run([PROG, "quiet"], env=env)
+    eq(r.rc, 3, "the program's exit status")
+    eq((r.out, r.err), ("", ""), "output")
+    eq(r.reports, [], "reports")
+    eq(os.listdir(logdir), [], "files in the log directory")
+    for cmd in (["sh", "-c", "exit 4"], ["true"]):
+        r = run(cmd, env=env)
+        eq((r.rc != 0, r.err, r.reports), (cmd[0] == "sh", "", []), f"{cmd} under the shim")
+    eq(os.listdir(logdir), [], "files in the log directory")
+
+
+def malformed_setting():
+    r = run([PROG, "two-sites"], env={"PQLEAK_STACK_DEPTH": "lots", "PQLEAK_EXITCODE": "-3"})
+    warnings = [l for l in r.err.splitlines() if l.startswith("pqleak: PQLEAK_")]
+    eq(len(warnings), 2, f"one warning per malformed variable:\n{r.err}")
+    check("PQLEAK_EXITCODE='-3'" in warnings[0] and "using 0" in warnings[0], warnings[0])
+    check("PQLEAK_STACK_DEPTH='lots'" in warnings[1] and "using 32" in warnings[1], warnings[1])
+    eq(r.rc, 0, "exit status with the default exit code")
+
+
+def disable():
+    r = run([PROG, "two-sites"], env={"PQLEAK_DISABLE": "1"})
+    eq((r.rc, r.err, r.reports), (0, "", []), "status, output, reports when disabled")
+
+
+def stack_depth():
+    r = run([PROG, "two-sites"], env={"PQLEAK_STACK_DEPTH": "1"})
+    for fs in r.only_report()["stacks"].values():
+        eq(len(fs), 1, "frames per stack")
+
+
+def suppressions():
+    d = tempfile.mkdtemp()
+    path = os.path.join(d, "supp")
+    with open(path, "w") as f:
+        f.write("# known leak in the dropper\nleak:leak_and_*\n\nnot a rule\n")
+    r = run([PROG, "two-sites"], env={"PQLEAK_SUPPRESSIONS": path, "PQLEAK_EXITCODE": "7"})
+    check(f"{path}:4:" in r.err, f"malformed line named with file:line:\n{r.err}")
+    rep = r.only_report()
+    sup = leaks(rep, suppressed=True)
+    eq(len(sup), 1, "suppressed groups")
+    eq((sup[0]["count"], sup[0]["rule"]), (2, "leak:leak_and_*"), "suppressed group")
+    eq(len(leaks(rep)), 1, "unsuppressed groups")
+    check("2 leak:leak_and_*" in r.err, f"rule with hit count in text:\n{r.err}")
+    eq(r.rc, 7, "exit status: one unsuppressed leak remains")
+    # Suppress everything, by module path and by file name: exit status unchanged, no text report.
+    with open(path, "w") as f:
+        f.write("leak:*/it_prog\n")
+    r = run([PROG, "two-sites"], env={"PQLEAK_SUPPRESSIONS": path, "PQLEAK_EXITCODE": "7"})
+    eq((r.rc, r.err), (0, ""), "all suppressed by module")
+    with open(path, "w") as f:
+        f.write("leak:prog.c\n")
+    r = run([PROG, "two-sites"], env={"PQLEAK_SUPPRESSIONS": path, "PQLEAK_EXITCODE": "7"})
+    eq(r.rc, 0, "all suppressed by file")
+    r = run([PROG, "two-sites"], env={"PQLEAK_SUPPRESSIONS": "/nonexistent/supp"})
+    check("PQLEAK_SUPPRESSIONS='/nonexistent/supp' cannot be read" in r.err, r.err)
+
+
+def log_file():
+    d = tempfile.mkdtemp()
+    r = run([PROG, "two-sites"], env={"PQLEAK_LOG": os.path.join(d, "leaks-%p.log")}, report_dir=False)
+    eq(r.err, "", "stderr when logging to a file")
+    files = os.listdir(d)
+    eq(len(files), 1, "log files")
+    check(re.fullmatch(r"leaks-\d+\.log", files[0]), files[0])
+    text = open(os.path.join(d, files[0])).read()
+    check("SUMMARY: pqleak: 3 connections leaked" in text, text)
+
+
+def unwritable_report_dir():
+    r = run([PROG, "two-sites"], env={"PQLEAK_REPORT_DIR": "/proc/pqleak-nope", "PQLEAK_TEXT_REPORT": "0"},
+            report_dir=False)
+    eq(r.rc, 0, "exit status")
+    check("cannot write a report in PQLEAK_REPORT_DIR='/proc/pqleak-nope'" in r.err, r.err)
+    check("SUMMARY: pqleak: 3 connections leaked" in r.err, f"report goes to the log instead:\n{r.err}")
+
+
+def no_text_report():
+    r = run([PROG, "two-sites"], env={"PQLEAK_TEXT_REPORT": "0"})
+    eq(r.err, "", "stderr")
+    eq(len(leaks(r.only_report())), 2, "JSON still written")
+
+
+def exports():
+    out = subprocess.run(["nm", "-D", "--defined-only", SHIM], capture_output=True, text=True, check=True).stdout
+    syms = sorted(l.split()[-1] for l in out.splitlines() if l.strip())
+    want = sorted("PQconnectdb PQconnectdbParams PQsetdbLogin PQconnectStart PQconnectStartParams "
+                  "PQconnectPoll PQfinish PQreset PQresetStart PQresetPoll PQping PQpingParams "
+                  "_exit _Exit".split())
+    eq(syms, want, "exported symbols")
+    dyn = subprocess.run(["readelf", "-d", SHIM], capture_output=True, text=True, check=True).stdout
+    needed = re.findall(r"\(NEEDED\).*\[(.*)\]", dyn)
+    eq(needed, ["libc.so.6"], "DT_NEEDED (no libpq, libunwind or libdw)")
+
+
+def psql():
+    r = run(["psql", "-X", "-At", "-c", "select 1"])
+    eq((r.rc, r.out), (0, "1\n"), "psql result")
+    check(not PQLEAK_LINE.search(r.err), f"no pqleak output:\n{r.err}")
+    rep = r.only_report()  # psql is a perl wrapper: perl never connects, so it writes nothing
+    check(rep["program"].endswith("/psql"), rep["program"])
+    eq(rep["leaks"], [], "leaks")
+    check(rep["utilization"]["opened_total"] >= 1, "psql connected")
+
+
+def pgbench():
+    r = run(["pgbench", "-i", "-q", "-s", "1"], timeout=300)
+    eq(r.rc, 0, f"pgbench -i:\n{r.err}")
+    r = run(["pgbench", "-C", "-S", "-c", "2", "-j", "2", "-t", "20", "-n"], timeout=300)
+    eq(r.rc, 0, f"pgbench -C:\n{r.err}")
+    check(not PQLEAK_LINE.search(r.err), f"no pqleak output:\n{r.err}")
+    rep = r.only_report()
+    eq(rep["leaks"], [], "leaks")
+    check(rep["utilization"]["opened_total"] >= 40, f"opened_total {rep['utilization']['opened_total']}")
+
+
+PSYCOPG2_CLEAN = """
+import psycopg2
+for i in range(5):
+    conn = psycopg2.connect("")
+    with conn.cursor() as cur:
+        cur.execute("select %s", (i,))
+        assert cur.fetchone() == (i,)
+    conn.close()
+with psycopg2.connect("application_name=ctx") as conn:  # commits, does not close
+    pass
+conn.close()
+print("ok")
+"""
+
+
+def psycopg2_clean():
+    r = run([os.environ.get("PYTHON", "python3"), "-c", PSYCOPG2_CLEAN])
+    eq((r.rc, r.out), (0, "ok\n"), f"script result:\n{r.err}")
+    check(not PQLEAK_LINE.search(r.err), f"no pqleak output:\n{r.err}")
+    rep = r.only_report()
+    eq(rep["leaks"], [], "leaks")
+    eq(rep["utilization"]["opened_total"], 6, "connections seen (libpq loaded late by psycopg2)")
+
+
+main({f.__name__: f for f in (two_sites, entry_points_clean, entry_points_leak, threads, failed_freed,
+                              failed_leaked, secrets, exitcode, underscore_exit, fork, atexit_close, quiet,
+                              malformed_setting, disable, stack_depth, suppressions, log_file,
+                              unwritable_report_dir, no_text_report, exports, psql, pgbench, psycopg2_clean)})
