@@ -25,9 +25,10 @@ static int handle_request(int user_id)
     return 0;
 }
 
+PGconn *cache_conn; /* kept for the life of the process, never closed */
+
 static void warm_up_cache(void)
 {
-    static PGconn *cache_conn; /* kept for the life of the process, never closed */
     cache_conn = PQconnectdb("application_name=cache");
 }
 

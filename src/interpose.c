@@ -2,7 +2,7 @@
  * that programs leaving through them (Python's os._exit) still get their exit report. Each wrapper
  * calls the real function and records; only the outermost call on a thread records, because libpq
  * calls its own exports (PQconnectdb -> PQconnectStart -> PQconnectPoll, PQping -> PQconnectStart +
- * PQfinish): one connection, one record. Application threads; never signal context except _exit,
+ * PQfinish): one connection, one record. PQerrorMessage is here for the refusals made at a cap. Application threads; never signal context except _exit,
  * which does no work in a process that never connected. */
 #define _GNU_SOURCE
 #include <libpq-fe.h>
@@ -30,45 +30,60 @@ static void leave(void)
     depth--;
 }
 
-/* The blocking connects share one shape: resolve, call, record. */
-#define CONNECT_WRAPPER(call, nonblocking)                                                                  \
+/* Every connect has one shape: resolve, check out a slot (or return pqleak's refusal), call, record. */
+#define CONNECT_WRAPPER(call, nonblocking, ...)                                                             \
     do {                                                                                                   \
         if (!pql_real_resolve())                                                                           \
             return NULL;                                                                                   \
         bool outer = enter();                                                                              \
         bool track = outer && pql_shim_active();                                                           \
+        struct pql_slot slot = {0};                                                                        \
+        if (track) {                                                                                       \
+            struct pql_connect_args args = {__VA_ARGS__};                                                  \
+            PGconn *refused = pql_track_checkout(nonblocking, &args, &slot);                               \
+            if (refused) {                                                                                 \
+                leave();                                                                                   \
+                return refused;                                                                            \
+            }                                                                                              \
+        }                                                                                                  \
         PGconn *conn = call;                                                                               \
         leave();                                                                                           \
         if (track)                                                                                         \
-            pql_track_open(conn, nonblocking);                                                             \
+            pql_track_open(conn, nonblocking, &slot);                                                      \
         return conn;                                                                                       \
     } while (0)
 
 PQL_EXPORT PGconn *PQconnectdb(const char *conninfo)
 {
-    CONNECT_WRAPPER(pql_real.PQconnectdb(conninfo), false);
+    CONNECT_WRAPPER(pql_real.PQconnectdb(conninfo), false, .conninfo = conninfo);
 }
 
 PQL_EXPORT PGconn *PQconnectdbParams(const char *const *keywords, const char *const *values, int expand_dbname)
 {
-    CONNECT_WRAPPER(pql_real.PQconnectdbParams(keywords, values, expand_dbname), false);
+    CONNECT_WRAPPER(pql_real.PQconnectdbParams(keywords, values, expand_dbname), false, .keywords = keywords,
+                    .values = values, .expand_dbname = expand_dbname);
 }
 
 PQL_EXPORT PGconn *PQsetdbLogin(const char *pghost, const char *pgport, const char *pgoptions, const char *pgtty,
                                 const char *dbName, const char *login, const char *pwd)
 {
-    CONNECT_WRAPPER(pql_real.PQsetdbLogin(pghost, pgport, pgoptions, pgtty, dbName, login, pwd), false);
+    /* libpq treats a dbName with '=' or a URI as a conninfo string; so does expand_dbname. */
+    const char *kw[] = {"host", "port", "user", "dbname", NULL};
+    const char *val[] = {pghost, pgport, login, dbName, NULL};
+    CONNECT_WRAPPER(pql_real.PQsetdbLogin(pghost, pgport, pgoptions, pgtty, dbName, login, pwd), false,
+                    .keywords = kw, .values = val, .expand_dbname = 1);
 }
 
 PQL_EXPORT PGconn *PQconnectStart(const char *conninfo)
 {
-    CONNECT_WRAPPER(pql_real.PQconnectStart(conninfo), true);
+    CONNECT_WRAPPER(pql_real.PQconnectStart(conninfo), true, .conninfo = conninfo);
 }
 
 PQL_EXPORT PGconn *PQconnectStartParams(const char *const *keywords, const char *const *values,
                                         int expand_dbname)
 {
-    CONNECT_WRAPPER(pql_real.PQconnectStartParams(keywords, values, expand_dbname), true);
+    CONNECT_WRAPPER(pql_real.PQconnectStartParams(keywords, values, expand_dbname), true, .keywords = keywords,
+                    .values = values, .expand_dbname = expand_dbname);
 }
 
 PQL_EXPORT PostgresPollingStatusType PQconnectPoll(PGconn *conn)
@@ -149,6 +164,15 @@ PQL_EXPORT PGPing PQpingParams(const char *const *keywords, const char *const *v
     PGPing r = pql_real.PQpingParams(keywords, values, expand_dbname);
     leave();
     return r;
+}
+
+/* pqleak's own message for a connection it refused at the cap; libpq's for every other. */
+PQL_EXPORT char *PQerrorMessage(const PGconn *conn)
+{
+    if (!pql_real_resolve())
+        return (char *)"";
+    char *msg = pql_track_refusal_message(conn);
+    return msg ? msg : pql_real.PQerrorMessage(conn);
 }
 
 PQL_EXPORT void _exit(int status)

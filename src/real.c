@@ -69,6 +69,10 @@ bool pql_real_resolve(void)
             RESOLVE(h, PQbackendPID);
             RESOLVE(h, PQconninfo);
             RESOLVE(h, PQconninfoFree);
+            RESOLVE(h, PQconninfoParse);
+            RESOLVE(h, PQconndefaults);
+            RESOLVE(h, PQerrorMessage);
+            RESOLVE(h, PQfreemem);
             /* The handle's reference is kept on purpose: libpq must not be unloaded under us. */
             atomic_store_explicit(&resolved, true, memory_order_release);
         }

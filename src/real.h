@@ -31,6 +31,10 @@ struct pql_real {
     int (*PQbackendPID)(const PGconn *);
     PQconninfoOption *(*PQconninfo)(PGconn *);
     void (*PQconninfoFree)(PQconninfoOption *);
+    PQconninfoOption *(*PQconninfoParse)(const char *, char **);
+    PQconninfoOption *(*PQconndefaults)(void);
+    char *(*PQerrorMessage)(const PGconn *);
+    void (*PQfreemem)(void *);
 };
 
 /* The resolved functions. A member is NULL until libpq is found. */

@@ -62,8 +62,9 @@ uint64_t pql_registry_add(const PGconn *conn, const struct pql_conn *rec)
         free(e);
     } else {
         id = e->rec.id;
-        counters.opened_total++;
-        if (rec->state == PQL_BAD)
+        /* A refusal is not a connection: it counts in the checkout's refused_total instead. */
+        counters.opened_total += !rec->refused;
+        if (rec->state == PQL_BAD && !rec->refused)
             counters.failed_total++;
         if (holds_slot(rec->state) && ++counters.open > counters.peak_open)
             counters.peak_open = counters.open;
@@ -73,9 +74,10 @@ uint64_t pql_registry_add(const PGconn *conn, const struct pql_conn *rec)
 }
 
 bool pql_registry_set_state(const PGconn *conn, enum pql_state state, int server_pid,
-                            const struct pql_target *target)
+                            const struct pql_target *target, struct pql_slot *released)
 {
     uintptr_t key = mask(conn);
+    released->held = false;
     pthread_mutex_lock(&lock);
     struct entry *e;
     HASH_FIND(hh, table, &key, sizeof(key), e);
@@ -87,6 +89,10 @@ bool pql_registry_set_state(const PGconn *conn, enum pql_state state, int server
             /* PQreset brought a failed connection back. */
             if (++counters.open > counters.peak_open)
                 counters.peak_open = counters.open;
+        }
+        if (!holds_slot(state) && e->rec.slot.held) {
+            *released = e->rec.slot;
+            e->rec.slot.held = false;
         }
         e->rec.state = state;
         e->rec.server_pid = server_pid;
@@ -106,7 +112,7 @@ bool pql_registry_remove(const PGconn *conn, struct pql_conn *out)
     if (e) {
         HASH_DEL(table, e);
         if (e->rec.pid == getpid()) {
-            counters.closed_total++;
+            counters.closed_total += !e->rec.refused;
             if (holds_slot(e->rec.state))
                 counters.open--;
         }

@@ -14,6 +14,13 @@
 
 enum pql_state { PQL_CONNECTING, PQL_OK, PQL_BAD };
 
+/* A checkout slot (see checkout.h), kept in the record of the connection that holds it. */
+struct pql_slot {
+    bool held;
+    pid_t tid;       /* the thread that took it */
+    uint32_t target; /* per-target cap bucket, 0 when none */
+};
+
 struct pql_conn {
     uint64_t id;
     pid_t pid;          /* process that opened it: a forked child reports only its own */
@@ -24,6 +31,8 @@ struct pql_conn {
     int server_pid;     /* 0 when unknown */
     uint32_t stack;     /* open stack id, 0 when none */
     struct pql_target target;
+    struct pql_slot slot;
+    bool refused;       /* a refusal made by pqleak, not a real connection attempt */
 };
 
 struct pql_counters {
@@ -38,9 +47,10 @@ struct pql_counters {
 uint64_t pql_registry_add(const PGconn *conn, const struct pql_conn *rec);
 
 /* Sets the state (counting failures and open connections), server pid and target of conn's record.
- * target may be NULL to keep it. Returns false when conn is not tracked. */
+ * target may be NULL to keep it. When the connection failed while holding a checkout slot, the slot is
+ * moved to *released (else released->held is false). Returns false when conn is not tracked. */
 bool pql_registry_set_state(const PGconn *conn, enum pql_state state, int server_pid,
-                            const struct pql_target *target);
+                            const struct pql_target *target, struct pql_slot *released);
 
 /* Removes conn's record, copying it to *out when out is non-NULL. Returns false when not tracked. */
 bool pql_registry_remove(const PGconn *conn, struct pql_conn *out);

@@ -5,6 +5,7 @@
 #include "report.h"
 
 #include "buf.h"
+#include "checkout.h"
 #include "log.h"
 #include "registry.h"
 #include "stack.h"
@@ -403,6 +404,7 @@ struct pql_report_result pql_report_exit(const struct pql_settings *settings, st
         pql_log("out of memory while writing the exit report");
         return res;
     }
+    pql_checkout_counters(&r.counters);
     /* A process that never opened a connection (a forked child, say) writes nothing. */
     if (r.counters.opened_total == 0)
         goto out;
@@ -441,4 +443,88 @@ out:
     free(r.groups);
     free(r.conns);
     return res;
+}
+
+/* Libraries whose frames say nothing about who opened a connection. */
+static bool system_module(const char *module)
+{
+    static const char *const prefixes[] = {"libpq.so", "libc.so", "ld-linux", "libpthread", "libpqleak"};
+    const char *base = module ? strrchr(module, '/') : NULL;
+    base = base ? base + 1 : module;
+    if (!base)
+        return true;
+    for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
+        if (!strncmp(base, prefixes[i], strlen(prefixes[i])))
+            return true;
+    return false;
+}
+
+/* "handle_request (app.c:42) <- main (app.c:60)": the innermost two frames of the program itself. */
+static void describe_site(struct pql_buf *b, struct pql_symbolizer *sym, uint32_t stack)
+{
+    int n = 0, shown = 0;
+    const uintptr_t *pcs = stack ? pql_stack_get(stack, &n) : NULL;
+    for (int i = 0; pcs && sym && i < n && shown < 2; i++) {
+        const struct pql_frame *f = pql_sym_frame(sym, pcs[i]);
+        if (!f || system_module(f->module))
+            continue;
+        pql_buf_printf(b, "%s%s", shown ? " <- " : "", f->function ? f->function : "??");
+        if (f->file) {
+            const char *base = strrchr(f->file, '/');
+            pql_buf_printf(b, " (%s:%d)", base ? base + 1 : f->file, f->line);
+        } else if (f->module) {
+            const char *base = strrchr(f->module, '/');
+            pql_buf_printf(b, " (%s+0x%lx)", base ? base + 1 : f->module, (unsigned long)f->offset);
+        }
+        shown++;
+    }
+    if (!shown)
+        pql_buf_puts(b, "an unknown site");
+}
+
+void pql_report_holders(char *msg, size_t len, uint32_t bucket)
+{
+    struct pql_counters counters;
+    struct pql_conn *conns;
+    size_t n = pql_registry_snapshot(&conns, &counters);
+    struct group *groups = conns ? calloc(n ? n : 1, sizeof(*groups)) : NULL;
+    size_t ngroups = 0;
+    double now = clock_s(CLOCK_MONOTONIC);
+    for (size_t i = 0; groups && i < n; i++) {
+        const struct pql_conn *c = &conns[i];
+        if (!c->slot.held || (bucket && c->slot.target != bucket))
+            continue;
+        size_t g;
+        for (g = 0; g < ngroups && groups[g].stack != c->stack; g++)
+            ;
+        if (g == ngroups)
+            groups[ngroups++] = (struct group){c->stack, "held", 0, i, -1, 0};
+        groups[g].count++;
+        if (now - c->opened_mono > groups[g].oldest)
+            groups[g].oldest = now - c->opened_mono;
+    }
+    struct pql_buf b;
+    pql_buf_init(&b);
+    if (groups) {
+        qsort(groups, ngroups, sizeof(*groups), group_order);
+        struct pql_symbolizer *sym = ngroups ? pql_sym_open() : NULL;
+        size_t shown = ngroups < 5 ? ngroups : 5;
+        for (size_t g = 0; g < shown; g++) {
+            pql_buf_printf(&b, "; %ld held by ", groups[g].count);
+            describe_site(&b, sym, groups[g].stack);
+            pql_buf_printf(&b, ", oldest %.*f s", groups[g].oldest < 10 ? 1 : 0, groups[g].oldest);
+        }
+        long rest = 0;
+        for (size_t g = shown; g < ngroups; g++)
+            rest += groups[g].count;
+        if (rest)
+            pql_buf_printf(&b, "; %ld more held from %zu other places", rest, ngroups - shown);
+        pql_sym_close(sym);
+    }
+    pql_buf_puts(&b, "\n");
+    if (!b.failed && len > 0)
+        snprintf(msg, len, "%s", b.data);
+    pql_buf_free(&b);
+    free(groups);
+    free(conns);
 }

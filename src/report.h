@@ -4,6 +4,8 @@
 #define PQL_REPORT_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include "config.h"
 #include "suppress.h"
@@ -20,5 +22,11 @@ struct pql_report_result {
  * the JSON could not be written); JSON goes to settings->report_dir when set. rules may be NULL; their
  * hit counts are updated. */
 struct pql_report_result pql_report_exit(const struct pql_settings *settings, struct pql_rules *rules);
+
+/* Appends to msg (NUL-terminated, at most len bytes) who holds the open connections, grouped by open
+ * stack, largest group first: "; 28 held by handle_request (app.c:42) <- main (app.c:60), oldest
+ * 41 s", ending with a newline as libpq's messages do. bucket != 0 limits it to the connections of one
+ * per-target cap bucket. Symbolizes: for refusals only, never on the normal connect path. */
+void pql_report_holders(char *msg, size_t len, uint32_t bucket);
 
 #endif

@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include "shim.h"
 
+#include "checkout.h"
 #include "log.h"
 #include "real.h"
 #include "registry.h"
@@ -51,6 +52,7 @@ static void fork_child(void)
 {
     pql_stack_fork_child();
     pql_registry_fork_child();
+    pql_checkout_fork_child();
     pql_real_after_fork();
     pql_log_after_fork();
     atomic_store(&exit_done, false);

@@ -24,10 +24,19 @@ struct pql_target_api {
     char *(*pass)(const PGconn *);
     PQconninfoOption *(*conninfo)(PGconn *);
     void (*conninfo_free)(PQconninfoOption *);
+    PQconninfoOption *(*conninfo_parse)(const char *, char **);
+    PQconninfoOption *(*conndefaults)(void);
+    void (*freemem)(void *);
 };
 
 /* Fills *t from a live PGconn (connected, in progress or failed). Unknown fields are "". */
 void pql_target_from_conn(struct pql_target *t, PGconn *conn, const struct pql_target_api *api);
+
+/* Fills *t before connecting, from a conninfo string or URI (conninfo non-NULL) or from keyword arrays,
+ * with libpq's defaults (environment included) for what they leave out, as libpq itself would. Used
+ * for the per-target cap. (Service files are not read: a service's host counts as the default.) */
+void pql_target_from_options(struct pql_target *t, const char *conninfo, const char *const *keywords,
+                             const char *const *values, int expand_dbname, const struct pql_target_api *api);
 
 /* Replaces every field that contains secret (when secret is non-empty) with "[redacted]". */
 void pql_target_scrub(struct pql_target *t, const char *secret);

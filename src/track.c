@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include "track.h"
 
+#include "checkout.h"
 #include "log.h"
 #include "real.h"
 #include "registry.h"
@@ -10,14 +11,74 @@
 #include "stack.h"
 #include "target.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 static struct pql_target_api target_api(void)
 {
-    return (struct pql_target_api){pql_real.PQhost, pql_real.PQport, pql_real.PQdb,          pql_real.PQuser,
-                                   pql_real.PQpass, pql_real.PQconninfo, pql_real.PQconninfoFree};
+    return (struct pql_target_api){pql_real.PQhost,          pql_real.PQport,         pql_real.PQdb,
+                                   pql_real.PQuser,          pql_real.PQpass,         pql_real.PQconninfo,
+                                   pql_real.PQconninfoFree,  pql_real.PQconninfoParse, pql_real.PQconndefaults,
+                                   pql_real.PQfreemem};
+}
+
+/* Messages of refused connections, by PGconn, until PQfinish. refusals_live lets PQerrorMessage skip
+ * the lock when there is none, which is always the case without caps. */
+struct refusal {
+    const PGconn *conn;
+    struct refusal *next;
+    char msg[];
+};
+static pthread_mutex_t refusals_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct refusal *refusals;
+static atomic_int refusals_live;
+
+static void refusal_add(const PGconn *conn, const char *msg)
+{
+    struct refusal *r = malloc(sizeof(*r) + strlen(msg) + 1);
+    if (!r)
+        return;
+    r->conn = conn;
+    strcpy(r->msg, msg);
+    pthread_mutex_lock(&refusals_lock);
+    r->next = refusals;
+    refusals = r;
+    atomic_fetch_add(&refusals_live, 1);
+    pthread_mutex_unlock(&refusals_lock);
+}
+
+static void refusal_remove(const PGconn *conn)
+{
+    if (atomic_load_explicit(&refusals_live, memory_order_relaxed) == 0)
+        return;
+    pthread_mutex_lock(&refusals_lock);
+    for (struct refusal **p = &refusals; *p; p = &(*p)->next) {
+        if ((*p)->conn == conn) {
+            struct refusal *r = *p;
+            *p = r->next;
+            free(r);
+            atomic_fetch_sub(&refusals_live, 1);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&refusals_lock);
+}
+
+char *pql_track_refusal_message(const PGconn *conn)
+{
+    if (atomic_load_explicit(&refusals_live, memory_order_relaxed) == 0 || !conn)
+        return NULL;
+    char *msg = NULL;
+    pthread_mutex_lock(&refusals_lock);
+    for (struct refusal *r = refusals; r && !msg; r = r->next)
+        if (r->conn == conn)
+            msg = r->msg;
+    pthread_mutex_unlock(&refusals_lock);
+    return msg;
 }
 
 static double clock_s(clockid_t id)
@@ -32,17 +93,57 @@ static const char *state_name(enum pql_state s)
     return s == PQL_OK ? "ok" : s == PQL_BAD ? "failed" : "connecting";
 }
 
-void pql_track_open(PGconn *conn, bool nonblocking)
+static void new_record(struct pql_conn *rec)
 {
-    if (!conn) /* libpq ran out of memory: nothing to track */
+    memset(rec, 0, sizeof(*rec));
+    rec->pid = getpid();
+    rec->tid = gettid();
+    rec->opened_wall = clock_s(CLOCK_REALTIME);
+    rec->opened_mono = clock_s(CLOCK_MONOTONIC);
+    uintptr_t frames[PQL_MAX_FRAMES];
+    int n = pql_stack_capture(frames, pql_shim_settings()->stack_depth);
+    rec->stack = pql_stack_intern(frames, n);
+}
+
+PGconn *pql_track_checkout(bool nonblocking, const struct pql_connect_args *args, struct pql_slot *slot)
+{
+    const struct pql_settings *set = pql_shim_settings();
+    memset(slot, 0, sizeof(*slot));
+    if (!pql_checkout_enabled(set))
+        return NULL;
+    struct pql_target t, *target = NULL;
+    if (set->max_conns_per_target > 0) {
+        struct pql_target_api api = target_api();
+        pql_target_from_options(&t, args->conninfo, args->keywords, args->values, args->expand_dbname, &api);
+        target = &t;
+    }
+    char msg[2048];
+    if (pql_checkout_acquire(set, target, !nonblocking, slot, msg, sizeof(msg)))
+        return NULL;
+    /* A real PGconn in CONNECTION_BAD, made without any system call: an unknown option. */
+    PGconn *conn = pql_real.PQconnectStart("pqleak_refused=1");
+    if (!conn)
+        return NULL; /* out of memory: let the real connect run rather than fail twice */
+    struct pql_conn rec;
+    new_record(&rec);
+    rec.state = PQL_BAD;
+    rec.refused = true;
+    if (target)
+        rec.target = *target;
+    refusal_add(conn, msg);
+    pql_registry_add(conn, &rec);
+    return conn;
+}
+
+void pql_track_open(PGconn *conn, bool nonblocking, struct pql_slot *slot)
+{
+    if (!conn) { /* libpq ran out of memory: nothing to track */
+        pql_checkout_release(slot);
         return;
+    }
     const struct pql_settings *set = pql_shim_settings();
     struct pql_conn rec;
-    memset(&rec, 0, sizeof(rec));
-    rec.pid = getpid();
-    rec.tid = gettid();
-    rec.opened_wall = clock_s(CLOCK_REALTIME);
-    rec.opened_mono = clock_s(CLOCK_MONOTONIC);
+    new_record(&rec);
     ConnStatusType st = pql_real.PQstatus(conn);
     rec.state = st == CONNECTION_OK ? PQL_OK : st == CONNECTION_BAD ? PQL_BAD : PQL_CONNECTING;
     if (!nonblocking && rec.state == PQL_CONNECTING)
@@ -50,16 +151,19 @@ void pql_track_open(PGconn *conn, bool nonblocking)
     rec.server_pid = rec.state == PQL_OK ? pql_real.PQbackendPID(conn) : 0;
     struct pql_target_api api = target_api();
     pql_target_from_conn(&rec.target, conn, &api);
-    uintptr_t frames[PQL_MAX_FRAMES];
-    int n = pql_stack_capture(frames, set->stack_depth);
-    rec.stack = pql_stack_intern(frames, n);
+    if (rec.state == PQL_BAD)
+        pql_checkout_release(slot); /* a failed connect holds no slot */
+    else
+        rec.slot = *slot;
     uint64_t id = pql_registry_add(conn, &rec);
-    if (!id)
+    if (!id) {
+        pql_checkout_release(&rec.slot);
         pql_log("out of memory: a connection is not tracked");
-    else if (set->trace)
+    } else if (set->trace) {
         pql_log("open #%llu %s host=%s port=%s dbname=%s user=%s (thread %d)", (unsigned long long)id,
                 state_name(rec.state), rec.target.host, rec.target.port, rec.target.dbname, rec.target.user,
                 (int)rec.tid);
+    }
 }
 
 static void set_from_status(PGconn *conn, enum pql_state state)
@@ -68,7 +172,10 @@ static void set_from_status(PGconn *conn, enum pql_state state)
     struct pql_target_api api = target_api();
     pql_target_from_conn(&t, conn, &api);
     int server_pid = state == PQL_OK ? pql_real.PQbackendPID(conn) : 0;
-    if (pql_registry_set_state(conn, state, server_pid, &t) && pql_shim_settings()->trace)
+    struct pql_slot released;
+    bool tracked = pql_registry_set_state(conn, state, server_pid, &t, &released);
+    pql_checkout_release(&released);
+    if (tracked && pql_shim_settings()->trace)
         pql_log("%s host=%s port=%s dbname=%s user=%s", state == PQL_OK ? "connected" : "connect failed",
                 t.host, t.port, t.dbname, t.user);
 }
@@ -90,7 +197,13 @@ void pql_track_reset(PGconn *conn)
 void pql_track_close(PGconn *conn)
 {
     struct pql_conn rec;
-    if (conn && pql_registry_remove(conn, &rec) && pql_shim_settings()->trace)
-        pql_log("close #%llu after %.3f s", (unsigned long long)rec.id,
-                clock_s(CLOCK_MONOTONIC) - rec.opened_mono);
+    if (!conn || !pql_registry_remove(conn, &rec))
+        return;
+    if (rec.refused)
+        refusal_remove(conn);
+    /* A forked child closing its parent's connection frees none of its own slots. */
+    if (rec.pid == getpid())
+        pql_checkout_release(&rec.slot);
+    if (pql_shim_settings()->trace)
+        pql_log("close #%llu after %.3f s", (unsigned long long)rec.id, clock_s(CLOCK_MONOTONIC) - rec.opened_mono);
 }

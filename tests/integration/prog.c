@@ -10,6 +10,8 @@
 #include <sys/select.h>
 #include <sys/wait.h>
 #include <dirent.h>
+#include <errno.h>
+#include <time.h>
 #include <unistd.h>
 
 static PGconn *held_in_global;
@@ -212,6 +214,163 @@ static int mode_atexit(void)
     return 0;
 }
 
+/* ---- caps (run with PQLEAK_MAX_CONNS & co.) ---- */
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void *busy_worker(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 3; i++) {
+        PGconn *c = connect_ok();
+        PQclear(PQexec(c, "select pg_sleep(0.02)"));
+        PQfinish(c);
+    }
+    return NULL;
+}
+
+/* 10 threads share a cap: all must finish, waiting their turn. */
+static int mode_cap_threads(void)
+{
+    pthread_t t[10];
+    for (int i = 0; i < 10; i++)
+        pthread_create(&t[i], NULL, busy_worker, NULL);
+    for (int i = 0; i < 10; i++)
+        pthread_join(t[i], NULL);
+    return 0;
+}
+
+static PGconn *held[8];
+
+static void hold_connections(int n)
+{
+    for (int i = 0; i < n; i++)
+        held[i] = connect_ok();
+}
+
+static void *try_connect(void *arg)
+{
+    (void)arg;
+    double t0 = now_s();
+    PGconn *c = PQconnectdb("");
+    printf("status=%s after=%.1f\nmessage=%s", PQstatus(c) == CONNECTION_OK ? "ok" : "bad", now_s() - t0,
+           PQerrorMessage(c));
+    fflush(stdout);
+    PQfinish(c);
+    return NULL;
+}
+
+/* Another thread holds every slot: the connect waits PQLEAK_CHECKOUT_TIMEOUT, then is refused. */
+static int mode_cap_timeout(void)
+{
+    hold_connections(2);
+    pthread_t t;
+    pthread_create(&t, NULL, try_connect, NULL);
+    pthread_join(t, NULL);
+    PQfinish(held[0]);
+    PQfinish(held[1]);
+    return 0;
+}
+
+/* This thread holds every slot itself: waiting could never end. */
+static int mode_cap_deadlock(void)
+{
+    hold_connections(2);
+    try_connect(NULL);
+    PQfinish(held[0]);
+    PQfinish(held[1]);
+    return 0;
+}
+
+/* Waiters are served in arrival order. Arrival is made certain by reading the trace log, in which
+ * the shim writes one "wait:" line per waiter, before starting the next one. */
+static int order[6], norder;
+static pthread_mutex_t order_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void *ordered_waiter(void *arg)
+{
+    PGconn *c = connect_ok();
+    pthread_mutex_lock(&order_lock);
+    order[norder++] = (int)(long)arg;
+    pthread_mutex_unlock(&order_lock);
+    usleep(10000);
+    PQfinish(c);
+    return NULL;
+}
+
+static int count_waits(const char *log)
+{
+    FILE *f = fopen(log, "r");
+    int n = 0;
+    char line[1024];
+    while (f && fgets(line, sizeof(line), f))
+        n += strstr(line, " waits for a free slot") != NULL;
+    if (f)
+        fclose(f);
+    return n;
+}
+
+static int mode_cap_fifo(const char *log)
+{
+    hold_connections(1);
+    pthread_t t[6];
+    for (long i = 0; i < 6; i++) {
+        pthread_create(&t[i], NULL, ordered_waiter, (void *)i);
+        while (count_waits(log) < i + 1)
+            usleep(1000);
+    }
+    PQfinish(held[0]);
+    for (int i = 0; i < 6; i++)
+        pthread_join(t[i], NULL);
+    for (int i = 0; i < 6; i++)
+        printf("%d", order[i]);
+    printf("\n");
+    return 0;
+}
+
+/* Failed connects give their slot back at once: five of them, unfreed, then a real one gets through. */
+static int mode_cap_failed(void)
+{
+    for (int i = 0; i < 5; i++) {
+        PGconn *c = PQconnectdb("host=/nonexistent-pqleak-dir");
+        must(PQstatus(c) == CONNECTION_BAD, "failed connect");
+        must(strstr(PQerrorMessage(c), "refused by pqleak") == NULL, "libpq's own message for a real failure");
+    }
+    PQfinish(connect_ok());
+    return 0;
+}
+
+/* A non-blocking connect never waits: refused at once at the cap. */
+static int mode_cap_nonblocking(void)
+{
+    hold_connections(1);
+    double t0 = now_s();
+    PGconn *c = PQconnectStart("");
+    must(PQconnectPoll(c) == PGRES_POLLING_FAILED, "poll of a refused connect");
+    printf("status=%s after=%.1f\nmessage=%s", PQstatus(c) == CONNECTION_OK ? "ok" : "bad", now_s() - t0,
+           PQerrorMessage(c));
+    PQfinish(c);
+    PQfinish(held[0]);
+    return 0;
+}
+
+/* Per-target caps: one connection per database here. */
+static int mode_cap_per_target(void)
+{
+    hold_connections(1); /* to PGDATABASE */
+    PGconn *other = PQconnectdb("dbname=template1");
+    must(PQstatus(other) == CONNECTION_OK, "a connection to another database");
+    PQfinish(other);
+    try_connect(NULL);
+    PQfinish(held[0]);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *m = argc > 1 ? argv[1] : "";
@@ -238,6 +397,20 @@ int main(int argc, char **argv)
         return mode_quiet();
     if (!strcmp(m, "atexit"))
         return mode_atexit();
+    if (!strcmp(m, "cap-threads"))
+        return mode_cap_threads();
+    if (!strcmp(m, "cap-timeout"))
+        return mode_cap_timeout();
+    if (!strcmp(m, "cap-deadlock"))
+        return mode_cap_deadlock();
+    if (!strcmp(m, "cap-fifo") && argc > 2)
+        return mode_cap_fifo(argv[2]);
+    if (!strcmp(m, "cap-failed"))
+        return mode_cap_failed();
+    if (!strcmp(m, "cap-nonblocking"))
+        return mode_cap_nonblocking();
+    if (!strcmp(m, "cap-per-target"))
+        return mode_cap_per_target();
     if (!strcmp(m, "stdout")) {
         /* Buffered output that only exit() flushes: PQLEAK_EXITCODE must not lose it. */
         printf("buffered output survives\n");

@@ -232,7 +232,7 @@ def exports():
     out = subprocess.run(["nm", "-D", "--defined-only", SHIM], capture_output=True, text=True, check=True).stdout
     syms = sorted(l.split()[-1] for l in out.splitlines() if l.strip())
     want = sorted("PQconnectdb PQconnectdbParams PQsetdbLogin PQconnectStart PQconnectStartParams "
-                  "PQconnectPoll PQfinish PQreset PQresetStart PQresetPoll PQping PQpingParams "
+                  "PQconnectPoll PQfinish PQreset PQresetStart PQresetPoll PQping PQpingParams PQerrorMessage "
                   "_exit _Exit".split())
     eq(syms, want, "exported symbols")
     dyn = subprocess.run(["readelf", "-d", SHIM], capture_output=True, text=True, check=True).stdout

@@ -5,11 +5,14 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "target.h"
 
-static const struct pql_target_api api = {PQhost, PQport, PQdb, PQuser, PQpass, PQconninfo, PQconninfoFree};
+static const struct pql_target_api api = {PQhost,         PQport,          PQdb,           PQuser,
+                                         PQpass,         PQconninfo,      PQconninfoFree, PQconninfoParse,
+                                         PQconndefaults, PQfreemem};
 
 static void assert_no_secret(const struct pql_target *t, const char *secret)
 {
@@ -76,6 +79,46 @@ static void test_expand_dbname(void **state)
     PQfinish(c);
 }
 
+/* Before connecting (per-target caps): the same fields from the options and libpq's defaults. */
+static void test_from_options(void **state)
+{
+    (void)state;
+    setenv("PGPORT", "7777", 1);
+    setenv("PGUSER", "envuser", 1);
+    struct pql_target t;
+    pql_target_from_options(&t, "host=/sock dbname=app password=S3cret-e application_name=S3cret-e", NULL, NULL,
+                            0, &api);
+    assert_string_equal(t.host, "/sock");
+    assert_string_equal(t.port, "7777");
+    assert_string_equal(t.dbname, "app");
+    assert_string_equal(t.user, "envuser");
+    assert_string_equal(t.appname, "[redacted]");
+    assert_no_secret(&t, "S3cret-e");
+
+    pql_target_from_options(&t, "postgresql://u1:S3cret-f@h1:5433/d1", NULL, NULL, 0, &api);
+    assert_string_equal(t.host, "h1");
+    assert_string_equal(t.port, "5433");
+    assert_string_equal(t.user, "u1");
+    assert_string_equal(t.dbname, "d1");
+    assert_no_secret(&t, "S3cret-f");
+
+    const char *kw[] = {"dbname", "port", "password", NULL};
+    const char *val[] = {"postgresql://u2:S3cret-g@h2/d2", "6000", "S3cret-h", NULL};
+    pql_target_from_options(&t, NULL, kw, val, 1, &api);
+    assert_string_equal(t.host, "h2");
+    assert_string_equal(t.port, "6000");
+    assert_string_equal(t.user, "u2");
+    assert_string_equal(t.dbname, "d2");
+    assert_no_secret(&t, "S3cret-g");
+
+    /* No dbname: libpq uses the user name. */
+    pql_target_from_options(&t, NULL, kw + 3, val + 3, 0, &api);
+    assert_string_equal(t.user, "envuser");
+    assert_string_equal(t.dbname, "envuser");
+    unsetenv("PGPORT");
+    unsetenv("PGUSER");
+}
+
 static void test_same(void **state)
 {
     (void)state;
@@ -91,6 +134,7 @@ int main(void)
         cmocka_unit_test(test_uri),
         cmocka_unit_test(test_keywords_and_password_in_other_fields),
         cmocka_unit_test(test_expand_dbname),
+        cmocka_unit_test(test_from_options),
         cmocka_unit_test(test_same),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
