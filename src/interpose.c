@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "live.h"
 #include "real.h"
 #include "shim.h"
 #include "track.h"
@@ -164,6 +165,81 @@ PQL_EXPORT PGPing PQpingParams(const char *const *keywords, const char *const *v
     PGPing r = pql_real.PQpingParams(keywords, values, expand_dbname);
     leave();
     return r;
+}
+
+/* The query entry points keep each connection's live state (activity, transaction status, where the
+ * transaction began): lock-free, outermost call only. */
+#define QUERY_WRAPPER(type, fail, call)                                                                     \
+    do {                                                                                                   \
+        if (!pql_real_resolve())                                                                           \
+            return fail;                                                                                   \
+        bool outer = enter();                                                                              \
+        struct pql_live *l = outer ? pql_query_begin(conn) : NULL;                                         \
+        type r = call;                                                                                     \
+        pql_query_end(l, conn);                                                                            \
+        leave();                                                                                           \
+        return r;                                                                                          \
+    } while (0)
+
+PQL_EXPORT PGresult *PQexec(PGconn *conn, const char *query)
+{
+    QUERY_WRAPPER(PGresult *, NULL, pql_real.PQexec(conn, query));
+}
+
+PQL_EXPORT PGresult *PQexecParams(PGconn *conn, const char *command, int nParams, const Oid *paramTypes,
+                                  const char *const *paramValues, const int *paramLengths, const int *paramFormats,
+                                  int resultFormat)
+{
+    QUERY_WRAPPER(PGresult *, NULL,
+                  pql_real.PQexecParams(conn, command, nParams, paramTypes, paramValues, paramLengths, paramFormats,
+                                        resultFormat));
+}
+
+PQL_EXPORT PGresult *PQexecPrepared(PGconn *conn, const char *stmtName, int nParams, const char *const *paramValues,
+                                    const int *paramLengths, const int *paramFormats, int resultFormat)
+{
+    QUERY_WRAPPER(PGresult *, NULL,
+                  pql_real.PQexecPrepared(conn, stmtName, nParams, paramValues, paramLengths, paramFormats,
+                                          resultFormat));
+}
+
+PQL_EXPORT PGresult *PQprepare(PGconn *conn, const char *stmtName, const char *query, int nParams,
+                               const Oid *paramTypes)
+{
+    QUERY_WRAPPER(PGresult *, NULL, pql_real.PQprepare(conn, stmtName, query, nParams, paramTypes));
+}
+
+PQL_EXPORT int PQsendQuery(PGconn *conn, const char *query)
+{
+    QUERY_WRAPPER(int, 0, pql_real.PQsendQuery(conn, query));
+}
+
+PQL_EXPORT int PQsendQueryParams(PGconn *conn, const char *command, int nParams, const Oid *paramTypes,
+                                 const char *const *paramValues, const int *paramLengths, const int *paramFormats,
+                                 int resultFormat)
+{
+    QUERY_WRAPPER(int, 0,
+                  pql_real.PQsendQueryParams(conn, command, nParams, paramTypes, paramValues, paramLengths,
+                                             paramFormats, resultFormat));
+}
+
+PQL_EXPORT int PQsendQueryPrepared(PGconn *conn, const char *stmtName, int nParams, const char *const *paramValues,
+                                   const int *paramLengths, const int *paramFormats, int resultFormat)
+{
+    QUERY_WRAPPER(int, 0,
+                  pql_real.PQsendQueryPrepared(conn, stmtName, nParams, paramValues, paramLengths, paramFormats,
+                                               resultFormat));
+}
+
+PQL_EXPORT int PQsendPrepare(PGconn *conn, const char *stmtName, const char *query, int nParams,
+                             const Oid *paramTypes)
+{
+    QUERY_WRAPPER(int, 0, pql_real.PQsendPrepare(conn, stmtName, query, nParams, paramTypes));
+}
+
+PQL_EXPORT PGresult *PQgetResult(PGconn *conn)
+{
+    QUERY_WRAPPER(PGresult *, NULL, pql_real.PQgetResult(conn));
 }
 
 /* pqleak's own message for a connection it refused at the cap; libpq's for every other. */

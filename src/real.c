@@ -73,6 +73,17 @@ bool pql_real_resolve(void)
             RESOLVE(h, PQconndefaults);
             RESOLVE(h, PQerrorMessage);
             RESOLVE(h, PQfreemem);
+            RESOLVE(h, PQtransactionStatus);
+            RESOLVE(h, PQsocket);
+            RESOLVE(h, PQexec);
+            RESOLVE(h, PQexecParams);
+            RESOLVE(h, PQexecPrepared);
+            RESOLVE(h, PQprepare);
+            RESOLVE(h, PQsendQuery);
+            RESOLVE(h, PQsendQueryParams);
+            RESOLVE(h, PQsendQueryPrepared);
+            RESOLVE(h, PQsendPrepare);
+            RESOLVE(h, PQgetResult);
             /* The handle's reference is kept on purpose: libpq must not be unloaded under us. */
             atomic_store_explicit(&resolved, true, memory_order_release);
         }

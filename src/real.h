@@ -35,6 +35,20 @@ struct pql_real {
     PQconninfoOption *(*PQconndefaults)(void);
     char *(*PQerrorMessage)(const PGconn *);
     void (*PQfreemem)(void *);
+    PGTransactionStatusType (*PQtransactionStatus)(const PGconn *);
+    int (*PQsocket)(const PGconn *);
+    /* query entry points (live state) */
+    PGresult *(*PQexec)(PGconn *, const char *);
+    PGresult *(*PQexecParams)(PGconn *, const char *, int, const Oid *, const char *const *, const int *,
+                              const int *, int);
+    PGresult *(*PQexecPrepared)(PGconn *, const char *, int, const char *const *, const int *, const int *, int);
+    PGresult *(*PQprepare)(PGconn *, const char *, const char *, int, const Oid *);
+    int (*PQsendQuery)(PGconn *, const char *);
+    int (*PQsendQueryParams)(PGconn *, const char *, int, const Oid *, const char *const *, const int *,
+                             const int *, int);
+    int (*PQsendQueryPrepared)(PGconn *, const char *, int, const char *const *, const int *, const int *, int);
+    int (*PQsendPrepare)(PGconn *, const char *, const char *, int, const Oid *);
+    PGresult *(*PQgetResult)(PGconn *);
 };
 
 /* The resolved functions. A member is NULL until libpq is found. */

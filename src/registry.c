@@ -19,8 +19,19 @@ static bool add_failed;
 struct entry {
     uintptr_t key;
     struct pql_conn rec;
+    struct pql_live *live;
     UT_hash_handle hh;
 };
+
+/* Lock-free hints from PGconn to live state for the query path; a wrong or stale hint is detected by
+ * the live struct's key and falls back to the locked table. */
+#define HINT_BITS 12
+static _Atomic(struct pql_live *) hints[1u << HINT_BITS];
+
+static unsigned hint_slot(uintptr_t key)
+{
+    return (unsigned)(((uint64_t)key * 0x9e3779b97f4a7c15ull) >> (64 - HINT_BITS));
+}
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct entry *table;
@@ -30,6 +41,30 @@ static uint64_t next_id = 1;
 static uintptr_t mask(const PGconn *c)
 {
     return (uintptr_t)c ^ PQL_PTR_MASK;
+}
+
+/* The live fields a snapshot or a removed record carries. */
+static void copy_live(struct pql_conn *rec, const struct pql_live *l)
+{
+    if (!l)
+        return;
+    rec->tx_status = atomic_load_explicit(&l->tx, memory_order_relaxed);
+    rec->active = atomic_load_explicit(&l->users, memory_order_relaxed) > 0 || rec->tx_status == PQTRANS_ACTIVE;
+    rec->last_ns = atomic_load_explicit(&l->last_ns, memory_order_relaxed);
+    rec->tx_stack = atomic_load_explicit(&l->tx_stack, memory_order_relaxed);
+    rec->tx_began_ns = atomic_load_explicit(&l->tx_began_ns, memory_order_relaxed);
+    rec->suspect = atomic_load_explicit(&l->suspect, memory_order_relaxed);
+}
+
+static void entry_free(struct entry *e)
+{
+    if (e->live) {
+        unsigned h = hint_slot(e->key);
+        struct pql_live *expect = e->live;
+        atomic_compare_exchange_strong(&hints[h], &expect, NULL);
+        pql_live_put(e->live);
+    }
+    free(e);
 }
 
 static bool holds_slot(enum pql_state s)
@@ -44,6 +79,7 @@ uint64_t pql_registry_add(const PGconn *conn, const struct pql_conn *rec)
         return 0;
     e->key = mask(conn);
     e->rec = *rec;
+    e->live = pql_live_get(conn, e->key);
     pthread_mutex_lock(&lock);
     struct entry *old;
     HASH_FIND(hh, table, &e->key, sizeof(e->key), old);
@@ -52,14 +88,14 @@ uint64_t pql_registry_add(const PGconn *conn, const struct pql_conn *rec)
         HASH_DEL(table, old);
         if (holds_slot(old->rec.state))
             counters.open--;
-        free(old);
+        entry_free(old);
     }
     e->rec.id = next_id++;
     add_failed = false;
     HASH_ADD(hh, table, key, sizeof(e->key), e);
     uint64_t id = 0;
     if (add_failed) {
-        free(e);
+        entry_free(e);
     } else {
         id = e->rec.id;
         /* A refusal is not a connection: it counts in the checkout's refused_total instead. */
@@ -120,9 +156,11 @@ bool pql_registry_remove(const PGconn *conn, struct pql_conn *out)
     pthread_mutex_unlock(&lock);
     if (!e)
         return false;
-    if (out)
+    if (out) {
         *out = e->rec;
-    free(e);
+        copy_live(out, e->live);
+    }
+    entry_free(e);
     return true;
 }
 
@@ -140,15 +178,63 @@ size_t pql_registry_snapshot(struct pql_conn **out, struct pql_counters *c)
     size_t n = 0, cap = HASH_COUNT(table);
     struct pql_conn *v = malloc((cap ? cap : 1) * sizeof(*v));
     if (v) {
-        for (struct entry *e = table; e; e = e->hh.next)
-            if (e->rec.pid == me)
-                v[n++] = e->rec;
+        for (struct entry *e = table; e; e = e->hh.next) {
+            if (e->rec.pid == me) {
+                v[n] = e->rec;
+                copy_live(&v[n++], e->live);
+            }
+        }
     }
     pthread_mutex_unlock(&lock);
     if (v)
         qsort(v, n, sizeof(*v), by_id);
     *out = v;
     return n;
+}
+
+bool pql_registry_get(const PGconn *conn, struct pql_conn *out)
+{
+    uintptr_t key = mask(conn);
+    pthread_mutex_lock(&lock);
+    struct entry *e;
+    HASH_FIND(hh, table, &key, sizeof(key), e);
+    if (e) {
+        *out = e->rec;
+        copy_live(out, e->live);
+    }
+    pthread_mutex_unlock(&lock);
+    return e != NULL;
+}
+
+struct pql_live *pql_registry_live(const PGconn *conn)
+{
+    uintptr_t key = mask(conn);
+    unsigned h = hint_slot(key);
+    struct pql_live *l = atomic_load_explicit(&hints[h], memory_order_acquire);
+    if (l && atomic_load_explicit(&l->key, memory_order_acquire) == key)
+        return l;
+    pthread_mutex_lock(&lock);
+    struct entry *e;
+    HASH_FIND(hh, table, &key, sizeof(key), e);
+    l = e ? e->live : NULL;
+    if (l)
+        atomic_store_explicit(&hints[h], l, memory_order_release);
+    pthread_mutex_unlock(&lock);
+    return l;
+}
+
+void pql_registry_each(void (*fn)(const struct pql_conn *rec, struct pql_live *live, void *arg), void *arg)
+{
+    pid_t me = getpid();
+    pthread_mutex_lock(&lock);
+    for (struct entry *e = table; e; e = e->hh.next) {
+        if (e->rec.pid != me)
+            continue;
+        struct pql_conn rec = e->rec;
+        copy_live(&rec, e->live);
+        fn(&rec, e->live, arg);
+    }
+    pthread_mutex_unlock(&lock);
 }
 
 void pql_registry_fork_prepare(void)

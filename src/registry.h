@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "live.h"
 #include "target.h"
 
 enum pql_state { PQL_CONNECTING, PQL_OK, PQL_BAD };
@@ -33,6 +34,14 @@ struct pql_conn {
     struct pql_target target;
     struct pql_slot slot;
     bool refused;       /* a refusal made by pqleak, not a real connection attempt */
+    int client_port;    /* local TCP port (pg_stat_activity.client_port), 0 for a unix socket */
+    /* Copied from the live state by snapshots: */
+    int tx_status;      /* PGTransactionStatusType */
+    bool active;        /* a query call is running on it */
+    int64_t last_ns;    /* last activity, 0 when never used */
+    uint32_t tx_stack;  /* where the current transaction began, 0 when none */
+    int64_t tx_began_ns;
+    int suspect;        /* enum pql_suspect */
 };
 
 struct pql_counters {
@@ -54,6 +63,17 @@ bool pql_registry_set_state(const PGconn *conn, enum pql_state state, int server
 
 /* Removes conn's record, copying it to *out when out is non-NULL. Returns false when not tracked. */
 bool pql_registry_remove(const PGconn *conn, struct pql_conn *out);
+
+/* Copies conn's record (with its live fields) to *out; false when conn is not tracked. */
+bool pql_registry_get(const PGconn *conn, struct pql_conn *out);
+
+/* The live state of conn, found without a lock when the shared hint table has it; NULL when conn is not
+ * tracked. */
+struct pql_live *pql_registry_live(const PGconn *conn);
+
+/* Calls fn on every record of this process with its live state, under the registry lock: fn must be
+ * quick and must not call back into the registry. */
+void pql_registry_each(void (*fn)(const struct pql_conn *rec, struct pql_live *live, void *arg), void *arg);
 
 /* Copies every record opened by this process into a new array (*out, to be freed by the caller) in
  * opening order, and the counters into *c. Returns the number of records; on out of memory *out is

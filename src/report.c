@@ -7,6 +7,7 @@
 #include "buf.h"
 #include "checkout.h"
 #include "log.h"
+#include "live.h"
 #include "registry.h"
 #include "stack.h"
 #include "symbolize.h"
@@ -41,6 +42,7 @@ struct report {
     struct pql_rules *rules;
     struct pql_symbolizer *sym;
     double now_wall, now_mono;
+    int64_t now_coarse_ns;
     char program[1024];
 };
 
@@ -140,6 +142,19 @@ static void text_frame(struct pql_buf *b, int i, const struct pql_frame *f)
     pql_buf_puts(b, "\n");
 }
 
+void pql_report_stack_text(struct pql_buf *b, struct pql_symbolizer *sym, uint32_t stack)
+{
+    int n = 0;
+    const uintptr_t *pcs = stack ? pql_stack_get(stack, &n) : NULL;
+    for (int i = 0; pcs && sym && i < n; i++) {
+        const struct pql_frame *f = pql_sym_frame(sym, pcs[i]);
+        if (f)
+            text_frame(b, i, f);
+    }
+    if (!pcs || !n)
+        pql_buf_puts(b, "    (no stack)\n");
+}
+
 static void text_report(struct report *r, long leaked)
 {
     struct pql_buf b;
@@ -162,13 +177,7 @@ static void text_report(struct report *r, long leaked)
                                                                                 : ", still connecting");
         text_target(&b, &c->target);
         pql_buf_printf(&b, ", open %.1f s, opened at:\n", gr->oldest);
-        const struct pql_frame *frames[PQL_MAX_FRAMES];
-        int n = frames_of(r, gr->stack, frames, PQL_MAX_FRAMES);
-        for (int i = 0; i < n; i++)
-            if (frames[i])
-                text_frame(&b, i, frames[i]);
-        if (n == 0)
-            pql_buf_puts(&b, "    (no stack: libunwind unavailable)\n");
+        pql_report_stack_text(&b, r->sym, gr->stack);
     }
     if (suppressed && r->rules) {
         pql_buf_printf(&b, "\nSuppressed: %ld connection%s\n", suppressed, suppressed == 1 ? "" : "s");
@@ -229,6 +238,39 @@ static void json_utilization(struct pql_buf *b, const struct report *r)
     pql_buf_printf(b, ", \"timeouts_total\": %ld, \"refused_total\": %ld}", c->timeouts_total, c->refused_total);
 }
 
+static const char *tx_name(int tx)
+{
+    switch (tx) {
+    case PQTRANS_IDLE: return "idle";
+    case PQTRANS_ACTIVE: return "active";
+    case PQTRANS_INTRANS: return "intrans";
+    case PQTRANS_INERROR: return "inerror";
+    default: return "unknown";
+    }
+}
+
+static const char *suspect_name(int s)
+{
+    return s == PQL_SUSPECT_AGE ? "age" : s == PQL_SUSPECT_IDLE_TX ? "idle_tx" : NULL;
+}
+
+/* Seconds since the connection's last activity (since it opened, when never used). */
+static double idle_s(const struct report *r, const struct pql_conn *c)
+{
+    if (!c->last_ns)
+        return r->now_mono - c->opened_mono;
+    double idle = (double)(r->now_coarse_ns - c->last_ns) / 1e9;
+    return c->active || idle < 0 ? 0 : idle;
+}
+
+static void json_id(struct pql_buf *b, uint32_t id)
+{
+    if (id)
+        pql_buf_printf(b, "%u", id);
+    else
+        pql_buf_puts(b, "null");
+}
+
 static void json_connection(struct pql_buf *b, const struct report *r, const struct pql_conn *c)
 {
     pql_buf_printf(b, "{\"id\": %llu, \"status\": \"%s\", \"target\": ", (unsigned long long)c->id,
@@ -239,16 +281,23 @@ static void json_connection(struct pql_buf *b, const struct report *r, const str
         pql_buf_printf(b, "%d", c->server_pid);
     else
         pql_buf_puts(b, "null");
-    pql_buf_puts(b, ", \"age_s\": ");
-    pql_buf_json_num(b, r->now_mono - c->opened_mono);
-    pql_buf_printf(b, ", \"idle_s\": null, \"tx_status\": \"unknown\", \"thread\": %d, \"suspect\": null",
-                   (int)c->tid);
-    pql_buf_puts(b, ", \"stack\": ");
-    if (c->stack)
-        pql_buf_printf(b, "%u", c->stack);
+    pql_buf_puts(b, ", \"client_port\": ");
+    if (c->client_port)
+        pql_buf_printf(b, "%d", c->client_port);
     else
         pql_buf_puts(b, "null");
-    pql_buf_puts(b, ", \"tx_stack\": null}");
+    pql_buf_puts(b, ", \"age_s\": ");
+    pql_buf_json_num(b, r->now_mono - c->opened_mono);
+    pql_buf_puts(b, ", \"idle_s\": ");
+    pql_buf_json_num(b, idle_s(r, c));
+    pql_buf_printf(b, ", \"tx_status\": \"%s\", \"thread\": %d, \"suspect\": ",
+                   c->state == PQL_OK ? tx_name(c->active ? PQTRANS_ACTIVE : c->tx_status) : "unknown", (int)c->tid);
+    pql_buf_json_str(b, suspect_name(c->suspect));
+    pql_buf_puts(b, ", \"stack\": ");
+    json_id(b, c->stack);
+    pql_buf_puts(b, ", \"tx_stack\": ");
+    json_id(b, c->tx_stack);
+    pql_buf_puts(b, "}");
 }
 
 static void json_stack(struct pql_buf *b, struct report *r, uint32_t id)
@@ -327,27 +376,33 @@ static void json_report(struct pql_buf *b, struct report *r, bool with_leaks)
         }
         pql_buf_puts(b, "]");
     }
-    /* Every stack a connection refers to, each once. */
+    /* Every stack a connection refers to (open and transaction stacks), each once. */
     pql_buf_puts(b, ",\n \"stacks\": {");
     const char *sep = "\n  ";
-    for (size_t i = 0; i < r->nconns; i++) {
-        uint32_t id = r->conns[i].stack;
-        bool seen = id == 0;
-        for (size_t j = 0; j < i && !seen; j++)
-            seen = r->conns[j].stack == id;
-        if (seen)
+    uint32_t *seen = calloc(2 * r->nconns + 1, sizeof(*seen));
+    size_t nseen = 0;
+    for (size_t i = 0; seen && i < 2 * r->nconns; i++) {
+        uint32_t id = i % 2 ? r->conns[i / 2].tx_stack : r->conns[i / 2].stack;
+        bool dup = id == 0;
+        for (size_t j = 0; j < nseen && !dup; j++)
+            dup = seen[j] == id;
+        if (dup)
             continue;
+        seen[nseen++] = id;
         pql_buf_puts(b, sep);
         json_stack(b, r, id);
         sep = ",\n  ";
     }
+    if (!seen)
+        b->failed = true;
+    free(seen);
     pql_buf_puts(b, "}}\n");
 }
 
 static atomic_uint report_seq;
 
-/* Writes text whole into dir under a name of its own; returns false (errno set) on failure. */
-static bool write_file(const char *dir, const char *trigger, const struct pql_buf *b)
+/* Writes text whole into dir under a name of its own (copied to path); false (errno set) on failure. */
+static bool write_file(const char *dir, const char *trigger, const struct pql_buf *b, char *path, size_t pathlen)
 {
     if (b->failed) {
         errno = ENOMEM;
@@ -384,33 +439,52 @@ static bool write_file(const char *dir, const char *trigger, const struct pql_bu
         errno = e;
         return false;
     }
+    if (path)
+        snprintf(path, pathlen, "%s", final);
     return true;
+}
+
+/* Takes the snapshot a report is made of. False when out of memory (nothing to free then). */
+static bool report_begin(struct report *r, const char *trigger, const struct pql_settings *settings,
+                         struct pql_rules *rules)
+{
+    memset(r, 0, sizeof(*r));
+    r->trigger = trigger;
+    r->settings = settings;
+    r->rules = rules;
+    r->now_wall = clock_s(CLOCK_REALTIME);
+    r->now_mono = clock_s(CLOCK_MONOTONIC);
+    r->now_coarse_ns = pql_live_now_ns();
+    ssize_t n = readlink("/proc/self/exe", r->program, sizeof(r->program) - 1);
+    r->program[n > 0 ? n : 0] = '\0';
+    r->nconns = pql_registry_snapshot(&r->conns, &r->counters);
+    if (!r->conns) {
+        pql_log("out of memory while writing a report");
+        return false;
+    }
+    pql_checkout_counters(&r->counters);
+    /* Symbolizing costs milliseconds: only when there is something to show. */
+    if (r->nconns)
+        r->sym = pql_sym_open();
+    return true;
+}
+
+static void report_end(struct report *r)
+{
+    pql_sym_close(r->sym);
+    free(r->groups);
+    free(r->conns);
 }
 
 struct pql_report_result pql_report_exit(const struct pql_settings *settings, struct pql_rules *rules)
 {
     struct pql_report_result res = {0, 0, 0, false};
     struct report r;
-    memset(&r, 0, sizeof(r));
-    r.trigger = "exit";
-    r.settings = settings;
-    r.rules = rules;
-    r.now_wall = clock_s(CLOCK_REALTIME);
-    r.now_mono = clock_s(CLOCK_MONOTONIC);
-    ssize_t n = readlink("/proc/self/exe", r.program, sizeof(r.program) - 1);
-    r.program[n > 0 ? n : 0] = '\0';
-    r.nconns = pql_registry_snapshot(&r.conns, &r.counters);
-    if (!r.conns) {
-        pql_log("out of memory while writing the exit report");
+    if (!report_begin(&r, "exit", settings, rules))
         return res;
-    }
-    pql_checkout_counters(&r.counters);
     /* A process that never opened a connection (a forked child, say) writes nothing. */
-    if (r.counters.opened_total == 0)
+    if (r.counters.opened_total == 0 && r.counters.refused_total == 0)
         goto out;
-    /* Symbolizing costs milliseconds: only when there is something to show. */
-    if (r.nconns)
-        r.sym = pql_sym_open();
     if (!build_groups(&r)) {
         pql_log("out of memory while writing the exit report");
         goto out;
@@ -428,7 +502,7 @@ struct pql_report_result pql_report_exit(const struct pql_settings *settings, st
         struct pql_buf b;
         pql_buf_init(&b);
         json_report(&b, &r, true);
-        res.json_written = write_file(settings->report_dir, r.trigger, &b);
+        res.json_written = write_file(settings->report_dir, r.trigger, &b, NULL, 0);
         if (!res.json_written) {
             pql_log("cannot write a report in PQLEAK_REPORT_DIR='%s' (%s); the report goes to the log instead",
                     settings->report_dir, strerror(errno));
@@ -439,10 +513,83 @@ struct pql_report_result pql_report_exit(const struct pql_settings *settings, st
     if (text)
         text_report(&r, res.leaked);
 out:
-    pql_sym_close(r.sym);
-    free(r.groups);
-    free(r.conns);
+    report_end(&r);
     return res;
+}
+
+static void text_live(struct report *r)
+{
+    struct pql_buf b;
+    pql_buf_init(&b);
+    const struct pql_counters *c = &r->counters;
+    pql_buf_printf(&b, "\n==%d==pqleak: live report (%s): %ld connection%s open, peak %ld", (int)getpid(), r->trigger,
+                   c->open, c->open == 1 ? "" : "s", c->peak_open);
+    if (r->settings->max_conns > 0)
+        pql_buf_printf(&b, ", cap %d (%.0f%%)", r->settings->max_conns, 100.0 * (double)c->open / r->settings->max_conns);
+    pql_buf_printf(&b, "; %ld opened, %ld closed, %ld failed; %ld waits (%.1f s, longest %.1f s), %ld timeouts, "
+                   "%ld refused\n",
+                   c->opened_total, c->closed_total, c->failed_total, c->waits_total, c->wait_s_total, c->wait_s_max,
+                   c->timeouts_total, c->refused_total);
+    /* Grouped by open stack, in opening order of each group's first connection. */
+    for (size_t i = 0; i < r->nconns; i++) {
+        bool first = true;
+        for (size_t j = 0; j < i && first; j++)
+            first = r->conns[j].stack != r->conns[i].stack;
+        if (!first)
+            continue;
+        long count = 0;
+        for (size_t j = i; j < r->nconns; j++)
+            count += r->conns[j].stack == r->conns[i].stack;
+        pql_buf_printf(&b, "\n%ld connection%s opened at:\n", count, count == 1 ? "" : "s");
+        pql_report_stack_text(&b, r->sym, r->conns[i].stack);
+        for (size_t j = i; j < r->nconns; j++) {
+            const struct pql_conn *k = &r->conns[j];
+            if (k->stack != r->conns[i].stack)
+                continue;
+            pql_buf_printf(&b, "  #%llu %s ", (unsigned long long)k->id, k->state == PQL_OK ? "ok" : "failed");
+            text_target(&b, &k->target);
+            if (k->server_pid)
+                pql_buf_printf(&b, ", server pid %d", k->server_pid);
+            if (k->client_port)
+                pql_buf_printf(&b, ", client port %d", k->client_port);
+            pql_buf_printf(&b, ", open %.1f s, idle %.1f s, %s, thread %d", r->now_mono - k->opened_mono, idle_s(r, k),
+                           k->state == PQL_OK ? tx_name(k->active ? PQTRANS_ACTIVE : k->tx_status) : "unknown",
+                           (int)k->tid);
+            if (suspect_name(k->suspect))
+                pql_buf_printf(&b, ", SUSPECT (%s)", suspect_name(k->suspect));
+            pql_buf_puts(&b, "\n");
+            if (k->tx_stack) {
+                pql_buf_printf(&b, "    its transaction began %.1f s ago at:\n",
+                               (double)(r->now_coarse_ns - k->tx_began_ns) / 1e9);
+                pql_report_stack_text(&b, r->sym, k->tx_stack);
+            }
+        }
+    }
+    if (!b.failed)
+        pql_log_write(b.data, b.len);
+    pql_buf_free(&b);
+}
+
+bool pql_report_live(const struct pql_settings *settings, const char *trigger, const char *dir, bool text,
+                     char *path, size_t pathlen)
+{
+    struct report r;
+    if (!report_begin(&r, trigger, settings, NULL))
+        return false;
+    if (text)
+        text_live(&r);
+    bool ok = false;
+    if (dir) {
+        struct pql_buf b;
+        pql_buf_init(&b);
+        json_report(&b, &r, false);
+        ok = write_file(dir, trigger, &b, path, pathlen);
+        if (!ok)
+            pql_log("cannot write a live report in '%s' (%s)", dir, strerror(errno));
+        pql_buf_free(&b);
+    }
+    report_end(&r);
+    return ok;
 }
 
 /* Libraries whose frames say nothing about who opened a connection. */

@@ -23,6 +23,17 @@ struct pql_report_result {
  * hit counts are updated. */
 struct pql_report_result pql_report_exit(const struct pql_settings *settings, struct pql_rules *rules);
 
+/* Writes a live report of every open connection (trigger "signal" or "suspect"): text to the log when
+ * text is true, JSON into dir when dir is non-NULL, its path copied to path. Returns true when the JSON
+ * was written. */
+bool pql_report_live(const struct pql_settings *settings, const char *trigger, const char *dir, bool text,
+                     char *path, size_t pathlen);
+
+struct pql_buf;
+struct pql_symbolizer;
+/* Appends a stack's frames, one "    #N 0xPC in function file:line (module+offset)" line each. */
+void pql_report_stack_text(struct pql_buf *b, struct pql_symbolizer *sym, uint32_t stack);
+
 /* Appends to msg (NUL-terminated, at most len bytes) who holds the open connections, grouped by open
  * stack, largest group first: "; 28 held by handle_request (app.c:42) <- main (app.c:60), oldest
  * 41 s", ending with a newline as libpq's messages do. bucket != 0 limits it to the connections of one

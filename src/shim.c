@@ -5,10 +5,12 @@
 #include "shim.h"
 
 #include "checkout.h"
+#include "live.h"
 #include "log.h"
 #include "real.h"
 #include "registry.h"
 #include "report.h"
+#include "reporter.h"
 #include "stack.h"
 #include "suppress.h"
 
@@ -53,6 +55,8 @@ static void fork_child(void)
     pql_stack_fork_child();
     pql_registry_fork_child();
     pql_checkout_fork_child();
+    pql_live_fork_child();
+    pql_reporter_fork_child();
     pql_real_after_fork();
     pql_log_after_fork();
     atomic_store(&exit_done, false);
@@ -74,6 +78,7 @@ static void init(void)
         pql_rules_load(&rules, settings.suppressions, warn_line);
     pthread_atfork(fork_prepare, fork_parent, fork_child);
     active = true;
+    atomic_store(&pql_live_on, true);
 }
 
 bool pql_shim_active(void)
@@ -92,6 +97,7 @@ int pql_shim_exit_report(void)
     if (!active || atomic_exchange(&exit_done, true))
         return -1;
     struct pql_report_result r = pql_report_exit(&settings, &rules);
+    pql_reporter_exit(r.leaked);
     return r.leaked > 0 && settings.exitcode > 0 ? settings.exitcode : -1;
 }
 

@@ -5,8 +5,10 @@
 
 #include "checkout.h"
 #include "log.h"
+#include "misuse.h"
 #include "real.h"
 #include "registry.h"
+#include "reporter.h"
 #include "shim.h"
 #include "stack.h"
 #include "target.h"
@@ -15,6 +17,8 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -93,6 +97,21 @@ static const char *state_name(enum pql_state s)
     return s == PQL_OK ? "ok" : s == PQL_BAD ? "failed" : "connecting";
 }
 
+/* The local TCP port, which pg_stat_activity shows as client_port; 0 for a unix socket. */
+static int client_port(const PGconn *conn)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    int fd = pql_real.PQsocket(conn);
+    if (fd < 0 || getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+        return 0;
+    if (ss.ss_family == AF_INET)
+        return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    if (ss.ss_family == AF_INET6)
+        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    return 0;
+}
+
 static void new_record(struct pql_conn *rec)
 {
     memset(rec, 0, sizeof(*rec));
@@ -149,6 +168,7 @@ void pql_track_open(PGconn *conn, bool nonblocking, struct pql_slot *slot)
     if (!nonblocking && rec.state == PQL_CONNECTING)
         rec.state = PQL_BAD;
     rec.server_pid = rec.state == PQL_OK ? pql_real.PQbackendPID(conn) : 0;
+    rec.client_port = rec.state == PQL_OK ? client_port(conn) : 0;
     struct pql_target_api api = target_api();
     pql_target_from_conn(&rec.target, conn, &api);
     if (rec.state == PQL_BAD)
@@ -156,6 +176,7 @@ void pql_track_open(PGconn *conn, bool nonblocking, struct pql_slot *slot)
     else
         rec.slot = *slot;
     uint64_t id = pql_registry_add(conn, &rec);
+    pql_reporter_ensure(set);
     if (!id) {
         pql_checkout_release(&rec.slot);
         pql_log("out of memory: a connection is not tracked");
@@ -172,6 +193,8 @@ static void set_from_status(PGconn *conn, enum pql_state state)
     struct pql_target_api api = target_api();
     pql_target_from_conn(&t, conn, &api);
     int server_pid = state == PQL_OK ? pql_real.PQbackendPID(conn) : 0;
+    /* The client port is kept in the record from open; a reset connection may get a new one, which a
+     * later report would miss: acceptable, pg_stat_activity also has the server pid. */
     struct pql_slot released;
     bool tracked = pql_registry_set_state(conn, state, server_pid, &t, &released);
     pql_checkout_release(&released);
@@ -197,8 +220,17 @@ void pql_track_reset(PGconn *conn)
 void pql_track_close(PGconn *conn)
 {
     struct pql_conn rec;
-    if (!conn || !pql_registry_remove(conn, &rec))
+    if (!conn)
         return;
+    /* PQfinish in a forked child sends the server a Terminate message: the parent's session ends. */
+    if (pql_registry_get(conn, &rec) && rec.pid != getpid()) {
+        struct pql_live *l = pql_registry_live(conn);
+        if (l && !atomic_exchange(&l->warned_fork, true))
+            pql_misuse_report(conn, PQL_MISUSE_FORK, 0);
+    }
+    if (!pql_registry_remove(conn, &rec))
+        return;
+    pql_reporter_closed(&rec);
     if (rec.refused)
         refusal_remove(conn);
     /* A forked child closing its parent's connection frees none of its own slots. */

@@ -233,6 +233,8 @@ def exports():
     syms = sorted(l.split()[-1] for l in out.splitlines() if l.strip())
     want = sorted("PQconnectdb PQconnectdbParams PQsetdbLogin PQconnectStart PQconnectStartParams "
                   "PQconnectPoll PQfinish PQreset PQresetStart PQresetPoll PQping PQpingParams PQerrorMessage "
+                  "PQexec PQexecParams PQexecPrepared PQprepare PQsendQuery PQsendQueryParams "
+                  "PQsendQueryPrepared PQsendPrepare PQgetResult "
                   "_exit _Exit".split())
     eq(syms, want, "exported symbols")
     dyn = subprocess.run(["readelf", "-d", SHIM], capture_output=True, text=True, check=True).stdout

@@ -1,0 +1,77 @@
+/* A small libpq program for the pqleak command's end-to-end tests. Opens N connections (PQconnectdb
+ * with the PG* environment) from one of three functions, each a distinct leak site, and exits without
+ * closing them; "clean" closes its connections. Exits 1 when a connection fails. */
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_CONNS 64
+
+static PGconn *conns[MAX_CONNS];
+static int nconns;
+
+static void keep(PGconn *c)
+{
+    if (PQstatus(c) != CONNECTION_OK) {
+        fprintf(stderr, "cli_leaker: connection failed: %s", PQerrorMessage(c));
+        exit(1);
+    }
+    conns[nconns++] = c;
+}
+
+/* Each site calls PQconnectdb itself, so each is the innermost frame of the user's code in its stack. */
+__attribute__((noinline)) void leak_site_a(int n);
+__attribute__((noinline)) void leak_site_b(int n);
+__attribute__((noinline)) void leak_site_c(int n);
+__attribute__((noinline)) void clean_site(int n);
+
+void leak_site_a(int n)
+{
+    for (int i = 0; i < n; i++)
+        keep(PQconnectdb(""));
+}
+
+void leak_site_b(int n)
+{
+    for (int i = 0; i < n; i++)
+        keep(PQconnectdb(""));
+}
+
+void leak_site_c(int n)
+{
+    for (int i = 0; i < n; i++)
+        keep(PQconnectdb(""));
+}
+
+void clean_site(int n)
+{
+    for (int i = 0; i < n; i++)
+        keep(PQconnectdb(""));
+    while (nconns > 0)
+        PQfinish(conns[--nconns]);
+}
+
+int main(int argc, char **argv)
+{
+    int n = argc > 2 ? atoi(argv[2]) : 1;
+    if (argc < 2 || n < 1 || n > MAX_CONNS) {
+        fprintf(stderr, "usage: cli_leaker a|b|c|clean [N (1-%d)]\n", MAX_CONNS);
+        return 2;
+    }
+    if (strcmp(argv[1], "a") == 0)
+        leak_site_a(n);
+    else if (strcmp(argv[1], "b") == 0)
+        leak_site_b(n);
+    else if (strcmp(argv[1], "c") == 0)
+        leak_site_c(n);
+    else if (strcmp(argv[1], "clean") == 0)
+        clean_site(n);
+    else {
+        fprintf(stderr, "cli_leaker: unknown mode %s\n", argv[1]);
+        return 2;
+    }
+    /* Leaving through main's return, not a call in tail position, keeps main's frame in the stacks. */
+    printf("cli_leaker: %s: %d open\n", argv[1], nconns);
+    return 0;
+}

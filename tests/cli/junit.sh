@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# --junit writes well-formed JUnit XML (checked with xmllint): one failing test case per counted leak
+# group with the stack as failure text, suppressed groups skipped, held ones passing; markup and
+# control characters from reports are escaped; no leaks gives one passing test case.
+source "$(dirname "$0")/lib.sh"
+command -v xmllint >/dev/null || fail "xmllint is missing (package libxml2-utils; see tools/deps)"
+M=$CLI_DATA/merge
+
+xcount() { # FILE XPATH: the number xmllint computes
+  xmllint --xpath "$2" "$1"
+}
+
+expect 23 "$PQLEAK" report --junit "$T/j.xml" "$M"
+xmllint --noout "$T/j.xml" || fail "j.xml is not well-formed"
+[ "$(xcount "$T/j.xml" 'count(//testcase)')" = 4 ] || fail "expected 4 test cases"
+[ "$(xcount "$T/j.xml" 'count(//testcase/failure)')" = 2 ] || fail "expected 2 failures"
+[ "$(xcount "$T/j.xml" 'count(//testcase/skipped)')" = 1 ] || fail "expected 1 skipped"
+[ "$(xcount "$T/j.xml" 'string(/testsuites/@failures)')" = 2 ] || fail "testsuites@failures"
+xcount "$T/j.xml" 'string(//testcase[1]/failure)' >"$T/f1"
+has "$T/f1" "#1 open_db src/app.c:12 (app+0x1234)"
+has "$T/f1" "#4 ... 2 frames in libc.so.6"
+xcount "$T/j.xml" 'string(//testcase[1]/@name)' >"$T/n1"
+has "$T/n1" "open_db (app.c:12)"
+
+expect 23 "$PQLEAK" report --strict --junit "$T/j2.xml" "$M"
+[ "$(xcount "$T/j2.xml" 'count(//testcase/failure)')" = 3 ] || fail "--strict: expected 3 failures"
+
+# Markup, quotes and control characters in names, paths and targets.
+expect 23 "$PQLEAK" report --junit "$T/odd.xml" "$CLI_DATA/odd.json"
+xmllint --noout "$T/odd.xml" || { cat "$T/odd.xml"; fail "odd.xml is not well-formed"; }
+[ "$(xcount "$T/odd.xml" 'count(//testcase/failure)')" = 4 ] || fail "odd: expected 4 failures"
+xcount "$T/odd.xml" 'string(//testcase[1]/failure)' >"$T/f"
+has "$T/f" 'get[conn]*<T&>::"open" src/odd <1>.cc:7'
+has "$T/f" "in: /opt/odd <&> \"dir\"/tool's (pid 4001)"
+has "$T/odd.xml" '&lt;T&amp;&gt;::&quot;open&quot;'
+
+# No leaks: one passing test case.
+expect 0 "$PQLEAK" report --junit "$T/none.xml" "$M/pqleak-1001-signal-1.json"
+xmllint --noout "$T/none.xml"
+[ "$(xcount "$T/none.xml" 'count(//testcase)')" = 1 ] || fail "no leaks: expected 1 test case"
+[ "$(xcount "$T/none.xml" 'count(//failure)')" = 0 ] || fail "no leaks: expected no failure"
+
+# The same from `pqleak run`, with reports its command writes itself, and when nothing connects.
+expect 23 "$PQLEAK" run --junit "$T/run.xml" -- sh -c 'cp "$1"/*.json "$PQLEAK_REPORT_DIR"/' sh "$M"
+xmllint --noout "$T/run.xml"
+[ "$(xcount "$T/run.xml" 'count(//testcase/failure)')" = 2 ] || fail "run: expected 2 failures"
+expect 0 "$PQLEAK" run --junit "$T/run0.xml" -- true
+xmllint --noout "$T/run0.xml"
+[ "$(xcount "$T/run0.xml" 'count(//testcase)')" = 1 ] || fail "run, no leaks: expected 1 test case"
+echo PASS
