@@ -33,6 +33,13 @@ bool pql_rules_parse(struct pql_rules *r, const char *text, const char *origin, 
         const char *b = line, *e = line + len;
         while (b < e && isspace((unsigned char)*b))
             b++;
+        /* "leak:foo  # why": a '#' after white space starts a comment, as at the start of a line. */
+        for (const char *h = b + 1; h < e; h++) {
+            if (*h == '#' && isspace((unsigned char)h[-1])) {
+                e = h;
+                break;
+            }
+        }
         while (e > b && isspace((unsigned char)e[-1]))
             e--;
         if (b < e && *b != '#') {

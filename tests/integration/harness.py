@@ -22,29 +22,76 @@ class Run:
         return self.reports[0]
 
 
-def run(cmd, env=None, preload=True, report_dir=True, timeout=120, stdin=None):
-    """Runs cmd; report_dir=True gives it a fresh PQLEAK_REPORT_DIR whose reports are parsed."""
-    e = {k: v for k, v in os.environ.items() if not k.startswith("PQLEAK_") or k in ("PQLEAK_SHIM",)}
+def environment(env=None, preload=True, report_dir=None):
+    """The environment of a command under test: no PQLEAK_* of the caller's, the shim preloaded."""
+    e = {k: v for k, v in os.environ.items() if not k.startswith("PQLEAK_") or k in ("PQLEAK_SHIM", "PQLEAK_CLI")}
     if preload:
         e["LD_PRELOAD"] = SHIM
-    d = None
     if report_dir:
-        d = tempfile.mkdtemp(prefix="pqleak-it-")
-        e["PQLEAK_REPORT_DIR"] = d
+        e["PQLEAK_REPORT_DIR"] = report_dir
     e.update(env or {})
+    return e
+
+
+def read_reports(d, pattern="*"):
+    """Parses every report file in d (checking names, mode and schema), in name order."""
+    reports = []
+    for f in sorted(glob.glob(os.path.join(d, pattern))):
+        check(f.endswith(".json") and os.path.basename(f).startswith("pqleak-"),
+              f"unexpected file in report dir: {f}")
+        check(os.stat(f).st_mode & 0o777 == 0o600, f"{f} is not mode 0600")
+        with open(f) as fh:
+            r = json.load(fh)
+        check(r.get("schema") == "pqleak/1", f"{f}: wrong schema")
+        reports.append(r)
+    return reports
+
+
+def run(cmd, env=None, preload=True, report_dir=True, timeout=120, stdin=None):
+    """Runs cmd; report_dir=True gives it a fresh PQLEAK_REPORT_DIR whose reports are parsed."""
+    d = tempfile.mkdtemp(prefix="pqleak-it-") if report_dir else None
+    e = environment(env, preload, d)
     p = subprocess.run(cmd, env=e, capture_output=True, text=True, timeout=timeout, input=stdin)
     reports = []
     if d:
-        for f in sorted(glob.glob(os.path.join(d, "*"))):
-            check(f.endswith(".json") and os.path.basename(f).startswith("pqleak-"),
-                  f"unexpected file in report dir: {f}")
-            check(os.stat(f).st_mode & 0o777 == 0o600, f"{f} is not mode 0600")
-            with open(f) as fh:
-                r = json.load(fh)
-            check(r.get("schema") == "pqleak/1", f"{f}: wrong schema")
-            reports.append(r)
+        reports = read_reports(d)
         shutil.rmtree(d)
     return Run(p.returncode, p.stdout, p.stderr, reports, d)
+
+
+class Background:
+    """A command running under the shim while the test examines it; it prints "ready" when set up and
+    stops when its stop file appears."""
+
+    def __init__(self, args, env=None, report_dir=True):
+        self.dir = tempfile.mkdtemp(prefix="pqleak-bg-")
+        self.stop_file = os.path.join(self.dir, "stop")
+        self.report_dir = os.path.join(self.dir, "reports") if report_dir else None
+        if self.report_dir:
+            os.mkdir(self.report_dir, 0o700)
+        self.proc = subprocess.Popen(args(self.stop_file) if callable(args) else args,
+                                     env=environment(env, True, self.report_dir), stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        if line.strip() != "ready":  # stderr is read only then: reading it waits for the program's end
+            check(False, f"background program did not start: {line!r} {self.proc.stderr.read()}")
+
+    def stop(self, timeout=60):
+        open(self.stop_file, "w").close()
+        out, err = self.proc.communicate(timeout=timeout)
+        return self.proc.returncode, out, err
+
+
+def wait_for(pred, what, timeout=30.0):
+    """Polls pred until true (the thing it waits for happens in another process)."""
+    import time
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.05)
+    check(False, f"timed out waiting for {what}")
 
 
 def check(cond, msg):

@@ -371,6 +371,118 @@ static int mode_cap_per_target(void)
     return 0;
 }
 
+/* ---- live diagnosis ---- */
+
+static void exec_ok(PGconn *c, const char *sql)
+{
+    PGresult *r = PQexec(c, sql);
+    must(PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK, PQerrorMessage(c));
+    PQclear(r);
+}
+
+static void forget_commit(PGconn *c)
+{
+    exec_ok(c, "begin");
+    exec_ok(c, "select 1");
+}
+
+/* A long-running "server": two connections, one left idle in a transaction begun by forget_commit,
+ * until the file argv[2] appears (or 60 s pass). Prints "ready" once set up. */
+static int mode_serve(const char *stop_file)
+{
+    PGconn *idle = connect_ok();
+    PGconn *busy = connect_ok();
+    forget_commit(busy);
+    printf("ready\n");
+    fflush(stdout);
+    for (int i = 0; i < 6000 && access(stop_file, F_OK) != 0; i++)
+        usleep(10000);
+    exec_ok(busy, "commit");
+    PQfinish(busy);
+    PQfinish(idle);
+    return 0;
+}
+
+/* Idle in a transaction for a while, then commit and close: a suspect that is returned. */
+static int mode_idle_tx(void)
+{
+    PGconn *c = connect_ok();
+    forget_commit(c);
+    sleep(3);
+    exec_ok(c, "commit");
+    PQfinish(c);
+    return 0;
+}
+
+static volatile int storm_stop;
+
+static void *storm_worker(void *arg)
+{
+    (void)arg;
+    while (!storm_stop) {
+        PGconn *c = connect_ok();
+        exec_ok(c, "select 1");
+        PQfinish(c);
+    }
+    return NULL;
+}
+
+/* Connect/finish on 4 threads until the file argv[2] appears; prints "ready" once running. */
+static int mode_storm(const char *stop_file)
+{
+    /* Connected before "ready": the shim's signal handler is installed at the first connection. */
+    PGconn *keep = connect_ok();
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++)
+        pthread_create(&t[i], NULL, storm_worker, NULL);
+    printf("ready\n");
+    fflush(stdout);
+    for (int i = 0; i < 6000 && access(stop_file, F_OK) != 0; i++)
+        usleep(10000);
+    storm_stop = 1;
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
+    PQfinish(keep);
+    return 0;
+}
+
+/* The child uses (and closes) a connection its parent opened. */
+static int mode_misuse_fork(void)
+{
+    PGconn *c = connect_ok();
+    pid_t pid = fork();
+    if (pid == 0) {
+        PQclear(PQexec(c, "select 1"));
+        PQfinish(c);
+        _exit(0);
+    }
+    waitpid(pid, NULL, 0);
+    return 0;
+}
+
+static PGconn *shared_conn;
+
+static void *slow_query(void *arg)
+{
+    (void)arg;
+    PQclear(PQexec(shared_conn, "select pg_sleep(2)"));
+    return NULL;
+}
+
+/* Two threads in one connection at once: the second starts while the first waits for pg_sleep. */
+static int mode_misuse_threads(void)
+{
+    shared_conn = connect_ok();
+    pthread_t t;
+    pthread_create(&t, NULL, slow_query, NULL);
+    usleep(500000);
+    /* Refused by libpq at once ("another command is already in progress"): it never reads the socket. */
+    must(PQsendQuery(shared_conn, "select 1") == 0, "a second query while one runs");
+    pthread_join(t, NULL);
+    PQfinish(shared_conn);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *m = argc > 1 ? argv[1] : "";
@@ -411,6 +523,16 @@ int main(int argc, char **argv)
         return mode_cap_nonblocking();
     if (!strcmp(m, "cap-per-target"))
         return mode_cap_per_target();
+    if (!strcmp(m, "serve") && argc > 2)
+        return mode_serve(argv[2]);
+    if (!strcmp(m, "idle-tx"))
+        return mode_idle_tx();
+    if (!strcmp(m, "storm") && argc > 2)
+        return mode_storm(argv[2]);
+    if (!strcmp(m, "misuse-fork"))
+        return mode_misuse_fork();
+    if (!strcmp(m, "misuse-threads"))
+        return mode_misuse_threads();
     if (!strcmp(m, "stdout")) {
         /* Buffered output that only exit() flushes: PQLEAK_EXITCODE must not lose it. */
         printf("buffered output survives\n");

@@ -25,7 +25,7 @@ static void test_parse(void **state)
     (void)state;
     struct pql_rules r = {0};
     nwarnings = 0;
-    assert_true(pql_rules_parse(&r, "# comment\n\n  leak:handle_*  \nleak:libfoo.so\nbogus line\nleak:\n",
+    assert_true(pql_rules_parse(&r, "# comment\n\n  leak:handle_*  # why\nleak:libfoo.so\nbogus line\nleak:\n",
                                 "supp.txt", collect));
     assert_int_equal(r.n, 2);
     assert_string_equal(r.v[0].pattern, "handle_*");

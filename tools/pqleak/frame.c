@@ -108,9 +108,9 @@ static bool prefixed(const char *s, const char *prefix)
 bool cli_frame_is_runtime(const struct cli_frame *f)
 {
     static const char *const runtime[] = {
-        "libpq.",   "libc.",     "libc-",  "ld-linux", "ld.so", "ld64.so", "libpqleak", "libunwind",
-        "libpthread", "libdl.", "libpython", "python",  "libperl", "perl",  "libruby",   "ruby",
-        "libphp",   "php",
+        "libpq.",    "libc.",     "libc-",      "ld-linux", "ld.so",     "ld64.so",
+        "libpqleak", "libunwind", "libpthread", "libdl.",   "libpython", "python",
+        "libperl",   "perl",      "libruby",    "ruby",     "libphp",    "php",
     };
     if (f->lang && strcmp(f->lang, "c") != 0)
         return false; /* interpreted-language frames are the user's code */

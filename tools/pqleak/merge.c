@@ -38,7 +38,8 @@ static void group_free(struct cli_group *g)
 void cli_set_free(struct cli_set *s)
 {
     struct cli_proc *p, *ptmp;
-    HASH_ITER(hh, s->proc_map, p, ptmp) {
+    HASH_ITER(hh, s->proc_map, p, ptmp)
+    {
         HASH_DEL(s->proc_map, p);
         free(p->key);
         free(p->program);
@@ -50,7 +51,8 @@ void cli_set_free(struct cli_set *s)
         group_free(s->groups.v[i]);
     cli_vec_free(&s->groups);
     struct cli_util *u, *utmp;
-    HASH_ITER(hh, s->util_map, u, utmp) {
+    HASH_ITER(hh, s->util_map, u, utmp)
+    {
         HASH_DEL(s->util_map, u);
         free(u->who);
         free(u->time);
@@ -167,8 +169,7 @@ void cli_set_add_util(struct cli_set *s, const char *who, int rank, const char *
     struct cli_util *u;
     HASH_FIND_STR(s->util_map, who, u);
     if (u) {
-        bool newer = rank > u->rank ||
-                     (rank == u->rank && time && (!u->time || strcmp(time, u->time) >= 0));
+        bool newer = rank > u->rank || (rank == u->rank && time && (!u->time || strcmp(time, u->time) >= 0));
         if (!newer)
             return;
         free(u->time);
@@ -209,9 +210,9 @@ json_t *cli_set_utilization(const struct cli_set *s)
 {
     json_t *out = json_object();
     for (const struct cli_util *u = s->util_map; u; u = u->hh.next) {
-        const char *name;
-        json_t *v;
-        json_object_foreach(u->util, name, v) {
+        for (void *it = json_object_iter(u->util); it; it = json_object_iter_next(u->util, it)) {
+            const char *name = json_object_iter_key(it);
+            json_t *v = json_object_iter_value(it);
             json_t *cur = json_object_get(out, name);
             if (!json_is_number(v)) {
                 if (!cur)

@@ -10,6 +10,9 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+
+/* A table that cannot grow ends the command like any other allocation failure. */
+#define uthash_fatal(msg) cli_oom()
 #include <uthash.h>
 
 struct cli_proc {

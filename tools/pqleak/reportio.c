@@ -34,8 +34,8 @@ static int by_version(const void *a, const void *b)
 }
 
 /* Calls fn for every report file in dir; false when dir cannot be opened. */
-static bool scan_dir(const char *dir, void (*fn)(void *ctx, const char *path, const char *name,
-                                                 const struct stat *st),
+static bool scan_dir(const char *dir,
+                     void (*fn)(void *ctx, const char *path, const char *name, const struct stat *st),
                      void *ctx)
 {
     DIR *d = opendir(dir);
@@ -119,6 +119,7 @@ bool cli_report_list_dir(const char *dir, const struct cli_dirsnap *skip, struct
 struct verdict {
     char msg[512];
     bool bad;
+    bool corrupt; /* a pqleak report, but damaged */
 };
 
 static bool fail(struct verdict *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -178,14 +179,14 @@ static bool check_stacks(const json_t *stacks, struct verdict *v)
         return true;
     if (!json_is_object(stacks))
         return fail(v, "\"stacks\" is not an object");
-    const char *id;
-    const json_t *frames;
-    json_object_foreach((json_t *)stacks, id, frames) {
+    for (void *it = json_object_iter((json_t *)stacks); it;
+         it = json_object_iter_next((json_t *)stacks, it)) {
+        const char *id = json_object_iter_key(it);
+        const json_t *frames = json_object_iter_value(it);
         if (!json_is_array(frames))
             return fail(v, "stack %s is not a list of frames", id);
-        size_t i;
-        const json_t *f;
-        json_array_foreach(frames, i, f) {
+        for (size_t i = 0; i < json_array_size(frames); i++) {
+            const json_t *f = json_array_get(frames, i);
             const json_t *off = json_object_get(f, "offset");
             if (!json_is_object(f) || !opt_string(f, "function") || !opt_string(f, "file") ||
                 !opt_integer(f, "line") || !opt_string(f, "module") || !opt_string(f, "lang") ||
@@ -200,9 +201,8 @@ static bool check_proc_list(const json_t *list, const char *what, struct verdict
 {
     if (!json_is_array(list))
         return fail(v, "%s: \"processes\" is not a list", what);
-    size_t i;
-    const json_t *p;
-    json_array_foreach(list, i, p) {
+    for (size_t i = 0; i < json_array_size(list); i++) {
+        const json_t *p = json_array_get(list, i);
         if (json_is_integer(p))
             continue;
         if (!json_is_object(p) || !opt_string(p, "program") || !opt_integer(p, "pid"))
@@ -218,9 +218,8 @@ static bool check_connections(const json_t *list, const json_t *stacks, json_t *
         return true;
     if (!json_is_array(list))
         return fail(v, "\"connections\" is not a list");
-    size_t i;
-    const json_t *c;
-    json_array_foreach(list, i, c) {
+    for (size_t i = 0; i < json_array_size(list); i++) {
+        const json_t *c = json_array_get(list, i);
         char what[64];
         snprintf(what, sizeof what, "connection %zu", i);
         if (!json_is_object(c))
@@ -248,14 +247,16 @@ static bool check_leaks(const json_t *leaks, const json_t *stacks, bool merged, 
 {
     if (!json_is_array(leaks))
         return fail(v, "\"leaks\" is missing or not a list");
-    size_t i;
-    const json_t *l;
-    json_array_foreach(leaks, i, l) {
+    for (size_t i = 0; i < json_array_size(leaks); i++) {
+        const json_t *l = json_array_get(leaks, i);
         char what[64];
         snprintf(what, sizeof what, "leak %zu", i);
         if (!json_is_object(l))
             return fail(v, "%s is not an object", what);
-        if (!check_stack_ref(l, "stack", true, stacks, what, v) ||
+        /* A null stack is one the shim could not capture: the leak still counts. */
+        if (!json_object_get(l, "stack"))
+            return fail(v, "%s has no \"stack\"", what);
+        if (!check_stack_ref(l, "stack", false, stacks, what, v) ||
             !check_stack_ref(l, "tx_stack", false, stacks, what, v))
             return false;
         const json_t *count = json_object_get(l, "count");
@@ -271,12 +272,10 @@ static bool check_leaks(const json_t *leaks, const json_t *stacks, bool merged, 
             return fail(v, "%s: \"rule\" is not a string", what);
         const json_t *ids = json_object_get(l, "connections");
         if (ids && !json_is_null(ids)) {
-            size_t j;
-            const json_t *id;
             if (!json_is_array(ids))
                 return fail(v, "%s: \"connections\" is not a list", what);
-            json_array_foreach(ids, j, id) {
-                if (!json_is_integer(id))
+            for (size_t j = 0; j < json_array_size(ids); j++) {
+                if (!json_is_integer(json_array_get(ids, j)))
                     return fail(v, "%s: connection %zu is not an id", what, j);
             }
         }
@@ -316,7 +315,8 @@ static bool check_report(const json_t *root, json_t *conns, struct verdict *v)
     if ((u && !json_is_null(u) && !json_is_object(u)) || (set && !json_is_null(set) && !json_is_object(set)))
         return fail(v, "corrupt report (\"utilization\" or \"settings\" is not an object)");
     const json_t *stacks = json_object_get(root, "stacks");
-    if (!check_stacks(stacks, v) || !check_connections(json_object_get(root, "connections"), stacks, conns, v))
+    if (!check_stacks(stacks, v) ||
+        !check_connections(json_object_get(root, "connections"), stacks, conns, v))
         goto corrupt;
     if (merged && !check_proc_list(json_object_get(root, "processes"), "report", v))
         goto corrupt;
@@ -326,12 +326,9 @@ static bool check_report(const json_t *root, json_t *conns, struct verdict *v)
         if (!check_leaks(leaks, stacks, merged, v))
             goto corrupt;
     return true;
-corrupt : {
-    char msg[sizeof v->msg];
-    snprintf(msg, sizeof msg, "corrupt report (%s)", v->msg);
-    memcpy(v->msg, msg, sizeof msg);
+corrupt:
+    v->corrupt = true;
     return false;
-}
 }
 
 /* ---- merging a validated report ---- */
@@ -352,9 +349,8 @@ static void to_stack(const json_t *frames, struct cli_stack *out)
 {
     out->n = json_array_size(frames);
     out->f = cli_xcalloc(out->n, sizeof *out->f);
-    size_t i;
-    const json_t *f;
-    json_array_foreach(frames, i, f) {
+    for (size_t i = 0; i < out->n; i++) {
+        const json_t *f = json_array_get(frames, i);
         struct cli_frame *d = &out->f[i];
         d->function = str_or_null(f, "function");
         d->file = str_or_null(f, "file");
@@ -416,17 +412,16 @@ static void add_leak(struct cli_set *set, const json_t *l, const json_t *stacks,
     if (self)
         cli_vec_push(&procs, (void *)self);
     else {
-        size_t i;
-        const json_t *p;
-        json_array_foreach(json_object_get(l, "processes"), i, p) cli_vec_push(&procs, (void *)proc_from(set, p));
+        const json_t *list = json_object_get(l, "processes");
+        for (size_t i = 0; i < json_array_size(list); i++)
+            cli_vec_push(&procs, (void *)proc_from(set, json_array_get(list, i)));
     }
 
     struct cli_vec cv = {0};
-    size_t i;
-    const json_t *id;
-    json_array_foreach(json_object_get(l, "connections"), i, id) {
+    const json_t *ids = json_object_get(l, "connections");
+    for (size_t i = 0; i < json_array_size(ids); i++) {
         char key[32];
-        snprintf(key, sizeof key, "%lld", (long long)json_integer_value(id));
+        snprintf(key, sizeof key, "%lld", (long long)json_integer_value(json_array_get(ids, i)));
         const json_t *obj = json_object_get(conns, key);
         /* A leak may name a connection the report did not list; its count still stands. */
         if (obj)
@@ -453,9 +448,9 @@ static void add_report(struct cli_set *set, const json_t *root, const json_t *co
     const struct cli_proc *self = NULL;
     char *who;
     if (merged) {
-        size_t i;
-        const json_t *p;
-        json_array_foreach(json_object_get(root, "processes"), i, p) proc_from(set, p);
+        const json_t *list = json_object_get(root, "processes");
+        for (size_t i = 0; i < json_array_size(list); i++)
+            proc_from(set, json_array_get(list, i));
         who = cli_xasprintf("merged %s", path);
     } else {
         self = cli_set_proc(set, json_string_value(json_object_get(root, "program")), pid_of(root));
@@ -471,9 +466,9 @@ static void add_report(struct cli_set *set, const json_t *root, const json_t *co
     if (!merged && !is_exit)
         return;
     const json_t *stacks = json_object_get(root, "stacks");
-    size_t i;
-    const json_t *l;
-    json_array_foreach(json_object_get(root, "leaks"), i, l) add_leak(set, l, stacks, conns, self);
+    const json_t *leaks = json_object_get(root, "leaks");
+    for (size_t i = 0; i < json_array_size(leaks); i++)
+        add_leak(set, json_array_get(leaks, i), stacks, conns, self);
 }
 
 bool cli_report_load(struct cli_set *set, const char *path)
@@ -483,7 +478,7 @@ bool cli_report_load(struct cli_set *set, const char *path)
         cli_err("%s: cannot read report: %s", path, strerror(errno));
         return false;
     }
-    struct stat st;
+    struct stat st = {0};
     if (fstat(fileno(fp), &st) == 0 && S_ISDIR(st.st_mode)) {
         fclose(fp);
         cli_err("%s: is a directory", path);
@@ -510,9 +505,45 @@ bool cli_report_load(struct cli_set *set, const char *path)
     bool ok = check_report(root, conns, &v);
     if (ok)
         add_report(set, root, conns, path);
+    else if (v.corrupt)
+        cli_err("%s: corrupt report (%s)", path, v.msg);
     else
         cli_err("%s: %s", path, v.msg);
     json_decref(conns);
     json_decref(root);
     return ok;
+}
+
+size_t cli_report_load_paths(struct cli_set *set, char *const *paths)
+{
+    size_t bad = 0;
+    for (size_t i = 0; paths[i]; i++) {
+        struct stat st;
+        if (stat(paths[i], &st) != 0) {
+            cli_err("%s: cannot read: %s", paths[i], strerror(errno));
+            bad++;
+            continue;
+        }
+        if (!S_ISDIR(st.st_mode)) {
+            bad += !cli_report_load(set, paths[i]);
+            continue;
+        }
+        struct cli_vec files = {0};
+        if (!cli_report_list_dir(paths[i], NULL, &files)) {
+            bad++;
+            continue;
+        }
+        if (files.n == 0) {
+            /* Named on purpose, yet empty: a wrong path or a run that wrote nothing; either way
+             * nothing was checked, and a gate must not pass on that. */
+            cli_err("%s: no reports in this directory (no *.json files)", paths[i]);
+            bad++;
+        }
+        for (size_t j = 0; j < files.n; j++) {
+            bad += !cli_report_load(set, files.v[j]);
+            free(files.v[j]);
+        }
+        cli_vec_free(&files);
+    }
+    return bad;
 }

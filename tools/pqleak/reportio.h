@@ -8,6 +8,7 @@
 #include "util.h"
 
 #include <stdbool.h>
+#include <stddef.h>
 
 /* The files a directory held at one moment, to tell them from files written later. */
 struct cli_dirsnap {
@@ -27,5 +28,10 @@ bool cli_report_list_dir(const char *dir, const struct cli_dirsnap *skip, struct
  * path and what is wrong with it (unreadable, empty, truncated, corrupt, not a pqleak report); then
  * nothing of the file was merged. */
 bool cli_report_load(struct cli_set *set, const char *path);
+
+/* Loads every path of the NULL-terminated list: a file whatever its name, a directory as its report
+ * files (cli_report_list_dir). A directory without reports counts as a failure: it was named on
+ * purpose, so nothing checked is not a pass. Returns the number of failures, each named in one line. */
+size_t cli_report_load_paths(struct cli_set *set, char *const *paths);
 
 #endif

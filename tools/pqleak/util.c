@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static void cli_oom(void)
+void cli_oom(void)
 {
     static const char msg[] = "pqleak: out of memory\n";
     if (write(STDERR_FILENO, msg, sizeof msg - 1) < 0) {

@@ -14,6 +14,9 @@
 #define CLI_EXIT_NOEXEC   126
 #define CLI_EXIT_NOTFOUND 127
 
+/* Prints "out of memory" and exits with status 2. */
+void cli_oom(void) __attribute__((noreturn));
+
 /* Allocation failure in a short-lived command is not worth recovering from: these print one line and
  * exit with status 2, so callers never see NULL. */
 void *cli_xmalloc(size_t n);

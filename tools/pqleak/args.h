@@ -1,0 +1,38 @@
+/* Command-line options of each pqleak subcommand, parsed into plain structs. Parsing only checks
+ * syntax and numbers; files are checked by the subcommands. */
+#ifndef CLI_ARGS_H
+#define CLI_ARGS_H
+
+#include <stdbool.h>
+
+/* What a parser returns. */
+enum cli_parsed {
+    CLI_PARSED_OK,
+    CLI_PARSED_HELP, /* --help: print usage, exit 0 */
+    CLI_PARSED_BAD,  /* one line already printed: exit 2 */
+};
+
+struct cli_run_opts {
+    const char *report_dir, *json, *junit, *suppressions;
+    const char *max_conns, *checkout_timeout; /* validated, passed on as written */
+    int exitcode;
+    bool no_fail, strict;
+    char **command; /* NULL-terminated, at least one word */
+};
+
+struct cli_report_opts {
+    bool json, strict;
+    const char *suppressions, *junit;
+    char **paths; /* NULL-terminated, at least one */
+};
+
+struct cli_suppressions_opts {
+    char **paths;
+};
+
+/* argv[0] is the subcommand's name; argv is NULL-terminated. */
+enum cli_parsed cli_args_run(int argc, char **argv, struct cli_run_opts *o);
+enum cli_parsed cli_args_report(int argc, char **argv, struct cli_report_opts *o);
+enum cli_parsed cli_args_suppressions(int argc, char **argv, struct cli_suppressions_opts *o);
+
+#endif

@@ -1,0 +1,135 @@
+/* The merged JSON writer (jsonout.h). Stack and connection ids of the input files are local to each
+ * file; here every distinct stack gets one new id and every connection a new one, with the process it
+ * lived in added to it. Command-line process only. */
+#include "jsonout.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Stacks already written, by key. */
+struct depot {
+    json_t *ids;    /* key -> id */
+    json_t *stacks; /* the report's "stacks" object */
+};
+
+static json_t *str_or_null(const char *s)
+{
+    return s ? json_string(s) : json_null();
+}
+
+static json_t *frame_json(const struct cli_frame *f)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "function", str_or_null(f->function));
+    json_object_set_new(o, "file", str_or_null(f->file));
+    json_object_set_new(o, "line", f->line > 0 ? json_integer(f->line) : json_null());
+    json_object_set_new(o, "module", str_or_null(f->module));
+    json_object_set_new(o, "offset", str_or_null(f->offset));
+    json_object_set_new(o, "lang", str_or_null(f->lang));
+    return o;
+}
+
+/* The id of st in the output, adding it when new. */
+static json_t *depot_id(struct depot *d, const struct cli_stack *st)
+{
+    char *key = cli_stack_key(st);
+    json_t *id = json_object_get(d->ids, key);
+    if (!id) {
+        json_int_t n = (json_int_t)json_object_size(d->ids) + 1;
+        id = json_integer(n);
+        json_object_set_new(d->ids, key, id);
+        json_t *frames = json_array();
+        for (size_t i = 0; i < st->n; i++)
+            json_array_append_new(frames, frame_json(&st->f[i]));
+        char num[32];
+        snprintf(num, sizeof num, "%lld", (long long)n);
+        json_object_set_new(d->stacks, num, frames);
+    }
+    free(key);
+    return json_integer(json_integer_value(id));
+}
+
+static json_t *proc_json(const struct cli_proc *p)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "program", str_or_null(p ? p->program : NULL));
+    json_object_set_new(o, "pid", p && p->pid >= 0 ? json_integer(p->pid) : json_null());
+    return o;
+}
+
+static json_t *now_iso(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    char buf[64];
+    size_t n = strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + n, sizeof buf - n, ".%03ldZ", ts.tv_nsec / 1000000);
+    return json_string(buf);
+}
+
+int cli_jsonout_write(FILE *out, const struct cli_set *set)
+{
+    struct depot d = {json_object(), json_object()};
+    json_t *root = json_object();
+    json_object_set_new(root, "schema", json_string("pqleak/1"));
+    json_object_set_new(root, "trigger", json_string("merged"));
+    json_object_set_new(root, "pid", json_null());
+    json_object_set_new(root, "program", json_null());
+    json_object_set_new(root, "time", now_iso());
+    json_object_set(root, "settings", set->settings ? set->settings : json_null());
+    json_object_set_new(root, "utilization", cli_set_utilization(set));
+
+    json_t *procs = json_array();
+    for (size_t i = 0; i < set->procs.n; i++)
+        json_array_append_new(procs, proc_json(set->procs.v[i]));
+    json_object_set_new(root, "processes", procs);
+
+    json_t *conns = json_array();
+    json_t *leaks = json_array();
+    json_int_t next_conn = 1;
+    for (size_t i = 0; i < set->groups.n; i++) {
+        const struct cli_group *g = set->groups.v[i];
+        json_t *l = json_object();
+        json_object_set_new(l, "stack", depot_id(&d, &g->stack));
+        json_object_set_new(l, "tx_stack", g->has_tx ? depot_id(&d, &g->tx) : json_null());
+        json_object_set_new(l, "count", json_integer(g->count));
+        json_t *ids = json_array();
+        for (size_t j = 0; j < g->conns.n; j++) {
+            const struct cli_conn *c = g->conns.v[j];
+            json_t *o = json_object();
+            json_object_set_new(o, "id", json_integer(next_conn));
+            json_object_update(o, c->obj);
+            json_object_set_new(o, "stack", c->has_stack ? depot_id(&d, &c->stack) : json_null());
+            json_object_set_new(o, "tx_stack", c->has_tx ? depot_id(&d, &c->tx) : json_null());
+            json_object_set_new(o, "pid",
+                                c->proc && c->proc->pid >= 0 ? json_integer(c->proc->pid) : json_null());
+            json_object_set_new(o, "program", str_or_null(c->proc ? c->proc->program : NULL));
+            json_array_append_new(conns, o);
+            json_array_append_new(ids, json_integer(next_conn++));
+        }
+        json_object_set_new(l, "connections", ids);
+        json_object_set_new(l, "kind", json_string(g->kind));
+        json_object_set_new(l, "suppressed", json_boolean(g->suppressed));
+        json_object_set_new(l, "rule", str_or_null(g->suppressed ? g->rule : NULL));
+        json_t *lp = json_array();
+        for (size_t j = 0; j < g->procs.n; j++)
+            json_array_append_new(lp, proc_json(g->procs.v[j]));
+        json_object_set_new(l, "processes", lp);
+        json_array_append_new(leaks, l);
+    }
+    json_object_set_new(root, "connections", conns);
+    json_object_set_new(root, "leaks", leaks);
+    json_object_set(root, "stacks", d.stacks);
+
+    /* 15 digits print 0.2 as 0.2; 17 would show binary noise (0.20000000000000001). */
+    int r = json_dumpf(root, out, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15));
+    if (r == 0 && fputc('\n', out) == EOF)
+        r = -1;
+    json_decref(root);
+    json_decref(d.ids);
+    json_decref(d.stacks);
+    return r;
+}

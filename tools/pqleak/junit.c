@@ -1,0 +1,153 @@
+/* The JUnit XML writer (junit.h). Every string from a report goes through xml_text, which escapes
+ * markup and replaces what XML 1.0 cannot carry at all (control characters, invalid UTF-8) with
+ * U+FFFD, so the document is well-formed whatever the reports hold. Command-line process only. */
+#include "junit.h"
+
+#include "print.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Length of the valid UTF-8 sequence at s that XML allows, or 0. */
+static size_t xml_char_len(const unsigned char *s)
+{
+    unsigned c = s[0];
+    if (c < 0x80)
+        return (c >= 0x20 || c == '\t' || c == '\n' || c == '\r') ? 1 : 0;
+    size_t n = c >= 0xF0 && c <= 0xF4 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 && c < 0xE0 ? 2 : 0;
+    if (!n)
+        return 0;
+    unsigned long cp = c & (0x3F >> (n - 1));
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3F);
+    }
+    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+        (cp >= 0xD800 && cp <= 0xDFFF) || cp == 0xFFFE || cp == 0xFFFF)
+        return 0;
+    return n;
+}
+
+static void xml_text(FILE *out, const char *str)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    while (*s) {
+        switch (*s) {
+        case '&':
+            fputs("&amp;", out);
+            s++;
+            continue;
+        case '<':
+            fputs("&lt;", out);
+            s++;
+            continue;
+        case '>':
+            fputs("&gt;", out);
+            s++;
+            continue;
+        case '"':
+            fputs("&quot;", out);
+            s++;
+            continue;
+        case '\'':
+            fputs("&apos;", out);
+            s++;
+            continue;
+        default:
+            break;
+        }
+        size_t n = xml_char_len(s);
+        if (n) {
+            fwrite(s, 1, n, out);
+            s += n;
+        } else {
+            fputs("\xEF\xBF\xBD", out);
+            s++;
+        }
+    }
+}
+
+/* The stack text, as the summary prints it, in a memory buffer. Caller frees. */
+static char *stack_text(const struct cli_group *g)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&buf, &len);
+    if (!m)
+        return cli_xstrdup("(out of memory)");
+    char *where = cli_group_where(g);
+    fprintf(m, "in: %s\n", where);
+    free(where);
+    for (size_t i = 0; i < g->targets.n; i++)
+        fprintf(m, "to: %s\n", (const char *)g->targets.v[i]);
+    fprintf(m, "opened at:\n");
+    cli_print_stack(m, &g->stack, "  ");
+    if (g->has_tx) {
+        fprintf(m, "transaction began at:\n");
+        cli_print_stack(m, &g->tx, "  ");
+    }
+    fclose(m);
+    return buf;
+}
+
+void cli_junit_write(FILE *out, const struct cli_set *set, bool strict)
+{
+    size_t failures = 0, skipped = 0;
+    for (size_t i = 0; i < set->groups.n; i++) {
+        const struct cli_group *g = set->groups.v[i];
+        failures += cli_group_counts(g, strict);
+        skipped += g->suppressed;
+    }
+    size_t tests = set->groups.n ? set->groups.n : 1;
+    fprintf(out, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    fprintf(out, "<testsuites name=\"pqleak\" tests=\"%zu\" failures=\"%zu\" errors=\"0\" skipped=\"%zu\">\n",
+            tests, failures, skipped);
+    fprintf(out,
+            "  <testsuite name=\"pqleak\" tests=\"%zu\" failures=\"%zu\" errors=\"0\" skipped=\"%zu\">\n",
+            tests, failures, skipped);
+    if (!set->groups.n) {
+        char n[64];
+        fprintf(out, "    <testcase classname=\"pqleak\" name=\"no connection leaks\">\n");
+        fprintf(out, "      <system-out>no connection leaks in %s</system-out>\n",
+                cli_plural(n, sizeof n, (long)set->procs.n, "process"));
+        fprintf(out, "    </testcase>\n");
+    }
+    for (size_t i = 0; i < set->groups.n; i++) {
+        const struct cli_group *g = set->groups.v[i];
+        char *site = cli_group_site(g);
+        char *text = stack_text(g);
+        char n[64];
+        cli_plural(n, sizeof n, g->count, "connection");
+        /* The name leaves out the count, so a CI's history follows the leak site from run to run; the
+         * kind and the group's number keep names apart. */
+        fputs("    <testcase classname=\"pqleak.", out);
+        xml_text(out, g->kind);
+        fputs("\" name=\"", out);
+        xml_text(out, g->kind);
+        fputs(" connection leak at ", out);
+        xml_text(out, site);
+        fprintf(out, " [%zu]\">\n", i + 1);
+        if (cli_group_counts(g, strict)) {
+            fprintf(out, "      <failure type=\"");
+            xml_text(out, g->kind);
+            fprintf(out, "\" message=\"%s leaked (", n);
+            xml_text(out, g->kind);
+            fputs(")\">", out);
+            xml_text(out, text);
+            fputs("</failure>\n", out);
+        } else if (g->suppressed) {
+            fputs("      <skipped message=\"suppressed by ", out);
+            xml_text(out, g->rule ? g->rule : "a rule");
+            fputs("\"/>\n", out);
+        } else {
+            fprintf(out, "      <system-out>%s held until exit (counted only with --strict)\n", n);
+            xml_text(out, text);
+            fputs("</system-out>\n", out);
+        }
+        fputs("    </testcase>\n", out);
+        free(site);
+        free(text);
+    }
+    fputs("  </testsuite>\n</testsuites>\n", out);
+}

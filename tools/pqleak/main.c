@@ -1,0 +1,162 @@
+/* The pqleak command: dispatches to run, report and suppressions, and holds the usage text. One
+ * process, single-threaded; only `run` forks. */
+#include "args.h"
+#include "baseline.h"
+#include "jsonout.h"
+#include "junit.h"
+#include "merge.h"
+#include "outfile.h"
+#include "print.h"
+#include "reportio.h"
+#include "run.h"
+#include "suppress.h"
+#include "util.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#ifndef PQLEAK_VERSION
+#define PQLEAK_VERSION "unknown"
+#endif
+
+static const char usage[] =
+    "usage: pqleak run [options] -- COMMAND [ARGS...]\n"
+    "       pqleak report [--json] [--suppressions FILE] [--junit FILE] [--strict] PATH...\n"
+    "       pqleak suppressions PATH...\n"
+    "       pqleak --help | --version\n"
+    "\n"
+    "pqleak run: runs COMMAND with the libpq connection-leak tracker preloaded into it and into every\n"
+    "process it starts, merges their reports, prints a summary to stderr and exits with COMMAND's\n"
+    "status if that is not 0 (128+N if signal N killed it), else 23 (or --exitcode N) when connections\n"
+    "leaked, else 0.\n"
+    "  --report-dir DIR       keep the JSON reports in DIR (made if missing); default: a private\n"
+    "                         temporary directory, removed afterwards\n"
+    "  --json FILE            write the merged report (schema pqleak/1) to FILE; - for stdout\n"
+    "  --junit FILE           write JUnit XML: one test case per leak site\n"
+    "  --suppressions FILE    leak:PATTERN rules, one a line; matching leaks do not fail the run\n"
+    "  --max-conns N          cap on connections open at once in each process (0: none)\n"
+    "  --checkout-timeout S   seconds a connect waits for a free slot at the cap\n"
+    "  --exitcode N           exit status when leaks are found (default 23)\n"
+    "  --no-fail              always exit with COMMAND's status\n"
+    "  --strict               connections held until exit (closed by a runtime's teardown) are leaks\n"
+    "\n"
+    "pqleak report: prints saved reports (files, or directories of *.json files) merged; --json prints\n"
+    "the merged report instead. Exits 0 with no unsuppressed leak, 23 with some, 2 when a report\n"
+    "cannot be read.\n"
+    "\n"
+    "pqleak suppressions: prints a suppressions file covering every leak site in the reports (a\n"
+    "baseline: runs with it fail only on new leak sites).\n"
+    "\n"
+    "PQLEAK_LIB=/path/libpqleak.so overrides where the shim is found (default: ../lib/libpqleak.so\n"
+    "next to this program). See the shim's documentation for the PQLEAK_* settings.\n";
+
+static int cmd_report(int argc, char **argv)
+{
+    struct cli_report_opts o;
+    enum cli_parsed p = cli_args_report(argc, argv, &o);
+    if (p != CLI_PARSED_OK) {
+        if (p == CLI_PARSED_HELP)
+            fputs(usage, stdout);
+        return p == CLI_PARSED_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+    }
+    struct cli_rules rules = {0};
+    if (o.suppressions && !cli_rules_load(&rules, o.suppressions))
+        return CLI_EXIT_USAGE;
+    if (o.junit && !cli_outfile_check("--junit", o.junit)) {
+        cli_rules_free(&rules);
+        return CLI_EXIT_USAGE;
+    }
+    struct cli_set set = {0};
+    int rc = CLI_EXIT_USAGE;
+    if (cli_report_load_paths(&set, o.paths) == 0) {
+        cli_rules_apply(&rules, &set);
+        rc = CLI_EXIT_OK;
+        for (size_t i = 0; i < set.groups.n; i++)
+            if (cli_group_counts(set.groups.v[i], o.strict))
+                rc = CLI_EXIT_LEAKS;
+        if (o.json) {
+            if (cli_jsonout_write(stdout, &set) != 0 || fflush(stdout) != 0) {
+                cli_err("cannot write the report to standard output");
+                rc = CLI_EXIT_USAGE;
+            }
+        } else {
+            cli_print_summary(stdout, &set, o.strict);
+        }
+        if (o.junit) {
+            struct cli_outfile of;
+            if (!cli_outfile_open(&of, "--junit", o.junit))
+                rc = CLI_EXIT_USAGE;
+            else {
+                cli_junit_write(of.fp, &set, o.strict);
+                if (!cli_outfile_commit(&of, "--junit"))
+                    rc = CLI_EXIT_USAGE;
+            }
+        }
+    }
+    cli_set_free(&set);
+    cli_rules_free(&rules);
+    return rc;
+}
+
+static int cmd_suppressions(int argc, char **argv)
+{
+    struct cli_suppressions_opts o;
+    enum cli_parsed p = cli_args_suppressions(argc, argv, &o);
+    if (p != CLI_PARSED_OK) {
+        if (p == CLI_PARSED_HELP)
+            fputs(usage, stdout);
+        return p == CLI_PARSED_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+    }
+    struct cli_set set = {0};
+    int rc = CLI_EXIT_USAGE;
+    if (cli_report_load_paths(&set, o.paths) == 0) {
+        cli_baseline_write(stdout, &set);
+        rc = fflush(stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+        if (rc)
+            cli_err("cannot write to standard output");
+    }
+    cli_set_free(&set);
+    return rc;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+    struct cli_run_opts o;
+    enum cli_parsed p = cli_args_run(argc, argv, &o);
+    if (p != CLI_PARSED_OK) {
+        if (p == CLI_PARSED_HELP)
+            fputs(usage, stdout);
+        return p == CLI_PARSED_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+    }
+    return cli_run(&o);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        cli_err("no subcommand given; see pqleak --help");
+        return CLI_EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        fputs(usage, stdout);
+        return CLI_EXIT_OK;
+    }
+    if (strcmp(cmd, "--version") == 0) {
+        printf("pqleak %s\n", PQLEAK_VERSION);
+        return CLI_EXIT_OK;
+    }
+    if (strcmp(cmd, "run") == 0)
+        return cmd_run(argc - 1, argv + 1);
+    if (strcmp(cmd, "report") == 0)
+        return cmd_report(argc - 1, argv + 1);
+    if (strcmp(cmd, "suppressions") == 0)
+        return cmd_suppressions(argc - 1, argv + 1);
+    if (strcmp(cmd, "status") == 0) {
+        /* Nagios convention: 3 is "unknown", the status a later version gives when no report is had. */
+        cli_err("status is not implemented yet");
+        return 3;
+    }
+    cli_err("unknown subcommand '%s'; see pqleak --help", cmd);
+    return CLI_EXIT_USAGE;
+}
