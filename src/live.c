@@ -22,6 +22,7 @@ _Atomic uint32_t pql_fork_gen;
 _Atomic bool pql_live_on;
 
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic pid_t my_pid;
 static struct pql_live *pool;
 static __thread int my_tid __attribute__((tls_model("initial-exec")));
 
@@ -43,7 +44,7 @@ struct pql_live *pql_live_get(const PGconn *conn, uintptr_t key)
     if (!l && !(l = calloc(1, sizeof(*l))))
         return NULL;
     atomic_store_explicit(&l->fork_gen, atomic_load(&pql_fork_gen), memory_order_relaxed);
-    atomic_store_explicit(&l->users, 0, memory_order_relaxed);
+    atomic_store_explicit(&l->in_call, 0, memory_order_relaxed);
     atomic_store_explicit(&l->last_tid, 0, memory_order_relaxed);
     atomic_store_explicit(&l->last_ns, 0, memory_order_relaxed);
     atomic_store_explicit(&l->tx, PQTRANS_IDLE, memory_order_relaxed);
@@ -66,11 +67,21 @@ void pql_live_put(struct pql_live *l)
     pthread_mutex_unlock(&pool_lock);
 }
 
-static int tid(void)
+int pql_tid(void)
 {
     if (!my_tid)
         my_tid = gettid();
     return my_tid;
+}
+
+pid_t pql_pid(void)
+{
+    pid_t p = atomic_load_explicit(&my_pid, memory_order_relaxed);
+    if (!p) {
+        p = getpid();
+        atomic_store_explicit(&my_pid, p, memory_order_relaxed);
+    }
+    return p;
 }
 
 struct pql_live *pql_query_begin(PGconn *conn)
@@ -80,17 +91,19 @@ struct pql_live *pql_query_begin(PGconn *conn)
     struct pql_live *l = pql_registry_live(conn);
     if (!l)
         return NULL;
-    int me = tid();
+    int me = pql_tid();
     if (atomic_load_explicit(&l->fork_gen, memory_order_relaxed) !=
             atomic_load_explicit(&pql_fork_gen, memory_order_relaxed) &&
         !atomic_exchange(&l->warned_fork, true))
         pql_misuse_report(conn, PQL_MISUSE_FORK, 0);
+    /* Plain loads and stores, no read-modify-write: two threads entering at the very same instant may go
+     * unnoticed, but one entering while another waits inside libpq (the case that corrupts) is seen. */
     int other = atomic_load_explicit(&l->last_tid, memory_order_relaxed);
-    if (atomic_fetch_add_explicit(&l->users, 1, memory_order_acq_rel) > 0 && other != me &&
+    if (atomic_load_explicit(&l->in_call, memory_order_relaxed) && other != me &&
         !atomic_exchange(&l->warned_threads, true))
         pql_misuse_report(conn, PQL_MISUSE_THREADS, other);
     atomic_store_explicit(&l->last_tid, me, memory_order_relaxed);
-    atomic_store_explicit(&l->last_ns, pql_live_now_ns(), memory_order_relaxed);
+    atomic_store_explicit(&l->in_call, 1, memory_order_relaxed);
     return l;
 }
 
@@ -99,9 +112,11 @@ void pql_query_end(struct pql_live *l, PGconn *conn)
     if (!l)
         return;
     int tx = pql_real.PQtransactionStatus(conn);
+    int64_t now = pql_live_now_ns();
     atomic_store_explicit(&l->tx, tx, memory_order_relaxed);
-    if (tx != PQTRANS_ACTIVE) {
-        int before = atomic_exchange_explicit(&l->settled, tx, memory_order_relaxed);
+    int before = atomic_load_explicit(&l->settled, memory_order_relaxed);
+    if (tx != PQTRANS_ACTIVE && tx != before) {
+        atomic_store_explicit(&l->settled, tx, memory_order_relaxed);
         if (tx == PQTRANS_IDLE || tx == PQTRANS_UNKNOWN) {
             atomic_store_explicit(&l->tx_stack, 0, memory_order_relaxed);
         } else if (before == PQTRANS_IDLE) {
@@ -109,16 +124,19 @@ void pql_query_end(struct pql_live *l, PGconn *conn)
             uintptr_t frames[PQL_MAX_FRAMES];
             int n = pql_stack_capture(frames, pql_shim_settings()->stack_depth);
             atomic_store_explicit(&l->tx_stack, pql_stack_intern(frames, n), memory_order_relaxed);
-            atomic_store_explicit(&l->tx_began_ns, pql_live_now_ns(), memory_order_relaxed);
+            atomic_store_explicit(&l->tx_began_ns, now, memory_order_relaxed);
         }
     }
-    atomic_store_explicit(&l->last_ns, pql_live_now_ns(), memory_order_relaxed);
-    atomic_fetch_sub_explicit(&l->users, 1, memory_order_acq_rel);
+    atomic_store_explicit(&l->last_ns, now, memory_order_relaxed);
+    /* The thread that ran this call last is the one now; a later caller overwrote it only on misuse. */
+    if (atomic_load_explicit(&l->last_tid, memory_order_relaxed) == pql_tid())
+        atomic_store_explicit(&l->in_call, 0, memory_order_relaxed);
 }
 
 void pql_live_fork_child(void)
 {
     pthread_mutex_init(&pool_lock, NULL);
     my_tid = 0;
+    atomic_store(&my_pid, 0);
     atomic_fetch_add(&pql_fork_gen, 1);
 }

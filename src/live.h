@@ -9,12 +9,13 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 struct pql_live {
     _Atomic uintptr_t key;      /* masked PGconn, 0 while the struct is free */
     _Atomic uint32_t fork_gen;  /* the process generation that opened the connection */
-    _Atomic int users;          /* threads inside a query call on it now */
-    _Atomic int last_tid;       /* thread of the last query call */
+    _Atomic int in_call;        /* a query call is running on it (best effort: plain stores) */
+    _Atomic int last_tid;       /* thread of the last (or running) query call */
     _Atomic int64_t last_ns;    /* last activity (CLOCK_MONOTONIC_COARSE) */
     _Atomic int tx;             /* last PGTransactionStatusType seen */
     _Atomic int settled;        /* last status outside a running command */
@@ -37,6 +38,10 @@ extern _Atomic bool pql_live_on;
  * struct, whose key then does not match). NULL on out of memory. */
 struct pql_live *pql_live_get(const PGconn *conn, uintptr_t key);
 void pql_live_put(struct pql_live *l);
+
+/* This process's pid and this thread's tid, cached (no system call on the hot paths). */
+pid_t pql_pid(void);
+int pql_tid(void);
 
 /* Monotonic time in ns, coarse (a few ms) and cheap: read on every query call. */
 int64_t pql_live_now_ns(void);

@@ -75,6 +75,7 @@ bool pql_real_resolve(void)
             RESOLVE(h, PQfreemem);
             RESOLVE(h, PQtransactionStatus);
             RESOLVE(h, PQsocket);
+            RESOLVE(h, PQparameterStatus);
             RESOLVE(h, PQexec);
             RESOLVE(h, PQexecParams);
             RESOLVE(h, PQexecPrepared);

@@ -37,6 +37,7 @@ struct pql_real {
     void (*PQfreemem)(void *);
     PGTransactionStatusType (*PQtransactionStatus)(const PGconn *);
     int (*PQsocket)(const PGconn *);
+    const char *(*PQparameterStatus)(const PGconn *, const char *);
     /* query entry points (live state) */
     PGresult *(*PQexec)(PGconn *, const char *);
     PGresult *(*PQexecParams)(PGconn *, const char *, int, const Oid *, const char *const *, const int *,

@@ -49,7 +49,7 @@ static void copy_live(struct pql_conn *rec, const struct pql_live *l)
     if (!l)
         return;
     rec->tx_status = atomic_load_explicit(&l->tx, memory_order_relaxed);
-    rec->active = atomic_load_explicit(&l->users, memory_order_relaxed) > 0 || rec->tx_status == PQTRANS_ACTIVE;
+    rec->active = atomic_load_explicit(&l->in_call, memory_order_relaxed) || rec->tx_status == PQTRANS_ACTIVE;
     rec->last_ns = atomic_load_explicit(&l->last_ns, memory_order_relaxed);
     rec->tx_stack = atomic_load_explicit(&l->tx_stack, memory_order_relaxed);
     rec->tx_began_ns = atomic_load_explicit(&l->tx_began_ns, memory_order_relaxed);
@@ -147,7 +147,7 @@ bool pql_registry_remove(const PGconn *conn, struct pql_conn *out)
     HASH_FIND(hh, table, &key, sizeof(key), e);
     if (e) {
         HASH_DEL(table, e);
-        if (e->rec.pid == getpid()) {
+        if (e->rec.pid == pql_pid()) {
             counters.closed_total += !e->rec.refused;
             if (holds_slot(e->rec.state))
                 counters.open--;
@@ -172,7 +172,7 @@ static int by_id(const void *a, const void *b)
 
 size_t pql_registry_snapshot(struct pql_conn **out, struct pql_counters *c)
 {
-    pid_t me = getpid();
+    pid_t me = pql_pid();
     pthread_mutex_lock(&lock);
     *c = counters;
     size_t n = 0, cap = HASH_COUNT(table);
@@ -225,7 +225,7 @@ struct pql_live *pql_registry_live(const PGconn *conn)
 
 void pql_registry_each(void (*fn)(const struct pql_conn *rec, struct pql_live *live, void *arg), void *arg)
 {
-    pid_t me = getpid();
+    pid_t me = pql_pid();
     pthread_mutex_lock(&lock);
     for (struct entry *e = table; e; e = e->hh.next) {
         if (e->rec.pid != me)

@@ -30,18 +30,18 @@ void pql_target_from_conn(struct pql_target *t, PGconn *conn, const struct pql_t
     copy(t->port, sizeof(t->port), api->port(conn));
     copy(t->dbname, sizeof(t->dbname), api->db(conn));
     copy(t->user, sizeof(t->user), api->user(conn));
-    PQconninfoOption *opts = api->conninfo(conn);
-    const char *given_password = NULL;
-    for (PQconninfoOption *o = opts; o && o->keyword; o++) {
-        if (!strcmp(o->keyword, "application_name") && o->val)
-            copy(t->appname, sizeof(t->appname), o->val);
-        else if (!strcmp(o->keyword, "password"))
-            given_password = o->val;
+    if (api->status(conn) == CONNECTION_OK) {
+        /* The server reports application_name: far cheaper than building the whole PQconninfo array. */
+        copy(t->appname, sizeof(t->appname), api->parameter_status(conn, "application_name"));
+    } else {
+        PQconninfoOption *opts = api->conninfo(conn);
+        for (PQconninfoOption *o = opts; o && o->keyword; o++)
+            if (!strcmp(o->keyword, "application_name") && o->val)
+                copy(t->appname, sizeof(t->appname), o->val);
+        if (opts)
+            api->conninfo_free(opts);
     }
-    /* A password given in the conninfo but not (yet) used must not leak either. */
-    pql_target_scrub(t, given_password);
-    if (opts)
-        api->conninfo_free(opts);
+    /* PQpass is the password given (in the conninfo, a URI or the keywords), used or not. */
     pql_target_scrub(t, api->pass(conn));
 }
 

@@ -27,6 +27,8 @@ struct pql_target_api {
     PQconninfoOption *(*conninfo_parse)(const char *, char **);
     PQconninfoOption *(*conndefaults)(void);
     void (*freemem)(void *);
+    ConnStatusType (*status)(const PGconn *);
+    const char *(*parameter_status)(const PGconn *, const char *);
 };
 
 /* Fills *t from a live PGconn (connected, in progress or failed). Unknown fields are "". */

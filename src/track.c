@@ -27,7 +27,7 @@ static struct pql_target_api target_api(void)
     return (struct pql_target_api){pql_real.PQhost,          pql_real.PQport,         pql_real.PQdb,
                                    pql_real.PQuser,          pql_real.PQpass,         pql_real.PQconninfo,
                                    pql_real.PQconninfoFree,  pql_real.PQconninfoParse, pql_real.PQconndefaults,
-                                   pql_real.PQfreemem};
+                                   pql_real.PQfreemem,       pql_real.PQstatus,       pql_real.PQparameterStatus};
 }
 
 /* Messages of refused connections, by PGconn, until PQfinish. refusals_live lets PQerrorMessage skip
@@ -115,8 +115,8 @@ static int client_port(const PGconn *conn)
 static void new_record(struct pql_conn *rec)
 {
     memset(rec, 0, sizeof(*rec));
-    rec->pid = getpid();
-    rec->tid = gettid();
+    rec->pid = pql_pid();
+    rec->tid = pql_tid();
     rec->opened_wall = clock_s(CLOCK_REALTIME);
     rec->opened_mono = clock_s(CLOCK_MONOTONIC);
     uintptr_t frames[PQL_MAX_FRAMES];
@@ -168,9 +168,10 @@ void pql_track_open(PGconn *conn, bool nonblocking, struct pql_slot *slot)
     if (!nonblocking && rec.state == PQL_CONNECTING)
         rec.state = PQL_BAD;
     rec.server_pid = rec.state == PQL_OK ? pql_real.PQbackendPID(conn) : 0;
-    rec.client_port = rec.state == PQL_OK ? client_port(conn) : 0;
     struct pql_target_api api = target_api();
     pql_target_from_conn(&rec.target, conn, &api);
+    /* A socket directory as host: a unix socket, no port to find. */
+    rec.client_port = rec.state == PQL_OK && rec.target.host[0] != '/' ? client_port(conn) : 0;
     if (rec.state == PQL_BAD)
         pql_checkout_release(slot); /* a failed connect holds no slot */
     else
@@ -223,7 +224,7 @@ void pql_track_close(PGconn *conn)
     if (!conn)
         return;
     /* PQfinish in a forked child sends the server a Terminate message: the parent's session ends. */
-    if (pql_registry_get(conn, &rec) && rec.pid != getpid()) {
+    if (pql_registry_get(conn, &rec) && rec.pid != pql_pid()) {
         struct pql_live *l = pql_registry_live(conn);
         if (l && !atomic_exchange(&l->warned_fork, true))
             pql_misuse_report(conn, PQL_MISUSE_FORK, 0);
@@ -234,7 +235,7 @@ void pql_track_close(PGconn *conn)
     if (rec.refused)
         refusal_remove(conn);
     /* A forked child closing its parent's connection frees none of its own slots. */
-    if (rec.pid == getpid())
+    if (rec.pid == pql_pid())
         pql_checkout_release(&rec.slot);
     if (pql_shim_settings()->trace)
         pql_log("close #%llu after %.3f s", (unsigned long long)rec.id, clock_s(CLOCK_MONOTONIC) - rec.opened_mono);

@@ -12,7 +12,7 @@
 
 static const struct pql_target_api api = {PQhost,         PQport,          PQdb,           PQuser,
                                          PQpass,         PQconninfo,      PQconninfoFree, PQconninfoParse,
-                                         PQconndefaults, PQfreemem};
+                                         PQconndefaults, PQfreemem,       PQstatus,       PQparameterStatus};
 
 static void assert_no_secret(const struct pql_target *t, const char *secret)
 {
