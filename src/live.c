@@ -9,6 +9,7 @@
 #include "misuse.h"
 #include "real.h"
 #include "registry.h"
+#include "runtime.h"
 #include "shim.h"
 #include "stack.h"
 
@@ -54,6 +55,7 @@ struct pql_live *pql_live_get(const PGconn *conn, uintptr_t key)
     atomic_store_explicit(&l->suspect, PQL_SUSPECT_NONE, memory_order_relaxed);
     atomic_store_explicit(&l->warned_fork, false, memory_order_relaxed);
     atomic_store_explicit(&l->warned_threads, false, memory_order_relaxed);
+    atomic_store_explicit(&l->ended_in_teardown, false, memory_order_relaxed);
     atomic_store_explicit(&l->key, key, memory_order_release);
     return l;
 }
@@ -118,7 +120,12 @@ void pql_query_end(struct pql_live *l, PGconn *conn)
     if (tx != PQTRANS_ACTIVE && tx != before) {
         atomic_store_explicit(&l->settled, tx, memory_order_relaxed);
         if (tx == PQTRANS_IDLE || tx == PQTRANS_UNKNOWN) {
-            atomic_store_explicit(&l->tx_stack, 0, memory_order_relaxed);
+            /* Once per transaction: a runtime's teardown rolling back forgotten work (DBI's DESTROY
+             * does) keeps the transaction's stack for the exit report. */
+            if ((before == PQTRANS_INTRANS || before == PQTRANS_INERROR) && pql_runtime_in_teardown())
+                atomic_store_explicit(&l->ended_in_teardown, true, memory_order_relaxed);
+            else
+                atomic_store_explicit(&l->tx_stack, 0, memory_order_relaxed);
         } else if (before == PQTRANS_IDLE) {
             /* A transaction began in this call: remember where (the culprit when it is never ended). */
             uintptr_t frames[PQL_MAX_FRAMES];

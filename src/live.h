@@ -23,6 +23,8 @@ struct pql_live {
     _Atomic int64_t tx_began_ns;
     _Atomic int suspect;        /* enum pql_suspect, set once by the reporter thread */
     _Atomic bool warned_fork, warned_threads;
+    _Atomic bool ended_in_teardown; /* a transaction was ended by the runtime's teardown (Perl's DBI
+                                       rolls back before closing): its work was rolled back */
     struct pql_live *next_free; /* pool, under the pool lock */
 };
 

@@ -35,6 +35,8 @@ static unsigned hint_slot(uintptr_t key)
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct entry *table;
+static struct pql_conn *retired; /* closed by a runtime's teardown, kept for the exit report */
+static size_t nretired, retired_cap;
 static struct pql_counters counters;
 static uint64_t next_id = 1;
 
@@ -54,6 +56,7 @@ static void copy_live(struct pql_conn *rec, const struct pql_live *l)
     rec->tx_stack = atomic_load_explicit(&l->tx_stack, memory_order_relaxed);
     rec->tx_began_ns = atomic_load_explicit(&l->tx_began_ns, memory_order_relaxed);
     rec->suspect = atomic_load_explicit(&l->suspect, memory_order_relaxed);
+    rec->ended_in_teardown = atomic_load_explicit(&l->ended_in_teardown, memory_order_relaxed);
 }
 
 static void entry_free(struct entry *e)
@@ -139,7 +142,24 @@ bool pql_registry_set_state(const PGconn *conn, enum pql_state state, int server
     return e != NULL;
 }
 
-bool pql_registry_remove(const PGconn *conn, struct pql_conn *out)
+/* Keeps a copy of a record closed by teardown. Called with lock held. */
+static void retire(const struct entry *e, enum pql_leak_kind kind)
+{
+    if (nretired == retired_cap) {
+        size_t cap = retired_cap ? 2 * retired_cap : 16;
+        struct pql_conn *v = realloc(retired, cap * sizeof(*v));
+        if (!v)
+            return; /* the leak goes unreported rather than the application failing */
+        retired = v;
+        retired_cap = cap;
+    }
+    struct pql_conn *r = &retired[nretired++];
+    *r = e->rec;
+    copy_live(r, e->live);
+    r->leak_kind = kind;
+}
+
+bool pql_registry_remove(const PGconn *conn, struct pql_conn *out, enum pql_leak_kind kind)
 {
     uintptr_t key = mask(conn);
     pthread_mutex_lock(&lock);
@@ -151,6 +171,8 @@ bool pql_registry_remove(const PGconn *conn, struct pql_conn *out)
             counters.closed_total += !e->rec.refused;
             if (holds_slot(e->rec.state))
                 counters.open--;
+            if (kind != PQL_LEAK_UNCLOSED)
+                retire(e, kind);
         }
     }
     pthread_mutex_unlock(&lock);
@@ -162,6 +184,19 @@ bool pql_registry_remove(const PGconn *conn, struct pql_conn *out)
     }
     entry_free(e);
     return true;
+}
+
+size_t pql_registry_retired(struct pql_conn **out)
+{
+    pid_t me = pql_pid();
+    size_t n = 0;
+    pthread_mutex_lock(&lock);
+    *out = nretired ? malloc(nretired * sizeof(**out)) : NULL;
+    for (size_t i = 0; *out && i < nretired; i++)
+        if (retired[i].pid == me)
+            (*out)[n++] = retired[i];
+    pthread_mutex_unlock(&lock);
+    return n;
 }
 
 static int by_id(const void *a, const void *b)

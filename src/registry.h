@@ -15,6 +15,10 @@
 
 enum pql_state { PQL_CONNECTING, PQL_OK, PQL_BAD };
 
+/* How a connection ended up leaked: never closed, or closed by a language runtime's teardown while
+ * in a transaction or a query (its work was rolled back), or while idle (held until exit). */
+enum pql_leak_kind { PQL_LEAK_UNCLOSED, PQL_LEAK_TEARDOWN, PQL_LEAK_HELD };
+
 /* A checkout slot (see checkout.h), kept in the record of the connection that holds it. */
 struct pql_slot {
     bool held;
@@ -42,6 +46,8 @@ struct pql_conn {
     uint32_t tx_stack;  /* where the current transaction began, 0 when none */
     int64_t tx_began_ns;
     int suspect;        /* enum pql_suspect */
+    int leak_kind;      /* enum pql_leak_kind: set on connections retired by a runtime's teardown */
+    bool ended_in_teardown; /* its transaction was rolled back by the runtime's teardown */
 };
 
 struct pql_counters {
@@ -61,8 +67,14 @@ uint64_t pql_registry_add(const PGconn *conn, const struct pql_conn *rec);
 bool pql_registry_set_state(const PGconn *conn, enum pql_state state, int server_pid,
                             const struct pql_target *target, struct pql_slot *released);
 
-/* Removes conn's record, copying it to *out when out is non-NULL. Returns false when not tracked. */
-bool pql_registry_remove(const PGconn *conn, struct pql_conn *out);
+/* Removes conn's record, copying it to *out when out is non-NULL. With kind PQL_LEAK_TEARDOWN or
+ * PQL_LEAK_HELD the record is kept aside for the exit report (see pql_registry_retired). Returns false
+ * when not tracked. */
+bool pql_registry_remove(const PGconn *conn, struct pql_conn *out, enum pql_leak_kind kind);
+
+/* Copies the records this process's runtime teardown closed into a new array (*out, caller frees);
+ * returns their number (0 with *out NULL when there are none or memory ran out). */
+size_t pql_registry_retired(struct pql_conn **out);
 
 /* Copies conn's record (with its live fields) to *out; false when conn is not tracked. */
 bool pql_registry_get(const PGconn *conn, struct pql_conn *out);

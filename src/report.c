@@ -25,6 +25,7 @@
 struct group {
     uint32_t stack;
     const char *kind;
+    uint32_t tx_stack; /* where the abandoned transaction began (teardown leaks) */
     long count;
     size_t first;  /* index of the first connection in the snapshot */
     int rule;      /* -1 when not suppressed */
@@ -55,8 +56,18 @@ static double clock_s(clockid_t id)
 
 static const char *leak_kind(const struct pql_conn *c)
 {
-    (void)c; /* teardown and held come with the language runtimes */
-    return "unclosed";
+    return c->leak_kind == PQL_LEAK_TEARDOWN ? "teardown" : c->leak_kind == PQL_LEAK_HELD ? "held" : "unclosed";
+}
+
+/* Held connections (closed idle by a runtime at exit) count only in strict mode. */
+static bool counts(const struct report *r, const struct group *g)
+{
+    return g->rule < 0 && (strcmp(g->kind, "held") != 0 || r->settings->strict);
+}
+
+static bool in_group(const struct group *g, const struct pql_conn *c)
+{
+    return g->stack == c->stack && g->kind == leak_kind(c) && g->tx_stack == c->tx_stack;
 }
 
 static int group_order(const void *a, const void *b)
@@ -93,10 +104,10 @@ static bool build_groups(struct report *r)
         size_t g;
         /* Few distinct stacks in practice; a linear scan keeps this simple. */
         for (g = 0; g < r->ngroups; g++)
-            if (r->groups[g].stack == c->stack && r->groups[g].kind == kind)
+            if (in_group(&r->groups[g], c))
                 break;
         if (g == r->ngroups)
-            r->groups[r->ngroups++] = (struct group){c->stack, kind, 0, i, -1, 0};
+            r->groups[r->ngroups++] = (struct group){c->stack, kind, c->tx_stack, 0, i, -1, 0};
         r->groups[g].count++;
         if (age > r->groups[g].oldest)
             r->groups[g].oldest = age;
@@ -155,14 +166,23 @@ void pql_report_stack_text(struct pql_buf *b, struct pql_symbolizer *sym, uint32
         pql_buf_puts(b, "    (no stack)\n");
 }
 
+static const char *kind_text(const char *kind)
+{
+    if (!strcmp(kind, "teardown"))
+        return "teardown: closed by the runtime at exit inside a transaction, its work rolled back";
+    if (!strcmp(kind, "held"))
+        return "held: closed idle by the runtime at exit";
+    return "unclosed";
+}
+
 static void text_report(struct report *r, long leaked)
 {
     struct pql_buf b;
     pql_buf_init(&b);
     int pid = (int)getpid();
-    pql_buf_printf(&b, "\n==%d==pqleak: ERROR: %ld connection%s never closed with PQfinish\n", pid, leaked,
-                   leaked == 1 ? " was" : "s were");
-    long suppressed = 0;
+    pql_buf_printf(&b, "\n==%d==pqleak: ERROR: %ld connection%s leaked (never closed with PQfinish by the program)\n",
+                   pid, leaked, leaked == 1 ? "" : "s");
+    long suppressed = 0, held = 0;
     size_t shown = 0;
     for (size_t g = 0; g < r->ngroups; g++) {
         const struct group *gr = &r->groups[g];
@@ -170,15 +190,26 @@ static void text_report(struct report *r, long leaked)
             suppressed += gr->count;
             continue;
         }
+        if (!counts(r, gr)) {
+            held += gr->count;
+            continue;
+        }
         shown++;
         const struct pql_conn *c = &r->conns[gr->first];
         pql_buf_printf(&b, "\nLeak of %ld connection%s (%s%s) to ", gr->count, gr->count == 1 ? "" : "s",
-                       gr->kind, c->state == PQL_OK ? "" : c->state == PQL_BAD ? ", failed to connect"
-                                                                                : ", still connecting");
+                       kind_text(gr->kind), c->state == PQL_OK ? "" : c->state == PQL_BAD ? ", failed to connect"
+                                                                           : ", still connecting");
         text_target(&b, &c->target);
         pql_buf_printf(&b, ", open %.1f s, opened at:\n", gr->oldest);
         pql_report_stack_text(&b, r->sym, gr->stack);
+        if (gr->tx_stack) {
+            pql_buf_puts(&b, "  its transaction began at:\n");
+            pql_report_stack_text(&b, r->sym, gr->tx_stack);
+        }
     }
+    if (held)
+        pql_buf_printf(&b, "\nAlso %ld connection%s held until exit (closed idle by the runtime; PQLEAK_STRICT=1 counts "
+                       "them)\n", held, held == 1 ? "" : "s");
     if (suppressed && r->rules) {
         pql_buf_printf(&b, "\nSuppressed: %ld connection%s\n", suppressed, suppressed == 1 ? "" : "s");
         for (size_t i = 0; i < r->rules->n; i++)
@@ -354,11 +385,13 @@ static void json_report(struct pql_buf *b, struct report *r, bool with_leaks)
                 pql_buf_printf(b, "%u", gr->stack);
             else
                 pql_buf_puts(b, "null");
-            pql_buf_printf(b, ", \"tx_stack\": null, \"count\": %ld, \"connections\": [", gr->count);
+            pql_buf_puts(b, ", \"tx_stack\": ");
+            json_id(b, gr->tx_stack);
+            pql_buf_printf(b, ", \"count\": %ld, \"connections\": [", gr->count);
             const char *sep = "";
             for (size_t i = gr->first; i < r->nconns; i++) {
                 const struct pql_conn *c = &r->conns[i];
-                if (c->stack == gr->stack && leak_kind(c) == gr->kind) {
+                if (in_group(gr, c)) {
                     pql_buf_printf(b, "%s%llu", sep, (unsigned long long)c->id);
                     sep = ", ";
                 }
@@ -482,6 +515,20 @@ struct pql_report_result pql_report_exit(const struct pql_settings *settings, st
     struct report r;
     if (!report_begin(&r, "exit", settings, rules))
         return res;
+    /* Connections the runtime closed at exit are leaks of their own kinds. */
+    struct pql_conn *gone;
+    size_t ngone = pql_registry_retired(&gone);
+    if (ngone) {
+        struct pql_conn *all = realloc(r.conns, (r.nconns + ngone) * sizeof(*all));
+        if (all) {
+            memcpy(all + r.nconns, gone, ngone * sizeof(*gone));
+            r.conns = all;
+            r.nconns += ngone;
+            if (!r.sym)
+                r.sym = pql_sym_open();
+        }
+        free(gone);
+    }
     /* A process that never opened a connection (a forked child, say) writes nothing. */
     if (r.counters.opened_total == 0 && r.counters.refused_total == 0)
         goto out;
@@ -492,7 +539,7 @@ struct pql_report_result pql_report_exit(const struct pql_settings *settings, st
     for (size_t g = 0; g < r.ngroups; g++) {
         if (r.groups[g].rule >= 0) {
             res.suppressed += r.groups[g].count;
-        } else {
+        } else if (counts(&r, &r.groups[g])) {
             res.leaked += r.groups[g].count;
             res.groups++;
         }
@@ -645,7 +692,7 @@ void pql_report_holders(char *msg, size_t len, uint32_t bucket)
         for (g = 0; g < ngroups && groups[g].stack != c->stack; g++)
             ;
         if (g == ngroups)
-            groups[ngroups++] = (struct group){c->stack, "held", 0, i, -1, 0};
+            groups[ngroups++] = (struct group){c->stack, "held", 0, 0, i, -1, 0};
         groups[g].count++;
         if (now - c->opened_mono > groups[g].oldest)
             groups[g].oldest = now - c->opened_mono;

@@ -11,6 +11,7 @@
 #include "registry.h"
 #include "report.h"
 #include "reporter.h"
+#include "runtime.h"
 #include "stack.h"
 #include "suppress.h"
 
@@ -72,6 +73,7 @@ static void init(void)
     pql_settings_load(&settings, env, warn_line);
     if (settings.disable)
         return;
+    pql_runtime_setup();
     if (!pql_stack_setup())
         pql_log("libunwind.so.8 cannot be loaded; connections are tracked without stacks");
     if (*settings.suppressions)

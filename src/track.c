@@ -9,6 +9,7 @@
 #include "real.h"
 #include "registry.h"
 #include "reporter.h"
+#include "runtime.h"
 #include "shim.h"
 #include "stack.h"
 #include "target.h"
@@ -178,6 +179,7 @@ void pql_track_open(PGconn *conn, bool nonblocking, struct pql_slot *slot)
         rec.slot = *slot;
     uint64_t id = pql_registry_add(conn, &rec);
     pql_reporter_ensure(set);
+    pql_runtime_saw_open();
     if (!id) {
         pql_checkout_release(&rec.slot);
         pql_log("out of memory: a connection is not tracked");
@@ -221,22 +223,31 @@ void pql_track_reset(PGconn *conn)
 void pql_track_close(PGconn *conn)
 {
     struct pql_conn rec;
-    if (!conn)
+    if (!conn || !pql_registry_get(conn, &rec))
         return;
-    /* PQfinish in a forked child sends the server a Terminate message: the parent's session ends. */
-    if (pql_registry_get(conn, &rec) && rec.pid != pql_pid()) {
+    enum pql_leak_kind kind = PQL_LEAK_UNCLOSED;
+    if (rec.pid != pql_pid()) {
+        /* PQfinish in a forked child sends the server a Terminate message: the parent's session ends. */
         struct pql_live *l = pql_registry_live(conn);
         if (l && !atomic_exchange(&l->warned_fork, true))
             pql_misuse_report(conn, PQL_MISUSE_FORK, 0);
+    } else if (pql_runtime_in_teardown()) {
+        /* The runtime closes what the program forgot: work in flight is silently rolled back. */
+        bool in_tx = rec.active || rec.tx_status == PQTRANS_INTRANS || rec.tx_status == PQTRANS_INERROR ||
+                     rec.ended_in_teardown;
+        kind = rec.state == PQL_OK && in_tx ? PQL_LEAK_TEARDOWN : PQL_LEAK_HELD;
     }
-    if (!pql_registry_remove(conn, &rec))
+    if (!pql_registry_remove(conn, &rec, kind))
         return;
-    pql_reporter_closed(&rec);
     if (rec.refused)
         refusal_remove(conn);
     /* A forked child closing its parent's connection frees none of its own slots. */
     if (rec.pid == pql_pid())
         pql_checkout_release(&rec.slot);
+    pql_reporter_closed(&rec);
     if (pql_shim_settings()->trace)
-        pql_log("close #%llu after %.3f s", (unsigned long long)rec.id, clock_s(CLOCK_MONOTONIC) - rec.opened_mono);
+        pql_log("close #%llu after %.3f s%s", (unsigned long long)rec.id, clock_s(CLOCK_MONOTONIC) - rec.opened_mono,
+                kind == PQL_LEAK_TEARDOWN ? " by the runtime's teardown, in a transaction"
+                : kind == PQL_LEAK_HELD   ? " by the runtime's teardown"
+                                          : "");
 }
