@@ -1,10 +1,12 @@
-/* Finds the loaded libpq and its functions. First dlsym(RTLD_NEXT), which works when libpq is in the
+/* Finds the loaded libpq and its functions. First pql_dlsym(RTLD_NEXT), which works when libpq is in the
  * global scope; otherwise the loaded object whose file name starts with "libpq.so" (never the shim:
  * "libpqleak.so" also contains "libpq"). Called from interposers on any thread; not signal-safe. */
 #define _GNU_SOURCE
 #include "real.h"
 
 #include <dlfcn.h>
+
+#include "dlhook.h"
 #include <link.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -29,7 +31,7 @@ static int find_libpq(struct dl_phdr_info *info, size_t size, void *data)
 /* A handle to the loaded libpq, or NULL. dlopen with RTLD_NOLOAD only takes a reference. */
 static void *libpq_handle(void)
 {
-    void *sym = dlsym(RTLD_NEXT, "PQconnectdb");
+    void *sym = pql_dlsym(RTLD_NEXT, "PQconnectdb");
     Dl_info info;
     if (sym && dladdr(sym, &info) && info.dli_fname)
         return dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD);
@@ -38,7 +40,7 @@ static void *libpq_handle(void)
     return name ? dlopen(name, RTLD_LAZY | RTLD_NOLOAD) : NULL;
 }
 
-#define RESOLVE(h, fn) (pql_real.fn = (__typeof__(pql_real.fn))dlsym(h, #fn))
+#define RESOLVE(h, fn) (pql_real.fn = (__typeof__(pql_real.fn))pql_dlsym(h, #fn))
 
 bool pql_real_resolve(void)
 {
@@ -95,7 +97,7 @@ bool pql_real_resolve(void)
 
 void *pql_real_libc(const char *name)
 {
-    return dlsym(RTLD_NEXT, name);
+    return pql_dlsym(RTLD_NEXT, name);
 }
 
 void pql_real_after_fork(void)

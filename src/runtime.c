@@ -12,6 +12,8 @@
 #include "stack.h"
 
 #include <dlfcn.h>
+
+#include "dlhook.h"
 #include <link.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -29,7 +31,7 @@ static _Atomic uintptr_t ruby_exec_site; /* return address in ruby_run_node seen
 
 static bool function_range(const char *name, struct range *r)
 {
-    void *p = dlsym(RTLD_DEFAULT, name);
+    void *p = pql_dlsym(RTLD_DEFAULT, name);
     Dl_info info;
     const ElfW(Sym) *sym = NULL;
     if (!p || !dladdr1(p, &info, (void **)&sym, RTLD_DL_SYMENT) || !sym || !sym->st_size)
@@ -41,9 +43,9 @@ static bool function_range(const char *name, struct range *r)
 
 static void setup(void)
 {
-    *(void **)&py_is_finalizing = dlsym(RTLD_DEFAULT, "_Py_IsFinalizing");
+    *(void **)&py_is_finalizing = pql_dlsym(RTLD_DEFAULT, "_Py_IsFinalizing");
     if (!py_is_finalizing) /* 3.13 made it public */
-        *(void **)&py_is_finalizing = dlsym(RTLD_DEFAULT, "Py_IsFinalizing");
+        *(void **)&py_is_finalizing = pql_dlsym(RTLD_DEFAULT, "Py_IsFinalizing");
     static const char *const names[] = {"perl_destruct", "zend_deactivate", "php_request_shutdown",
                                         "php_module_shutdown"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)

@@ -6,6 +6,8 @@
 #include "stack.h"
 
 #include <dlfcn.h>
+
+#include "dlhook.h"
 #include <link.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -56,7 +58,7 @@ static void setup(void)
     dl_iterate_phdr(find_self, (void *)(uintptr_t)&pql_stack_capture);
     void *h = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL);
     if (h)
-        unw_backtrace_fn = (int (*)(void **, int))dlsym(h, "unw_backtrace");
+        unw_backtrace_fn = (int (*)(void **, int))pql_dlsym(h, "unw_backtrace");
 }
 
 bool pql_stack_setup(void)

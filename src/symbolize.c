@@ -6,6 +6,8 @@
 #include "symbolize.h"
 
 #include <dlfcn.h>
+
+#include "dlhook.h"
 #include <elfutils/libdwfl.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -33,7 +35,7 @@ static struct dw_api dw;
 static pthread_once_t dw_once = PTHREAD_ONCE_INIT;
 static char *no_debuginfo_path;
 
-#define LOAD(h, field, sym) (*(void **)&dw.field = dlsym(h, sym))
+#define LOAD(h, field, sym) (*(void **)&dw.field = pql_dlsym(h, sym))
 
 static void dw_load(void)
 {
