@@ -533,6 +533,10 @@ int main(int argc, char **argv)
         return mode_misuse_fork();
     if (!strcmp(m, "misuse-threads"))
         return mode_misuse_threads();
+    if (!strcmp(m, "puts")) {
+        puts("hello");
+        return 0;
+    }
     if (!strcmp(m, "stdout")) {
         /* Buffered output that only exit() flushes: PQLEAK_EXITCODE must not lose it. */
         printf("buffered output survives\n");

@@ -235,11 +235,20 @@ def exports():
                   "PQconnectPoll PQfinish PQreset PQresetStart PQresetPoll PQping PQpingParams PQerrorMessage "
                   "PQexec PQexecParams PQexecPrepared PQprepare PQsendQuery PQsendQueryParams "
                   "PQsendQueryPrepared PQsendPrepare PQgetResult "
-                  "_exit _Exit".split())
+                  "_exit _Exit dlsym dlopen".split())
     eq(syms, want, "exported symbols")
     dyn = subprocess.run(["readelf", "-d", SHIM], capture_output=True, text=True, check=True).stdout
     needed = re.findall(r"\(NEEDED\).*\[(.*)\]", dyn)
     eq(needed, ["libc.so.6"], "DT_NEEDED (no libpq, libunwind or libdw)")
+
+
+def rtld_next():
+    nextcheck = os.path.join(os.path.dirname(SHIM), "libnextcheck.so")
+    # Shim first, the other interposer after it: RTLD_NEXT from nextcheck must still mean "after nextcheck".
+    r = run([PROG, "puts"], env={"LD_PRELOAD": f"{SHIM}:{nextcheck}"}, report_dir=False)
+    eq((r.rc, r.out), (0, "[nextcheck] hello\n"), f"puts through the second preload:\n{r.err}")
+    r = run([PROG, "puts"], env={"LD_PRELOAD": f"{nextcheck}:{SHIM}"}, report_dir=False)
+    eq((r.rc, r.out), (0, "[nextcheck] hello\n"), f"and in the other order:\n{r.err}")
 
 
 def psql():
@@ -290,4 +299,4 @@ def psycopg2_clean():
 main({f.__name__: f for f in (two_sites, entry_points_clean, entry_points_leak, threads, failed_freed,
                               failed_leaked, secrets, exitcode, underscore_exit, fork, atexit_close, quiet,
                               malformed_setting, disable, stack_depth, suppressions, log_file,
-                              unwritable_report_dir, no_text_report, exports, psql, pgbench, psycopg2_clean)})
+                              unwritable_report_dir, no_text_report, exports, rtld_next, psql, pgbench, psycopg2_clean)})
