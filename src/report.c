@@ -144,7 +144,10 @@ static void text_target(struct pql_buf *b, const struct pql_target *t)
 
 static void text_frame(struct pql_buf *b, int i, const struct pql_frame *f)
 {
-    pql_buf_printf(b, "    #%d 0x%lx", i, (unsigned long)f->pc);
+    if (!strcmp(f->lang, "python"))
+        pql_buf_printf(b, "    #%d %-14s", i, "(python)");
+    else
+        pql_buf_printf(b, "    #%d 0x%lx", i, (unsigned long)f->pc);
     pql_buf_printf(b, " in %s", f->function ? f->function : "??");
     if (f->file)
         pql_buf_printf(b, " %s:%d", f->file, f->line);
@@ -352,7 +355,12 @@ static void json_stack(struct pql_buf *b, struct report *r, uint32_t id)
             pql_buf_puts(b, "null");
         pql_buf_puts(b, ", \"module\": ");
         pql_buf_json_str(b, f->module);
-        pql_buf_printf(b, ", \"offset\": \"0x%lx\", \"lang\": \"c\"}", (unsigned long)f->offset);
+        pql_buf_puts(b, ", \"offset\": ");
+        if (f->module)
+            pql_buf_printf(b, "\"0x%lx\"", (unsigned long)f->offset);
+        else
+            pql_buf_puts(b, "null");
+        pql_buf_printf(b, ", \"lang\": \"%s\"}", f->lang);
         sep = ",";
     }
     pql_buf_puts(b, "]");
@@ -639,7 +647,18 @@ bool pql_report_live(const struct pql_settings *settings, const char *trigger, c
     return ok;
 }
 
-/* Libraries whose frames say nothing about who opened a connection. */
+static bool system_module(const char *module);
+
+/* Frames that say nothing about who opened a connection: libpq, libc and the shim; for Python frames,
+ * the standard library and installed packages. */
+static bool library_frame(const struct pql_frame *f)
+{
+    if (!strcmp(f->lang, "python"))
+        return !f->file || !strncmp(f->file, "/usr/lib/python3", 16) || strstr(f->file, "/site-packages/") ||
+               strstr(f->file, "/dist-packages/") || f->file[0] == '<';
+    return system_module(f->module);
+}
+
 static bool system_module(const char *module)
 {
     static const char *const prefixes[] = {"libpq.so", "libc.so", "ld-linux", "libpthread", "libpqleak"};
@@ -660,7 +679,7 @@ static void describe_site(struct pql_buf *b, struct pql_symbolizer *sym, uint32_
     const uintptr_t *pcs = stack ? pql_stack_get(stack, &n) : NULL;
     for (int i = 0; pcs && sym && i < n && shown < 2; i++) {
         const struct pql_frame *f = pql_sym_frame(sym, pcs[i]);
-        if (!f || system_module(f->module))
+        if (!f || library_frame(f))
             continue;
         pql_buf_printf(b, "%s%s", shown ? " <- " : "", f->function ? f->function : "??");
         if (f->file) {

@@ -11,6 +11,7 @@
 #include "registry.h"
 #include "report.h"
 #include "reporter.h"
+#include "pyframes.h"
 #include "runtime.h"
 #include "stack.h"
 #include "suppress.h"
@@ -74,6 +75,7 @@ static void init(void)
     if (settings.disable)
         return;
     pql_runtime_setup();
+    pql_py_setup(settings.python);
     if (!pql_stack_setup())
         pql_log("libunwind.so.8 cannot be loaded; connections are tracked without stacks");
     if (*settings.suppressions)

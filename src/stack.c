@@ -8,6 +8,7 @@
 #include <dlfcn.h>
 
 #include "dlhook.h"
+#include "pyframes.h"
 #include <link.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -81,7 +82,7 @@ int pql_stack_capture(uintptr_t *frames, int max)
     int out = 0;
     for (int i = skip; i < n && out < max; i++)
         frames[out++] = (uintptr_t)raw[i];
-    return out;
+    return pql_py_merge(frames, out, max);
 }
 
 uint32_t pql_stack_intern(const uintptr_t *frames, int n)

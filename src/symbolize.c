@@ -8,6 +8,7 @@
 #include <dlfcn.h>
 
 #include "dlhook.h"
+#include "pyframes.h"
 #include <elfutils/libdwfl.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -144,7 +145,19 @@ const struct pql_frame *pql_sym_frame(struct pql_symbolizer *s, uintptr_t pc)
     if (!c)
         return NULL;
     c->f.pc = pc;
-    resolve(s, &c->f);
+    c->f.lang = "c";
+    const char *function, *file;
+    int line;
+    if (pc & PQL_PYFRAME_TAG) {
+        if (pql_py_frame(pc, &function, &file, &line)) {
+            c->f.function = strdup(function);
+            c->f.file = strdup(file);
+            c->f.line = line;
+        }
+        c->f.lang = "python";
+    } else {
+        resolve(s, &c->f);
+    }
     HASH_ADD(hh, s->cache, f.pc, sizeof(pc), c);
     return &c->f;
 }

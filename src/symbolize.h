@@ -13,6 +13,7 @@ struct pql_frame {
     int line;             /* 0 when unknown */
     const char *module;   /* path of the object, or NULL */
     uintptr_t offset;     /* pc relative to the module's load address */
+    const char *lang;     /* "c" or "python" */
 };
 
 struct pql_symbolizer;

@@ -38,7 +38,7 @@ static void test_parse(void **state)
 static void test_match(void **state)
 {
     (void)state;
-    struct pql_frame f = {0x1234, "handle_request", "/src/app/server.c", 42, "/usr/lib/libapp.so.1", 0x234};
+    struct pql_frame f = {0x1234, "handle_request", "/src/app/server.c", 42, "/usr/lib/libapp.so.1", 0x234, "c"};
     assert_true(pql_rule_matches_frame("handle_*", &f));
     assert_true(pql_rule_matches_frame("server.c", &f));
     assert_true(pql_rule_matches_frame("/src/*/server.c", &f));
@@ -46,7 +46,7 @@ static void test_match(void **state)
     assert_true(pql_rule_matches_frame("*/libapp.so.?", &f));
     assert_false(pql_rule_matches_frame("handle", &f));
     assert_false(pql_rule_matches_frame("client.c", &f));
-    struct pql_frame unknown = {0x1, NULL, NULL, 0, NULL, 0};
+    struct pql_frame unknown = {0x1, NULL, NULL, 0, NULL, 0, "c"};
     assert_false(pql_rule_matches_frame("*", &unknown));
 }
 
@@ -55,7 +55,7 @@ static void test_rules_match_any_frame(void **state)
     (void)state;
     struct pql_rules r = {0};
     assert_true(pql_rules_parse(&r, "leak:nothing\nleak:main\n", "t", NULL));
-    struct pql_frame a = {1, "inner", "a.c", 1, "/bin/x", 0}, b = {2, "main", "a.c", 9, "/bin/x", 0};
+    struct pql_frame a = {1, "inner", "a.c", 1, "/bin/x", 0, "c"}, b = {2, "main", "a.c", 9, "/bin/x", 0, "c"};
     const struct pql_frame *stack[] = {&a, &b};
     assert_int_equal(pql_rules_match(&r, stack, 2), 1);
     assert_int_equal(pql_rules_match(&r, stack, 1), -1);
