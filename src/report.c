@@ -8,6 +8,7 @@
 #include "checkout.h"
 #include "log.h"
 #include "live.h"
+#include "pyframes.h"
 #include "registry.h"
 #include "stack.h"
 #include "symbolize.h"
@@ -142,6 +143,8 @@ static void text_target(struct pql_buf *b, const struct pql_target *t)
         pql_buf_puts(b, "(unknown target)");
 }
 
+static void describe_site(struct pql_buf *b, struct pql_symbolizer *sym, uint32_t stack);
+
 static void text_frame(struct pql_buf *b, int i, const struct pql_frame *f)
 {
     if (!strcmp(f->lang, "python"))
@@ -203,10 +206,14 @@ static void text_report(struct report *r, long leaked)
                        kind_text(gr->kind), c->state == PQL_OK ? "" : c->state == PQL_BAD ? ", failed to connect"
                                                                            : ", still connecting");
         text_target(&b, &c->target);
-        pql_buf_printf(&b, ", open %.1f s, opened at:\n", gr->oldest);
+        pql_buf_printf(&b, ", open %.1f s, opened by ", gr->oldest);
+        describe_site(&b, r->sym, gr->stack);
+        pql_buf_puts(&b, ":\n");
         pql_report_stack_text(&b, r->sym, gr->stack);
         if (gr->tx_stack) {
-            pql_buf_puts(&b, "  its transaction began at:\n");
+            pql_buf_puts(&b, "  its transaction began in ");
+            describe_site(&b, r->sym, gr->tx_stack);
+            pql_buf_puts(&b, ":\n");
             pql_report_stack_text(&b, r->sym, gr->tx_stack);
         }
     }
@@ -672,12 +679,18 @@ static bool system_module(const char *module)
     return false;
 }
 
-/* "handle_request (app.c:42) <- main (app.c:60)": the innermost two frames of the program itself. */
+/* "handle_request (app.c:42) <- main (app.c:60)": the innermost two frames of the program itself. In a
+ * Python program those are Python frames: extension modules' C frames are libraries there. */
 static void describe_site(struct pql_buf *b, struct pql_symbolizer *sym, uint32_t stack)
 {
     int n = 0, shown = 0;
     const uintptr_t *pcs = stack ? pql_stack_get(stack, &n) : NULL;
+    bool python = false;
+    for (int i = 0; pcs && i < n && !python; i++)
+        python = (pcs[i] & PQL_PYFRAME_TAG) != 0;
     for (int i = 0; pcs && sym && i < n && shown < 2; i++) {
+        if (python && !(pcs[i] & PQL_PYFRAME_TAG))
+            continue;
         const struct pql_frame *f = pql_sym_frame(sym, pcs[i]);
         if (!f || library_frame(f))
             continue;
