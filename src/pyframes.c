@@ -24,7 +24,7 @@
 #include <uthash.h>
 
 struct pyframe {
-    uint64_t key[2]; /* code object, line */
+    uint64_t key[2]; /* code object, instruction offset: the line is computed once per call site */
     uint32_t id;
     int line;
     char *function, *file;
@@ -91,11 +91,12 @@ static const char *utf8_of(PyObject *o)
     return a->state.compact && c->utf8 ? c->utf8 : "?";
 }
 
-/* The id of a frame (code, line), interned with copies of its strings; 0 on out of memory. Lock held. */
-static uint32_t intern(PyCodeObject *code, int line)
+/* The id of a frame (code, instruction offset), interned with copies of its strings and its line; 0 on
+ * out of memory. Lock held. */
+static uint32_t intern(PyCodeObject *code, int lasti)
 {
     const char *function = utf8_of(code->co_qualname), *file = utf8_of(code->co_filename);
-    uint64_t key[2] = {(uint64_t)(uintptr_t)code, (uint64_t)line};
+    uint64_t key[2] = {(uint64_t)(uintptr_t)code, (uint64_t)lasti};
     struct pyframe *f;
     HASH_FIND(hh, by_key, key, sizeof(key), f);
     /* A freed code object's address may be reused: the strings tell. */
@@ -119,7 +120,7 @@ static uint32_t intern(PyCodeObject *code, int line)
         return 0;
     }
     memcpy(f->key, key, sizeof(key));
-    f->line = line;
+    f->line = addr2line(code, lasti * (int)sizeof(_Py_CODEUNIT));
     f->id = ++count;
     by_id[f->id - 1] = f;
     HASH_ADD(hh, by_key, key, sizeof(f->key), f);
@@ -148,7 +149,7 @@ int pql_py_merge(uintptr_t *frames, int n, int max)
         if (f->owner != FRAME_OWNED_BY_GENERATOR && f->prev_instr < _PyCode_CODE(code) + code->_co_firsttraceable)
             continue;
         int lasti = (int)(f->prev_instr - _PyCode_CODE(code));
-        uint32_t id = intern(code, addr2line(code, lasti * (int)sizeof(_Py_CODEUNIT)));
+        uint32_t id = intern(code, lasti);
         if (id)
             frames[out++] = PQL_PYFRAME_TAG | id;
     }
