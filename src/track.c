@@ -34,10 +34,11 @@ static struct pql_target_api target_api(void)
 /* Messages of refused connections, by PGconn, until PQfinish. refusals_live lets PQerrorMessage skip
  * the lock when there is none, which is always the case without caps. */
 struct refusal {
-    const PGconn *conn;
+    uintptr_t conn; /* masked like the registry's keys: LeakSanitizer must not see a reference */
     struct refusal *next;
     char msg[];
 };
+#define REFUSAL_MASK ((uintptr_t)0xa5c3000000000000ull)
 static pthread_mutex_t refusals_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct refusal *refusals;
 static atomic_int refusals_live;
@@ -47,7 +48,7 @@ static void refusal_add(const PGconn *conn, const char *msg)
     struct refusal *r = malloc(sizeof(*r) + strlen(msg) + 1);
     if (!r)
         return;
-    r->conn = conn;
+    r->conn = (uintptr_t)conn ^ REFUSAL_MASK;
     strcpy(r->msg, msg);
     pthread_mutex_lock(&refusals_lock);
     r->next = refusals;
@@ -62,7 +63,7 @@ static void refusal_remove(const PGconn *conn)
         return;
     pthread_mutex_lock(&refusals_lock);
     for (struct refusal **p = &refusals; *p; p = &(*p)->next) {
-        if ((*p)->conn == conn) {
+        if ((*p)->conn == ((uintptr_t)conn ^ REFUSAL_MASK)) {
             struct refusal *r = *p;
             *p = r->next;
             free(r);
@@ -80,7 +81,7 @@ char *pql_track_refusal_message(const PGconn *conn)
     char *msg = NULL;
     pthread_mutex_lock(&refusals_lock);
     for (struct refusal *r = refusals; r && !msg; r = r->next)
-        if (r->conn == conn)
+        if (r->conn == ((uintptr_t)conn ^ REFUSAL_MASK))
             msg = r->msg;
     pthread_mutex_unlock(&refusals_lock);
     return msg;

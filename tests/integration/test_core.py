@@ -251,6 +251,17 @@ def rtld_next():
     eq((r.rc, r.out), (0, "[nextcheck] hello\n"), f"and in the other order:\n{r.err}")
 
 
+def lsan_alongside():
+    prog = os.path.join(os.path.dirname(PROG), "it_lsan")
+    bare = run([prog], preload=False, report_dir=False)
+    shim = run([prog])
+    lsan = re.compile(r"SUMMARY: LeakSanitizer: (\d+) byte\(s\) leaked")
+    check(lsan.search(bare.err), f"LeakSanitizer finds the lost PGconn without the shim:\n{bare.err}")
+    eq(lsan.search(shim.err).group(1) if lsan.search(shim.err) else None, lsan.search(bare.err).group(1),
+       "bytes LeakSanitizer finds with the shim (the shim must not hide the PGconn)")
+    eq(sum(g["count"] for g in leaks(shim.only_report())), 1, "pqleak's own leak count")
+
+
 def psql():
     r = run(["psql", "-X", "-At", "-c", "select 1"])
     eq((r.rc, r.out), (0, "1\n"), "psql result")
@@ -299,4 +310,4 @@ def psycopg2_clean():
 main({f.__name__: f for f in (two_sites, entry_points_clean, entry_points_leak, threads, failed_freed,
                               failed_leaked, secrets, exitcode, underscore_exit, fork, atexit_close, quiet,
                               malformed_setting, disable, stack_depth, suppressions, log_file,
-                              unwritable_report_dir, no_text_report, exports, rtld_next, psql, pgbench, psycopg2_clean)})
+                              unwritable_report_dir, no_text_report, exports, rtld_next, lsan_alongside, psql, pgbench, psycopg2_clean)})
