@@ -7,9 +7,9 @@
 #include "pyframes.h"
 
 #include "dlhook.h"
+#include "stack.h"
 
 #include <dlfcn.h>
-#include <link.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,24 +42,6 @@ static uint32_t count, cap;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static bool want;
 
-static int find_interp(struct dl_phdr_info *info, size_t size, void *data)
-{
-    (void)size;
-    uintptr_t here = (uintptr_t)data;
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
-            continue;
-        uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
-        if (here >= lo && here < hi) {
-            interp_lo = lo;
-            interp_hi = hi;
-            return 1;
-        }
-    }
-    return 0;
-}
-
 static void setup(void)
 {
     const unsigned long *version = pql_dlsym(RTLD_DEFAULT, "Py_Version");
@@ -68,8 +50,7 @@ static void setup(void)
     /* The frame layout is this version's: another one is left alone rather than misread. */
     if (!want || !version || (*version >> 16) != (PY_VERSION_HEX >> 16) || !get_tstate || !addr2line)
         return;
-    dl_iterate_phdr(find_interp, (void *)(uintptr_t)get_tstate);
-    enabled = interp_lo != 0;
+    enabled = pql_code_range((uintptr_t)get_tstate, &interp_lo, &interp_hi);
 }
 
 void pql_py_setup(bool on)

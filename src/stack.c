@@ -34,29 +34,43 @@ static struct depot_entry *depot;     /* by frames */
 static struct depot_entry **by_id;    /* by id - 1 */
 static uint32_t depot_n, depot_cap;
 
-static int find_self(struct dl_phdr_info *info, size_t size, void *data)
+struct code_range {
+    uintptr_t addr, lo, hi;
+};
+
+static int find_range(struct dl_phdr_info *info, size_t size, void *data)
 {
     (void)size;
-    uintptr_t here = (uintptr_t)data;
+    struct code_range *r = data;
     for (int i = 0; i < info->dlpi_phnum; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
         if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
             continue;
         uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
-        if (here >= lo && here < hi) {
-            self_lo = lo;
-            self_hi = hi;
+        if (r->addr >= lo && r->addr < hi) {
+            r->lo = lo;
+            r->hi = hi;
             return 1;
         }
     }
     return 0;
 }
 
+bool pql_code_range(uintptr_t addr, uintptr_t *lo, uintptr_t *hi)
+{
+    struct code_range r = {addr, 0, 0};
+    if (!dl_iterate_phdr(find_range, &r))
+        return false;
+    *lo = r.lo;
+    *hi = r.hi;
+    return true;
+}
+
 static pthread_once_t setup_once = PTHREAD_ONCE_INIT;
 
 static void setup(void)
 {
-    dl_iterate_phdr(find_self, (void *)(uintptr_t)&pql_stack_capture);
+    pql_code_range((uintptr_t)&pql_stack_capture, &self_lo, &self_hi);
     void *h = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL);
     if (h)
         unw_backtrace_fn = (int (*)(void **, int))pql_dlsym(h, "unw_backtrace");

@@ -14,6 +14,9 @@
  * return 0 frames. Idempotent. */
 bool pql_stack_setup(void);
 
+/* The executable segment of the loaded object that contains addr; false when none does. */
+bool pql_code_range(uintptr_t addr, uintptr_t *lo, uintptr_t *hi);
+
 /* Captures up to max return addresses of the calling thread, innermost first, with the shim's own
  * frames removed. Returns the number captured (0 on failure). */
 int pql_stack_capture(uintptr_t *frames, int max);
