@@ -31,12 +31,12 @@ void pql_misuse_report(const PGconn *conn, enum pql_misuse kind, int other_tid)
                        "\n==%d==pqleak: WARNING: connection #%llu is used by thread %d while thread %d is using it: "
                        "a libpq connection must not be used by two threads at once\n",
                        (int)getpid(), (unsigned long long)rec.id, (int)gettid(), other_tid);
-    struct pql_symbolizer *sym = pql_sym_open();
+    struct pql_symbolizer *sym = pql_sym_acquire();
     pql_buf_puts(&b, "  used at:\n");
     pql_report_stack_text(&b, sym, here);
     pql_buf_puts(&b, "  opened at:\n");
     pql_report_stack_text(&b, sym, rec.stack);
-    pql_sym_close(sym);
+    pql_sym_release(sym);
     if (!b.failed)
         pql_log_write(b.data, b.len);
     pql_buf_free(&b);

@@ -513,13 +513,13 @@ static bool report_begin(struct report *r, const char *trigger, const struct pql
     pql_checkout_counters(&r->counters);
     /* Symbolizing costs milliseconds: only when there is something to show. */
     if (r->nconns)
-        r->sym = pql_sym_open();
+        r->sym = pql_sym_acquire();
     return true;
 }
 
 static void report_end(struct report *r)
 {
-    pql_sym_close(r->sym);
+    pql_sym_release(r->sym);
     free(r->groups);
     free(r->conns);
 }
@@ -540,7 +540,7 @@ struct pql_report_result pql_report_exit(const struct pql_settings *settings, st
             r.conns = all;
             r.nconns += ngone;
             if (!r.sym)
-                r.sym = pql_sym_open();
+                r.sym = pql_sym_acquire();
         }
         free(gone);
     }
@@ -733,7 +733,7 @@ void pql_report_holders(char *msg, size_t len, uint32_t bucket)
     pql_buf_init(&b);
     if (groups) {
         qsort(groups, ngroups, sizeof(*groups), group_order);
-        struct pql_symbolizer *sym = ngroups ? pql_sym_open() : NULL;
+        struct pql_symbolizer *sym = ngroups ? pql_sym_acquire() : NULL;
         size_t shown = ngroups < 5 ? ngroups : 5;
         for (size_t g = 0; g < shown; g++) {
             pql_buf_printf(&b, "; %ld held by ", groups[g].count);
@@ -745,7 +745,7 @@ void pql_report_holders(char *msg, size_t len, uint32_t bucket)
             rest += groups[g].count;
         if (rest)
             pql_buf_printf(&b, "; %ld more held from %zu other places", rest, ngroups - shown);
-        pql_sym_close(sym);
+        pql_sym_release(sym);
     }
     pql_buf_puts(&b, "\n");
     if (!b.failed && len > 0)

@@ -125,7 +125,7 @@ static void check_suspects(void)
     struct pql_conn *conns;
     struct pql_counters c;
     size_t n = pql_registry_snapshot(&conns, &c);
-    struct pql_symbolizer *sym = n ? pql_sym_open() : NULL;
+    struct pql_symbolizer *sym = n ? pql_sym_acquire() : NULL;
     struct pql_buf b;
     pql_buf_init(&b);
     for (size_t i = 0; conns && i < n; i++) {
@@ -151,7 +151,7 @@ static void check_suspects(void)
     if (!b.failed && b.len)
         pql_log_write(b.data, b.len);
     pql_buf_free(&b);
-    pql_sym_close(sym);
+    pql_sym_release(sym);
     free(conns);
     char dir[PQL_PATH_MAX];
     if (pql_reporter_live_dir(cfg, dir, sizeof(dir)))

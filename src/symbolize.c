@@ -23,6 +23,7 @@ struct dw_api {
     void (*end)(Dwfl *);
     int (*linux_proc_report)(Dwfl *, pid_t);
     int (*report_end)(Dwfl *, int (*)(Dwfl_Module *, void *, const char *, Dwarf_Addr, void *), void *);
+    void (*report_begin_add)(Dwfl *);
     Dwfl_Module *(*addrmodule)(Dwfl *, Dwarf_Addr);
     const char *(*module_addrname)(Dwfl_Module *, GElf_Addr);
     Dwfl_Line *(*module_getsrc)(Dwfl_Module *, Dwarf_Addr);
@@ -47,6 +48,7 @@ static void dw_load(void)
     LOAD(h, end, "dwfl_end");
     LOAD(h, linux_proc_report, "dwfl_linux_proc_report");
     LOAD(h, report_end, "dwfl_report_end");
+    LOAD(h, report_begin_add, "dwfl_report_begin_add");
     LOAD(h, addrmodule, "dwfl_addrmodule");
     LOAD(h, module_addrname, "dwfl_module_addrname");
     LOAD(h, module_getsrc, "dwfl_module_getsrc");
@@ -55,7 +57,7 @@ static void dw_load(void)
     LOAD(h, callbacks.find_elf, "dwfl_linux_proc_find_elf");
     LOAD(h, callbacks.find_debuginfo, "dwfl_build_id_find_debuginfo");
     dw.callbacks.debuginfo_path = &no_debuginfo_path;
-    if (!dw.begin || !dw.end || !dw.linux_proc_report || !dw.report_end || !dw.addrmodule ||
+    if (!dw.begin || !dw.end || !dw.linux_proc_report || !dw.report_end || !dw.report_begin_add || !dw.addrmodule ||
         !dw.module_addrname || !dw.module_getsrc || !dw.lineinfo || !dw.module_info ||
         !dw.callbacks.find_elf || !dw.callbacks.find_debuginfo)
         dw.begin = NULL;
@@ -70,7 +72,22 @@ struct pql_symbolizer {
     Dwfl *dwfl;
     struct cached *cache;
     char exe[1024];
+    bool refreshed; /* modules re-read since acquired: at most once per use */
 };
+
+static pthread_mutex_t shared_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct pql_symbolizer *shared;
+
+/* Adds the modules loaded since the session began; those unloaded since stay known. */
+static void refresh(struct pql_symbolizer *s)
+{
+    if (!s->dwfl || s->refreshed)
+        return;
+    s->refreshed = true;
+    dw.report_begin_add(s->dwfl);
+    dw.linux_proc_report(s->dwfl, getpid());
+    dw.report_end(s->dwfl, NULL, NULL);
+}
 
 struct pql_symbolizer *pql_sym_open(void)
 {
@@ -111,6 +128,10 @@ static void resolve(struct pql_symbolizer *s, struct pql_frame *f)
     if (!s->dwfl)
         return;
     Dwfl_Module *m = dw.addrmodule(s->dwfl, pc);
+    if (!m) {
+        refresh(s); /* a module loaded after the session began */
+        m = dw.addrmodule(s->dwfl, pc);
+    }
     if (!m)
         return;
     if (!f->module) {
@@ -178,4 +199,36 @@ void pql_sym_close(struct pql_symbolizer *s)
     if (s->dwfl)
         dw.end(s->dwfl);
     free(s);
+}
+
+struct pql_symbolizer *pql_sym_acquire(void)
+{
+    pthread_mutex_lock(&shared_lock);
+    if (!shared)
+        shared = pql_sym_open();
+    if (!shared) {
+        pthread_mutex_unlock(&shared_lock);
+        return NULL;
+    }
+    shared->refreshed = false;
+    return shared;
+}
+
+void pql_sym_release(struct pql_symbolizer *s)
+{
+    if (s)
+        pthread_mutex_unlock(&shared_lock);
+}
+
+void pql_sym_note_modules(void)
+{
+    struct pql_symbolizer *s = pql_sym_acquire();
+    if (s)
+        refresh(s);
+    pql_sym_release(s);
+}
+
+void pql_sym_fork_child(void)
+{
+    pthread_mutex_init(&shared_lock, NULL);
 }

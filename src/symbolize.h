@@ -27,4 +27,17 @@ const struct pql_frame *pql_sym_frame(struct pql_symbolizer *s, uintptr_t pc);
 
 void pql_sym_close(struct pql_symbolizer *s);
 
+/* The process's shared session, locked until pql_sym_release: reports use it so that modules
+ * unloaded before exit (PHP dlcloses its extensions at shutdown) stay known once seen. NULL only when
+ * out of memory (nothing to release then). */
+struct pql_symbolizer *pql_sym_acquire(void);
+void pql_sym_release(struct pql_symbolizer *s);
+
+/* Makes the shared session learn the modules loaded now (called when a runtime's teardown closes a
+ * connection: its modules may be unloaded before the exit report). */
+void pql_sym_note_modules(void);
+
+/* In a forked child: the shared session's lock may be held by a parent thread. */
+void pql_sym_fork_child(void);
+
 #endif

@@ -12,6 +12,7 @@
 #include "runtime.h"
 #include "shim.h"
 #include "stack.h"
+#include "symbolize.h"
 #include "target.h"
 
 #include <pthread.h>
@@ -240,6 +241,8 @@ void pql_track_close(PGconn *conn)
     }
     if (!pql_registry_remove(conn, &rec, kind))
         return;
+    if (kind != PQL_LEAK_UNCLOSED)
+        pql_sym_note_modules(); /* the runtime may unload its modules before the exit report */
     if (rec.refused)
         refusal_remove(conn);
     /* A forked child closing its parent's connection frees none of its own slots. */

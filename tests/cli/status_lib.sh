@@ -1,0 +1,80 @@
+# Helpers for the `pqleak status` tests; sourced after lib.sh, never run by itself. Every process a test
+# starts in the background and has not waited for yet (the shell's jobs) is killed on exit, whatever
+# happened.
+: "${PQLEAK_SHIM:?}" "${PQLEAK_BIN:?}"
+SHIM=$(realpath "$PQLEAK_SHIM")
+trap 'kill -KILL $(jobs -p) 2>/dev/null || true; rm -rf "$T"' EXIT
+
+# wait_for SECONDS CMD...: polls CMD every 0.1 s until it succeeds; fails the test after SECONDS.
+wait_for() {
+  local tries=$(($1 * 10))
+  shift
+  while ! "$@"; do
+    tries=$((tries - 1))
+    [ "$tries" -gt 0 ] || fail "timed out waiting for: $*"
+    sleep 0.1
+  done
+}
+
+# serve NAME [VAR=VALUE...]: starts `it_prog serve` under the shim with the extra environment (two
+# connections, one idle in a transaction begun in forget_commit) and waits for "ready". Sets $pid;
+# stop it with `unserve`.
+serve() {
+  local name=$1
+  shift
+  rm -f "$T/stop.$name"
+  env "$@" LD_PRELOAD="$SHIM" "$PQLEAK_BIN/it_prog" serve "$T/stop.$name" >"$T/serve.$name.out" \
+    2>"$T/serve.$name.err" &
+  pid=$!
+  SERVE_NAME=$name
+  wait_for 30 grep -q ready "$T/serve.$name.out"
+}
+
+# unserve: asks the last `serve` to stop and checks it exits 0 (it was not killed by a signal).
+unserve() {
+  touch "$T/stop.$SERVE_NAME"
+  local got=0
+  wait "$pid" || got=$?
+  [ "$got" = 0 ] || { cat "$T/serve.$SERVE_NAME.err" >&2; fail "it_prog serve exited with $got, expected 0"; }
+}
+
+# first_line FILE TEXT: the first line of FILE starts with TEXT.
+first_line() {
+  local l
+  l=$(head -n 1 "$1")
+  case "$l" in
+  "$2"*) ;;
+  *) echo "--- $1:" >&2; cat "$1" >&2; fail "first line is '$l', expected it to start with '$2'" ;;
+  esac
+}
+
+# stop PID: stops the process and waits until every thread of it has stopped (a signal sent before then
+# could still be handled).
+stop() {
+  kill -STOP "$1"
+  wait_for 10 all_stopped "$1"
+}
+
+all_stopped() {
+  local t
+  for t in /proc/"$1"/task/*; do
+    grep -q '^State:[[:space:]]*T' "$t/status" || return 1
+  done
+}
+
+# pending PID SIG: the signal is pending for the (stopped) process PID.
+pending() {
+  local mask
+  mask=$(sed -n 's/^ShdPnd:[[:space:]]*//p' "/proc/$1/status")
+  [ $(((0x$mask >> ($(kill -l "$2") - 1)) & 1)) = 1 ]
+}
+
+# still_alive PID: PID was not killed by the status command's signal: ending it with SIGTERM now makes
+# it exit with 143 (a SIGUSR1 would have made that 138 already).
+still_alive() {
+  kill -0 "$1" 2>/dev/null || fail "process $1 is gone"
+  kill -TERM "$1"
+  local got=0
+  wait "$1" || got=$?
+  [ "$got" = 143 ] || fail "process $1 exited with $got, expected 143 (killed by our SIGTERM)"
+}

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# `pqleak status` against a Python program (psycopg2 under the shim) that holds one connection, inside
+# a transaction, in a long-running loop: OK, one connection, and the same in --json. A Python program
+# with a SIGUSR1 handler of its own keeps it: the shim installs none, and status refuses to send the
+# signal (the program's handler never runs).
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/status_lib.sh"
+: "${PGHOST:?run through tools/pgserver exec}"
+PY=${PYTHON:-/usr/bin/python3}
+"$PY" -c 'import psycopg2' 2>/dev/null || { echo "SKIP: no psycopg2 for $PY"; exit 0; }
+
+cat >"$T/hold.py" <<'PY'
+import os, signal, sys, time
+import psycopg2
+
+stop, own_handler = sys.argv[1], len(sys.argv) > 2
+if own_handler:
+    # The program's own use of SIGUSR1, installed before any connection.
+    signal.signal(signal.SIGUSR1, lambda *a: open(stop + ".usr1", "w").close())
+
+
+def hold_connection():
+    conn = psycopg2.connect("")
+    cur = conn.cursor()
+    cur.execute("select 1")  # psycopg2 opens a transaction: the connection stays idle in it
+    return conn
+
+
+conn = hold_connection()
+print("ready", flush=True)
+deadline = time.monotonic() + 60
+while not os.path.exists(stop) and time.monotonic() < deadline:
+    time.sleep(0.05)
+conn.close()
+PY
+
+# py NAME [ARG]: starts the script under the shim; sets $pid.
+py() {
+  rm -f "$T/stop.$1"
+  PQLEAK_REPORT_DIR="$T/reports" LD_PRELOAD=$SHIM "$PY" "$T/hold.py" "$T/stop.$1" ${2:+"$2"} \
+    >"$T/py.$1.out" 2>"$T/py.$1.err" &
+  pid=$!
+  wait_for 30 grep -q ready "$T/py.$1.out"
+}
+
+# unpy NAME: stops it; it must exit 0.
+unpy() {
+  touch "$T/stop.$1"
+  local got=0
+  wait "$pid" || got=$?
+  [ "$got" = 0 ] || { cat "$T/py.$1.err" >&2; fail "the Python program exited with $got, expected 0"; }
+}
+
+py hold
+expect 0 "$PQLEAK" status "$pid"
+first_line "$T/out" "PQLEAK OK - 1 connection open, no cap | open=1;;;0 "
+has "$T/out" "process $pid ("
+has "$T/out" "1 connection open:"
+has "$T/out" ", idle in transaction, thread $pid"
+[ "$(count "$T/out" "opened at:")" = 1 ] || { cat "$T/out" >&2; fail "expected one open stack"; }
+has "$T/out" ": $T/reports/pqleak-$pid-signal-"
+expect 0 "$PQLEAK" status --json "$pid"
+pyjson "$T/out" 'd["trigger"] == "signal"' "d['pid'] == $pid" 'len(d["connections"]) == 1' \
+  'd["connections"][0]["tx_status"] == "intrans"' 'd["program"].rsplit("/", 1)[-1].startswith("python3")'
+unpy hold
+
+py own own-handler
+expect 3 "$PQLEAK" status "$pid"
+has "$T/out" "PQLEAK UNKNOWN - process $pid does not run pqleak's signal handler (pqleak runs in it, but the program handles SIGUSR1 itself; start it with PQLEAK_SIGNAL=USR2)"
+one_line "$T/out"
+sleep 0.3
+[ ! -e "$T/stop.own.usr1" ] || fail "the program's own SIGUSR1 handler ran: status sent the signal"
+unpy own
+echo PASS

@@ -1,0 +1,354 @@
+"""Language runtimes under the shim, against the test server: for each client library a leaking and a
+clean script (scripts/), whose reports must say what leaked, of which kind, and, for Python, on which
+line of the script. Each function is one ctest test: python3 test_lang.py NAME."""
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
+from harness import check, eq, frames, main, run, validate_schema  # noqa: E402
+
+SCRIPTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "scripts")
+PYTHON = os.environ.get("PYTHON", "/usr/bin/python3")
+INTERPRETERS = {".py": [PYTHON], ".pl": ["/usr/bin/perl"], ".rb": ["/usr/bin/ruby"], ".php": ["/usr/bin/php"]}
+LEAK_EXIT = "23"  # PQLEAK_EXITCODE in every run: the exit status tells what counted as a leak
+TIMEOUT = 60
+# Ruby and PHP install their own SIGUSR1 handlers: the shim says once that it keeps its hands off.
+SIGNAL_TAKEN = re.compile(r"^pqleak: PQLEAK_SIGNAL=USR1: the program handles SIGUSR1 itself")
+
+
+def script(name):
+    return os.path.join(SCRIPTS, name)
+
+
+def marker_line(name, tag):
+    """The line of the script marked `# pqleak-test: TAG` (so that the scripts can be edited freely)."""
+    with open(script(name)) as f:
+        lines = [i for i, text in enumerate(f, 1) if re.search(rf"pqleak-test: {tag}\b", text)]
+    eq(len(lines), 1, f"lines of {name} marked {tag!r}")
+    return lines[0]
+
+
+def run_script(name, env=None):
+    """Runs a script under the shim with its own report directory; it must end normally having printed
+    'done'. Returns the harness's Run and the script's only report (validated)."""
+    cmd = INTERPRETERS[os.path.splitext(name)[1]] + [script(name)]
+    r = run(cmd, env={"PQLEAK_EXITCODE": LEAK_EXIT, **(env or {})}, timeout=TIMEOUT)
+    check(r.out == "done\n", f"{name} did not run to its end: stdout {r.out!r}, status {r.rc}\n{r.err}")
+    rep = r.only_report()
+    validate_schema(rep)
+    eq(rep["trigger"], "exit", "trigger")
+    check(rep["utilization"]["opened_total"] >= 1, f"{name}: no connection seen:\n{json.dumps(rep)[:2000]}")
+    return r, rep
+
+
+def one_leak(rep, kind):
+    groups = rep["leaks"]
+    check(len(groups) == 1, f"expected one leak group, got {json.dumps(groups)}")
+    g = groups[0]
+    eq((g["kind"], g["count"], g["suppressed"]), (kind, 1, False), "kind, count, suppressed")
+    return g
+
+
+def python_frame(rep, stack_id, name, line):
+    """The Python frame of script NAME at LINE in the stack, or a failure listing the stack."""
+    check(stack_id is not None, f"no stack for {name}:{line}")
+    fs = frames(rep, stack_id)
+    for i, f in enumerate(fs):
+        if f["lang"] == "python" and f["file"] == script(name) and f["line"] == line:
+            eq(f["module"], None, "module of a Python frame")
+            # Innermost first: the library's Python code that called libpq comes before the script.
+            check(all(g["lang"] == "c" or g["file"] != script(name) for g in fs[:i]), "innermost first")
+            return f
+    listing = "\n".join(f"  {f['lang']} {f['function']} {f['file']}:{f['line']} {f['module']}" for f in fs)
+    check(False, f"stack {stack_id} has no Python frame {script(name)}:{line}:\n{listing}")
+
+
+def text_names_line(r, name, line):
+    """The text report on stderr shows the script's line too: what a developer reads first."""
+    check(f"{script(name)}:{line}" in r.err, f"text report does not name {script(name)}:{line}:\n{r.err}")
+
+
+def assert_clean(name, opened_at_least=1):
+    r, rep = run_script(name)
+    eq(r.rc, 0, f"exit status of a clean script (PQLEAK_EXITCODE={LEAK_EXIT}):\n{r.err}")
+    eq(rep["leaks"], [], "leaks")
+    eq(rep["connections"], [], "connections left")
+    u = rep["utilization"]
+    check(u["opened_total"] >= opened_at_least and u["opened_total"] == u["closed_total"], f"counts: {u}")
+    noise = [l for l in r.err.splitlines() if "pqleak" in l and not SIGNAL_TAKEN.search(l)]
+    eq(noise, [], f"pqleak output of a clean script:\n{r.err}")
+
+
+def assert_unclosed(name, python=True):
+    r, rep = run_script(name)
+    eq(r.rc, int(LEAK_EXIT), f"exit status with PQLEAK_EXITCODE={LEAK_EXIT} (the program called _exit(0)):\n{r.err}")
+    g = one_leak(rep, "unclosed")
+    eq(g["tx_stack"], None, "tx_stack of an idle connection")
+    check("(unclosed)" in r.err and "SUMMARY: pqleak: 1 connection leaked" in r.err, r.err)
+    if python:
+        python_frame(rep, g["stack"], name, marker_line(name, "open"))
+        text_names_line(r, name, marker_line(name, "open"))
+    return rep, g
+
+
+def assert_teardown(name, python=True):
+    r, rep = run_script(name)
+    eq(r.rc, int(LEAK_EXIT), f"exit status with PQLEAK_EXITCODE={LEAK_EXIT}: teardown leaks count:\n{r.err}")
+    g = one_leak(rep, "teardown")
+    check(g["tx_stack"] is not None, f"a teardown leak says where its transaction began: {g}")
+    check(g["stack"] != g["tx_stack"], "open and transaction stacks differ")
+    check("teardown" in r.err and "its transaction began" in r.err, f"text report:\n{r.err}")
+    if python:
+        python_frame(rep, g["stack"], name, marker_line(name, "open"))
+        python_frame(rep, g["tx_stack"], name, marker_line(name, "begin"))
+        text_names_line(r, name, marker_line(name, "begin"))
+    return rep, g
+
+
+def assert_held(name):
+    """Idle at exit, closed by the runtime: listed as held, failing only in strict mode."""
+    r, rep = run_script(name)
+    eq(r.rc, 0, f"exit status: a held connection is no leak by default:\n{r.err}")
+    g = one_leak(rep, "held")
+    eq(g["tx_stack"], None, "tx_stack of an idle connection")
+    python_frame(rep, g["stack"], name, marker_line(name, "open"))
+    check("leaked" not in r.err, f"no leak report by default:\n{r.err}")
+    r, rep = run_script(name, env={"PQLEAK_STRICT": "1"})
+    eq(r.rc, int(LEAK_EXIT), f"exit status with PQLEAK_STRICT=1:\n{r.err}")
+    one_leak(rep, "held")
+    check("SUMMARY: pqleak: 1 connection leaked" in r.err, f"strict mode reports it:\n{r.err}")
+    text_names_line(r, name, marker_line(name, "open"))
+
+
+def module_names(rep, stack_id):
+    return [os.path.basename(f["module"] or "") for f in frames(rep, stack_id)]
+
+
+# ------------------------------------------------------------------------------------------ psycopg2
+
+def psycopg2_unclosed():
+    rep, g = assert_unclosed("psycopg2_unclosed.py")
+    f = python_frame(rep, g["stack"], "psycopg2_unclosed.py", marker_line("psycopg2_unclosed.py", "open"))
+    eq(f["function"], "open_db", "function of the opening frame")
+    eq(rep["connections"][0]["target"]["application_name"], "psycopg2_unclosed", "application_name")
+
+
+def psycopg2_teardown():
+    rep, g = assert_teardown("psycopg2_teardown.py")
+    f = python_frame(rep, g["tx_stack"], "psycopg2_teardown.py", marker_line("psycopg2_teardown.py", "begin"))
+    eq(f["function"], "record", "function where the transaction began")
+
+
+def psycopg2_held():
+    assert_held("psycopg2_held.py")
+
+
+def psycopg2_clean():
+    assert_clean("psycopg2_clean.py", opened_at_least=4)
+
+
+def psycopg2_python_off():
+    """PQLEAK_PYTHON=off: the same leak, its stacks without Python frames."""
+    r, rep = run_script("psycopg2_teardown.py", env={"PQLEAK_PYTHON": "off"})
+    g = one_leak(rep, "teardown")
+    langs = {f["lang"] for s in (g["stack"], g["tx_stack"]) for f in frames(rep, s)}
+    eq(langs, {"c"}, "frame languages with PQLEAK_PYTHON=off")
+
+
+# ------------------------------------------------------------------------------------------ psycopg 3
+
+def psycopg3_unclosed():
+    rep, g = assert_unclosed("psycopg3_unclosed.py")
+    eq(rep["connections"][0]["target"]["application_name"], "psycopg3_unclosed", "application_name")
+
+
+def psycopg3_teardown():
+    assert_teardown("psycopg3_teardown.py")
+
+
+def psycopg3_held():
+    assert_held("psycopg3_held.py")
+
+
+def psycopg3_clean():
+    assert_clean("psycopg3_clean.py", opened_at_least=4)
+
+
+def psycopg3_hook_off():
+    """PQLEAK_HOOK_DLSYM=0: ctypes finds libpq's own functions, the shim sees no connection at all."""
+    r = run([PYTHON, script("psycopg3_teardown.py")], env={"PQLEAK_EXITCODE": LEAK_EXIT, "PQLEAK_HOOK_DLSYM": "0"},
+            timeout=TIMEOUT)
+    eq((r.rc, r.out), (0, "done\n"), f"script result:\n{r.err}")
+    eq(r.reports, [], "reports of a process in which no connection was seen")
+
+
+# ------------------------------------------------------------------------------------------ SQLAlchemy
+
+def sqlalchemy_teardown():
+    """A pooled connection: opened by the pool for warm_up(), its transaction begun by the forgotten
+    session in count_orders(). The second is the culprit."""
+    name = "sqlalchemy_teardown.py"
+    rep, g = assert_teardown(name)
+    eq(python_frame(rep, g["stack"], name, marker_line(name, "open"))["function"], "warm_up", "opened in")
+    eq(python_frame(rep, g["tx_stack"], name, marker_line(name, "begin"))["function"], "count_orders",
+       "transaction begun in")
+    tx_files = [f["file"] for f in frames(rep, g["tx_stack"]) if f["lang"] == "python"]
+    check(any("/sqlalchemy/" in (f or "") for f in tx_files), f"SQLAlchemy's own frames listed too: {tx_files}")
+
+
+def sqlalchemy_idle_pool():
+    assert_held("sqlalchemy_idle_pool.py")
+
+
+def sqlalchemy_clean():
+    assert_clean("sqlalchemy_clean.py")
+
+
+# ------------------------------------------------------------------------------------------ Perl DBD::Pg
+
+def dbd_pg_teardown():
+    rep, g = assert_teardown("dbd_pg_teardown.pl", python=False)
+    check("Pg.so" in module_names(rep, g["stack"]), f"opened in DBD::Pg: {module_names(rep, g['stack'])}")
+    check("Pg.so" in module_names(rep, g["tx_stack"]), f"began in DBD::Pg: {module_names(rep, g['tx_stack'])}")
+
+
+def dbd_pg_teardown_lexical():
+    assert_teardown("dbd_pg_teardown_lexical.pl", python=False)
+
+
+def dbd_pg_unclosed():
+    rep, g = assert_unclosed("dbd_pg_unclosed.pl", python=False)
+    check("Pg.so" in module_names(rep, g["stack"]), f"opened in DBD::Pg: {module_names(rep, g['stack'])}")
+
+
+def dbd_pg_clean():
+    assert_clean("dbd_pg_clean.pl")
+
+
+# ------------------------------------------------------------------------------------------ Ruby pg
+
+def ruby_pg_teardown():
+    rep, g = assert_teardown("ruby_pg_teardown.rb", python=False)
+    check("pg_ext.so" in module_names(rep, g["stack"]), f"opened in pg_ext: {module_names(rep, g['stack'])}")
+
+
+def ruby_pg_unclosed():
+    assert_unclosed("ruby_pg_unclosed.rb", python=False)
+
+
+def ruby_pg_clean():
+    assert_clean("ruby_pg_clean.rb")
+
+
+# ------------------------------------------------------------------------------------------ PHP
+
+def php_pgsql_teardown():
+    assert_teardown("php_pgsql_teardown.php", python=False)
+
+
+def php_pgsql_clean():
+    assert_clean("php_pgsql_clean.php")
+
+
+def pdo_pgsql_teardown():
+    assert_teardown("pdo_pgsql_teardown.php", python=False)
+
+
+def pdo_pgsql_clean():
+    assert_clean("pdo_pgsql_clean.php")
+
+
+def php_frames():
+    """The extension that opened the connection is named in the stack (PHP unloads its extensions at
+    shutdown, before the exit report is written)."""
+    for name, ext in (("php_pgsql_teardown.php", "pgsql.so"), ("pdo_pgsql_teardown.php", "pdo_pgsql.so")):
+        _, rep = run_script(name)
+        g = one_leak(rep, "teardown")
+        mods = module_names(rep, g["stack"])
+        check(ext in mods, f"{name}: the opening stack names {ext}: {mods}")
+        stray = [m for m in mods if m and m not in (ext, "pdo.so", "libpq.so.5") and not m.startswith("php")
+                 and not m.startswith("libc.so")]
+        eq(stray, [], f"{name}: frames attributed to libraries PHP did not call through")
+
+
+# ------------------------------------------------------------------------------------------ pqleak run
+
+def write_mixed(names):
+    """A shell script running the given scripts one after the other; returns its path."""
+    d = tempfile.mkdtemp(prefix="pqleak-lang-")
+    path = os.path.join(d, "mixed.sh")
+    with open(path, "w") as f:
+        f.write("#!/bin/sh\nset -e\n")
+        for n in names:
+            f.write(" ".join(INTERPRETERS[os.path.splitext(n)[1]] + [script(n)]) + "\n")
+    os.chmod(path, 0o755)
+    return path, d
+
+
+def pqleak_run(names, *opts):
+    path, d = write_mixed(names)
+    json_path = os.path.join(d, "merged.json")
+    r = run([os.environ["PQLEAK_CLI"], "run", "--json", json_path, *opts, "--", path], preload=False,
+            report_dir=False, timeout=4 * TIMEOUT)
+    with open(json_path) as f:
+        merged = json.load(f)
+    shutil.rmtree(d)
+    eq(merged["trigger"], "merged", "trigger")
+    return r, merged
+
+
+PROGRAMS = ("python3", "perl", "ruby", "php")
+
+
+def program_kind(program):
+    base = os.path.basename(program or "")
+    return next((p for p in PROGRAMS if base.startswith(p)), base)
+
+
+def mixed_leaks():
+    names = ["psycopg2_teardown.py", "psycopg3_unclosed.py", "sqlalchemy_teardown.py", "dbd_pg_teardown.pl",
+             "ruby_pg_teardown.rb", "php_pgsql_teardown.php", "pdo_pgsql_teardown.php", "psycopg2_held.py"]
+    r, merged = pqleak_run(names)
+    eq(r.rc, 23, f"pqleak run status:\n{r.err}")
+    eq(len(merged["processes"]), len(names), f"processes: {merged['processes']}")
+    eq(sorted({program_kind(p["program"]) for p in merged["processes"]}), sorted(PROGRAMS), "programs")
+    counted = [g for g in merged["leaks"] if g["kind"] != "held"]
+    eq(sum(g["count"] for g in counted), 7, f"leaked connections: {json.dumps(merged['leaks'])}")
+    kinds = sorted(g["kind"] for g in merged["leaks"])
+    eq(kinds, ["held"] + ["teardown"] * 6 + ["unclosed"], "leak kinds")
+    for p in PROGRAMS:
+        check(any(program_kind(q["program"]) == p for g in counted for q in g["processes"]),
+              f"a leak of {p} in the merged report")
+    check(re.search(r"7 connections leaked in 7 groups across \d+ processes", r.err), f"summary:\n{r.err}")
+    for p in ("python3", "perl", "ruby", "php"):
+        check(re.search(rf"in: \S*/{p}\S* \(pid \d+\)", r.err), f"{p} named in the summary:\n{r.err}")
+    # The developer's line is in the merged text too.
+    text_names_line(r, "sqlalchemy_teardown.py", marker_line("sqlalchemy_teardown.py", "begin"))
+    # Strict: the held connection counts as well.
+    r, merged = pqleak_run(["psycopg2_held.py", "sqlalchemy_idle_pool.py"])
+    eq(r.rc, 0, f"pqleak run status with held connections only:\n{r.err}")
+    r, merged = pqleak_run(["psycopg2_held.py", "sqlalchemy_idle_pool.py"], "--strict")
+    eq(r.rc, 23, f"pqleak run --strict status with held connections:\n{r.err}")
+
+
+def mixed_clean():
+    names = ["psycopg2_clean.py", "psycopg3_clean.py", "sqlalchemy_clean.py", "dbd_pg_clean.pl", "ruby_pg_clean.rb",
+             "php_pgsql_clean.php", "pdo_pgsql_clean.php"]
+    r, merged = pqleak_run(names, "--strict")
+    eq(r.rc, 0, f"pqleak run status:\n{r.err}")
+    eq(merged["leaks"], [], "leaks")
+    eq(len(merged["processes"]), len(names), f"processes: {merged['processes']}")
+    eq(sorted({program_kind(p["program"]) for p in merged["processes"]}), sorted(PROGRAMS), "programs")
+
+
+main({f.__name__: f for f in (psycopg2_unclosed, psycopg2_teardown, psycopg2_held, psycopg2_clean, psycopg2_python_off,
+                              psycopg3_unclosed, psycopg3_teardown, psycopg3_held, psycopg3_clean, psycopg3_hook_off,
+                              sqlalchemy_teardown, sqlalchemy_idle_pool, sqlalchemy_clean,
+                              dbd_pg_teardown, dbd_pg_teardown_lexical, dbd_pg_unclosed, dbd_pg_clean,
+                              ruby_pg_teardown, ruby_pg_unclosed, ruby_pg_clean,
+                              php_pgsql_teardown, php_pgsql_clean, pdo_pgsql_teardown, pdo_pgsql_clean, php_frames,
+                              mixed_leaks, mixed_clean)})
