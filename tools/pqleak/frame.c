@@ -123,8 +123,78 @@ bool cli_frame_is_runtime(const struct cli_frame *f)
     return false;
 }
 
+static bool interpreted(const struct cli_frame *f)
+{
+    return f->lang && strcmp(f->lang, "c") != 0;
+}
+
+/* Where in f->file the directory of installed packages ends ("site-packages/"), or NULL. */
+static const char *after_packages(const char *file)
+{
+    static const char *const dirs[] = {"/site-packages/", "/dist-packages/"};
+    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+        const char *p = strstr(file, dirs[i]);
+        if (p)
+            return p + strlen(dirs[i]);
+    }
+    return NULL;
+}
+
+/* The "pythonX.Y" directory of a standard-library path (".../lib/python3.11/threading.py"), or NULL. */
+static const char *stdlib_dir(const char *file, size_t *len)
+{
+    for (const char *p = strstr(file, "/lib/python"); p; p = strstr(p + 1, "/lib/python")) {
+        const char *d = p + strlen("/lib/");
+        const char *end = strchr(d, '/');
+        if (end && d[strlen("python")] >= '0' && d[strlen("python")] <= '9') {
+            *len = (size_t)(end - d);
+            return d;
+        }
+    }
+    return NULL;
+}
+
+bool cli_frame_is_app(const struct cli_frame *f)
+{
+    size_t n;
+    if (!interpreted(f) || !f->file || prefixed(f->file, "<frozen"))
+        return false;
+    return !after_packages(f->file) && !stdlib_dir(f->file, &n);
+}
+
+const char *cli_frame_origin(const struct cli_frame *f, char *buf, size_t len)
+{
+    if (f->module)
+        return cli_basename(f->module);
+    if (!f->file)
+        return f->lang ? f->lang : "?";
+    if (prefixed(f->file, "<frozen"))
+        return "frozen modules";
+    const char *pkg = after_packages(f->file);
+    size_t n;
+    if (pkg) {
+        n = strcspn(pkg, "/");
+        /* A top-level module file names itself: "six.py" -> "six". */
+        if (!pkg[n] && n > 3 && strcmp(pkg + n - 3, ".py") == 0)
+            n -= 3;
+        snprintf(buf, len, "%.*s", (int)n, pkg);
+        return buf;
+    }
+    const char *std = stdlib_dir(f->file, &n);
+    if (std) {
+        snprintf(buf, len, "%.*s", (int)n, std);
+        return buf;
+    }
+    return cli_basename(f->file);
+}
+
 size_t cli_stack_first_user(const struct cli_stack *s)
 {
+    /* In an interpreted program, the program's own source lines are its code: the C frames of
+     * extension modules (psycopg2's _psycopg) are libraries there. */
+    for (size_t i = 0; i < s->n; i++)
+        if (cli_frame_is_app(&s->f[i]))
+            return i;
     for (size_t i = 0; i < s->n; i++)
         if (!cli_frame_is_runtime(&s->f[i]))
             return i;
