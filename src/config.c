@@ -159,6 +159,8 @@ void pql_settings_load(struct pql_settings *s, pql_getenv_fn get, pql_warn_fn wa
         if (!parse(t, t->def, field))
             continue; /* cannot happen: defaults are checked by the unit tests */
         const char *raw = get ? get(t->name) : NULL;
+        if (raw && t->kind == K_SIGNAL)
+            s->signal_set = true;
         if (!raw || parse(t, raw, field))
             continue;
         if (warn) {

@@ -25,6 +25,7 @@ struct pql_settings {
     bool python;                    /* auto (true) or off */
     bool strict, trace, disable;
     bool text_report;               /* print the exit text report to the log */
+    bool signal_set;                /* PQLEAK_SIGNAL was given (not the default) */
 };
 
 /* Reads one variable; returns NULL when unset. getenv in the shim, a table in tests. */

@@ -181,6 +181,7 @@ bool pql_registry_remove(const PGconn *conn, struct pql_conn *out, enum pql_leak
     if (out) {
         *out = e->rec;
         copy_live(out, e->live);
+        out->leak_kind = kind;
     }
     entry_free(e);
     return true;

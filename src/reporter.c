@@ -160,9 +160,14 @@ static void check_suspects(void)
 
 void pql_reporter_closed(const struct pql_conn *rec)
 {
-    if (rec->suspect)
+    if (!rec->suspect)
+        return;
+    if (rec->leak_kind == PQL_LEAK_UNCLOSED)
         pql_log("connection #%llu, reported as a suspect, returned after %.0f s", (unsigned long long)rec->id,
                 mono_s() - rec->opened_mono);
+    else
+        pql_log("connection #%llu, reported as a suspect, was never returned: closed by the runtime at exit "
+                "after %.0f s", (unsigned long long)rec->id, mono_s() - rec->opened_mono);
 }
 
 /* ---- metrics ---- */
@@ -301,7 +306,8 @@ void pql_reporter_ensure(const struct pql_settings *s)
             sa.sa_flags = SA_RESTART;
             sigemptyset(&sa.sa_mask);
             handler = sigaction(s->signal, &sa, NULL) == 0;
-        } else {
+        } else if (s->signal_set) {
+            /* Said only when asked for: Ruby and PHP take SIGUSR1 and SIGUSR2 in every run. */
             pql_log("PQLEAK_SIGNAL=%s: the program handles SIG%s itself; no live reports on that signal "
                     "(choose another with PQLEAK_SIGNAL=USR1|USR2, or none)",
                     s->signal == SIGUSR1 ? "USR1" : "USR2", s->signal == SIGUSR1 ? "USR1" : "USR2");

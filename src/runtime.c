@@ -1,6 +1,6 @@
 /* Runtime teardown detection. CPython says so itself (_Py_IsFinalizing). For Perl and PHP the close
- * runs inside known exported functions (perl_destruct; zend_deactivate, php_request_shutdown,
- * php_module_shutdown): their address ranges come from dladdr1's symbol sizes and the close's raw
+ * runs inside known exported functions (perl_destruct, Perl_my_exit, Perl_my_failure_exit;
+ * zend_deactivate, php_request_shutdown, php_module_shutdown): their address ranges come from dladdr1's symbol sizes and the close's raw
  * stack is checked against them. Ruby's exit finalizers run inside a static function called by
  * ruby_run_node; while the program runs, ruby_run_node is instead inside the script's execution, so
  * a close whose stack passes through ruby_run_node at another call site than every open did is in
@@ -24,7 +24,8 @@ struct range {
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static int (*py_is_finalizing)(void);
-static struct range teardown_fns[4]; /* perl_destruct, zend_deactivate, php_request/module_shutdown */
+static struct range teardown_fns[6]; /* perl_destruct, Perl_my_exit, Perl_my_failure_exit,
+                                        zend_deactivate, php_request_shutdown, php_module_shutdown */
 static int nteardown;
 static struct range ruby_run_node;
 static _Atomic uintptr_t ruby_exec_site; /* return address in ruby_run_node seen while opening */
@@ -46,8 +47,9 @@ static void setup(void)
     *(void **)&py_is_finalizing = pql_dlsym(RTLD_DEFAULT, "_Py_IsFinalizing");
     if (!py_is_finalizing) /* 3.13 made it public */
         *(void **)&py_is_finalizing = pql_dlsym(RTLD_DEFAULT, "Py_IsFinalizing");
-    static const char *const names[] = {"perl_destruct", "zend_deactivate", "php_request_shutdown",
-                                        "php_module_shutdown"};
+    /* Perl's exit and die unwind the main program's scopes inside Perl_my_exit / Perl_my_failure_exit. */
+    static const char *const names[] = {"perl_destruct",   "Perl_my_exit",         "Perl_my_failure_exit",
+                                        "zend_deactivate", "php_request_shutdown", "php_module_shutdown"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         nteardown += function_range(names[i], &teardown_fns[nteardown]);
     function_range("ruby_run_node", &ruby_run_node);
