@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Helpers for the `pqleak status` tests; sourced after lib.sh, never run by itself. Every process a test
 # starts in the background and has not waited for yet (the shell's jobs) is killed on exit, whatever
 # happened.
@@ -22,12 +23,13 @@ wait_for() {
 serve() {
   local name=$1
   shift
-  rm -f "$T/stop.$name"
+  # The old output must be gone before the wait below: the new process truncates it only once started.
+  rm -f "$T/stop.$name" "$T/serve.$name.out"
   env "$@" LD_PRELOAD="$SHIM" "$PQLEAK_BIN/it_prog" serve "$T/stop.$name" >"$T/serve.$name.out" \
     2>"$T/serve.$name.err" &
   pid=$!
   SERVE_NAME=$name
-  wait_for 30 grep -q ready "$T/serve.$name.out"
+  wait_for 30 grep -qs ready "$T/serve.$name.out"
 }
 
 # unserve: asks the last `serve` to stop and checks it exits 0 (it was not killed by a signal).

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `pqleak status` against a Python program (psycopg2 under the shim) that holds one connection, inside
-# a transaction, in a long-running loop: OK, one connection, and the same in --json. A Python program
-# with a SIGUSR1 handler of its own keeps it: the shim installs none, and status refuses to send the
-# signal (the program's handler never runs).
+# a transaction, in a long-running loop: OK, one connection, its stacks showing the script's own
+# function, and the same in --json. A Python program with a SIGUSR1 handler of its own (or SIGUSR1 and
+# SIGUSR2) keeps it: the shim installs none, and status refuses to send the signal (the program's
+# handler never runs).
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/status_lib.sh"
 : "${PGHOST:?run through tools/pgserver exec}"
@@ -13,10 +14,12 @@ cat >"$T/hold.py" <<'PY'
 import os, signal, sys, time
 import psycopg2
 
-stop, own_handler = sys.argv[1], len(sys.argv) > 2
-if own_handler:
-    # The program's own use of SIGUSR1, installed before any connection.
+stop, own = sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else ""
+if own:
+    # The program's own use of SIGUSR1 (and SIGUSR2, as Ruby and PHP do), installed before any connection.
     signal.signal(signal.SIGUSR1, lambda *a: open(stop + ".usr1", "w").close())
+if own == "both":
+    signal.signal(signal.SIGUSR2, lambda *a: open(stop + ".usr2", "w").close())
 
 
 def hold_connection():
@@ -36,11 +39,11 @@ PY
 
 # py NAME [ARG]: starts the script under the shim; sets $pid.
 py() {
-  rm -f "$T/stop.$1"
+  rm -f "$T/stop.$1" "$T/py.$1.out"
   PQLEAK_REPORT_DIR="$T/reports" LD_PRELOAD=$SHIM "$PY" "$T/hold.py" "$T/stop.$1" ${2:+"$2"} \
     >"$T/py.$1.out" 2>"$T/py.$1.err" &
   pid=$!
-  wait_for 30 grep -q ready "$T/py.$1.out"
+  wait_for 30 grep -qs ready "$T/py.$1.out"
 }
 
 # unpy NAME: stops it; it must exit 0.
@@ -56,8 +59,14 @@ expect 0 "$PQLEAK" status "$pid"
 first_line "$T/out" "PQLEAK OK - 1 connection open, no cap | open=1;;;0 "
 has "$T/out" "process $pid ("
 has "$T/out" "1 connection open:"
-has "$T/out" ", idle in transaction, thread $pid"
+has "$T/out" ", idle in transaction (intrans), thread $pid"
 [ "$(count "$T/out" "opened at:")" = 1 ] || { cat "$T/out" >&2; fail "expected one open stack"; }
+# Both stacks show the script's own function, as a Python frame (the C frames of psycopg2 are folded).
+sed -n '/opened at:/,/transaction began at:/p' "$T/out" >"$T/open"
+sed -n '/transaction began at:/,$p' "$T/out" >"$T/tx"
+has "$T/open" "hold_connection $T/hold.py:"
+has "$T/tx" "hold_connection $T/hold.py:"
+has "$T/open" "frames in _psycopg"
 has "$T/out" ": $T/reports/pqleak-$pid-signal-"
 expect 0 "$PQLEAK" status --json "$pid"
 pyjson "$T/out" 'd["trigger"] == "signal"' "d['pid'] == $pid" 'len(d["connections"]) == 1' \
@@ -71,4 +80,12 @@ one_line "$T/out"
 sleep 0.3
 [ ! -e "$T/stop.own.usr1" ] || fail "the program's own SIGUSR1 handler ran: status sent the signal"
 unpy own
+
+# Both signals taken: no advice to switch.
+py both both
+expect 3 "$PQLEAK" status "$pid"
+has "$T/out" "PQLEAK UNKNOWN - process $pid does not run pqleak's signal handler (pqleak runs in it, but the program handles SIGUSR1 and SIGUSR2 itself)"
+sleep 0.3
+[ ! -e "$T/stop.both.usr1" ] && [ ! -e "$T/stop.both.usr2" ] || fail "a program's own handler ran: status sent a signal"
+unpy both
 echo PASS

@@ -75,9 +75,10 @@ if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null &&
   has "$T/err" "pqleak: status: process $p belongs to user root (uid 0), not to you"
   still_alive "$p"
 
-  as_nobody env LD_PRELOAD="$SHIM" sleep 30 &
+  # setpriv itself, not the function, so that $! is the process that becomes sleep.
+  setpriv --reuid=nobody --regid=nogroup --clear-groups env LD_PRELOAD="$SHIM" sleep 30 &
   p=$!
-  owned_by_nobody() { [ "$(stat -c %u "/proc/$1")" = 65534 ]; }
+  owned_by_nobody() { grep -q '^Uid:[[:space:]]*65534[[:space:]]' "/proc/$1/status"; }
   wait_for 10 owned_by_nobody "$p"
   expect 3 "$PQLEAK" status "$p"
   has "$T/out" "PQLEAK UNKNOWN - process $p $NOHANDLER"

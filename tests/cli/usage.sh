@@ -45,9 +45,11 @@ expect 0 "$PQLEAK" report --help
 expect 0 "$PQLEAK" --version
 has "$T/out" "pqleak "
 
-# Not written yet: says so, with the Nagios "unknown" status.
-expect 3 "$PQLEAK" status 1
-has "$T/err" "not implemented"
+# status: usage errors exit 2 like every subcommand's (its 3 is for "no report could be had");
+# status_refuse.sh has the rest.
+expect 2 "$PQLEAK" status
+one_line "$T/err"
+has "$T/err" "status: no process id given"
 
 # The command.
 expect 127 "$PQLEAK" run -- pqleak-no-such-command-xyz

@@ -213,3 +213,62 @@ enum cli_parsed cli_args_suppressions(int argc, char **argv, struct cli_suppress
     argv[out] = NULL;
     return CLI_PARSED_OK;
 }
+
+/* How long `status` waits for a live report by default, and at most. */
+#define STATUS_TIMEOUT_DEFAULT 10.0
+#define STATUS_TIMEOUT_LIMIT   3600.0
+/* Linux's PID_MAX_LIMIT: no process id is larger. */
+#define PID_LIMIT 4194304L
+
+enum cli_parsed cli_args_status(int argc, char **argv, struct cli_status_opts *o)
+{
+    *o = (struct cli_status_opts){.timeout = STATUS_TIMEOUT_DEFAULT};
+    struct cursor c = {argc, 1, argv, "status"};
+    const char *timeout = NULL, *pid = NULL;
+    bool options = true;
+    while (c.i < argc) {
+        const char *a = argv[c.i];
+        if (options) {
+            if (is_help(a))
+                return CLI_PARSED_HELP;
+            int r = take_value(&c, "--timeout", &timeout);
+            if (r < 0)
+                return CLI_PARSED_BAD;
+            if (r > 0)
+                continue;
+            if (is_flag(&c, "--json")) {
+                o->json = true;
+                continue;
+            }
+            int w = other_word(&c);
+            if (w < 0)
+                return CLI_PARSED_BAD;
+            if (w > 0) {
+                options = false;
+                continue;
+            }
+        }
+        if (pid) {
+            cli_err("status: one process id only, got '%s' and '%s'" SEE_HELP, pid, a);
+            return CLI_PARSED_BAD;
+        }
+        pid = a;
+        c.i++;
+    }
+    if (!pid) {
+        cli_err("status: no process id given" SEE_HELP);
+        return CLI_PARSED_BAD;
+    }
+    long n;
+    if (!cli_parse_long(pid, 1, PID_LIMIT, &n)) {
+        cli_err("status: '%s' is not a process id (a whole number from 1 to %ld)", pid, PID_LIMIT);
+        return CLI_PARSED_BAD;
+    }
+    o->pid = (int)n;
+    if (timeout && (!cli_parse_seconds(timeout, STATUS_TIMEOUT_LIMIT, &o->timeout) || o->timeout <= 0)) {
+        cli_err("status: --timeout '%s' is not a number of seconds above 0 and up to %.0f", timeout,
+                STATUS_TIMEOUT_LIMIT);
+        return CLI_PARSED_BAD;
+    }
+    return CLI_PARSED_OK;
+}

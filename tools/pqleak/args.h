@@ -30,9 +30,16 @@ struct cli_suppressions_opts {
     char **paths;
 };
 
+struct cli_status_opts {
+    bool json;
+    double timeout; /* seconds to wait for the live report, > 0 */
+    int pid;
+};
+
 /* argv[0] is the subcommand's name; argv is NULL-terminated. */
 enum cli_parsed cli_args_run(int argc, char **argv, struct cli_run_opts *o);
 enum cli_parsed cli_args_report(int argc, char **argv, struct cli_report_opts *o);
 enum cli_parsed cli_args_suppressions(int argc, char **argv, struct cli_suppressions_opts *o);
+enum cli_parsed cli_args_status(int argc, char **argv, struct cli_status_opts *o);
 
 #endif

@@ -34,6 +34,16 @@ char *cli_stack_key(const struct cli_stack *s);
  * summaries and never chosen for a suppression rule. Python-level frames are the user's. */
 bool cli_frame_is_runtime(const struct cli_frame *f);
 
+/* True for an interpreted-language frame (Python) of the program's own source: not in an installed
+ * package (site-packages, dist-packages), the language's standard library (.../lib/pythonX.Y/) or a
+ * frozen module. Without a file name it cannot tell, and says false. */
+bool cli_frame_is_app(const struct cli_frame *f);
+
+/* A short name for the code a frame belongs to, for "... N frames in NAME" lines: the module's file
+ * name, the package of an installed Python module ("sqlalchemy"), "pythonX.Y" for its standard
+ * library, else the source file's name. Points into f or returns a constant. */
+const char *cli_frame_origin(const struct cli_frame *f, char *buf, size_t len);
+
 /* Index of the innermost frame of the user's own code, or s->n when there is none. */
 size_t cli_stack_first_user(const struct cli_stack *s);
 

@@ -1,4 +1,4 @@
-/* The pqleak command: dispatches to run, report and suppressions, and holds the usage text. One
+/* The pqleak command: dispatches to run, report, status and suppressions, and holds the usage text. One
  * process, single-threaded; only `run` forks. */
 #include "args.h"
 #include "baseline.h"
@@ -9,6 +9,7 @@
 #include "print.h"
 #include "reportio.h"
 #include "run.h"
+#include "status.h"
 #include "suppress.h"
 #include "util.h"
 
@@ -22,6 +23,7 @@
 static const char usage[] =
     "usage: pqleak run [options] -- COMMAND [ARGS...]\n"
     "       pqleak report [--json] [--suppressions FILE] [--junit FILE] [--strict] PATH...\n"
+    "       pqleak status [--json] [--timeout S] PID\n"
     "       pqleak suppressions PATH...\n"
     "       pqleak --help | --version\n"
     "\n"
@@ -43,6 +45,13 @@ static const char usage[] =
     "pqleak report: prints saved reports (files, or directories of *.json files) merged; --json prints\n"
     "the merged report instead. Exits 0 with no unsuppressed leak, 23 with some, 2 when a report\n"
     "cannot be read.\n"
+    "\n"
+    "pqleak status: asks the running process PID (started with the shim preloaded) for a live report,\n"
+    "by its signal (PQLEAK_SIGNAL, default SIGUSR1; never sent to a process without pqleak's handler),\n"
+    "reads it where that process writes it, and prints utilization and open connections like a Nagios\n"
+    "plugin; --json prints the report itself. Exits 0 below PQLEAK_WARN_PCT of the cap (or with no cap),\n"
+    "1 at or above it, 2 at or above PQLEAK_CRIT_PCT, 3 when no report could be had.\n"
+    "  --timeout S            seconds to wait for the report (default 10)\n"
     "\n"
     "pqleak suppressions: prints a suppressions file covering every leak site in the reports (a\n"
     "baseline: runs with it fail only on new leak sites).\n"
@@ -131,6 +140,18 @@ static int cmd_run(int argc, char **argv)
     return cli_run(&o);
 }
 
+static int cmd_status(int argc, char **argv)
+{
+    struct cli_status_opts o;
+    enum cli_parsed p = cli_args_status(argc, argv, &o);
+    if (p != CLI_PARSED_OK) {
+        if (p == CLI_PARSED_HELP)
+            fputs(usage, stdout);
+        return p == CLI_PARSED_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+    }
+    return cli_status(&o);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -152,11 +173,8 @@ int main(int argc, char **argv)
         return cmd_report(argc - 1, argv + 1);
     if (strcmp(cmd, "suppressions") == 0)
         return cmd_suppressions(argc - 1, argv + 1);
-    if (strcmp(cmd, "status") == 0) {
-        /* Nagios convention: 3 is "unknown", the status a later version gives when no report is had. */
-        cli_err("status is not implemented yet");
-        return 3;
-    }
+    if (strcmp(cmd, "status") == 0)
+        return cmd_status(argc - 1, argv + 1);
     cli_err("unknown subcommand '%s'; see pqleak --help", cmd);
     return CLI_EXIT_USAGE;
 }

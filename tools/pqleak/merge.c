@@ -105,8 +105,7 @@ static const char *member_str(const json_t *obj, const char *name)
     return s ? s : "?";
 }
 
-/* "host:port dbname user" of a connection object, or NULL when it has no target. Caller frees. */
-static char *target_of(const json_t *conn)
+char *cli_conn_target(const json_t *conn)
 {
     const json_t *t = json_object_get(conn, "target");
     if (!json_is_object(t))
@@ -154,7 +153,7 @@ void cli_set_add_leak(struct cli_set *s, const struct cli_stack *stack, const st
     for (size_t i = 0; i < nprocs; i++)
         push_distinct_ptr(&g->procs, (void *)procs[i]);
     for (size_t i = 0; i < nconns; i++) {
-        char *t = target_of(conns[i]->obj);
+        char *t = cli_conn_target(conns[i]->obj);
         if (t)
             push_distinct_str(&g->targets, t);
         free(t);

@@ -94,4 +94,8 @@ bool cli_group_counts(const struct cli_group *g, bool strict);
 
 void cli_conn_free(struct cli_conn *c);
 
+/* "host:port dbname user" of a report's connection object, "?" for what is unknown; NULL when it has
+ * no target. Caller frees. */
+char *cli_conn_target(const json_t *conn);
+
 #endif

@@ -5,6 +5,7 @@
 
 #include "suppress.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,37 +19,90 @@ const char *cli_plural(char *buf, size_t size, long n, const char *noun)
     return buf;
 }
 
+/* Which frames are the user's own code in a view of a stack. */
+enum user_rule {
+    USER_NOT_RUNTIME, /* every frame but a runtime's (cli_print_stack's rule) */
+    USER_INTERPRETED, /* interpreted-language frames only: the C frames are the interpreter's */
+    USER_APP,         /* interpreted frames of the program's own source, not of installed packages */
+};
+
+static bool is_user(const struct cli_frame *f, enum user_rule rule)
+{
+    switch (rule) {
+    case USER_APP:
+        return cli_frame_is_app(f);
+    case USER_INTERPRETED:
+        return f->lang && strcmp(f->lang, "c") != 0;
+    case USER_NOT_RUNTIME:
+        break;
+    }
+    return !cli_frame_is_runtime(f);
+}
+
+/* Prints frames from the innermost, each run of other frames folded into one line, and stops after
+ * max_user frames of the user's; returns how many frames were shown. */
+static size_t print_frames(FILE *out, const struct cli_stack *st, const char *indent, enum user_rule rule,
+                           size_t max_user)
+{
+    size_t users = 0;
+    for (size_t i = 0; i < st->n;) {
+        if (is_user(&st->f[i], rule)) {
+            char *s = cli_frame_format(&st->f[i]);
+            fprintf(out, "%s#%zu %s\n", indent, i, s);
+            free(s);
+            i++;
+            if (++users == max_user)
+                return i;
+            continue;
+        }
+        size_t j = i;
+        struct cli_vec names = {0};
+        for (; j < st->n && !is_user(&st->f[j], rule); j++) {
+            char buf[256];
+            const char *m = cli_frame_origin(&st->f[j], buf, sizeof buf);
+            size_t k;
+            for (k = 0; k < names.n && strcmp(names.v[k], m) != 0; k++) {
+            }
+            if (k == names.n)
+                cli_vec_push(&names, cli_xstrdup(m));
+        }
+        fprintf(out, "%s#%zu ... %zu frame%s in ", indent, i, j - i, j - i == 1 ? "" : "s");
+        for (size_t k = 0; k < names.n; k++) {
+            fprintf(out, "%s%s", k ? ", " : "", (const char *)names.v[k]);
+            free(names.v[k]);
+        }
+        fputc('\n', out);
+        cli_vec_free(&names);
+        i = j;
+    }
+    return st->n;
+}
+
 void cli_print_stack(FILE *out, const struct cli_stack *st, const char *indent)
 {
     if (st->n == 0) {
         fprintf(out, "%s(no stack)\n", indent);
         return;
     }
-    for (size_t i = 0; i < st->n;) {
-        if (!cli_frame_is_runtime(&st->f[i])) {
-            char *s = cli_frame_format(&st->f[i]);
-            fprintf(out, "%s#%zu %s\n", indent, i, s);
-            free(s);
-            i++;
-            continue;
-        }
-        size_t j = i;
-        struct cli_vec mods = {0};
-        for (; j < st->n && cli_frame_is_runtime(&st->f[j]); j++) {
-            const char *m = cli_basename(st->f[j].module);
-            size_t k;
-            for (k = 0; k < mods.n && strcmp(mods.v[k], m) != 0; k++) {
-            }
-            if (k == mods.n)
-                cli_vec_push(&mods, (void *)m);
-        }
-        fprintf(out, "%s#%zu ... %zu frame%s in ", indent, i, j - i, j - i == 1 ? "" : "s");
-        for (size_t k = 0; k < mods.n; k++)
-            fprintf(out, "%s%s", k ? ", " : "", (const char *)mods.v[k]);
-        fputc('\n', out);
-        cli_vec_free(&mods);
-        i = j;
+    print_frames(out, st, indent, USER_NOT_RUNTIME, SIZE_MAX);
+}
+
+void cli_print_stack_head(FILE *out, const struct cli_stack *st, const char *indent, size_t user_frames)
+{
+    if (st->n == 0) {
+        fprintf(out, "%s(no stack)\n", indent);
+        return;
     }
+    /* The program's own source when the stack has any; else its interpreted frames; else C. */
+    enum user_rule rule = USER_NOT_RUNTIME;
+    for (size_t i = 0; i < st->n && rule != USER_APP; i++)
+        if (is_user(&st->f[i], USER_APP))
+            rule = USER_APP;
+        else if (is_user(&st->f[i], USER_INTERPRETED))
+            rule = USER_INTERPRETED;
+    size_t shown = print_frames(out, st, indent, rule, user_frames);
+    if (shown < st->n)
+        fprintf(out, "%s... %zu more frame%s\n", indent, st->n - shown, st->n - shown == 1 ? "" : "s");
 }
 
 char *cli_group_site(const struct cli_group *g)

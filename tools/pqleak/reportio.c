@@ -514,6 +514,25 @@ bool cli_report_load(struct cli_set *set, const char *path)
     return ok;
 }
 
+bool cli_report_check(const json_t *root, char *msg, size_t len)
+{
+    json_t *conns = json_object();
+    if (!conns)
+        cli_oom();
+    struct verdict v = {0};
+    bool ok = check_report(root, conns, &v);
+    json_decref(conns);
+    if (!ok)
+        snprintf(msg, len, v.corrupt ? "corrupt report (%s)" : "%s", v.msg);
+    return ok;
+}
+
+bool cli_report_stack(const json_t *root, const json_t *obj, const char *name, struct cli_stack *out)
+{
+    *out = (struct cli_stack){0};
+    return ref_stack(obj, name, json_object_get(root, "stacks"), out);
+}
+
 size_t cli_report_load_paths(struct cli_set *set, char *const *paths)
 {
     size_t bad = 0;

@@ -29,6 +29,15 @@ bool cli_report_list_dir(const char *dir, const struct cli_dirsnap *skip, struct
  * nothing of the file was merged. */
 bool cli_report_load(struct cli_set *set, const char *path);
 
+/* Validates a parsed document as a pqleak/1 report without merging it (for callers that read the
+ * document themselves, like `status`). Returns false after writing into msg what is wrong, worded as
+ * cli_report_load words it after the file name. */
+bool cli_report_check(const json_t *root, char *msg, size_t len);
+
+/* The stack that obj[name] ("stack", "tx_stack") refers to in a report that cli_report_check passed,
+ * copied into out. Returns false, out empty, when obj names none. */
+bool cli_report_stack(const json_t *root, const json_t *obj, const char *name, struct cli_stack *out);
+
 /* Loads every path of the NULL-terminated list: a file whatever its name, a directory as its report
  * files (cli_report_list_dir). A directory without reports counts as a failure: it was named on
  * purpose, so nothing checked is not a pass. Returns the number of failures, each named in one line. */

@@ -14,6 +14,13 @@
 #define CLI_EXIT_NOEXEC   126
 #define CLI_EXIT_NOTFOUND 127
 
+/* Exit statuses of `pqleak status`, after the Nagios plugin convention; its usage errors are still
+ * CLI_EXIT_USAGE (2), like every subcommand's. */
+#define CLI_STATUS_OK       0 /* utilization below PQLEAK_WARN_PCT, or no cap */
+#define CLI_STATUS_WARNING  1 /* at or above PQLEAK_WARN_PCT */
+#define CLI_STATUS_CRITICAL 2 /* at or above PQLEAK_CRIT_PCT */
+#define CLI_STATUS_UNKNOWN  3 /* no report could be had */
+
 /* Prints "out of memory" and exits with status 2. */
 void cli_oom(void) __attribute__((noreturn));
 

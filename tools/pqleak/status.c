@@ -1,0 +1,768 @@
+/* `pqleak status PID` (status.h). A signal is sent only after proof: the process is ours (or we are
+ * root), it has a thread named "pqleak-sig" (the shim names its reporter thread so only when it
+ * installed its own handler) and it catches the signal its environment names. The report is looked
+ * for where that process writes it, from its own environment (/proc/PID/environ) and uid; a file
+ * counts only when it appeared after the signal was sent, is a regular file (no symlink) and belongs
+ * to the process's user. Command-line process only; single-threaded. */
+#include "status.h"
+
+#include "frame.h"
+#include "merge.h"
+#include "print.h"
+#include "reportio.h"
+#include "util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <math.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SHIM_PATH_MAX    1024 /* PQL_PATH_MAX (src/config.h): the shim ignores a longer PQLEAK_REPORT_DIR */
+#define PROC_FILE_MAX    (16u << 20) /* /proc/PID/environ and status: far less in practice */
+#define REPORT_MAX       (256u << 20)
+#define POLL_MS          50
+#define USER_FRAMES      3 /* frames of the program's own code shown per stack */
+#define DEFAULT_WARN_PCT 80
+#define DEFAULT_CRIT_PCT 95
+
+/* What a message buffer of the checks holds; one line. */
+#define WHY_MAX 1200
+
+struct target {
+    int pid;
+    uid_t uid, euid; /* real (names its private directory) and effective, from /proc/PID/status */
+    int pidfd;       /* pins the process, so a reused pid is never signalled; -1 when unavailable */
+    char *env;       /* /proc/PID/environ, NUL-separated, NUL-terminated */
+    size_t envlen;
+    int sig;
+    char *dir; /* where it writes live reports */
+    bool private_dir;
+};
+
+struct found {
+    char *path; /* the report file, owned */
+    char *data; /* its bytes, NUL-terminated, owned */
+    size_t len;
+};
+
+static bool why(char *buf, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static bool why(char *buf, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, WHY_MAX, fmt, ap);
+    va_end(ap);
+    return false;
+}
+
+static const char *sig_name(int sig)
+{
+    return sig == SIGUSR1 ? "USR1" : sig == SIGUSR2 ? "USR2" : "none";
+}
+
+/* The one line of an UNKNOWN outcome: the plugin line on stdout in text mode (monitoring systems
+ * read stdout), an error line on stderr with --json (stdout is for JSON only). msg may be changed: a
+ * control character (from a path in the process's environment) would break the one line. */
+static int unknown(const struct cli_status_opts *o, char *msg)
+{
+    for (char *p = msg; *p; p++)
+        if ((unsigned char)*p < ' ' || *p == 0x7f)
+            *p = '?';
+    if (o->json) {
+        cli_err("status: %s", msg);
+    } else {
+        printf("PQLEAK UNKNOWN - %s\n", msg);
+        fflush(stdout);
+    }
+    return CLI_STATUS_UNKNOWN;
+}
+
+/* ---- reading files ---- */
+
+/* Reads fd to its end (max bytes at most) into a NUL-terminated buffer. Returns NULL with errno set
+ * (EFBIG past max). */
+static char *read_all(int fd, size_t max, size_t *len)
+{
+    size_t n = 0, cap = 4096;
+    char *buf = cli_xmalloc(cap + 1);
+    for (;;) {
+        if (n == cap) {
+            if (cap >= max) {
+                free(buf);
+                errno = EFBIG;
+                return NULL;
+            }
+            cap *= 2;
+            buf = cli_xrealloc(buf, cap + 1);
+        }
+        ssize_t r = read(fd, buf + n, cap - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            int e = errno;
+            free(buf);
+            errno = e;
+            return NULL;
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+/* A /proc file whole; NULL with errno set. */
+static char *read_proc(int pid, const char *name, size_t *len)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/%s", pid, name);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    size_t n;
+    char *s = read_all(fd, PROC_FILE_MAX, &n);
+    int e = errno;
+    close(fd);
+    errno = e;
+    if (s && len)
+        *len = n;
+    return s;
+}
+
+/* The value of "Name:" in /proc/PID/status text, or NULL. */
+static const char *status_field(const char *status, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = status; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+        if (strncmp(p, name, n) == 0 && p[n] == ':') {
+            p += n + 1;
+            while (*p == ' ' || *p == '\t')
+                p++;
+            return p;
+        }
+    }
+    return NULL;
+}
+
+static const char *env_get(const struct target *t, const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i < t->envlen; i += strlen(t->env + i) + 1)
+        if (strncmp(t->env + i, name, n) == 0 && t->env[i + n] == '=')
+            return t->env + i + n + 1;
+    return NULL;
+}
+
+/* PQLEAK_SIGNAL as the shim reads it (src/config.c): a malformed value means the default, USR1. */
+static int env_signal(const char *v)
+{
+    if (!v)
+        return SIGUSR1;
+    const char *n = strncasecmp(v, "SIG", 3) == 0 ? v + 3 : v;
+    if (strcasecmp(n, "USR2") == 0)
+        return SIGUSR2;
+    if (strcasecmp(n, "none") == 0 || strcmp(n, "0") == 0)
+        return 0;
+    return SIGUSR1;
+}
+
+/* 2: a thread of pid is named "pqleak-sig"; 1: one is named "pqleak" (the shim without its handler);
+ * 0: neither. */
+static int shim_thread(int pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", pid);
+    DIR *d = opendir(path);
+    if (!d)
+        return 0;
+    int found = 0;
+    struct dirent *e;
+    while (found < 2 && (e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char comm_path[128], comm[32] = "";
+        snprintf(comm_path, sizeof comm_path, "/proc/%d/task/%.20s/comm", pid, e->d_name);
+        int fd = open(comm_path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        ssize_t n = read(fd, comm, sizeof comm - 1);
+        close(fd);
+        comm[n > 0 ? n : 0] = '\0';
+        comm[strcspn(comm, "\n")] = '\0';
+        if (strcmp(comm, "pqleak-sig") == 0)
+            found = 2;
+        else if (strcmp(comm, "pqleak") == 0)
+            found = 1;
+    }
+    closedir(d);
+    return found;
+}
+
+/* ---- the checks before the signal ---- */
+
+static int pidfd_open_compat(int pid)
+{
+#ifdef SYS_pidfd_open
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+#else
+    (void)pid;
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
+static int send_signal(const struct target *t)
+{
+#ifdef SYS_pidfd_send_signal
+    if (t->pidfd >= 0)
+        return (int)syscall(SYS_pidfd_send_signal, t->pidfd, t->sig, NULL, 0);
+#endif
+    return kill(t->pid, t->sig);
+}
+
+static bool process_gone(const struct target *t)
+{
+    if (t->pidfd >= 0) {
+        struct pollfd p = {t->pidfd, POLLIN, 0};
+        return poll(&p, 1, 0) > 0;
+    }
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d", t->pid);
+    return access(path, F_OK) != 0;
+}
+
+static const char *user_name(uid_t uid, char *buf, size_t len)
+{
+    struct passwd *pw = getpwuid(uid);
+    if (pw)
+        snprintf(buf, len, "user %s (uid %u)", pw->pw_name, (unsigned)uid);
+    else
+        snprintf(buf, len, "uid %u", (unsigned)uid);
+    return buf;
+}
+
+/* Fills t from /proc and checks that pid is a process of ours running the shim's signal handler. */
+static bool check_process(struct target *t, char *msg)
+{
+    int pid = t->pid;
+    /* First: from here on, the signal can only reach this very process, even if the pid is reused. */
+    t->pidfd = pidfd_open_compat(pid);
+    if (t->pidfd < 0 && errno == ESRCH)
+        return why(msg, "process %d does not exist", pid);
+    char *status = read_proc(pid, "status", NULL);
+    if (!status) {
+        if (errno == ENOENT && t->pidfd >= 0)
+            return why(msg, "process %d exists but /proc/%d cannot be read (is /proc mounted with hidepid?)",
+                       pid, pid);
+        if (errno == ENOENT || errno == ESRCH)
+            return why(msg, "process %d does not exist", pid);
+        return why(msg, "cannot read /proc/%d/status (%s)", pid, strerror(errno));
+    }
+    const char *tgid = status_field(status, "Tgid");
+    const char *uids = status_field(status, "Uid");
+    const char *sigcgt = status_field(status, "SigCgt");
+    unsigned ruid, euid;
+    if (!tgid || !uids || !sigcgt || sscanf(uids, "%u %u", &ruid, &euid) != 2) {
+        free(status);
+        return why(msg, "cannot read /proc/%d/status (unexpected format)", pid);
+    }
+    long leader = strtol(tgid, NULL, 10);
+    unsigned long long caught = strtoull(sigcgt, NULL, 16);
+    free(status);
+    if (leader != pid)
+        return why(msg, "%d is a thread of process %ld, not a process; ask pqleak status %ld", pid, leader,
+                   leader);
+    t->uid = ruid;
+    t->euid = euid;
+    char who[128];
+    if (geteuid() != 0 && t->uid != geteuid())
+        return why(msg,
+                   "process %d belongs to %s, not to you; only its owner or root may ask it for a report",
+                   pid, user_name(t->uid, who, sizeof who));
+
+    /* The environment says which signal; a process without the shim needs no more than its threads. */
+    int thread = shim_thread(pid);
+    t->env = read_proc(pid, "environ", &t->envlen);
+    int env_errno = errno;
+    t->sig = t->env ? env_signal(env_get(t, "PQLEAK_SIGNAL")) : SIGUSR1;
+    char head[80];
+    snprintf(head, sizeof head, "process %d does not run pqleak's signal handler", pid);
+    if (t->env && !t->sig)
+        return why(msg, "%s (its PQLEAK_SIGNAL is none)", head);
+    if (thread == 0)
+        return why(msg,
+                   "%s (PQLEAK_SIGNAL=none, the program handles SIG%s itself, or it has not connected yet)",
+                   head, sig_name(t->sig));
+    if (!t->env)
+        return why(msg,
+                   "cannot read /proc/%d/environ (%s), so cannot tell its PQLEAK_SIGNAL and report directory",
+                   pid, strerror(env_errno));
+    if (thread == 1) {
+        /* Ruby and PHP take both signals: then naming the other one would not help. */
+        int other = t->sig == SIGUSR1 ? SIGUSR2 : SIGUSR1;
+        if (caught & (1ULL << (other - 1)))
+            return why(msg, "%s (pqleak runs in it, but the program handles SIGUSR1 and SIGUSR2 itself)",
+                       head);
+        return why(
+            msg,
+            "%s (pqleak runs in it, but the program handles SIG%s itself; start it with PQLEAK_SIGNAL=%s)",
+            head, sig_name(t->sig), sig_name(other));
+    }
+    if (!(caught & (1ULL << (t->sig - 1))))
+        return why(msg, "%s (it does not catch SIG%s, the signal its PQLEAK_SIGNAL names)", head,
+                   sig_name(t->sig));
+    return true;
+}
+
+/* Where the process writes its live reports (src/reporter.c, pql_reporter_live_dir), from its
+ * environment: PQLEAK_REPORT_DIR (relative to its working directory), else ${TMPDIR:-/tmp}/pqleak-UID,
+ * which the shim uses only when it is a directory of the process's user with mode 0700. */
+static bool find_dir(struct target *t, char *msg)
+{
+    const char *rd = env_get(t, "PQLEAK_REPORT_DIR");
+    if (rd && *rd && strlen(rd) < SHIM_PATH_MAX) {
+        if (rd[0] == '/') {
+            t->dir = cli_xstrdup(rd);
+        } else {
+            char link[64], cwd[4096];
+            snprintf(link, sizeof link, "/proc/%d/cwd", t->pid);
+            ssize_t n = readlink(link, cwd, sizeof cwd - 1);
+            if (n <= 0)
+                return why(msg, "cannot tell where its PQLEAK_REPORT_DIR '%s' is: cannot read %s (%s)", rd,
+                           link, n < 0 ? strerror(errno) : "empty");
+            cwd[n] = '\0';
+            t->dir = cli_xasprintf("%s%s%s", cwd, strcmp(cwd, "/") == 0 ? "" : "/", rd);
+        }
+    } else {
+        const char *tmp = env_get(t, "TMPDIR");
+        t->dir = cli_xasprintf("%s/pqleak-%u", tmp && *tmp == '/' ? tmp : "/tmp", (unsigned)t->uid);
+        t->private_dir = true;
+    }
+    struct stat st;
+    if (lstat(t->dir, &st) != 0) {
+        if (errno == ENOENT)
+            return true; /* made with the first report */
+        return why(msg, "cannot read its report directory %s (%s)", t->dir, strerror(errno));
+    }
+    if (t->private_dir && (!S_ISDIR(st.st_mode) || st.st_uid != t->uid || (st.st_mode & 077)))
+        return why(msg,
+                   "%s is not a directory of uid %u with mode 0700, so pqleak in process %d writes no report "
+                   "there (remove it, or set PQLEAK_REPORT_DIR)",
+                   t->dir, (unsigned)t->uid, t->pid);
+    if (!t->private_dir && (stat(t->dir, &st) != 0 || !S_ISDIR(st.st_mode)))
+        return why(msg, "its PQLEAK_REPORT_DIR %s is not a directory", t->dir);
+    DIR *d = opendir(t->dir);
+    if (!d)
+        return why(msg, "cannot read its report directory %s (%s)", t->dir, strerror(errno));
+    closedir(d);
+    return true;
+}
+
+/* ---- waiting for the report ---- */
+
+/* The process's signal reports now in the directory, as "name/inode/mtime" ids. */
+static void scan_reports(const struct target *t, struct cli_vec *ids, struct cli_vec *names)
+{
+    DIR *d = opendir(t->dir);
+    if (!d)
+        return;
+    char prefix[64];
+    int plen = snprintf(prefix, sizeof prefix, "pqleak-%d-signal-", t->pid);
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        struct stat st;
+        if (strncmp(e->d_name, prefix, (size_t)plen) != 0 || n < 5 ||
+            strcmp(e->d_name + n - 5, ".json") != 0 ||
+            fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+            continue;
+        cli_vec_push(ids, cli_xasprintf("%s/%llu/%lld.%09ld", e->d_name, (unsigned long long)st.st_ino,
+                                        (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec));
+        if (names)
+            cli_vec_push(names, cli_xstrdup(e->d_name));
+    }
+    closedir(d);
+}
+
+static bool has_id(const struct cli_vec *ids, const char *id)
+{
+    for (size_t i = 0; i < ids->n; i++)
+        if (strcmp(ids->v[i], id) == 0)
+            return true;
+    return false;
+}
+
+static void free_strs(struct cli_vec *v)
+{
+    for (size_t i = 0; i < v->n; i++)
+        free(v->v[i]);
+    cli_vec_free(v);
+}
+
+/* Reads path whole when it is a regular file (not a symlink) of the process's user. NULL with errno:
+ * ENOENT when it is gone (replaced by a newer report), EPERM when it is not the process's. */
+static char *read_report(const struct target *t, const char *path, size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (st.st_uid != t->uid && st.st_uid != t->euid)) {
+        close(fd);
+        errno = EPERM;
+        return NULL;
+    }
+    char *s = read_all(fd, REPORT_MAX, len);
+    int e = errno;
+    close(fd);
+    errno = e;
+    return s;
+}
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Takes the newest report that is not in seen; false when there is none yet. Files that are not the
+ * process's are added to seen and counted in *ignored. */
+static bool take_new(const struct target *t, struct cli_vec *seen, size_t *ignored, struct found *out,
+                     char *msg, bool *failed)
+{
+    struct cli_vec ids = {0}, names = {0};
+    scan_reports(t, &ids, &names);
+    bool got = false;
+    for (;;) {
+        size_t best = ids.n;
+        for (size_t i = 0; i < ids.n; i++)
+            if (!has_id(seen, ids.v[i]) && (best == ids.n || strverscmp(names.v[i], names.v[best]) > 0))
+                best = i;
+        if (best == ids.n)
+            break;
+        char *path = cli_xasprintf("%s/%s", t->dir, (char *)names.v[best]);
+        size_t len;
+        char *data = read_report(t, path, &len);
+        if (data) {
+            *out = (struct found){path, data, len};
+            got = true;
+            break;
+        }
+        if (errno == EPERM || errno == ELOOP)
+            ++*ignored;
+        else if (errno != ENOENT) {
+            why(msg, "cannot read its live report %s (%s)", path, strerror(errno));
+            *failed = true;
+            free(path);
+            break;
+        }
+        free(path);
+        cli_vec_push(seen, cli_xstrdup(ids.v[best]));
+    }
+    free_strs(&ids);
+    free_strs(&names);
+    return got;
+}
+
+/* Sends the signal and waits for the report it asks for. */
+static bool ask(const struct target *t, double timeout, struct found *out, char *msg)
+{
+    struct cli_vec seen = {0};
+    scan_reports(t, &seen, NULL);
+    if (send_signal(t) != 0) {
+        int e = errno;
+        free_strs(&seen);
+        if (e == ESRCH)
+            return why(msg, "process %d exited before it could be asked for a report", t->pid);
+        return why(msg, "cannot send SIG%s to process %d (%s)", sig_name(t->sig), t->pid, strerror(e));
+    }
+    double deadline = mono_s() + timeout;
+    size_t ignored = 0;
+    bool failed = false, got = false;
+    for (;;) {
+        bool gone = process_gone(t);
+        /* A report written just before the process exited still counts: look once more after exit. */
+        if ((got = take_new(t, &seen, &ignored, out, msg, &failed)) || failed)
+            break;
+        if (gone) {
+            why(msg, "process %d exited before it wrote a live report", t->pid);
+            break;
+        }
+        double left = deadline - mono_s();
+        if (left <= 0) {
+            char extra[160] = "";
+            if (ignored)
+                snprintf(extra, sizeof extra, "; ignored %zu file%s there not owned by its user", ignored,
+                         ignored == 1 ? "" : "s");
+            why(msg,
+                "no live report from process %d in %s after %g s (is the directory writable by it? its log "
+                "says why%s)",
+                t->pid, t->dir, timeout, extra);
+            break;
+        }
+        int ms = left * 1000 < POLL_MS ? (int)(left * 1000) + 1 : POLL_MS;
+        if (t->pidfd >= 0) {
+            struct pollfd p = {t->pidfd, POLLIN, 0};
+            poll(&p, 1, ms);
+        } else {
+            struct timespec ts = {0, (long)ms * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+    }
+    free_strs(&seen);
+    return got;
+}
+
+/* Parses and validates the report; false with msg naming the file. */
+static bool check_found(const struct target *t, const struct found *f, json_t **root, char *msg)
+{
+    json_error_t jerr;
+    *root = json_loadb(f->data, f->len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!*root)
+        return why(msg, "%s: not valid JSON, truncated or corrupt (line %d: %s)", f->path, jerr.line,
+                   jerr.text);
+    char vmsg[600];
+    if (!cli_report_check(*root, vmsg, sizeof vmsg))
+        return why(msg, "%s: %s", f->path, vmsg);
+    const char *trigger = json_string_value(json_object_get(*root, "trigger"));
+    const json_t *pid = json_object_get(*root, "pid");
+    if (strcmp(trigger, "signal") != 0 || !json_is_integer(pid) || json_integer_value(pid) != t->pid)
+        return why(msg, "%s: corrupt report (not a live report of process %d: trigger %s)", f->path, t->pid,
+                   trigger);
+    /* The status is made of these: without them there is nothing to judge. */
+    const json_t *u = json_object_get(*root, "utilization");
+    if (!json_is_integer(json_object_get(u, "open")) || !json_is_array(json_object_get(*root, "connections")))
+        return why(msg, "%s: corrupt report (no utilization or connections)", f->path);
+    return true;
+}
+
+/* ---- printing ---- */
+
+static long get_long(const json_t *obj, const char *name, long def)
+{
+    const json_t *x = json_object_get(obj, name);
+    return json_is_integer(x) ? (long)json_integer_value(x) : def;
+}
+
+/* "85" or "66.7": whole percentages without a fraction. */
+static const char *fmt_pct(char *buf, size_t len, double pct)
+{
+    if (fabs(pct - round(pct)) < 0.05)
+        snprintf(buf, len, "%.0f", pct);
+    else
+        snprintf(buf, len, "%.1f", pct);
+    return buf;
+}
+
+/* "1.5 s", or "?" when the report does not know. */
+static const char *fmt_s(char *buf, size_t len, const json_t *x)
+{
+    if (json_is_number(x))
+        snprintf(buf, len, "%.1f s", json_number_value(x));
+    else
+        snprintf(buf, len, "?");
+    return buf;
+}
+
+/* The transaction status in pg_stat_activity's words, with the report's code. */
+static const char *tx_words(const char *tx)
+{
+    if (!tx)
+        return "transaction status unknown";
+    if (strcmp(tx, "idle") == 0)
+        return "idle";
+    if (strcmp(tx, "active") == 0)
+        return "running a query (active)";
+    if (strcmp(tx, "intrans") == 0)
+        return "idle in transaction (intrans)";
+    if (strcmp(tx, "inerror") == 0)
+        return "idle in a failed transaction (inerror)";
+    return "transaction status unknown";
+}
+
+static void print_connection(FILE *out, const json_t *root, const json_t *c)
+{
+    char a[32], b[32];
+    char *target = cli_conn_target(c);
+    const char *status = json_string_value(json_object_get(c, "status"));
+    fprintf(out, "  #%lld %s%s", (long long)json_integer_value(json_object_get(c, "id")),
+            status && strcmp(status, "ok") != 0 ? "(failed or connecting) " : "", target ? target : "?");
+    free(target);
+    long spid = get_long(c, "server_pid", 0), port = get_long(c, "client_port", 0);
+    if (spid)
+        fprintf(out, ", server pid %ld", spid);
+    if (port)
+        fprintf(out, ", client port %ld", port);
+    fprintf(out, ", open %s, idle %s, %s", fmt_s(a, sizeof a, json_object_get(c, "age_s")),
+            fmt_s(b, sizeof b, json_object_get(c, "idle_s")),
+            tx_words(json_string_value(json_object_get(c, "tx_status"))));
+    long thread = get_long(c, "thread", 0);
+    if (thread)
+        fprintf(out, ", thread %ld", thread);
+    const char *suspect = json_string_value(json_object_get(c, "suspect"));
+    if (suspect && strcmp(suspect, "age") == 0)
+        fprintf(out, ", SUSPECT: open longer than PQLEAK_SUSPECT_AGE");
+    else if (suspect && strcmp(suspect, "idle_tx") == 0)
+        fprintf(out, ", SUSPECT: idle in a transaction longer than PQLEAK_SUSPECT_IDLE_TX");
+    else if (suspect)
+        fprintf(out, ", SUSPECT (%s)", suspect);
+    fputc('\n', out);
+    struct cli_stack st;
+    fprintf(out, "    opened at:\n");
+    cli_report_stack(root, c, "stack", &st);
+    cli_print_stack_head(out, &st, "      ", USER_FRAMES);
+    cli_stack_free(&st);
+    if (cli_report_stack(root, c, "tx_stack", &st)) {
+        fprintf(out, "    transaction began at:\n");
+        cli_print_stack_head(out, &st, "      ", USER_FRAMES);
+        cli_stack_free(&st);
+    }
+}
+
+/* The numbers the status is made of. */
+struct levels {
+    long open, peak, cap, warn, crit, suspects;
+    bool capped; /* a cap is known (utilization_pct is not null) */
+    double pct;
+    int status; /* CLI_STATUS_OK, _WARNING or _CRITICAL */
+};
+
+static void levels_of(const json_t *root, struct levels *l)
+{
+    const json_t *u = json_object_get(root, "utilization");
+    const json_t *set = json_object_get(root, "settings");
+    const json_t *conns = json_object_get(root, "connections");
+    l->open = get_long(u, "open", (long)json_array_size(conns));
+    l->peak = get_long(u, "peak_open", l->open);
+    l->cap = get_long(u, "cap", get_long(set, "max_conns", 0));
+    l->warn = get_long(set, "warn_pct", DEFAULT_WARN_PCT);
+    l->crit = get_long(set, "crit_pct", DEFAULT_CRIT_PCT);
+    const json_t *pct = json_object_get(u, "utilization_pct");
+    l->capped = l->cap > 0 || json_is_number(pct);
+    l->pct = json_is_number(pct) ? json_number_value(pct)
+             : l->cap > 0        ? 100.0 * (double)l->open / (double)l->cap
+                                 : 0;
+    l->status = CLI_STATUS_OK;
+    if (l->capped) {
+        /* Whole numbers when the cap is known: 17 of 20 is exactly 85%, whatever a float says. */
+        bool crit = l->cap > 0 ? l->open * 100 >= l->crit * l->cap : l->pct >= (double)l->crit;
+        bool warn = l->cap > 0 ? l->open * 100 >= l->warn * l->cap : l->pct >= (double)l->warn;
+        l->status = crit ? CLI_STATUS_CRITICAL : warn ? CLI_STATUS_WARNING : CLI_STATUS_OK;
+    }
+    l->suspects = 0;
+    for (size_t i = 0; i < json_array_size(conns); i++)
+        l->suspects += json_is_string(json_object_get(json_array_get(conns, i), "suspect"));
+}
+
+/* The first line, as a Nagios plugin writes it: status, summary, then performance data
+ * (label=value[unit];warn;crit;min;max). */
+static void print_plugin_line(FILE *out, const json_t *u, const struct levels *l)
+{
+    static const char *const words[] = {"OK", "WARNING", "CRITICAL"};
+    char n[64], p[32];
+    fprintf(out, "PQLEAK %s - ", words[l->status]);
+    if (l->cap > 0)
+        fprintf(out, "%ld of %ld connections open (%s%%)", l->open, l->cap, fmt_pct(p, sizeof p, l->pct));
+    else if (l->capped)
+        fprintf(out, "%s open (%s%% of the cap)", cli_plural(n, sizeof n, l->open, "connection"),
+                fmt_pct(p, sizeof p, l->pct));
+    else
+        fprintf(out, "%s open, no cap", cli_plural(n, sizeof n, l->open, "connection"));
+    if (l->suspects)
+        fprintf(out, ", %s", cli_plural(n, sizeof n, l->suspects, "suspect"));
+    if (l->cap > 0)
+        fprintf(out, " | open=%ld;;;0;%ld peak=%ld;;;0;%ld", l->open, l->cap, l->peak, l->cap);
+    else
+        fprintf(out, " | open=%ld;;;0 peak=%ld;;;0", l->open, l->peak);
+    if (l->capped)
+        fprintf(out, " utilization=%s%%;%ld;%ld;0;100", fmt_pct(p, sizeof p, l->pct), l->warn, l->crit);
+    fprintf(out, " suspects=%ld opened=%ldc closed=%ldc failed=%ldc waits=%ldc timeouts=%ldc refused=%ldc\n",
+            l->suspects, get_long(u, "opened_total", 0), get_long(u, "closed_total", 0),
+            get_long(u, "failed_total", 0), get_long(u, "waits_total", 0), get_long(u, "timeouts_total", 0),
+            get_long(u, "refused_total", 0));
+}
+
+/* The plugin line, then the process, its utilization and every open connection. */
+static void print_text(FILE *out, const struct found *f, const json_t *root, const struct levels *l)
+{
+    const json_t *u = json_object_get(root, "utilization");
+    const json_t *conns = json_object_get(root, "connections");
+    print_plugin_line(out, u, l);
+
+    const char *program = json_string_value(json_object_get(root, "program"));
+    const char *time = json_string_value(json_object_get(root, "time"));
+    fprintf(out, "process %lld (%s), live report of %s: %s\n",
+            (long long)json_integer_value(json_object_get(root, "pid")), program ? program : "?",
+            time ? time : "an unknown time", f->path);
+    char p[32], n[64];
+    if (l->cap > 0)
+        fprintf(out, "utilization: %ld of %ld open (%s%%), peak %ld; warning at %ld%%, critical at %ld%%\n",
+                l->open, l->cap, fmt_pct(p, sizeof p, l->pct), l->peak, l->warn, l->crit);
+    else
+        fprintf(out, "utilization: %ld open, peak %ld; no cap (PQLEAK_MAX_CONNS)\n", l->open, l->peak);
+    const json_t *ws = json_object_get(u, "wait_s_total"), *wm = json_object_get(u, "wait_s_max");
+    fprintf(out,
+            "totals: %ld opened, %ld closed, %ld failed; %ld waits at the cap (%.1f s, longest %.1f s), "
+            "%ld timeouts, %ld refused\n",
+            get_long(u, "opened_total", 0), get_long(u, "closed_total", 0), get_long(u, "failed_total", 0),
+            get_long(u, "waits_total", 0), json_is_number(ws) ? json_number_value(ws) : 0.0,
+            json_is_number(wm) ? json_number_value(wm) : 0.0, get_long(u, "timeouts_total", 0),
+            get_long(u, "refused_total", 0));
+    if (json_array_size(conns) == 0) {
+        fprintf(out, "no connections open\n");
+        return;
+    }
+    fprintf(out, "%s open:\n", cli_plural(n, sizeof n, (long)json_array_size(conns), "connection"));
+    for (size_t i = 0; i < json_array_size(conns); i++)
+        print_connection(out, root, json_array_get(conns, i));
+}
+
+int cli_status(const struct cli_status_opts *o)
+{
+    struct target t = {.pid = o->pid, .pidfd = -1};
+    struct found f = {0};
+    json_t *root = NULL;
+    char msg[WHY_MAX];
+    int rc;
+    if (!check_process(&t, msg) || !find_dir(&t, msg) || !ask(&t, o->timeout, &f, msg) ||
+        !check_found(&t, &f, &root, msg)) {
+        rc = unknown(o, msg);
+        goto out;
+    }
+    struct levels l;
+    levels_of(root, &l);
+    rc = l.status;
+    if (o->json)
+        fwrite(f.data, 1, f.len, stdout); /* the report itself, byte for byte */
+    else
+        print_text(stdout, &f, root, &l);
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        cli_err("status: cannot write to standard output");
+        rc = CLI_STATUS_UNKNOWN;
+    }
+out:
+    free(t.env);
+    free(t.dir);
+    free(f.path);
+    free(f.data);
+    json_decref(root);
+    if (t.pidfd >= 0)
+        close(t.pidfd);
+    return rc;
+}
