@@ -3,8 +3,10 @@ shared by test_story.py and tools/demo. Everything is bounded in time, and the s
 
     python3 story.py demo SHIM PQLEAK   (PG* variables set: tools/pgserver exec)
 runs the leaking app until its pool times out and prints `pqleak status` of the server."""
+import ctypes
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -26,6 +28,12 @@ def marker_line(path, tag):
     if len(lines) != 1:
         raise RuntimeError(f"{path}: {len(lines)} lines marked 'story: {tag}'")
     return lines[0]
+
+
+def die_with_parent():
+    """In the child, before exec: SIGTERM when the process that started it dies (a test killed by its
+    timeout leaves no server behind)."""
+    ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def free_port():
@@ -68,7 +76,8 @@ class Server:
                 self.proc = subprocess.Popen(
                     [PYTHON, "-m", "uvicorn", "app:app", "--app-dir", HERE, "--host", "127.0.0.1",
                      "--port", str(self.port), "--no-access-log"],
-                    env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+                    env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                    preexec_fn=die_with_parent)
             end = time.monotonic() + self.start_timeout
             while time.monotonic() < end and self.proc.poll() is None:
                 if get(self.base + "/health", timeout=2)[0] == 200:
@@ -114,6 +123,15 @@ def drive(base, max_orders=6):
     return log
 
 
+def print_lines(text, pattern, limit):
+    """Prints the lines of text matching pattern (a regular expression), at most limit of them."""
+    lines = [l.rstrip() for l in text.splitlines() if re.search(pattern, l)]
+    for l in lines[:limit]:
+        print(l)
+    if len(lines) > limit:
+        print(f"... ({len(lines) - limit} more)")
+
+
 def demo(shim, pqleak):
     """The demo: the leaking app until its pool times out, then `pqleak status` of the server."""
     env = dict(os.environ, LD_PRELOAD=shim, PQLEAK_SUSPECT_IDLE_TX="1")
@@ -130,11 +148,19 @@ def demo(shim, pqleak):
                             stderr=subprocess.STDOUT, text=True, timeout=30)
         print(st.stdout.rstrip())
         print(f"(pqleak status exited with {st.returncode})")
-        time.sleep(0.5)  # the suspect warnings, written on their own by the shim's reporter thread
-        suspects = [l for l in srv.stderr().splitlines() if "SUSPECT" in l]
+        # The shim's own warnings in uvicorn's stderr (PQLEAK_SUSPECT_IDLE_TX=1), one per connection.
         print()
-        print(f"### uvicorn's stderr (PQLEAK_SUSPECT_IDLE_TX=1) has {len(suspects)} SUSPECT warning(s), e.g.:")
-        print(suspects[0] if suspects else "(none)")
+        print("### uvicorn's stderr: the shim's suspect warnings (PQLEAK_SUSPECT_IDLE_TX=1)")
+        err = srv.stderr()
+        first = err.find("pqleak: SUSPECT:")
+        second = err.find("pqleak: SUSPECT:", first + 1)
+        print_lines(err[first:second] if first >= 0 else "", r"pqleak: SUSPECT:|its transaction began|app\.py:\d+", 4)
+        print(f"... ({err.count('pqleak: SUSPECT:')} suspect warnings in all)")
+        srv.stop()
+        print()
+        print("### uvicorn stopped (SIGTERM): Python's finalization closed the forgotten connections")
+        print_lines(srv.stderr(), r"^Leak of|its transaction began in|^SUMMARY", 8)
+    shutil.rmtree(srv.dir, ignore_errors=True)
     found = re.search(rf"app\.py:{line}\b", st.stdout)
     return 0 if found else 1
 

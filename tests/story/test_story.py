@@ -6,6 +6,7 @@ Each function is one ctest test: python3 test_story.py NAME."""
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -24,6 +25,11 @@ def start(fixed):
     report_dir = tempfile.mkdtemp(prefix="pqleak-story-reports-")
     env = environment({"PQLEAK_SUSPECT_IDLE_TX": "1", "STORY_FIXED": "1" if fixed else "0"}, True, report_dir)
     return Server(env), report_dir
+
+
+def cleanup(srv, report_dir):
+    shutil.rmtree(srv.dir, ignore_errors=True)
+    shutil.rmtree(report_dir, ignore_errors=True)
 
 
 def status(pid, *opts):
@@ -94,8 +100,7 @@ def leaky():
     eq(rc, 0, f"uvicorn's exit status after SIGTERM:\n{srv.stderr()[-3000:]}")
     # At exit Python's finalization closes the two forgotten connections: teardown leaks, their
     # transactions begun by the route.
-    exits = read_reports(report_dir, f"pqleak-{srv.proc.pid}-exit*.json") or \
-        [r for r in read_reports(report_dir) if r["trigger"] == "exit"]
+    exits = [r for r in read_reports(report_dir) if r["trigger"] == "exit"]
     eq(len(exits), 1, "exit reports")
     validate_schema(exits[0])
     groups = exits[0]["leaks"]
@@ -104,6 +109,7 @@ def leaky():
         check(route_frame(exits[0], g["tx_stack"]) is not None, f"exit report: began at app.py:{LINE}:\n"
               f"{listing(exits[0], g['tx_stack'])}")
     check(f"app.py:{LINE}" in srv.stderr(), "the text exit report names the route's line")
+    cleanup(srv, report_dir)
 
 
 def fixed():
@@ -129,6 +135,7 @@ def fixed():
     eq(len(exits), 1, "exit reports")
     eq(exits[0]["leaks"], [], "leaks at exit (the pool disposed of at shutdown)")
     eq([r["trigger"] for r in read_reports(report_dir) if r["trigger"] == "suspect"], [], "suspect reports")
+    cleanup(srv, report_dir)
 
 
 main({f.__name__: f for f in (leaky, fixed)})
