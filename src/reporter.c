@@ -246,6 +246,14 @@ void pql_reporter_exit(long leaked)
 
 /* ---- the thread ---- */
 
+static bool handler_named; /* the thread is named "pqleak-sig" */
+
+static bool handler_still_ours(void)
+{
+    struct sigaction cur;
+    return sigaction(cfg->signal, NULL, &cur) == 0 && !(cur.sa_flags & SA_SIGINFO) && cur.sa_handler == on_signal;
+}
+
 static void *reporter_main(void *arg)
 {
     (void)arg;
@@ -266,8 +274,15 @@ static void *reporter_main(void *arg)
             wait = next_suspects - now;
         if (*cfg->metrics && next_metrics - now < wait)
             wait = next_metrics - now;
+        if (handler_named && wait > 1)
+            wait = 1; /* notice within a second when the program takes the signal over */
         struct pollfd p = {pipe_fd[0], POLLIN, 0};
         int r = poll(&p, 1, wait < 0 ? 0 : (int)(wait * 1000) + 1);
+        if (handler_named && !handler_still_ours()) {
+            /* The program installed its own handler since: `pqleak status` must not signal it. */
+            pthread_setname_np(pthread_self(), "pqleak");
+            handler_named = false;
+        }
         if (r > 0 && (p.revents & POLLIN)) {
             char drain[256];
             while (read(pipe_fd[0], drain, sizeof(drain)) > 0)
@@ -313,6 +328,7 @@ void pql_reporter_ensure(const struct pql_settings *s)
                     s->signal == SIGUSR1 ? "USR1" : "USR2", s->signal == SIGUSR1 ? "USR1" : "USR2");
         }
     }
+    handler_named = handler;
     /* The thread must never take the application's signals. */
     sigset_t all, prev;
     sigfillset(&all);
