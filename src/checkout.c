@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #include "checkout.h"
 
+#include "live.h"
 #include "log.h"
 #include "report.h"
 
@@ -51,6 +52,7 @@ static struct holder *holders;
 static struct waiter *queue_head, *queue_tail;
 static struct pql_counters counts; /* waits, timeouts, refusals */
 static bool warned_warn, warned_crit;
+static double last_warn_at, last_crit_at; /* monotonic seconds of the last warning of each level */
 static const struct pql_settings *cfg;
 
 static double mono_s(void)
@@ -104,12 +106,17 @@ static void check_levels(void)
     if (cfg->max_conns <= 0)
         return;
     double pct = 100.0 * (double)used / cfg->max_conns;
-    if (pct >= cfg->crit_pct && !warned_crit) {
+    /* Re-armed crossings are still said at most once a minute per level: a small pool that empties
+     * and fills all the time would otherwise flood the log. */
+    double now = mono_s();
+    if (pct >= cfg->crit_pct && !warned_crit && (last_crit_at == 0 || now - last_crit_at >= 60)) {
         warned_crit = warned_warn = true;
+        last_crit_at = last_warn_at = now;
         pql_log("CRITICAL: %ld of PQLEAK_MAX_CONNS=%d connections open (%.0f%%, critical level %d%%)", used,
                 cfg->max_conns, pct, cfg->crit_pct);
-    } else if (pct >= cfg->warn_pct && !warned_warn) {
+    } else if (pct >= cfg->warn_pct && !warned_warn && (last_warn_at == 0 || now - last_warn_at >= 60)) {
         warned_warn = true;
+        last_warn_at = now;
         pql_log("WARNING: %ld of PQLEAK_MAX_CONNS=%d connections open (%.0f%%, warning level %d%%)", used,
                 cfg->max_conns, pct, cfg->warn_pct);
     }
@@ -189,7 +196,7 @@ bool pql_checkout_acquire(const struct pql_settings *s, const struct pql_target 
                           struct pql_slot *slot, char *msg, size_t msglen)
 {
     memset(slot, 0, sizeof(*slot));
-    pid_t tid = gettid();
+    pid_t tid = pql_tid();
     const char *why = NULL;
     double waited = 0;
     uint32_t filter = 0;
@@ -315,4 +322,5 @@ void pql_checkout_fork_child(void)
     queue_head = queue_tail = NULL;
     memset(&counts, 0, sizeof(counts));
     warned_warn = warned_crit = false;
+    last_warn_at = last_crit_at = 0;
 }

@@ -23,14 +23,16 @@ struct entry {
     UT_hash_handle hh;
 };
 
-/* Lock-free hints from PGconn to live state for the query path; a wrong or stale hint is detected by
- * the live struct's key and falls back to the locked table. */
-#define HINT_BITS 12
-static _Atomic(struct pql_live *) hints[1u << HINT_BITS];
+/* Lock-free hints from PGconn to live state for the query path: 1024 sets of 4 ways, so that a few
+ * connections hashing alike do not keep evicting each other (that would send every query call to the
+ * lock). A wrong or stale hint is detected by the live struct's key and falls back to the locked table. */
+#define HINT_SET_BITS 10
+#define HINT_WAYS 4
+static _Atomic(struct pql_live *) hints[(1u << HINT_SET_BITS) * HINT_WAYS];
 
-static unsigned hint_slot(uintptr_t key)
+static unsigned hint_set(uintptr_t key)
 {
-    return (unsigned)(((uint64_t)key * 0x9e3779b97f4a7c15ull) >> (64 - HINT_BITS));
+    return (unsigned)(((uint64_t)key * 0x9e3779b97f4a7c15ull) >> (64 - HINT_SET_BITS)) * HINT_WAYS;
 }
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -62,9 +64,11 @@ static void copy_live(struct pql_conn *rec, const struct pql_live *l)
 static void entry_free(struct entry *e)
 {
     if (e->live) {
-        unsigned h = hint_slot(e->key);
-        struct pql_live *expect = e->live;
-        atomic_compare_exchange_strong(&hints[h], &expect, NULL);
+        unsigned set = hint_set(e->key);
+        for (unsigned w = 0; w < HINT_WAYS; w++) {
+            struct pql_live *expect = e->live;
+            atomic_compare_exchange_strong(&hints[set + w], &expect, NULL);
+        }
         pql_live_put(e->live);
     }
     free(e);
@@ -245,16 +249,28 @@ bool pql_registry_get(const PGconn *conn, struct pql_conn *out)
 struct pql_live *pql_registry_live(const PGconn *conn)
 {
     uintptr_t key = mask(conn);
-    unsigned h = hint_slot(key);
-    struct pql_live *l = atomic_load_explicit(&hints[h], memory_order_acquire);
-    if (l && atomic_load_explicit(&l->key, memory_order_acquire) == key)
-        return l;
+    unsigned set = hint_set(key);
+    for (unsigned w = 0; w < HINT_WAYS; w++) {
+        struct pql_live *l = atomic_load_explicit(&hints[set + w], memory_order_acquire);
+        if (l && atomic_load_explicit(&l->key, memory_order_acquire) == key)
+            return l;
+    }
     pthread_mutex_lock(&lock);
     struct entry *e;
     HASH_FIND(hh, table, &key, sizeof(key), e);
-    l = e ? e->live : NULL;
-    if (l)
-        atomic_store_explicit(&hints[h], l, memory_order_release);
+    struct pql_live *l = e ? e->live : NULL;
+    if (l) {
+        /* An empty way, or one whose connection is gone; else the way this key hashes to. */
+        unsigned victim = set + (unsigned)(key >> 4) % HINT_WAYS;
+        for (unsigned w = 0; w < HINT_WAYS; w++) {
+            struct pql_live *h = atomic_load_explicit(&hints[set + w], memory_order_relaxed);
+            if (!h || !atomic_load_explicit(&h->key, memory_order_relaxed)) {
+                victim = set + w;
+                break;
+            }
+        }
+        atomic_store_explicit(&hints[victim], l, memory_order_release);
+    }
     pthread_mutex_unlock(&lock);
     return l;
 }

@@ -2,8 +2,11 @@
  * untimed warm-up connects (the shim's lazy set-up, libpq's first-call costs). Run by tools/bench/run
  * with and without LD_PRELOAD=libpqleak.so; the connection comes from PG* variables by default.
  *
- *   connect_loop [-w WARMUP] [-c CONNINFO] N
+ *   connect_loop [-w WARMUP] [-c CONNINFO] [-f] N
  *
+ * With -f every connect is expected to fail (e.g. -c host=/nonexistent, which fails in microseconds
+ * without a server): the client's own cost per connect, with no round trip; a connect that succeeds is
+ * then the error.
  * Prints "ns_per_iter <float>" (wall time) and "cpu_ns_per_iter <float>" (this process's CPU time, user +
  * system: the client side alone) on stdout and exits 0; on a failed connect prints libpq's message on
  * stderr and exits 1 (every connection is closed either way, so the shim never reports a leak).
@@ -15,12 +18,16 @@
 #include <time.h>
 #include <unistd.h>
 
-/* One connect+finish; false (after printing why) if the connect failed. */
+static int expect_fail; /* -f */
+
+/* One connect+finish; false (after printing why) if the connect failed, or with -f if it connected. */
 static int connect_once(const char *conninfo)
 {
     PGconn *c = PQconnectdb(conninfo);
-    int ok = c && PQstatus(c) == CONNECTION_OK;
-    if (!ok)
+    int connected = c && PQstatus(c) == CONNECTION_OK, ok = c && connected != expect_fail;
+    if (!ok && c && expect_fail)
+        fprintf(stderr, "connect_loop: -f: '%s' connected; it must fail\n", conninfo);
+    else if (!ok)
         fprintf(stderr, "connect_loop: connect failed: %s", c ? PQerrorMessage(c) : "out of memory\n");
     PQfinish(c);
     return ok;
@@ -59,7 +66,7 @@ int main(int argc, char **argv)
     const char *conninfo = "";
     long warmup = 5;
     int opt;
-    while ((opt = getopt(argc, argv, "w:c:")) != -1) {
+    while ((opt = getopt(argc, argv, "w:c:f")) != -1) {
         switch (opt) {
         case 'w':
             warmup = parse_count(optarg, "WARMUP");
@@ -67,13 +74,16 @@ int main(int argc, char **argv)
         case 'c':
             conninfo = optarg;
             break;
+        case 'f':
+            expect_fail = 1;
+            break;
         default:
-            fprintf(stderr, "usage: connect_loop [-w WARMUP] [-c CONNINFO] N\n");
+            fprintf(stderr, "usage: connect_loop [-w WARMUP] [-c CONNINFO] [-f] N\n");
             return 2;
         }
     }
     if (optind != argc - 1) {
-        fprintf(stderr, "usage: connect_loop [-w WARMUP] [-c CONNINFO] N\n");
+        fprintf(stderr, "usage: connect_loop [-w WARMUP] [-c CONNINFO] [-f] N\n");
         return 2;
     }
     long n = parse_count(argv[optind], "N");
