@@ -42,8 +42,11 @@ struct pql_live *pql_live_get(const PGconn *conn, uintptr_t key)
     if (l)
         pool = l->next_free;
     pthread_mutex_unlock(&pool_lock);
-    if (!l && !(l = calloc(1, sizeof(*l))))
-        return NULL;
+    if (!l) {
+        if (posix_memalign((void **)&l, 64, sizeof(*l)) != 0)
+            return NULL;
+        memset(l, 0, sizeof(*l));
+    }
     atomic_store_explicit(&l->fork_gen, atomic_load(&pql_fork_gen), memory_order_relaxed);
     atomic_store_explicit(&l->in_call, 0, memory_order_relaxed);
     atomic_store_explicit(&l->last_tid, 0, memory_order_relaxed);

@@ -11,7 +11,9 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-struct pql_live {
+/* Cache-line aligned: each connection's state is written on every query call, by its own thread; two
+ * connections sharing a line would make two threads fight over it. */
+struct __attribute__((aligned(64))) pql_live {
     _Atomic uintptr_t key;      /* masked PGconn, 0 while the struct is free */
     _Atomic uint32_t fork_gen;  /* the process generation that opened the connection */
     _Atomic int in_call;        /* a query call is running on it (best effort: plain stores) */
