@@ -153,6 +153,11 @@ bool pql_py_frame(uintptr_t entry, const char **function, const char **file, int
     return ok;
 }
 
+void pql_py_fork_child(void)
+{
+    pthread_mutex_init(&lock, NULL);
+}
+
 #else /* no Python headers at build time */
 
 void pql_py_setup(bool on)
@@ -174,6 +179,10 @@ bool pql_py_frame(uintptr_t entry, const char **function, const char **file, int
     (void)file;
     (void)line;
     return false;
+}
+
+void pql_py_fork_child(void)
+{
 }
 
 #endif

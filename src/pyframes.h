@@ -24,4 +24,8 @@ int pql_py_merge(uintptr_t *frames, int n, int max);
 /* The strings of a Python frame entry; false for an unknown id. Pointers live as long as the process. */
 bool pql_py_frame(uintptr_t entry, const char **function, const char **file, int *line);
 
+/* In a forked child: the frame table's lock may have been held by another thread of the parent (a
+ * Python thread connecting without the GIL while another one forks). */
+void pql_py_fork_child(void);
+
 #endif

@@ -15,6 +15,7 @@
 #include "runtime.h"
 #include "stack.h"
 #include "suppress.h"
+#include "track.h"
 #include "symbolize.h"
 
 #include <pthread.h>
@@ -61,6 +62,8 @@ static void fork_child(void)
     pql_live_fork_child();
     pql_reporter_fork_child();
     pql_sym_fork_child();
+    pql_track_fork_child();
+    pql_py_fork_child();
     pql_real_after_fork();
     pql_log_after_fork();
     atomic_store(&exit_done, false);

@@ -43,8 +43,13 @@ bool pql_rules_parse(struct pql_rules *r, const char *text, const char *origin, 
         while (e > b && isspace((unsigned char)e[-1]))
             e--;
         if (b < e && *b != '#') {
-            if (e - b > 5 && !strncmp(b, "leak:", 5)) {
-                if (!add_rule(r, b + 5, (size_t)(e - b - 5)))
+            /* "leak:  foo" is the rule "foo", as the command reads it: white space after the colon is
+             * not part of the pattern, which would then never match. */
+            const char *p = e - b > 5 && !strncmp(b, "leak:", 5) ? b + 5 : NULL;
+            while (p && p < e && isspace((unsigned char)*p))
+                p++;
+            if (p && p < e) {
+                if (!add_rule(r, p, (size_t)(e - p)))
                     return false;
             } else if (warn) {
                 char msg[512];

@@ -255,3 +255,8 @@ void pql_track_close(PGconn *conn)
                 : kind == PQL_LEAK_HELD   ? " by the runtime's teardown"
                                           : "");
 }
+
+void pql_track_fork_child(void)
+{
+    pthread_mutex_init(&refusals_lock, NULL);
+}

@@ -37,4 +37,7 @@ void pql_track_close(PGconn *conn);
 /* pqleak's message for a connection it refused, or NULL for any other (cheap when nothing was refused). */
 char *pql_track_refusal_message(const PGconn *conn);
 
+/* In a forked child: the lock of the refusal table may have been held by another thread of the parent. */
+void pql_track_fork_child(void);
+
 #endif

@@ -21,6 +21,8 @@
 __attribute__((noreturn, format(printf, 4, 5))) void san_fail(const char *file, int line, const char *cond,
                                                                 const char *fmt, ...);
 
+/* Unsets every PQLEAK_* variable of the caller's environment, so that each program sets only its own. */
+void san_clean_env(void);
 /* A new private directory under ${TMPDIR:-/tmp}; the caller frees the string. */
 char *san_tmpdir(const char *tag);
 /* Removes dir and everything in it (best effort). */
@@ -53,6 +55,8 @@ void san_free_list(char **list);
 json_t *san_load_report(const char *path);
 /* The whole text of a file (NUL-terminated), or NULL when it cannot be read; caller frees. */
 char *san_read_file(const char *path, size_t *len);
+/* The text of dir/name, or NULL; caller frees. */
+char *san_read_in(const char *dir, const char *name);
 /* Fails when dir holds a temp file of the shim's writer (.pqleak-*.tmp). */
 void san_no_temp_files(const char *dir);
 /* An integer member of report["utilization"]. */

@@ -42,6 +42,20 @@ void san_sleep(double s)
         ;
 }
 
+void san_clean_env(void)
+{
+    extern char **environ;
+    for (char **e = environ; *e;) {
+        if (!strncmp(*e, "PQLEAK_", 7)) {
+            char name[256];
+            snprintf(name, sizeof name, "%.*s", (int)strcspn(*e, "="), *e);
+            unsetenv(name); /* environ shifts down: look at the same slot again */
+        } else {
+            e++;
+        }
+    }
+}
+
 char *san_tmpdir(const char *tag)
 {
     const char *tmp = getenv("TMPDIR");
@@ -188,6 +202,13 @@ char *san_read_file(const char *path, size_t *len)
     if (len)
         *len = n;
     return buf;
+}
+
+char *san_read_in(const char *dir, const char *name)
+{
+    char *p = san_path(dir, name), *text = san_read_file(p, NULL);
+    free(p);
+    return text;
 }
 
 void san_no_temp_files(const char *dir)

@@ -1,15 +1,14 @@
-/* Scale workload (tools/bench/scale): opens N connections that fail at once (PQconnectdb to a socket
- * directory that does not exist: each is a tracked CONNECTION_BAD record, with no server involved) and
- * keeps them all, so that the shim holds N open records; measures the memory they take, then, with
- * -d DIR, asks for a live report by SIGUSR1 and times it until its file appears in DIR. The exit report
- * (all N leaked) is written after main returns: "exit_start" lets the caller time it from the file's
- * modification time. Run with and without LD_PRELOAD=libpqleak.so. Prints "KEY NUMBER" lines.
- *
- *   scale [-n N] [-s STACKS] [-d REPORT_DIR]
+/* Scale workload (tools/bench/scale): opens N connections that fail at once (tracked CONNECTION_BAD
+ * records, no server involved), keeps them all, and prints "KEY NUMBER" lines: the memory they take,
+ * and with -d DIR the time of a live (SIGUSR1) report; "exit_start" times the exit report from its
+ * file's modification time. A plain libpq program (tools/bench/run builds it too), run with and
+ * without LD_PRELOAD=libpqleak.so. */
+
+/*   scale [-n N] [-s STACKS] [-d REPORT_DIR]
  *
  * -s STACKS (a power of two, at most 2^20): the connections are opened from that many distinct stacks
  * (recursion through two functions chosen by the bits of the connection's number), the worst case for
- * grouping by stack. A plain libpq program, built by tools/bench/run too. */
+ * grouping by stack. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <fnmatch.h>

@@ -74,6 +74,11 @@ void cli_err(const char *fmt, ...)
     size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
     if (len > sizeof line - 2)
         len = sizeof line - 2;
+    /* One line whatever the message quotes: a report's or a file name's own newlines and escape
+     * sequences (JSON parse errors quote the input) must not forge lines in a CI log. */
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
+            line[i] = '?';
     line[len++] = '\n';
     fflush(stdout);
     if (write(STDERR_FILENO, line, len) < 0) {
