@@ -139,6 +139,17 @@ enum cli_parsed cli_args_run(int argc, char **argv, struct cli_run_opts *o)
     return CLI_PARSED_OK;
 }
 
+/* Ends the PATH... list kept in argv[1..out): NULL-terminated; none at all is a usage error. */
+static enum cli_parsed end_paths(char **argv, int out, const char *cmd)
+{
+    if (out == 1) {
+        cli_err("%s: no report files or directories given" SEE_HELP, cmd);
+        return CLI_PARSED_BAD;
+    }
+    argv[out] = NULL;
+    return CLI_PARSED_OK;
+}
+
 enum cli_parsed cli_args_report(int argc, char **argv, struct cli_report_opts *o)
 {
     *o = (struct cli_report_opts){0};
@@ -177,12 +188,7 @@ enum cli_parsed cli_args_report(int argc, char **argv, struct cli_report_opts *o
         argv[out++] = argv[c.i++];
     }
     o->paths = argv + 1;
-    if (out == 1) {
-        cli_err("report: no report files or directories given" SEE_HELP);
-        return CLI_PARSED_BAD;
-    }
-    argv[out] = NULL;
-    return CLI_PARSED_OK;
+    return end_paths(argv, out, "report");
 }
 
 enum cli_parsed cli_args_suppressions(int argc, char **argv, struct cli_suppressions_opts *o)
@@ -206,12 +212,7 @@ enum cli_parsed cli_args_suppressions(int argc, char **argv, struct cli_suppress
         argv[out++] = argv[c.i++];
     }
     o->paths = argv + 1;
-    if (out == 1) {
-        cli_err("suppressions: no report files or directories given" SEE_HELP);
-        return CLI_PARSED_BAD;
-    }
-    argv[out] = NULL;
-    return CLI_PARSED_OK;
+    return end_paths(argv, out, "suppressions");
 }
 
 /* How long `status` waits for a live report by default, and at most. */
