@@ -264,6 +264,43 @@ def lsan_alongside():
     eq(sum(g["count"] for g in leaks(shim.only_report())), 1, "pqleak's own leak count")
 
 
+def secure_exec():
+    """A set-user-ID program: glibc preloads only set-user-ID libraries from the system directories into
+    it, by bare name. The shim, installed so for the test, must stay inert there: no report, no output."""
+    import shutil
+    import stat
+    import sys
+    if os.geteuid() != 0:
+        print("SKIP: needs root to install a set-user-ID library")
+        sys.exit(77)
+    libdir = "/usr/lib/x86_64-linux-gnu" if os.path.isdir("/usr/lib/x86_64-linux-gnu") else "/usr/lib"
+    name = f"libpqleak-sectest-{os.getpid()}.so"
+    lib = os.path.join(libdir, name)
+    d = tempfile.mkdtemp(prefix="pqleak-sec-")
+    try:
+        shutil.copy(SHIM, lib)
+        os.chmod(lib, 0o4755)
+        prog = os.path.join(d, "it_prog")
+        shutil.copy(PROG, prog)
+        os.chmod(d, 0o755)
+        os.chmod(prog, 0o755)
+        reports = os.path.join(d, "reports")
+        os.mkdir(reports)
+        os.chmod(reports, 0o777)
+        env = {"LD_PRELOAD": name, "PQLEAK_REPORT_DIR": reports, "PQLEAK_EXITCODE": "9"}
+        # Control: the same library, preloaded by name into an ordinary process, does report.
+        plain = run(["runuser", "-u", "nobody", "--", prog, "failed-leak"], env=env, report_dir=False)
+        eq(plain.rc, 9, f"the shim works when loaded by name:\n{plain.err}")
+        for f in os.listdir(reports):
+            os.unlink(os.path.join(reports, f))
+        os.chmod(prog, 0o4755 | stat.S_IXOTH)
+        secure = run(["runuser", "-u", "nobody", "--", prog, "failed-leak"], env=env, report_dir=False)
+        eq((secure.rc, secure.err, os.listdir(reports)), (0, "", []), "set-user-ID run: status, output, reports")
+    finally:
+        os.unlink(lib) if os.path.exists(lib) else None
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def psql():
     r = run(["psql", "-X", "-At", "-c", "select 1"])
     eq((r.rc, r.out), (0, "1\n"), "psql result")
@@ -312,4 +349,4 @@ def psycopg2_clean():
 main({f.__name__: f for f in (two_sites, entry_points_clean, entry_points_leak, threads, failed_freed,
                               failed_leaked, secrets, exitcode, underscore_exit, fork, atexit_close, quiet,
                               malformed_setting, disable, stack_depth, suppressions, log_file,
-                              unwritable_report_dir, no_text_report, exports, rtld_next, lsan_alongside, psql, pgbench, psycopg2_clean)})
+                              unwritable_report_dir, no_text_report, exports, rtld_next, lsan_alongside, secure_exec, psql, pgbench, psycopg2_clean)})
