@@ -289,6 +289,13 @@ void pql_registry_each(void (*fn)(const struct pql_conn *rec, struct pql_live *l
     pthread_mutex_unlock(&lock);
 }
 
+void pql_registry_counters(struct pql_counters *c)
+{
+    pthread_mutex_lock(&lock);
+    *c = counters;
+    pthread_mutex_unlock(&lock);
+}
+
 void pql_registry_fork_prepare(void)
 {
     pthread_mutex_lock(&lock);

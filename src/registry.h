@@ -92,6 +92,9 @@ void pql_registry_each(void (*fn)(const struct pql_conn *rec, struct pql_live *l
  * NULL and 0 is returned. */
 size_t pql_registry_snapshot(struct pql_conn **out, struct pql_counters *c);
 
+/* Copies the counters alone (no records). */
+void pql_registry_counters(struct pql_counters *c);
+
 /* Forgets the parent's counters in a forked child; records stay, owned by the parent's pid. */
 void pql_registry_fork_prepare(void);
 void pql_registry_fork_parent(void);

@@ -186,17 +186,21 @@ static void metric(struct pql_buf *b, const char *name, const char *type, const 
     pql_buf_printf(b, "\",pid=\"%d\"} %.17g\n", (int)getpid(), v);
 }
 
+static void count_suspect(const struct pql_conn *rec, struct pql_live *live, void *arg)
+{
+    (void)live;
+    *(long *)arg += rec->suspect != 0;
+}
+
 static void write_metrics(long leaked)
 {
     if (!*cfg->metrics)
         return;
-    struct pql_conn *conns;
+    /* Counted in place: copying every record each interval would cost megabytes with many connections. */
     struct pql_counters c;
-    size_t n = pql_registry_snapshot(&conns, &c);
     long suspects = 0;
-    for (size_t i = 0; conns && i < n; i++)
-        suspects += conns[i].suspect != 0;
-    free(conns);
+    pql_registry_each(count_suspect, &suspects);
+    pql_registry_counters(&c);
     pql_checkout_counters(&c);
     struct pql_buf b;
     pql_buf_init(&b);
