@@ -108,6 +108,14 @@ pid_t pql_pid(void)
     return p;
 }
 
+/* The rare path: the record, then the report. */
+static void misuse(const PGconn *conn, enum pql_misuse kind, int other_tid)
+{
+    struct pql_conn rec;
+    if (pql_registry_get(conn, &rec))
+        pql_misuse_report(&rec, kind, other_tid);
+}
+
 struct pql_live *pql_query_begin(PGconn *conn)
 {
     if (!conn || !atomic_load_explicit(&pql_live_on, memory_order_relaxed))
@@ -119,13 +127,13 @@ struct pql_live *pql_query_begin(PGconn *conn)
     if (atomic_load_explicit(&l->fork_gen, memory_order_relaxed) !=
             atomic_load_explicit(&pql_fork_gen, memory_order_relaxed) &&
         !atomic_exchange(&l->warned_fork, true))
-        pql_misuse_report(conn, PQL_MISUSE_FORK, 0);
+        misuse(conn, PQL_MISUSE_FORK, 0);
     /* Plain loads and stores, no read-modify-write: two threads entering at the very same instant may go
      * unnoticed, but one entering while another waits inside libpq (the case that corrupts) is seen. */
     int other = atomic_load_explicit(&l->last_tid, memory_order_relaxed);
     if (atomic_load_explicit(&l->in_call, memory_order_relaxed) && other != me &&
         !atomic_exchange(&l->warned_threads, true))
-        pql_misuse_report(conn, PQL_MISUSE_THREADS, other);
+        misuse(conn, PQL_MISUSE_THREADS, other);
     atomic_store_explicit(&l->last_tid, me, memory_order_relaxed);
     atomic_store_explicit(&l->in_call, 1, memory_order_relaxed);
     return l;

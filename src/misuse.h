@@ -8,8 +8,10 @@
 
 enum pql_misuse { PQL_MISUSE_FORK, PQL_MISUSE_THREADS };
 
-/* Logs the misuse of conn with the stack of this call and the stack that opened conn. other_tid is
- * the thread already using it (PQL_MISUSE_THREADS). */
-void pql_misuse_report(const PGconn *conn, enum pql_misuse kind, int other_tid);
+struct pql_conn;
+
+/* Logs the misuse of the connection of rec with the stack of this call and the stack that opened it.
+ * other_tid is the thread already using it (PQL_MISUSE_THREADS). */
+void pql_misuse_report(const struct pql_conn *rec, enum pql_misuse kind, int other_tid);
 
 #endif

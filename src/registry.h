@@ -48,6 +48,7 @@ struct pql_conn {
     int suspect;        /* enum pql_suspect */
     int leak_kind;      /* enum pql_leak_kind: set on connections retired by a runtime's teardown */
     bool ended_in_teardown; /* its transaction was rolled back by the runtime's teardown */
+    bool warned_fork;       /* its use in a forked child was reported already */
 };
 
 struct pql_counters {

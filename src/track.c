@@ -225,15 +225,12 @@ void pql_track_reset(PGconn *conn)
 void pql_track_close(PGconn *conn)
 {
     struct pql_conn rec;
-    if (!conn || !pql_registry_get(conn, &rec))
+    if (!conn)
         return;
     enum pql_leak_kind kind = PQL_LEAK_UNCLOSED;
-    if (rec.pid != pql_pid()) {
-        /* PQfinish in a forked child sends the server a Terminate message: the parent's session ends. */
-        struct pql_live *l = pql_registry_live(conn);
-        if (l && !atomic_exchange(&l->warned_fork, true))
-            pql_misuse_report(conn, PQL_MISUSE_FORK, 0);
-    } else if (pql_runtime_in_teardown()) {
+    /* Asked first: in a process without a language runtime it costs nothing, and only a teardown close
+     * needs the record before it is removed. */
+    if (pql_runtime_in_teardown() && pql_registry_get(conn, &rec) && rec.pid == pql_pid()) {
         /* The runtime closes what the program forgot: work in flight is silently rolled back. */
         bool in_tx = rec.active || rec.tx_status == PQTRANS_INTRANS || rec.tx_status == PQTRANS_INERROR ||
                      rec.ended_in_teardown;
@@ -241,6 +238,9 @@ void pql_track_close(PGconn *conn)
     }
     if (!pql_registry_remove(conn, &rec, kind))
         return;
+    /* PQfinish in a forked child sends the server a Terminate message: the parent's session ends. */
+    if (rec.pid != pql_pid() && !rec.warned_fork)
+        pql_misuse_report(&rec, PQL_MISUSE_FORK, 0);
     if (kind != PQL_LEAK_UNCLOSED)
         pql_sym_note_modules(); /* the runtime may unload its modules before the exit report */
     if (rec.refused)
