@@ -68,9 +68,10 @@ PQL_EXPORT PGconn *PQconnectdbParams(const char *const *keywords, const char *co
 PQL_EXPORT PGconn *PQsetdbLogin(const char *pghost, const char *pgport, const char *pgoptions, const char *pgtty,
                                 const char *dbName, const char *login, const char *pwd)
 {
-    /* libpq treats a dbName with '=' or a URI as a conninfo string; so does expand_dbname. */
-    const char *kw[] = {"host", "port", "user", "dbname", NULL};
-    const char *val[] = {pghost, pgport, login, dbName, NULL};
+    /* libpq treats a dbName with '=' or a URI as a conninfo string; so does expand_dbname. The password
+     * is passed on only so that no field of the target (a refusal message names it) can show it. */
+    const char *kw[] = {"host", "port", "user", "dbname", "password", NULL};
+    const char *val[] = {pghost, pgport, login, dbName, pwd, NULL};
     CONNECT_WRAPPER(pql_real.PQsetdbLogin(pghost, pgport, pgoptions, pgtty, dbName, login, pwd), false,
                     .keywords = kw, .values = val, .expand_dbname = 1);
 }
