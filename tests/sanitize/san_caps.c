@@ -88,12 +88,13 @@ static int run(const char *dir)
     struct pql_counters c;
     size_t n = pql_registry_snapshot(&left, &c);
     free(left);
-    pql_checkout_counters(&c);
+    struct pql_wait_counters w;
+    pql_checkout_counters(&w);
     SAN_CHECK(n == 0 && c.open == 0, "%zu records, %ld open at the end", n, c.open);
     SAN_CHECK(c.opened_total == 4 && c.closed_total == 4, "opened %ld, closed %ld; expected 4 and 4", c.opened_total,
               c.closed_total);
-    SAN_CHECK(c.refused_total == 4 && c.timeouts_total == 1 && c.waits_total == 2,
-              "refused %ld, timeouts %ld, waits %ld; expected 4, 1, 2", c.refused_total, c.timeouts_total, c.waits_total);
+    SAN_CHECK(w.refused_total == 4 && w.timeouts_total == 1 && w.waits_total == 2,
+              "refused %ld, timeouts %ld, waits %ld; expected 4, 1, 2", w.refused_total, w.timeouts_total, w.waits_total);
     SAN_CHECK(c.peak_open == 3, "peak_open %ld", c.peak_open);
     char *text = san_read_file(log, NULL);
     SAN_CHECK(text && strstr(text, "pqleak: refused: connection refused by pqleak"), "no refusal in the trace");

@@ -1,0 +1,54 @@
+/* The PQLEAK_* settings: one table drives defaults, parsing, warnings and the JSON "settings" object.
+ * Loaded once, at the first connection, then read-only: any thread may read it without a lock. */
+#ifndef PQL_CONFIG_H
+#define PQL_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define PQL_PATH_MAX 1024
+
+struct pql_settings {
+    char log[PQL_PATH_MAX];        /* "stderr" or a path; %p becomes the pid */
+    char report_dir[PQL_PATH_MAX]; /* "" when unset */
+    int exitcode;                  /* > 0: exit status when leaks are found */
+    char suppressions[PQL_PATH_MAX];
+    int stack_depth;
+    int max_conns;           /* 0: no cap */
+    double checkout_timeout; /* seconds */
+    int max_conns_per_target;
+    int warn_pct, crit_pct;
+    int signal; /* signal number, 0 for none */
+    double suspect_age, suspect_idle_tx;
+    char metrics[PQL_PATH_MAX];
+    double metrics_interval;
+    bool python; /* auto (true) or off */
+    bool strict, trace, disable;
+    bool text_report; /* print the exit text report to the log */
+    bool signal_set;  /* PQLEAK_SIGNAL was given (not the default) */
+    bool hook_dlsym;  /* answer dlsym/dlopen for libpq (psycopg 3, PHP) */
+};
+
+/* Reads one variable; returns NULL when unset. getenv in the shim, a table in tests. */
+typedef const char *(*pql_getenv_fn)(const char *name);
+/* Receives one complete warning line (without newline). */
+typedef void (*pql_warn_fn)(const char *line);
+
+/* Fills *s from the environment. Every malformed value gives one call to warn naming the variable, the
+ * bad value and the value used instead; loading never fails. */
+void pql_settings_load(struct pql_settings *s, pql_getenv_fn get, pql_warn_fn warn);
+
+struct pql_buf;
+
+/* Appends the settings as JSON object members ("max_conns": 0, ...) to b. */
+void pql_settings_json(const struct pql_settings *s, struct pql_buf *b);
+
+/* The value of one boolean setting (PQLEAK_DISABLE, PQLEAK_HOOK_DLSYM) before the settings are loaded:
+ * parsed as pql_settings_load would, its default when unset or malformed (the warning comes with the
+ * full load). No allocation, no output: safe in library constructors. */
+bool pql_settings_early_bool(const char *name, pql_getenv_fn get);
+
+/* Writes "NAME  default  help" lines for every setting to fd (for documentation and --help). */
+void pql_settings_help(int fd);
+
+#endif

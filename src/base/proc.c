@@ -1,0 +1,59 @@
+/* Cached pid/tid and clocks (proc.h). The caches are reset in a forked child by the fork handler this
+ * module registers itself. Any thread, signal handlers included. */
+#define _GNU_SOURCE
+#include "proc.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <unistd.h>
+
+static _Atomic pid_t my_pid;
+static __thread int my_tid __attribute__((tls_model("initial-exec")));
+
+int pql_tid(void)
+{
+    if (!my_tid)
+        my_tid = gettid();
+    return my_tid;
+}
+
+pid_t pql_pid(void)
+{
+    pid_t p = atomic_load_explicit(&my_pid, memory_order_relaxed);
+    if (!p) {
+        p = getpid();
+        atomic_store_explicit(&my_pid, p, memory_order_relaxed);
+    }
+    return p;
+}
+
+double pql_clock_s(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int64_t pql_coarse_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void fork_child(void)
+{
+    my_tid = 0; /* the forking thread's TLS is the child's only thread */
+    atomic_store(&my_pid, 0);
+}
+
+static void register_fork_handler(void)
+{
+    pthread_atfork(NULL, NULL, fork_child);
+}
+
+void pql_proc_setup(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, register_fork_handler);
+}

@@ -1,0 +1,118 @@
+/* Finds the loaded libpq and its functions. First pql_dlsym(RTLD_NEXT), which works when libpq is in the
+ * global scope; otherwise the loaded object whose file name starts with "libpq.so" (never the shim:
+ * "libpqleak.so" also contains "libpq"). Called from interposers on any thread; not signal-safe. */
+#define _GNU_SOURCE
+#include "real.h"
+
+#include <dlfcn.h>
+
+#include "dlhook.h"
+#include <link.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+
+struct pql_real pql_real;
+
+static pthread_mutex_t resolve_lock = PTHREAD_MUTEX_INITIALIZER;
+static atomic_bool resolved;
+
+static int find_libpq(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    const char *base = strrchr(info->dlpi_name, '/');
+    base = base ? base + 1 : info->dlpi_name;
+    if (strncmp(base, "libpq.so", 8) != 0)
+        return 0;
+    *(const char **)data = info->dlpi_name;
+    return 1;
+}
+
+/* A handle to the loaded libpq, or NULL. dlopen with RTLD_NOLOAD only takes a reference. */
+static void *libpq_handle(void)
+{
+    void *sym = pql_dlsym(RTLD_NEXT, "PQconnectdb");
+    Dl_info info;
+    if (sym && dladdr(sym, &info) && info.dli_fname)
+        return dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD);
+    const char *name = NULL;
+    dl_iterate_phdr(find_libpq, &name);
+    return name ? dlopen(name, RTLD_LAZY | RTLD_NOLOAD) : NULL;
+}
+
+#define RESOLVE(h, fn) (pql_real.fn = (__typeof__(pql_real.fn))pql_dlsym(h, #fn))
+
+bool pql_real_resolve(void)
+{
+    if (atomic_load_explicit(&resolved, memory_order_acquire))
+        return true;
+    pthread_mutex_lock(&resolve_lock);
+    if (!atomic_load_explicit(&resolved, memory_order_relaxed)) {
+        void *h = libpq_handle();
+        if (h) {
+            RESOLVE(h, PQconnectdb);
+            RESOLVE(h, PQconnectdbParams);
+            RESOLVE(h, PQsetdbLogin);
+            RESOLVE(h, PQconnectStart);
+            RESOLVE(h, PQconnectStartParams);
+            RESOLVE(h, PQconnectPoll);
+            RESOLVE(h, PQfinish);
+            RESOLVE(h, PQreset);
+            RESOLVE(h, PQresetStart);
+            RESOLVE(h, PQresetPoll);
+            RESOLVE(h, PQping);
+            RESOLVE(h, PQpingParams);
+            RESOLVE(h, PQstatus);
+            RESOLVE(h, PQhost);
+            RESOLVE(h, PQport);
+            RESOLVE(h, PQdb);
+            RESOLVE(h, PQuser);
+            RESOLVE(h, PQpass);
+            RESOLVE(h, PQbackendPID);
+            RESOLVE(h, PQconninfo);
+            RESOLVE(h, PQconninfoFree);
+            RESOLVE(h, PQconninfoParse);
+            RESOLVE(h, PQconndefaults);
+            RESOLVE(h, PQerrorMessage);
+            RESOLVE(h, PQfreemem);
+            RESOLVE(h, PQtransactionStatus);
+            RESOLVE(h, PQsocket);
+            RESOLVE(h, PQparameterStatus);
+            RESOLVE(h, PQexec);
+            RESOLVE(h, PQexecParams);
+            RESOLVE(h, PQexecPrepared);
+            RESOLVE(h, PQprepare);
+            RESOLVE(h, PQsendQuery);
+            RESOLVE(h, PQsendQueryParams);
+            RESOLVE(h, PQsendQueryPrepared);
+            RESOLVE(h, PQsendPrepare);
+            RESOLVE(h, PQgetResult);
+            /* The handle's reference is kept on purpose: libpq must not be unloaded under us. */
+            atomic_store_explicit(&resolved, true, memory_order_release);
+        }
+    }
+    pthread_mutex_unlock(&resolve_lock);
+    return atomic_load_explicit(&resolved, memory_order_acquire);
+}
+
+void *pql_real_libc(const char *name)
+{
+    return pql_dlsym(RTLD_NEXT, name);
+}
+
+/* Another parent thread may have held the resolver's lock. */
+static void fork_child(void)
+{
+    pthread_mutex_init(&resolve_lock, NULL);
+}
+
+static void register_fork_handler(void)
+{
+    pthread_atfork(NULL, NULL, fork_child);
+}
+
+void pql_real_setup(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, register_fork_handler);
+}

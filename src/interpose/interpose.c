@@ -1,0 +1,270 @@
+/* The interposers in C: libpq's connect, finish and query entry points, PQerrorMessage (for the
+ * refusals made at a cap), and _exit/_Exit so that programs leaving through them (Python's os._exit)
+ * still get their exit report. The dlsym/dlopen trampolines (dlhook_x86_64.S) are the only other
+ * exported symbols (exports.map). Each wrapper calls the real function and records; only the outermost
+ * call on a thread records, because libpq calls its own exports (PQconnectdb -> PQconnectStart ->
+ * PQconnectPoll, PQping -> PQconnectStart + PQfinish): one connection, one record. Application threads;
+ * never signal context except _exit, which does no work in a process that never connected. */
+#define _GNU_SOURCE
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "query.h"
+#include "real.h"
+#include "shim.h"
+#include "track.h"
+
+#define PQL_EXPORT __attribute__((visibility("default")))
+
+/* Nesting depth of interposed calls on this thread. The shim is preloaded, so static TLS is there. */
+static __thread int depth __attribute__((tls_model("initial-exec")));
+
+/* Enters an interposed call; true for the outermost one, which is the only one that records. */
+static bool enter(void)
+{
+    return depth++ == 0;
+}
+
+static void leave(void)
+{
+    depth--;
+}
+
+/* Every connect has one shape: resolve, check out a slot (or return pqleak's refusal), call, record. */
+#define CONNECT_WRAPPER(call, nonblocking, ...)                                                              \
+    do {                                                                                                     \
+        if (!pql_real_resolve())                                                                             \
+            return NULL;                                                                                     \
+        bool outer = enter();                                                                                \
+        bool track = outer && pql_shim_active();                                                             \
+        struct pql_slot slot = {0};                                                                          \
+        if (track) {                                                                                         \
+            struct pql_connect_args args = {__VA_ARGS__};                                                    \
+            PGconn *refused = pql_track_checkout(nonblocking, &args, &slot);                                 \
+            if (refused) {                                                                                   \
+                leave();                                                                                     \
+                return refused;                                                                              \
+            }                                                                                                \
+        }                                                                                                    \
+        PGconn *conn = call;                                                                                 \
+        leave();                                                                                             \
+        if (track)                                                                                           \
+            pql_track_open(conn, nonblocking, &slot);                                                        \
+        return conn;                                                                                         \
+    } while (0)
+
+PQL_EXPORT PGconn *PQconnectdb(const char *conninfo)
+{
+    CONNECT_WRAPPER(pql_real.PQconnectdb(conninfo), false, .conninfo = conninfo);
+}
+
+PQL_EXPORT PGconn *PQconnectdbParams(const char *const *keywords, const char *const *values,
+                                     int expand_dbname)
+{
+    CONNECT_WRAPPER(pql_real.PQconnectdbParams(keywords, values, expand_dbname), false, .keywords = keywords,
+                    .values = values, .expand_dbname = expand_dbname);
+}
+
+PQL_EXPORT PGconn *PQsetdbLogin(const char *pghost, const char *pgport, const char *pgoptions,
+                                const char *pgtty, const char *dbName, const char *login, const char *pwd)
+{
+    /* libpq treats a dbName with '=' or a URI as a conninfo string; so does expand_dbname. The password
+     * is passed on only so that no field of the target (a refusal message names it) can show it. */
+    const char *kw[] = {"host", "port", "user", "dbname", "password", NULL};
+    const char *val[] = {pghost, pgport, login, dbName, pwd, NULL};
+    CONNECT_WRAPPER(pql_real.PQsetdbLogin(pghost, pgport, pgoptions, pgtty, dbName, login, pwd), false,
+                    .keywords = kw, .values = val, .expand_dbname = 1);
+}
+
+PQL_EXPORT PGconn *PQconnectStart(const char *conninfo)
+{
+    CONNECT_WRAPPER(pql_real.PQconnectStart(conninfo), true, .conninfo = conninfo);
+}
+
+PQL_EXPORT PGconn *PQconnectStartParams(const char *const *keywords, const char *const *values,
+                                        int expand_dbname)
+{
+    CONNECT_WRAPPER(pql_real.PQconnectStartParams(keywords, values, expand_dbname), true,
+                    .keywords = keywords, .values = values, .expand_dbname = expand_dbname);
+}
+
+PQL_EXPORT PostgresPollingStatusType PQconnectPoll(PGconn *conn)
+{
+    if (!pql_real_resolve())
+        return PGRES_POLLING_FAILED;
+    bool outer = enter();
+    PostgresPollingStatusType st = pql_real.PQconnectPoll(conn);
+    leave();
+    if (outer && pql_shim_active())
+        pql_track_polled(conn, st);
+    return st;
+}
+
+PQL_EXPORT void PQfinish(PGconn *conn)
+{
+    if (!pql_real_resolve())
+        return;
+    bool outer = enter();
+    /* Before the real call: once freed, the address may be reused by another thread's connect. */
+    if (outer && pql_shim_active())
+        pql_track_close(conn);
+    pql_real.PQfinish(conn);
+    leave();
+}
+
+PQL_EXPORT void PQreset(PGconn *conn)
+{
+    if (!pql_real_resolve())
+        return;
+    bool outer = enter();
+    pql_real.PQreset(conn);
+    leave();
+    if (outer && pql_shim_active())
+        pql_track_reset(conn);
+}
+
+PQL_EXPORT int PQresetStart(PGconn *conn)
+{
+    if (!pql_real_resolve())
+        return 0;
+    bool outer = enter();
+    int ok = pql_real.PQresetStart(conn);
+    leave();
+    if (outer && !ok && pql_shim_active())
+        pql_track_reset(conn);
+    return ok;
+}
+
+PQL_EXPORT PostgresPollingStatusType PQresetPoll(PGconn *conn)
+{
+    if (!pql_real_resolve())
+        return PGRES_POLLING_FAILED;
+    bool outer = enter();
+    PostgresPollingStatusType st = pql_real.PQresetPoll(conn);
+    leave();
+    if (outer && pql_shim_active())
+        pql_track_polled(conn, st);
+    return st;
+}
+
+/* PQping opens and closes a connection of its own inside libpq: not the program's, never recorded. */
+PQL_EXPORT PGPing PQping(const char *conninfo)
+{
+    if (!pql_real_resolve())
+        return PQPING_NO_ATTEMPT;
+    enter();
+    PGPing r = pql_real.PQping(conninfo);
+    leave();
+    return r;
+}
+
+PQL_EXPORT PGPing PQpingParams(const char *const *keywords, const char *const *values, int expand_dbname)
+{
+    if (!pql_real_resolve())
+        return PQPING_NO_ATTEMPT;
+    enter();
+    PGPing r = pql_real.PQpingParams(keywords, values, expand_dbname);
+    leave();
+    return r;
+}
+
+/* The query entry points keep each connection's live state (activity, transaction status, where the
+ * transaction began): lock-free, outermost call only. */
+#define QUERY_WRAPPER(type, fail, call)                                                                      \
+    do {                                                                                                     \
+        if (!pql_real_resolve())                                                                             \
+            return fail;                                                                                     \
+        bool outer = enter();                                                                                \
+        struct pql_misuse misuse = {false, 0};                                                               \
+        struct pql_live *l = outer ? pql_query_begin(conn, &misuse) : NULL;                                  \
+        if (misuse.forked || misuse.other_tid)                                                               \
+            pql_track_misuse(conn, &misuse);                                                                 \
+        type r = call;                                                                                       \
+        pql_query_end(l, conn);                                                                              \
+        leave();                                                                                             \
+        return r;                                                                                            \
+    } while (0)
+
+PQL_EXPORT PGresult *PQexec(PGconn *conn, const char *query)
+{
+    QUERY_WRAPPER(PGresult *, NULL, pql_real.PQexec(conn, query));
+}
+
+PQL_EXPORT PGresult *PQexecParams(PGconn *conn, const char *command, int nParams, const Oid *paramTypes,
+                                  const char *const *paramValues, const int *paramLengths,
+                                  const int *paramFormats, int resultFormat)
+{
+    QUERY_WRAPPER(PGresult *, NULL,
+                  pql_real.PQexecParams(conn, command, nParams, paramTypes, paramValues, paramLengths,
+                                        paramFormats, resultFormat));
+}
+
+PQL_EXPORT PGresult *PQexecPrepared(PGconn *conn, const char *stmtName, int nParams,
+                                    const char *const *paramValues, const int *paramLengths,
+                                    const int *paramFormats, int resultFormat)
+{
+    QUERY_WRAPPER(PGresult *, NULL,
+                  pql_real.PQexecPrepared(conn, stmtName, nParams, paramValues, paramLengths, paramFormats,
+                                          resultFormat));
+}
+
+PQL_EXPORT PGresult *PQprepare(PGconn *conn, const char *stmtName, const char *query, int nParams,
+                               const Oid *paramTypes)
+{
+    QUERY_WRAPPER(PGresult *, NULL, pql_real.PQprepare(conn, stmtName, query, nParams, paramTypes));
+}
+
+PQL_EXPORT int PQsendQuery(PGconn *conn, const char *query)
+{
+    QUERY_WRAPPER(int, 0, pql_real.PQsendQuery(conn, query));
+}
+
+PQL_EXPORT int PQsendQueryParams(PGconn *conn, const char *command, int nParams, const Oid *paramTypes,
+                                 const char *const *paramValues, const int *paramLengths,
+                                 const int *paramFormats, int resultFormat)
+{
+    QUERY_WRAPPER(int, 0,
+                  pql_real.PQsendQueryParams(conn, command, nParams, paramTypes, paramValues, paramLengths,
+                                             paramFormats, resultFormat));
+}
+
+PQL_EXPORT int PQsendQueryPrepared(PGconn *conn, const char *stmtName, int nParams,
+                                   const char *const *paramValues, const int *paramLengths,
+                                   const int *paramFormats, int resultFormat)
+{
+    QUERY_WRAPPER(int, 0,
+                  pql_real.PQsendQueryPrepared(conn, stmtName, nParams, paramValues, paramLengths,
+                                               paramFormats, resultFormat));
+}
+
+PQL_EXPORT int PQsendPrepare(PGconn *conn, const char *stmtName, const char *query, int nParams,
+                             const Oid *paramTypes)
+{
+    QUERY_WRAPPER(int, 0, pql_real.PQsendPrepare(conn, stmtName, query, nParams, paramTypes));
+}
+
+PQL_EXPORT PGresult *PQgetResult(PGconn *conn)
+{
+    QUERY_WRAPPER(PGresult *, NULL, pql_real.PQgetResult(conn));
+}
+
+/* pqleak's own message for a connection it refused at the cap; libpq's for every other. */
+PQL_EXPORT char *PQerrorMessage(const PGconn *conn)
+{
+    if (!pql_real_resolve())
+        return (char *)"";
+    char *msg = pql_track_refusal_message(conn);
+    return msg ? msg : pql_real.PQerrorMessage(conn);
+}
+
+PQL_EXPORT void _exit(int status)
+{
+    pql_shim_exit(status);
+}
+
+PQL_EXPORT void _Exit(int status)
+{
+    pql_shim_exit(status);
+}

@@ -1,0 +1,23 @@
+/* Live diagnosis: the PQLEAK_SIGNAL handler (it only writes a byte to a pipe) and the reporter thread,
+ * which writes live reports, checks for suspects and rewrites the metrics file. Started at the first
+ * connection of a process, never before. */
+#ifndef PQL_REPORTER_H
+#define PQL_REPORTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config.h"
+
+/* Starts the reporter thread (and installs the signal handler) when the settings ask for any of it
+ * and it is not running in this process yet. Cheap when already started. Application threads. */
+void pql_reporter_ensure(const struct pql_settings *s);
+
+/* Rewrites the metrics file one last time at exit, with the number of leaked connections. */
+void pql_reporter_exit(long leaked);
+
+/* The directory for live JSON reports: PQLEAK_REPORT_DIR, or a private per-user directory
+ * (${TMPDIR:-/tmp}/pqleak-UID, created 0700, refused when not ours). False when none is usable. */
+bool pql_reporter_live_dir(const struct pql_settings *s, char *dir, size_t len);
+
+#endif

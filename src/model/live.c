@@ -1,0 +1,88 @@
+/* Live connection state: a pool of never-freed, cache-line aligned structs, one per open connection,
+ * written by the query hooks (query.c) and read by snapshots. The pool lock is a leaf: nothing else is
+ * taken while it is held. Any thread; not signal-safe. */
+#define _GNU_SOURCE
+#include "live.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+_Atomic uint32_t pql_fork_gen;
+
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct pql_live *pool;
+
+/* A new zeroed struct, carved from blocks of 64: one aligned allocation per block instead of one per
+ * connection saves each record the allocator's header and alignment padding (never freed either way). */
+static struct pql_live *live_alloc(void)
+{
+    static struct pql_live *block;
+    static size_t used = 64;
+    struct pql_live *l = NULL;
+    pthread_mutex_lock(&pool_lock);
+    if (used == 64) {
+        void *p = NULL;
+        if (posix_memalign(&p, 64, 64 * sizeof(*block)) == 0) {
+            memset(p, 0, 64 * sizeof(*block));
+            block = p;
+            used = 0;
+        }
+    }
+    if (used < 64)
+        l = &block[used++];
+    pthread_mutex_unlock(&pool_lock);
+    return l;
+}
+
+struct pql_live *pql_live_get(const PGconn *conn, uintptr_t key)
+{
+    (void)conn;
+    pthread_mutex_lock(&pool_lock);
+    struct pql_live *l = pool;
+    if (l)
+        pool = l->next_free;
+    pthread_mutex_unlock(&pool_lock);
+    if (!l && !(l = live_alloc()))
+        return NULL;
+    atomic_store_explicit(&l->fork_gen, atomic_load(&pql_fork_gen), memory_order_relaxed);
+    atomic_store_explicit(&l->in_call, 0, memory_order_relaxed);
+    atomic_store_explicit(&l->last_tid, 0, memory_order_relaxed);
+    atomic_store_explicit(&l->last_ns, 0, memory_order_relaxed);
+    atomic_store_explicit(&l->tx, PQTRANS_IDLE, memory_order_relaxed);
+    atomic_store_explicit(&l->settled, PQTRANS_IDLE, memory_order_relaxed);
+    atomic_store_explicit(&l->tx_stack, 0, memory_order_relaxed);
+    atomic_store_explicit(&l->tx_began_ns, 0, memory_order_relaxed);
+    atomic_store_explicit(&l->suspect, PQL_SUSPECT_NONE, memory_order_relaxed);
+    atomic_store_explicit(&l->warned_fork, false, memory_order_relaxed);
+    atomic_store_explicit(&l->warned_threads, false, memory_order_relaxed);
+    atomic_store_explicit(&l->ended_in_teardown, false, memory_order_relaxed);
+    atomic_store_explicit(&l->key, key, memory_order_release);
+    return l;
+}
+
+void pql_live_put(struct pql_live *l)
+{
+    atomic_store_explicit(&l->key, 0, memory_order_release);
+    pthread_mutex_lock(&pool_lock);
+    l->next_free = pool;
+    pool = l;
+    pthread_mutex_unlock(&pool_lock);
+}
+
+static void fork_child(void)
+{
+    pthread_mutex_init(&pool_lock, NULL);
+    atomic_fetch_add(&pql_fork_gen, 1);
+}
+
+static void register_fork_handler(void)
+{
+    pthread_atfork(NULL, NULL, fork_child);
+}
+
+void pql_live_setup(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, register_fork_handler);
+}

@@ -1,0 +1,327 @@
+/* The connection registry: uthash table keyed by the masked PGconn pointer, counters, one mutex.
+ * Called from interposers on application threads and from report writers; never from a signal
+ * handler. Out of memory loses a record (counted), never the application's call. */
+#include "registry.h"
+
+#include "proc.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define HASH_NONFATAL_OOM      1
+#define uthash_nonfatal_oom(e) (add_failed = true)
+static bool add_failed;
+#include <uthash.h>
+
+/* XOR with a constant that sets the top bits: the stored key is never a valid user-space pointer. */
+#define PQL_PTR_MASK ((uintptr_t)0xa5c3000000000000ull | 0x5a5a5a5aull)
+
+struct entry {
+    uintptr_t key;
+    struct pql_conn rec;
+    struct pql_live *live;
+    UT_hash_handle hh;
+};
+
+/* Lock-free hints from PGconn to live state for the query path: 1024 sets of 4 ways, so that a few
+ * connections hashing alike do not keep evicting each other (that would send every query call to the
+ * lock). A wrong or stale hint is detected by the live struct's key and falls back to the locked table. */
+#define HINT_SET_BITS 10
+#define HINT_WAYS     4
+static _Atomic(struct pql_live *) hints[(1u << HINT_SET_BITS) * HINT_WAYS];
+
+static unsigned hint_set(uintptr_t key)
+{
+    return (unsigned)(((uint64_t)key * 0x9e3779b97f4a7c15ull) >> (64 - HINT_SET_BITS)) * HINT_WAYS;
+}
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static struct entry *table;
+static struct pql_conn *retired; /* closed by a runtime's teardown, kept for the exit report */
+static size_t nretired, retired_cap;
+static struct pql_counters counters;
+static uint64_t next_id = 1;
+
+static uintptr_t mask(const PGconn *c)
+{
+    return (uintptr_t)c ^ PQL_PTR_MASK;
+}
+
+/* The live fields a snapshot or a removed record carries. */
+static void copy_live(struct pql_conn *rec, const struct pql_live *l)
+{
+    if (!l)
+        return;
+    rec->tx_status = atomic_load_explicit(&l->tx, memory_order_relaxed);
+    rec->active = atomic_load_explicit(&l->in_call, memory_order_relaxed) || rec->tx_status == PQTRANS_ACTIVE;
+    rec->last_ns = atomic_load_explicit(&l->last_ns, memory_order_relaxed);
+    rec->tx_stack = atomic_load_explicit(&l->tx_stack, memory_order_relaxed);
+    rec->tx_began_ns = atomic_load_explicit(&l->tx_began_ns, memory_order_relaxed);
+    rec->suspect = atomic_load_explicit(&l->suspect, memory_order_relaxed);
+    rec->ended_in_teardown = atomic_load_explicit(&l->ended_in_teardown, memory_order_relaxed);
+    rec->warned_fork = atomic_load_explicit(&l->warned_fork, memory_order_relaxed);
+}
+
+static void entry_free(struct entry *e)
+{
+    if (e->live) {
+        unsigned set = hint_set(e->key);
+        for (unsigned w = 0; w < HINT_WAYS; w++) {
+            struct pql_live *expect = e->live;
+            atomic_compare_exchange_strong(&hints[set + w], &expect, NULL);
+        }
+        pql_live_put(e->live);
+    }
+    free(e);
+}
+
+static bool holds_slot(enum pql_state s)
+{
+    return s != PQL_BAD;
+}
+
+uint64_t pql_registry_add(const PGconn *conn, const struct pql_conn *rec)
+{
+    struct entry *e = malloc(sizeof(*e));
+    if (!e)
+        return 0;
+    e->key = mask(conn);
+    e->rec = *rec;
+    e->live = pql_live_get(conn, e->key);
+    pthread_mutex_lock(&lock);
+    struct entry *old;
+    HASH_FIND(hh, table, &e->key, sizeof(e->key), old);
+    if (old) {
+        /* libpq reused the address of a PGconn freed behind our back: the old record is stale. */
+        HASH_DEL(table, old);
+        if (holds_slot(old->rec.state))
+            counters.open--;
+        entry_free(old);
+    }
+    e->rec.id = next_id++;
+    add_failed = false;
+    HASH_ADD(hh, table, key, sizeof(e->key), e);
+    uint64_t id = 0;
+    if (add_failed) {
+        entry_free(e);
+    } else {
+        id = e->rec.id;
+        /* A refusal is not a connection: it counts in the checkout's refused_total instead. */
+        counters.opened_total += !rec->refused;
+        if (rec->state == PQL_BAD && !rec->refused)
+            counters.failed_total++;
+        if (holds_slot(rec->state) && ++counters.open > counters.peak_open)
+            counters.peak_open = counters.open;
+    }
+    pthread_mutex_unlock(&lock);
+    return id;
+}
+
+bool pql_registry_set_state(const PGconn *conn, enum pql_state state, int server_pid,
+                            const struct pql_target *target, struct pql_slot *released)
+{
+    uintptr_t key = mask(conn);
+    released->held = false;
+    pthread_mutex_lock(&lock);
+    struct entry *e;
+    HASH_FIND(hh, table, &key, sizeof(key), e);
+    if (e) {
+        if (holds_slot(e->rec.state) && !holds_slot(state)) {
+            counters.open--;
+            counters.failed_total++;
+        } else if (!holds_slot(e->rec.state) && holds_slot(state)) {
+            /* PQreset brought a failed connection back. */
+            if (++counters.open > counters.peak_open)
+                counters.peak_open = counters.open;
+        }
+        if (!holds_slot(state) && e->rec.slot.held) {
+            *released = e->rec.slot;
+            e->rec.slot.held = false;
+        }
+        e->rec.state = state;
+        e->rec.server_pid = server_pid;
+        if (target)
+            e->rec.target = *target;
+    }
+    pthread_mutex_unlock(&lock);
+    return e != NULL;
+}
+
+/* Keeps a copy of a record closed by teardown. Called with lock held. */
+static void retire(const struct entry *e, enum pql_leak_kind kind)
+{
+    if (nretired == retired_cap) {
+        size_t cap = retired_cap ? 2 * retired_cap : 16;
+        struct pql_conn *v = realloc(retired, cap * sizeof(*v));
+        if (!v)
+            return; /* the leak goes unreported rather than the application failing */
+        retired = v;
+        retired_cap = cap;
+    }
+    struct pql_conn *r = &retired[nretired++];
+    *r = e->rec;
+    copy_live(r, e->live);
+    r->leak_kind = kind;
+}
+
+bool pql_registry_remove(const PGconn *conn, struct pql_conn *out, enum pql_leak_kind kind)
+{
+    uintptr_t key = mask(conn);
+    pthread_mutex_lock(&lock);
+    struct entry *e;
+    HASH_FIND(hh, table, &key, sizeof(key), e);
+    if (e) {
+        HASH_DEL(table, e);
+        if (e->rec.pid == pql_pid()) {
+            counters.closed_total += !e->rec.refused;
+            if (holds_slot(e->rec.state))
+                counters.open--;
+            if (kind != PQL_LEAK_UNCLOSED)
+                retire(e, kind);
+        }
+    }
+    pthread_mutex_unlock(&lock);
+    if (!e)
+        return false;
+    if (out) {
+        *out = e->rec;
+        copy_live(out, e->live);
+        out->leak_kind = kind;
+    }
+    entry_free(e);
+    return true;
+}
+
+size_t pql_registry_retired(struct pql_conn **out)
+{
+    pid_t me = pql_pid();
+    size_t n = 0;
+    pthread_mutex_lock(&lock);
+    *out = nretired ? malloc(nretired * sizeof(**out)) : NULL;
+    for (size_t i = 0; *out && i < nretired; i++)
+        if (retired[i].pid == me)
+            (*out)[n++] = retired[i];
+    pthread_mutex_unlock(&lock);
+    return n;
+}
+
+static int by_id(const void *a, const void *b)
+{
+    uint64_t x = ((const struct pql_conn *)a)->id, y = ((const struct pql_conn *)b)->id;
+    return x < y ? -1 : x > y;
+}
+
+size_t pql_registry_snapshot(struct pql_conn **out, struct pql_counters *c)
+{
+    pid_t me = pql_pid();
+    pthread_mutex_lock(&lock);
+    *c = counters;
+    size_t n = 0, cap = HASH_COUNT(table);
+    struct pql_conn *v = malloc((cap ? cap : 1) * sizeof(*v));
+    if (v) {
+        for (struct entry *e = table; e; e = e->hh.next) {
+            if (e->rec.pid == me) {
+                v[n] = e->rec;
+                copy_live(&v[n++], e->live);
+            }
+        }
+    }
+    pthread_mutex_unlock(&lock);
+    if (v)
+        qsort(v, n, sizeof(*v), by_id);
+    *out = v;
+    return n;
+}
+
+bool pql_registry_get(const PGconn *conn, struct pql_conn *out)
+{
+    uintptr_t key = mask(conn);
+    pthread_mutex_lock(&lock);
+    struct entry *e;
+    HASH_FIND(hh, table, &key, sizeof(key), e);
+    if (e) {
+        *out = e->rec;
+        copy_live(out, e->live);
+    }
+    pthread_mutex_unlock(&lock);
+    return e != NULL;
+}
+
+struct pql_live *pql_registry_live(const PGconn *conn)
+{
+    uintptr_t key = mask(conn);
+    unsigned set = hint_set(key);
+    for (unsigned w = 0; w < HINT_WAYS; w++) {
+        struct pql_live *l = atomic_load_explicit(&hints[set + w], memory_order_acquire);
+        if (l && atomic_load_explicit(&l->key, memory_order_acquire) == key)
+            return l;
+    }
+    pthread_mutex_lock(&lock);
+    struct entry *e;
+    HASH_FIND(hh, table, &key, sizeof(key), e);
+    struct pql_live *l = e ? e->live : NULL;
+    if (l) {
+        /* An empty way, or one whose connection is gone; else the way this key hashes to. */
+        unsigned victim = set + (unsigned)(key >> 4) % HINT_WAYS;
+        for (unsigned w = 0; w < HINT_WAYS; w++) {
+            struct pql_live *h = atomic_load_explicit(&hints[set + w], memory_order_relaxed);
+            if (!h || !atomic_load_explicit(&h->key, memory_order_relaxed)) {
+                victim = set + w;
+                break;
+            }
+        }
+        atomic_store_explicit(&hints[victim], l, memory_order_release);
+    }
+    pthread_mutex_unlock(&lock);
+    return l;
+}
+
+void pql_registry_each(void (*fn)(const struct pql_conn *rec, struct pql_live *live, void *arg), void *arg)
+{
+    pid_t me = pql_pid();
+    pthread_mutex_lock(&lock);
+    for (struct entry *e = table; e; e = e->hh.next) {
+        if (e->rec.pid != me)
+            continue;
+        struct pql_conn rec = e->rec;
+        copy_live(&rec, e->live);
+        fn(&rec, e->live, arg);
+    }
+    pthread_mutex_unlock(&lock);
+}
+
+void pql_registry_counters(struct pql_counters *c)
+{
+    pthread_mutex_lock(&lock);
+    *c = counters;
+    pthread_mutex_unlock(&lock);
+}
+
+static void fork_prepare(void)
+{
+    pthread_mutex_lock(&lock);
+}
+
+static void fork_parent(void)
+{
+    pthread_mutex_unlock(&lock);
+}
+
+static void fork_child(void)
+{
+    pthread_mutex_init(&lock, NULL);
+    memset(&counters, 0, sizeof(counters));
+}
+
+static void register_fork_handlers(void)
+{
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+void pql_registry_setup(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, register_fork_handlers);
+}

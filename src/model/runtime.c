@@ -1,0 +1,96 @@
+/* Runtime teardown detection. CPython says so itself (_Py_IsFinalizing). For Perl and PHP the close
+ * runs inside known exported functions (perl_destruct, Perl_my_exit, Perl_my_failure_exit;
+ * zend_deactivate, php_request_shutdown, php_module_shutdown): their address ranges come from dladdr1's
+ * symbol sizes and the close's raw stack is checked against them. Ruby's exit finalizers run inside a static
+ * function called by ruby_run_node; while the program runs, ruby_run_node is instead inside the script's
+ * execution, so a close whose stack passes through ruby_run_node at another call site than every open did is
+ * in teardown. */
+#define _GNU_SOURCE
+#include "runtime.h"
+
+#include "dlhook.h"
+#include "stack.h"
+
+#include <dlfcn.h>
+#include <link.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+struct range {
+    uintptr_t lo, hi;
+};
+
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static int (*py_is_finalizing)(void);
+static struct range teardown_fns[6]; /* perl_destruct, Perl_my_exit, Perl_my_failure_exit,
+                                        zend_deactivate, php_request_shutdown, php_module_shutdown */
+static int nteardown;
+static struct range ruby_run_node;
+static _Atomic uintptr_t ruby_exec_site; /* return address in ruby_run_node seen while opening */
+
+static bool function_range(const char *name, struct range *r)
+{
+    void *p = pql_dlsym(RTLD_DEFAULT, name);
+    Dl_info info;
+    const ElfW(Sym) *sym = NULL;
+    if (!p || !dladdr1(p, &info, (void **)&sym, RTLD_DL_SYMENT) || !sym || !sym->st_size)
+        return false;
+    r->lo = (uintptr_t)p;
+    r->hi = r->lo + sym->st_size;
+    return true;
+}
+
+static void setup(void)
+{
+    *(void **)&py_is_finalizing = pql_dlsym(RTLD_DEFAULT, "_Py_IsFinalizing");
+    if (!py_is_finalizing) /* 3.13 made it public */
+        *(void **)&py_is_finalizing = pql_dlsym(RTLD_DEFAULT, "Py_IsFinalizing");
+    /* Perl's exit and die unwind the main program's scopes inside Perl_my_exit / Perl_my_failure_exit. */
+    static const char *const names[] = {"perl_destruct",   "Perl_my_exit",         "Perl_my_failure_exit",
+                                        "zend_deactivate", "php_request_shutdown", "php_module_shutdown"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        nteardown += function_range(names[i], &teardown_fns[nteardown]);
+    function_range("ruby_run_node", &ruby_run_node);
+}
+
+void pql_runtime_setup(void)
+{
+    pthread_once(&once, setup);
+}
+
+static bool in(const struct range *r, uintptr_t pc)
+{
+    /* Return addresses point after the call instruction: pc - 1 is inside the caller. */
+    return pc - 1 >= r->lo && pc - 1 < r->hi;
+}
+
+void pql_runtime_saw_open(void)
+{
+    if (!ruby_run_node.lo || atomic_load_explicit(&ruby_exec_site, memory_order_relaxed))
+        return;
+    /* Once, and deep: a Ruby VM stack is far deeper than PQLEAK_STACK_DEPTH. */
+    uintptr_t frames[PQL_MAX_FRAMES];
+    int n = pql_stack_capture(frames, PQL_MAX_FRAMES);
+    for (int i = 0; i < n; i++)
+        if (in(&ruby_run_node, frames[i]))
+            atomic_store(&ruby_exec_site, frames[i]);
+}
+
+bool pql_runtime_in_teardown(void)
+{
+    if (py_is_finalizing && py_is_finalizing())
+        return true;
+    if (!nteardown && !ruby_run_node.lo)
+        return false;
+    uintptr_t frames[PQL_MAX_FRAMES];
+    int n = pql_stack_capture(frames, PQL_MAX_FRAMES);
+    uintptr_t exec_site = atomic_load(&ruby_exec_site);
+    for (int i = 0; i < n; i++) {
+        for (int j = 0; j < nteardown; j++)
+            if (in(&teardown_fns[j], frames[i]))
+                return true;
+        if (exec_site && in(&ruby_run_node, frames[i]) && frames[i] != exec_site)
+            return true;
+    }
+    return false;
+}

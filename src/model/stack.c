@@ -1,0 +1,144 @@
+/* Raw stack capture with libunwind's unw_backtrace, and the depot of unique stacks (uthash keyed by
+ * the frames themselves). libunwind is dlopen'ed RTLD_LOCAL: linked normally, its exported
+ * _Unwind_RaiseException & co. would enter the host's global scope and could take over C++ exception
+ * handling from libgcc_s. Capture is lock-free; interning takes the depot lock briefly. */
+#define _GNU_SOURCE
+#include "stack.h"
+
+#include <dlfcn.h>
+
+#include "codemap.h"
+#include "dlhook.h"
+#include "pyframes.h"
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define HASH_NONFATAL_OOM      1
+#define uthash_nonfatal_oom(e) (depot_oom = true)
+static bool depot_oom;
+#include <uthash.h>
+
+struct depot_entry {
+    uint32_t id;
+    int n;
+    UT_hash_handle hh;
+    uintptr_t frames[]; /* the key */
+};
+
+static int (*unw_backtrace_fn)(void **, int);
+static uintptr_t self_lo, self_hi; /* the shim's executable segment */
+
+static pthread_mutex_t depot_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct depot_entry *depot;  /* by frames */
+static struct depot_entry **by_id; /* by id - 1 */
+static uint32_t depot_n, depot_cap;
+
+static pthread_once_t setup_once = PTHREAD_ONCE_INIT;
+
+static void fork_prepare(void)
+{
+    pthread_mutex_lock(&depot_lock);
+}
+
+static void fork_parent(void)
+{
+    pthread_mutex_unlock(&depot_lock);
+}
+
+static void fork_child(void)
+{
+    pthread_mutex_init(&depot_lock, NULL);
+}
+
+static void setup(void)
+{
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+    pql_code_range((uintptr_t)&pql_stack_capture, &self_lo, &self_hi);
+    void *h = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL);
+    if (h)
+        unw_backtrace_fn = (int (*)(void **, int))pql_dlsym(h, "unw_backtrace");
+}
+
+bool pql_stack_setup(void)
+{
+    pthread_once(&setup_once, setup);
+    return unw_backtrace_fn != NULL;
+}
+
+int pql_stack_capture(uintptr_t *frames, int max)
+{
+    if (!unw_backtrace_fn || max <= 0)
+        return 0;
+    /* Room for the shim's own frames, which are dropped below. */
+    void *raw[PQL_MAX_FRAMES + 8];
+    int want = max + 8 > PQL_MAX_FRAMES + 8 ? PQL_MAX_FRAMES + 8 : max + 8;
+    int n = unw_backtrace_fn(raw, want);
+    int skip = 0;
+    while (skip < n && (uintptr_t)raw[skip] >= self_lo && (uintptr_t)raw[skip] < self_hi)
+        skip++;
+    int out = 0;
+    for (int i = skip; i < n && out < max; i++)
+        frames[out++] = (uintptr_t)raw[i];
+    return pql_py_merge(frames, out, max);
+}
+
+uint32_t pql_stack_intern(const uintptr_t *frames, int n)
+{
+    if (n <= 0)
+        return 0;
+    size_t keylen = (size_t)n * sizeof(uintptr_t);
+    uint32_t id = 0;
+    pthread_mutex_lock(&depot_lock);
+    struct depot_entry *e;
+    HASH_FIND(hh, depot, frames, keylen, e);
+    if (e) {
+        id = e->id;
+        goto out;
+    }
+    if (depot_n == depot_cap) {
+        uint32_t cap = depot_cap ? depot_cap * 2 : 64;
+        struct depot_entry **p = realloc(by_id, cap * sizeof(*p));
+        if (!p)
+            goto out;
+        by_id = p;
+        depot_cap = cap;
+    }
+    e = malloc(sizeof(*e) + keylen);
+    if (!e)
+        goto out;
+    e->n = n;
+    memcpy(e->frames, frames, keylen);
+    e->id = depot_n + 1;
+    depot_oom = false;
+    HASH_ADD_KEYPTR(hh, depot, e->frames, keylen, e);
+    if (depot_oom) {
+        free(e);
+        goto out;
+    }
+    by_id[depot_n++] = e;
+    id = e->id;
+out:
+    pthread_mutex_unlock(&depot_lock);
+    return id;
+}
+
+const uintptr_t *pql_stack_get(uint32_t id, int *n)
+{
+    const uintptr_t *f = NULL;
+    pthread_mutex_lock(&depot_lock);
+    if (id >= 1 && id <= depot_n) {
+        f = by_id[id - 1]->frames;
+        *n = by_id[id - 1]->n;
+    }
+    pthread_mutex_unlock(&depot_lock);
+    return f;
+}
+
+uint32_t pql_stack_count(void)
+{
+    pthread_mutex_lock(&depot_lock);
+    uint32_t n = depot_n;
+    pthread_mutex_unlock(&depot_lock);
+    return n;
+}

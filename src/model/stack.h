@@ -1,0 +1,33 @@
+/* Stack capture and the stack depot. Capture records raw return addresses (libunwind's fast path),
+ * with the calling thread's Python frames merged in where the interpreter's were (pyframes.h, tagged
+ * entries); identical stacks are stored once and named by a small id, as a sanitizer's stack depot
+ * does. Symbolizing happens in the output layer, at report time. Thread-safe; not for signal handlers. */
+#ifndef PQL_STACK_H
+#define PQL_STACK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define PQL_MAX_FRAMES 256
+
+/* Loads libunwind privately (RTLD_LOCAL, so its _Unwind_* symbols never replace the host's), learns
+ * the shim's own address range and registers the fork handlers (the depot lock is held across fork).
+ * Returns false when libunwind is unavailable: captures then return 0 frames. Idempotent. */
+bool pql_stack_setup(void);
+
+/* Captures up to max return addresses of the calling thread, innermost first, with the shim's own
+ * frames removed. Returns the number captured (0 on failure). */
+int pql_stack_capture(uintptr_t *frames, int max);
+
+/* Stores a stack (or finds the identical one) and returns its id, >= 1; 0 when n == 0 or memory ran
+ * out. */
+uint32_t pql_stack_intern(const uintptr_t *frames, int n);
+
+/* Returns the frames of stack id and sets *n, or NULL for an unknown id. The pointer stays valid for
+ * the life of the process (stacks are never freed). */
+const uintptr_t *pql_stack_get(uint32_t id, int *n);
+
+/* Number of distinct stacks stored. */
+uint32_t pql_stack_count(void);
+
+#endif

@@ -1,0 +1,189 @@
+/* JSON reports (json.h), written by hand into a buffer: the shim links no JSON library into its hosts.
+ * Strings go through pql_buf_json_str (escaped, invalid UTF-8 replaced). Reporting thread only. */
+#define _GNU_SOURCE
+#include "json.h"
+
+#include "live.h"
+#include "proc.h"
+#include "stack.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+static void json_target(struct pql_buf *b, const struct pql_target *t)
+{
+    pql_buf_puts(b, "{\"host\": ");
+    pql_buf_json_str(b, *t->host ? t->host : NULL);
+    pql_buf_puts(b, ", \"port\": ");
+    pql_buf_json_str(b, *t->port ? t->port : NULL);
+    pql_buf_puts(b, ", \"dbname\": ");
+    pql_buf_json_str(b, *t->dbname ? t->dbname : NULL);
+    pql_buf_puts(b, ", \"user\": ");
+    pql_buf_json_str(b, *t->user ? t->user : NULL);
+    pql_buf_puts(b, ", \"application_name\": ");
+    pql_buf_json_str(b, *t->appname ? t->appname : NULL);
+    pql_buf_puts(b, "}");
+}
+
+static void json_time(struct pql_buf *b, double wall)
+{
+    time_t s = (time_t)wall;
+    struct tm tm;
+    gmtime_r(&s, &tm);
+    char ts[64];
+    strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+    pql_buf_printf(b, "\"%s.%03dZ\"", ts, (int)((wall - (double)s) * 1000) % 1000);
+}
+
+static void json_utilization(struct pql_buf *b, const struct pql_report *r)
+{
+    const struct pql_counters *c = &r->counters;
+    const struct pql_wait_counters *w = &r->waits;
+    int cap = r->settings->max_conns;
+    pql_buf_printf(b, "{\"open\": %ld, \"peak_open\": %ld, \"cap\": %d, \"utilization_pct\": ", c->open,
+                   c->peak_open, cap);
+    if (cap > 0)
+        pql_buf_json_num(b, 100.0 * (double)c->open / cap);
+    else
+        pql_buf_puts(b, "null");
+    pql_buf_printf(b, ", \"opened_total\": %ld, \"closed_total\": %ld, \"failed_total\": %ld",
+                   c->opened_total, c->closed_total, c->failed_total);
+    pql_buf_printf(b, ", \"waits_total\": %ld, \"wait_s_total\": ", w->waits_total);
+    pql_buf_json_num(b, w->wait_s_total);
+    pql_buf_puts(b, ", \"wait_s_max\": ");
+    pql_buf_json_num(b, w->wait_s_max);
+    pql_buf_printf(b, ", \"timeouts_total\": %ld, \"refused_total\": %ld}", w->timeouts_total,
+                   w->refused_total);
+}
+
+static void json_id(struct pql_buf *b, uint32_t id)
+{
+    if (id)
+        pql_buf_printf(b, "%u", id);
+    else
+        pql_buf_puts(b, "null");
+}
+
+static void json_int_or_null(struct pql_buf *b, long v)
+{
+    if (v)
+        pql_buf_printf(b, "%ld", v);
+    else
+        pql_buf_puts(b, "null");
+}
+
+static void json_connection(struct pql_buf *b, const struct pql_report *r, const struct pql_conn *c)
+{
+    pql_buf_printf(b, "{\"id\": %llu, \"status\": \"%s\", \"target\": ", (unsigned long long)c->id,
+                   c->state == PQL_OK ? "ok" : "bad");
+    json_target(b, &c->target);
+    pql_buf_puts(b, ", \"server_pid\": ");
+    json_int_or_null(b, c->server_pid);
+    pql_buf_puts(b, ", \"client_port\": ");
+    json_int_or_null(b, c->client_port);
+    pql_buf_puts(b, ", \"age_s\": ");
+    pql_buf_json_num(b, r->now_mono - c->opened_mono);
+    pql_buf_puts(b, ", \"idle_s\": ");
+    pql_buf_json_num(b, pql_rmodel_idle_s(r, c));
+    pql_buf_printf(b, ", \"tx_status\": \"%s\", \"thread\": %d, \"suspect\": ", pql_conn_tx_name(c),
+                   (int)c->tid);
+    pql_buf_json_str(b, pql_suspect_name(c->suspect));
+    pql_buf_puts(b, ", \"stack\": ");
+    json_id(b, c->stack);
+    pql_buf_puts(b, ", \"tx_stack\": ");
+    json_id(b, c->tx_stack);
+    pql_buf_puts(b, "}");
+}
+
+static void json_stack(struct pql_buf *b, const struct pql_report *r, uint32_t id)
+{
+    const struct pql_frame *frames[PQL_MAX_FRAMES];
+    int n = pql_rmodel_frames(r, id, frames, PQL_MAX_FRAMES);
+    pql_buf_printf(b, "\"%u\": [", id);
+    const char *sep = "";
+    for (int i = 0; i < n; i++) {
+        const struct pql_frame *f = frames[i];
+        if (!f)
+            continue;
+        pql_buf_printf(b, "%s\n    {\"function\": ", sep);
+        pql_buf_json_str(b, f->function);
+        pql_buf_puts(b, ", \"file\": ");
+        pql_buf_json_str(b, f->file);
+        pql_buf_puts(b, ", \"line\": ");
+        json_int_or_null(b, f->line > 0 ? f->line : 0);
+        pql_buf_puts(b, ", \"module\": ");
+        pql_buf_json_str(b, f->module);
+        pql_buf_puts(b, ", \"offset\": ");
+        if (f->module)
+            pql_buf_printf(b, "\"0x%lx\"", (unsigned long)f->offset);
+        else
+            pql_buf_puts(b, "null");
+        pql_buf_printf(b, ", \"lang\": \"%s\"}", f->lang);
+        sep = ",";
+    }
+    pql_buf_puts(b, "]");
+}
+
+static void json_leaks(struct pql_buf *b, const struct pql_report *r)
+{
+    pql_buf_puts(b, ",\n \"leaks\": [");
+    for (size_t g = 0; g < r->ngroups; g++) {
+        const struct pql_group *gr = &r->groups[g];
+        pql_buf_puts(b, g ? ",\n  {\"stack\": " : "\n  {\"stack\": ");
+        json_id(b, gr->stack);
+        pql_buf_puts(b, ", \"tx_stack\": ");
+        json_id(b, gr->tx_stack);
+        pql_buf_printf(b, ", \"count\": %ld, \"connections\": [", gr->count);
+        for (long k = 0; k < gr->count; k++)
+            pql_buf_printf(b, "%s%llu", k ? ", " : "",
+                           (unsigned long long)r->conns[r->order[gr->run + (size_t)k]].id);
+        pql_buf_printf(b, "], \"kind\": \"%s\", \"suppressed\": %s, \"rule\": ", gr->kind,
+                       gr->rule >= 0 ? "true" : "false");
+        if (gr->rule >= 0) {
+            char rule[1100];
+            snprintf(rule, sizeof(rule), "leak:%s", r->rules->v[gr->rule].pattern);
+            pql_buf_json_str(b, rule);
+        } else {
+            pql_buf_puts(b, "null");
+        }
+        pql_buf_puts(b, "}");
+    }
+    pql_buf_puts(b, "]");
+}
+
+void pql_json_report(struct pql_buf *b, const struct pql_report *r, bool with_leaks)
+{
+    pql_buf_puts(b, "{\"schema\": \"pqleak/1\", \"trigger\": ");
+    pql_buf_json_str(b, r->trigger);
+    pql_buf_printf(b, ", \"pid\": %d, \"program\": ", (int)pql_pid());
+    pql_buf_json_str(b, r->program);
+    pql_buf_puts(b, ", \"time\": ");
+    json_time(b, r->now_wall);
+    pql_buf_puts(b, ",\n \"settings\": {");
+    pql_settings_json(r->settings, b);
+    pql_buf_puts(b, "},\n \"utilization\": ");
+    json_utilization(b, r);
+    pql_buf_puts(b, ",\n \"connections\": [");
+    for (size_t i = 0; i < r->nconns; i++) {
+        pql_buf_puts(b, i ? ",\n  " : "\n  ");
+        json_connection(b, r, &r->conns[i]);
+    }
+    pql_buf_puts(b, "]");
+    if (with_leaks)
+        json_leaks(b, r);
+    /* Every stack a connection refers to (open and transaction stacks), each once. */
+    pql_buf_puts(b, ",\n \"stacks\": {");
+    const char *sep = "\n  ";
+    size_t nseen = 0;
+    uint32_t *seen = pql_rmodel_stacks(r, &nseen);
+    for (size_t i = 0; i < nseen; i++) {
+        pql_buf_puts(b, sep);
+        json_stack(b, r, seen[i]);
+        sep = ",\n  ";
+    }
+    if (!seen)
+        b->failed = true;
+    free(seen);
+    pql_buf_puts(b, "}}\n");
+}

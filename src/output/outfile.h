@@ -1,0 +1,23 @@
+/* The one atomic file writer, for reports and the metrics file: the text goes to a temp file of its own
+ * in the same directory (O_CREAT|O_EXCL|O_NOFOLLOW, never an existing file or link), then rename()
+ * replaces the target, so a reader sees the old file or the new one whole. Any thread; not
+ * signal-safe. */
+#ifndef PQL_OUTFILE_H
+#define PQL_OUTFILE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "buf.h"
+
+/* Writes b to path with mode. The temp file is "DIR/.BASE.PID.SEQ.tmp", unique per call, so writers in
+ * two threads never share one. False with errno set on failure (nothing left behind). */
+bool pql_outfile_write(const char *path, mode_t mode, const struct pql_buf *b);
+
+/* Writes a report into dir (created 0700 when missing) as pqleak-PID-TRIGGER-SEQ.json, mode 0600; its
+ * path is copied to path when non-NULL. False with errno set on failure. */
+bool pql_outfile_report(const char *dir, const char *trigger, const struct pql_buf *b, char *path,
+                        size_t pathlen);
+
+#endif
