@@ -40,18 +40,6 @@ static void copy_safe(char *dst, size_t len, const char *src, const struct secre
     copy(dst, len, src);
 }
 
-void pql_target_scrub(struct pql_target *t, const char *secret)
-{
-    if (!secret || !*secret)
-        return;
-    char *fields[] = {t->host, t->port, t->dbname, t->user, t->appname};
-    size_t sizes[] = {sizeof(t->host), sizeof(t->port), sizeof(t->dbname), sizeof(t->user),
-                      sizeof(t->appname)};
-    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
-        if (strstr(fields[i], secret))
-            copy(fields[i], sizes[i], "[redacted]");
-}
-
 void pql_target_from_conn(struct pql_target *t, PGconn *conn, const struct pql_target_api *api)
 {
     memset(t, 0, sizeof(*t));

@@ -40,9 +40,6 @@ void pql_target_from_conn(struct pql_target *t, PGconn *conn, const struct pql_t
 void pql_target_from_options(struct pql_target *t, const char *conninfo, const char *const *keywords,
                              const char *const *values, int expand_dbname, const struct pql_target_api *api);
 
-/* Replaces every field that contains secret (when secret is non-empty) with "[redacted]". */
-void pql_target_scrub(struct pql_target *t, const char *secret);
-
 /* True when a and b name the same host+port+dbname+user (application_name is not part of it). */
 bool pql_target_same(const struct pql_target *a, const struct pql_target *b);
 
