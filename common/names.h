@@ -1,0 +1,158 @@
+/* What the shim writes and the command reads must be spelled the same on both sides: the schema, the
+ * report's field names, report file names, the live-report directory and the shim's thread names.
+ * The functions use no stdio and no allocation: safe on any thread and in signal handlers. */
+#ifndef PQL_NAMES_H
+#define PQL_NAMES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define PQL_SCHEMA "pqleak/1"
+
+/* The shim's reporter thread: "pqleak-sig" when the shim installed its own signal handler (so that
+ * `pqleak status` may signal the process), else "pqleak". */
+#define PQL_THREAD_SIGNAL "pqleak-sig"
+#define PQL_THREAD_PLAIN  "pqleak"
+
+/* ---- report file names ---- */
+
+/* A report is written to a temp file ".pqleak-PID-SEQ.tmp", then renamed to "pqleak-PID-TRIGGER-SEQ.json"
+ * in the same directory: a name starting with '.' is never a report. */
+#define PQL_REPORT_PREFIX "pqleak-"
+#define PQL_REPORT_SUFFIX ".json"
+#define PQL_TEMP_PREFIX   ".pqleak-"
+#define PQL_TEMP_SUFFIX   ".tmp"
+
+/* Writes "DIR/pqleak-PID-TRIGGER-SEQ.json" into buf. Returns its length, or -1 when it does not fit
+ * in len bytes (buf then holds no usable name) or an argument is NULL. */
+int pql_report_file_name(char *buf, size_t len, const char *dir, int pid, const char *trigger, unsigned seq);
+
+/* Writes "DIR/.pqleak-PID-SEQ.tmp" into buf; returns as pql_report_file_name. */
+int pql_report_temp_name(char *buf, size_t len, const char *dir, int pid, unsigned seq);
+
+/* Reads a report file's base name, "pqleak-PID-TRIGGER-SEQ.json": PID and SEQ decimal, TRIGGER
+ * non-empty, without '/' and shorter than tlen. Returns false, outputs unspecified, for any other
+ * name (a temp file, a merged report saved under another name). Any output may be NULL. */
+bool pql_report_file_parse(const char *name, int *pid, char *trigger, size_t tlen, unsigned *seq);
+
+/* ---- the live-report directory ---- */
+
+/* Where a process without PQLEAK_REPORT_DIR writes live reports: "${TMPDIR:-/tmp}/pqleak-UID", TMPDIR
+ * used only when it is an absolute path (tmpdir_env is its value, or NULL when unset). The shim uses
+ * the directory only when it is a directory of uid with mode 0700. Returns the length written, or -1
+ * when it does not fit in len bytes. */
+#define PQL_LIVE_DIR_PREFIX "pqleak-"
+int pql_live_dir_default(char *buf, size_t len, const char *tmpdir_env, unsigned uid);
+
+/* ---- the report's field names (INTERFACE.md), as string literals: "\"" PQL_F_OPEN "\": %ld" ---- */
+
+/* The report object. "processes" only in a merged report (the command's). */
+#define PQL_F_SCHEMA      "schema"
+#define PQL_F_TRIGGER     "trigger"
+#define PQL_F_PID         "pid"
+#define PQL_F_PROGRAM     "program"
+#define PQL_F_TIME        "time"
+#define PQL_F_SETTINGS    "settings"
+#define PQL_F_UTILIZATION "utilization"
+#define PQL_F_CONNECTIONS "connections"
+#define PQL_F_LEAKS       "leaks"
+#define PQL_F_STACKS      "stacks"
+#define PQL_F_PROCESSES   "processes"
+
+/* "utilization". */
+#define PQL_F_OPEN            "open"
+#define PQL_F_PEAK_OPEN       "peak_open"
+#define PQL_F_CAP             "cap"
+#define PQL_F_UTILIZATION_PCT "utilization_pct"
+#define PQL_F_OPENED_TOTAL    "opened_total"
+#define PQL_F_CLOSED_TOTAL    "closed_total"
+#define PQL_F_FAILED_TOTAL    "failed_total"
+#define PQL_F_WAITS_TOTAL     "waits_total"
+#define PQL_F_WAIT_S_TOTAL    "wait_s_total"
+#define PQL_F_WAIT_S_MAX      "wait_s_max"
+#define PQL_F_TIMEOUTS_TOTAL  "timeouts_total"
+#define PQL_F_REFUSED_TOTAL   "refused_total"
+
+/* A connection of "connections" ("pid" and "program" too in a merged report). */
+#define PQL_F_ID          "id"
+#define PQL_F_STATUS      "status"
+#define PQL_F_TARGET      "target"
+#define PQL_F_SERVER_PID  "server_pid"
+#define PQL_F_CLIENT_PORT "client_port"
+#define PQL_F_AGE_S       "age_s"
+#define PQL_F_IDLE_S      "idle_s"
+#define PQL_F_TX_STATUS   "tx_status"
+#define PQL_F_THREAD      "thread"
+#define PQL_F_SUSPECT     "suspect"
+#define PQL_F_STACK       "stack"
+#define PQL_F_TX_STACK    "tx_stack"
+
+/* A connection's "target". */
+#define PQL_F_HOST             "host"
+#define PQL_F_PORT             "port"
+#define PQL_F_DBNAME           "dbname"
+#define PQL_F_USER             "user"
+#define PQL_F_APPLICATION_NAME "application_name"
+
+/* A leak group of "leaks": "stack", "tx_stack", "connections" (ids) and, merged, "processes". */
+#define PQL_F_COUNT      "count"
+#define PQL_F_KIND       "kind"
+#define PQL_F_SUPPRESSED "suppressed"
+#define PQL_F_RULE       "rule"
+
+/* A frame of a stack in "stacks". */
+#define PQL_F_FUNCTION "function"
+#define PQL_F_FILE     "file"
+#define PQL_F_LINE     "line"
+#define PQL_F_MODULE   "module"
+#define PQL_F_OFFSET   "offset"
+#define PQL_F_LANG     "lang"
+
+/* "settings": one key per PQLEAK_* setting. */
+#define PQL_F_LOG                  "log"
+#define PQL_F_REPORT_DIR           "report_dir"
+#define PQL_F_EXITCODE             "exitcode"
+#define PQL_F_SUPPRESSIONS         "suppressions"
+#define PQL_F_STACK_DEPTH          "stack_depth"
+#define PQL_F_MAX_CONNS            "max_conns"
+#define PQL_F_CHECKOUT_TIMEOUT_S   "checkout_timeout_s"
+#define PQL_F_MAX_CONNS_PER_TARGET "max_conns_per_target"
+#define PQL_F_WARN_PCT             "warn_pct"
+#define PQL_F_CRIT_PCT             "crit_pct"
+#define PQL_F_SIGNAL               "signal"
+#define PQL_F_SUSPECT_AGE_S        "suspect_age_s"
+#define PQL_F_SUSPECT_IDLE_TX_S    "suspect_idle_tx_s"
+#define PQL_F_METRICS              "metrics"
+#define PQL_F_METRICS_INTERVAL_S   "metrics_interval_s"
+#define PQL_F_PYTHON               "python"
+#define PQL_F_STRICT               "strict"
+#define PQL_F_TRACE                "trace"
+#define PQL_F_DISABLE              "disable"
+#define PQL_F_TEXT_REPORT          "text_report"
+
+/* ---- values both sides interpret ---- */
+
+/* "trigger" (and the TRIGGER of a report file name). */
+#define PQL_TRIGGER_EXIT    "exit"
+#define PQL_TRIGGER_SIGNAL  "signal"
+#define PQL_TRIGGER_SUSPECT "suspect"
+#define PQL_TRIGGER_REQUEST "request"
+#define PQL_TRIGGER_MERGED  "merged" /* the command's merged report only */
+
+/* A leak group's "kind". */
+#define PQL_KIND_UNCLOSED "unclosed" /* not closed before exit */
+#define PQL_KIND_TEARDOWN "teardown" /* closed by the runtime's teardown inside a transaction */
+#define PQL_KIND_HELD     "held"     /* closed idle by the runtime's teardown: a leak only when strict */
+
+/* A connection's "status", "tx_status" and "suspect". */
+#define PQL_V_OK         "ok"
+#define PQL_V_BAD        "bad"
+#define PQL_V_TX_IDLE    "idle"
+#define PQL_V_TX_ACTIVE  "active"
+#define PQL_V_TX_INTRANS "intrans"
+#define PQL_V_TX_INERROR "inerror"
+#define PQL_V_TX_UNKNOWN "unknown"
+#define PQL_V_AGE        "age"
+#define PQL_V_IDLE_TX    "idle_tx"
+
+#endif

@@ -1,0 +1,394 @@
+/* Suppression rules (rules.h). A text is parsed in two passes: the first checks every line and
+ * measures the rules, the second fills one allocation, so a rejected text allocates nothing. A file is
+ * read with stat, open, fstat and read only, never past PQL_RULES_FILE_MAX. Any thread; not for signal
+ * handlers (malloc, fnmatch). */
+#include "rules.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define LEAK_PREFIX "leak:"
+#define LEAK_LEN    5
+
+/* White space as the C locale has it, whatever locale the host process set. */
+static bool is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
+}
+
+/* ---- messages ---- */
+
+/* A message under construction in err->msg; what does not fit is cut. */
+struct msg {
+    char *s;
+    size_t n;
+};
+
+static void msg_add(struct msg *m, const char *s, size_t k)
+{
+    size_t room = PQL_RULES_MSG_MAX - 1 - m->n;
+    if (k > room)
+        k = room;
+    memcpy(m->s + m->n, s, k);
+    m->n += k;
+    m->s[m->n] = '\0';
+}
+
+static void msg_str(struct msg *m, const char *s)
+{
+    msg_add(m, s, strlen(s));
+}
+
+static bool needs_escape(unsigned char c)
+{
+    return c < 0x20 || c == 0x7f;
+}
+
+/* Appends one byte, escaped when it is a control byte (a newline or an escape sequence must not forge
+ * lines in a log). */
+static void msg_byte(struct msg *m, unsigned char c)
+{
+    if (needs_escape(c)) {
+        static const char hex[] = "0123456789abcdef";
+        char e[4] = {'\\', 'x', hex[c >> 4], hex[c & 15]};
+        msg_add(m, e, sizeof e);
+    } else {
+        msg_add(m, (const char *)&c, 1);
+    }
+}
+
+static size_t escaped_width(unsigned char c)
+{
+    return needs_escape(c) ? 4 : 1;
+}
+
+/* Appends s[0..k) escaped, at most max bytes of it (whole escapes only), then "..." when cut. */
+static void msg_quote(struct msg *m, const char *s, size_t k, size_t max)
+{
+    size_t w = 0, i;
+    for (i = 0; i < k && w + escaped_width((unsigned char)s[i]) <= max; i++) {
+        w += escaped_width((unsigned char)s[i]);
+        msg_byte(m, (unsigned char)s[i]);
+    }
+    if (i < k)
+        msg_str(m, "...");
+}
+
+/* Room for the origin in a message: what the longest wording after it leaves. */
+#define ORIGIN_MAX (PQL_RULES_MSG_MAX - 1 - 300)
+
+/* Starts err's message with the origin, escaped; a long one keeps its end (the file's name). */
+static struct msg msg_start(struct pql_rules_error *err, const char *origin, int line)
+{
+    struct msg m = {err->msg, 0};
+    err->line = line;
+    err->msg[0] = '\0';
+    if (!origin)
+        origin = "(suppressions)";
+    size_t k = strlen(origin), w = 0, from = k;
+    while (from > 0 && w + escaped_width((unsigned char)origin[from - 1]) <= ORIGIN_MAX) {
+        w += escaped_width((unsigned char)origin[from - 1]);
+        from--;
+    }
+    if (from > 0) {
+        /* Cut to fit "..." in front as well. */
+        while (from < k && w > ORIGIN_MAX - 3)
+            w -= escaped_width((unsigned char)origin[from++]);
+        msg_str(&m, "...");
+    }
+    for (size_t i = from; i < k; i++)
+        msg_byte(&m, (unsigned char)origin[i]);
+    return m;
+}
+
+static bool fail_read(struct pql_rules_error *err, const char *origin, const char *reason)
+{
+    if (err) {
+        struct msg m = msg_start(err, origin, 0);
+        msg_str(&m, ": cannot read suppressions: ");
+        msg_str(&m, reason);
+    }
+    return false;
+}
+
+static bool fail_errno(struct pql_rules_error *err, const char *origin, int e)
+{
+    char buf[128];
+#if defined(_GNU_SOURCE) && defined(__GLIBC__)
+    const char *reason = strerror_r(e, buf, sizeof buf);
+#else
+    const char *reason = strerror_r(e, buf, sizeof buf) == 0 ? buf : "unknown error";
+#endif
+    return fail_read(err, origin, reason);
+}
+
+static bool fail_line(struct pql_rules_error *err, const char *origin, int line, const char *b, const char *e)
+{
+    if (err) {
+        struct msg m = msg_start(err, origin, line);
+        char num[24];
+        snprintf(num, sizeof num, ":%d", line);
+        msg_str(&m, num);
+        msg_str(&m, ": not a suppression rule: \"");
+        msg_quote(&m, b, (size_t)(e - b), PQL_RULES_QUOTE_MAX);
+        msg_str(&m, "\" (expected leak:PATTERN)");
+    }
+    return false;
+}
+
+/* ---- parsing ---- */
+
+enum line_kind { LINE_BLANK, LINE_RULE, LINE_BAD };
+
+/* Classifies the line [b, e), its '\n' left out. For a rule, [*pb, *pe) is set to its pattern; for a
+ * malformed line, to the text to quote (the line without comment and surrounding white space). */
+static enum line_kind classify(const char *b, const char *e, const char **pb, const char **pe)
+{
+    for (const char *h = b; h < e; h++) {
+        if (*h == '#' && (h == b || is_space(h[-1]))) {
+            e = h;
+            break;
+        }
+    }
+    while (b < e && is_space(*b))
+        b++;
+    while (e > b && is_space(e[-1]))
+        e--;
+    *pb = b;
+    *pe = e;
+    if (b == e)
+        return LINE_BLANK;
+    if (memchr(b, '\0', (size_t)(e - b)) || (size_t)(e - b) < LEAK_LEN ||
+        memcmp(b, LEAK_PREFIX, LEAK_LEN) != 0)
+        return LINE_BAD;
+    const char *p = b + LEAK_LEN;
+    while (p < e && is_space(*p))
+        p++;
+    if (p == e)
+        return LINE_BAD;
+    *pb = p;
+    return LINE_RULE;
+}
+
+/* Calls classify on every line of text; stops at the first malformed line, returning its number with
+ * [*bb, *be) to quote; returns 0 when every line is well formed. With fill NULL, counts the rules and
+ * the bytes of their texts; else writes them into fill and the strings after it. */
+static int scan(const char *text, size_t len, size_t *nrules, size_t *bytes, struct pql_rule *fill,
+                char *strings, const char **bb, const char **be)
+{
+    int lineno = 0;
+    size_t n = 0, total = 0;
+    for (const char *p = text, *end = text + len; p < end;) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *e = nl ? nl : end;
+        if (lineno < INT_MAX)
+            lineno++;
+        const char *pb, *pe;
+        enum line_kind k = classify(p, e, &pb, &pe);
+        if (k == LINE_BAD) {
+            *bb = pb;
+            *be = pe;
+            return lineno;
+        }
+        if (k == LINE_RULE) {
+            size_t plen = (size_t)(pe - pb);
+            if (fill) {
+                char *s = strings + total;
+                memcpy(s, LEAK_PREFIX, LEAK_LEN);
+                memcpy(s + LEAK_LEN, pb, plen);
+                s[LEAK_LEN + plen] = '\0';
+                fill[n] = (struct pql_rule){.text = s, .pattern = s + LEAK_LEN, .hits = 0};
+            }
+            n++;
+            total += LEAK_LEN + plen + 1;
+        }
+        p = nl ? nl + 1 : end;
+    }
+    *nrules = n;
+    *bytes = total;
+    return 0;
+}
+
+bool pql_rules_parse(struct pql_rules *r, const char *text, size_t len, const char *origin,
+                     struct pql_rules_error *err)
+{
+    *r = (struct pql_rules){0};
+    if (err) {
+        err->line = 0;
+        err->msg[0] = '\0';
+    }
+    if (!text || !len)
+        return true;
+    size_t n, bytes;
+    const char *bb = NULL, *be = NULL;
+    int bad = scan(text, len, &n, &bytes, NULL, NULL, &bb, &be);
+    if (bad)
+        return fail_line(err, origin, bad, bb, be);
+    if (!n)
+        return true;
+    if (n > (SIZE_MAX - bytes) / sizeof(struct pql_rule))
+        return fail_read(err, origin, "out of memory");
+    /* One allocation: the rules, then their texts. */
+    char *block = malloc(n * sizeof(struct pql_rule) + bytes);
+    if (!block)
+        return fail_read(err, origin, "out of memory");
+    struct pql_rule *v = (struct pql_rule *)(void *)block;
+    scan(text, len, &n, &bytes, v, block + n * sizeof(struct pql_rule), &bb, &be);
+    r->v = v;
+    r->n = n;
+    return true;
+}
+
+/* ---- files ---- */
+
+/* Why a file of this type is not read, or NULL for a regular file. */
+static const char *not_regular(mode_t mode)
+{
+    if (S_ISREG(mode))
+        return NULL;
+    if (S_ISDIR(mode))
+        return "is a directory, not a file";
+    if (S_ISFIFO(mode))
+        return "is a FIFO, not a regular file";
+    if (S_ISCHR(mode) || S_ISBLK(mode))
+        return "is a device, not a regular file";
+    if (S_ISSOCK(mode))
+        return "is a socket, not a regular file";
+    return "not a regular file";
+}
+
+static bool too_large(struct pql_rules_error *err, const char *path)
+{
+    char reason[80];
+    snprintf(reason, sizeof reason, "larger than %d bytes (1 MiB)", PQL_RULES_FILE_MAX);
+    return fail_read(err, path, reason);
+}
+
+/* Reads fd (a regular file of about size bytes) to its end; NULL after filling err. */
+static char *read_file(int fd, off_t size, size_t *len, const char *path, struct pql_rules_error *err)
+{
+    /* One byte more than the size, to see the end without growing; a file growing meanwhile (or a
+     * /proc file, size 0) grows the buffer up to one byte past the limit. */
+    size_t cap = (size_t)size + 1, n = 0;
+    if (cap < 256)
+        cap = 256;
+    char *buf = malloc(cap);
+    if (!buf) {
+        fail_read(err, path, "out of memory");
+        return NULL;
+    }
+    for (;;) {
+        if (n == cap) {
+            if (n > PQL_RULES_FILE_MAX) {
+                free(buf);
+                too_large(err, path);
+                return NULL;
+            }
+            size_t ncap = cap * 2 > (size_t)PQL_RULES_FILE_MAX + 1 ? (size_t)PQL_RULES_FILE_MAX + 1 : cap * 2;
+            char *nbuf = realloc(buf, ncap);
+            if (!nbuf) {
+                free(buf);
+                fail_read(err, path, "out of memory");
+                return NULL;
+            }
+            buf = nbuf;
+            cap = ncap;
+        }
+        ssize_t k = read(fd, buf + n, cap - n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0) {
+            int e = errno;
+            free(buf);
+            fail_errno(err, path, e);
+            return NULL;
+        }
+        if (k == 0)
+            break;
+        n += (size_t)k;
+    }
+    if (n > PQL_RULES_FILE_MAX) {
+        free(buf);
+        too_large(err, path);
+        return NULL;
+    }
+    *len = n;
+    return buf;
+}
+
+bool pql_rules_load(struct pql_rules *r, const char *path, struct pql_rules_error *err)
+{
+    *r = (struct pql_rules){0};
+    if (err) {
+        err->line = 0;
+        err->msg[0] = '\0';
+    }
+    if (!path || !*path)
+        return fail_errno(err, path, ENOENT);
+    /* Not even opened when it is no regular file: opening a device may have effects of its own. */
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return fail_errno(err, path, errno);
+    if (not_regular(st.st_mode))
+        return fail_read(err, path, not_regular(st.st_mode));
+    int fd;
+    do
+        fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    while (fd < 0 && errno == EINTR);
+    if (fd < 0)
+        return fail_errno(err, path, errno);
+    /* The path may have been replaced since: what was opened is what counts. */
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        return fail_errno(err, path, e);
+    }
+    if (not_regular(st.st_mode)) {
+        close(fd);
+        return fail_read(err, path, not_regular(st.st_mode));
+    }
+    if (st.st_size > PQL_RULES_FILE_MAX) {
+        close(fd);
+        return too_large(err, path);
+    }
+    size_t len = 0;
+    char *text = read_file(fd, st.st_size, &len, path, err);
+    close(fd);
+    if (!text)
+        return false;
+    bool ok = pql_rules_parse(r, text, len, path, err);
+    free(text);
+    return ok;
+}
+
+/* ---- matching ---- */
+
+static bool glob(const char *pattern, const char *s)
+{
+    if (!s)
+        return false;
+    if (fnmatch(pattern, s, 0) == 0)
+        return true;
+    const char *slash = strrchr(s, '/');
+    return slash && fnmatch(pattern, slash + 1, 0) == 0;
+}
+
+bool pql_rule_matches(const char *pattern, const char *function, const char *file, const char *module)
+{
+    return pattern && (glob(pattern, function) || glob(pattern, file) || glob(pattern, module));
+}
+
+void pql_rules_free(struct pql_rules *r)
+{
+    free(r->v);
+    r->v = NULL;
+    r->n = 0;
+}

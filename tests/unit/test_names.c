@@ -1,0 +1,117 @@
+/* Unit tests of common/names.c: report file names and temp names as the shim writes them, the parser
+ * the command reads them with (round trip, and names it must refuse), and the live-directory rule. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "names.h"
+
+static void test_report_names(void **state)
+{
+    (void)state;
+    char buf[128];
+    assert_int_equal(pql_report_file_name(buf, sizeof buf, "/tmp/r", 1234, PQL_TRIGGER_SIGNAL, 7), 32);
+    assert_string_equal(buf, "/tmp/r/pqleak-1234-signal-7.json");
+    assert_int_equal(pql_report_temp_name(buf, sizeof buf, "/tmp/r", 1234, 4294967295u), 34);
+    assert_string_equal(buf, "/tmp/r/.pqleak-1234-4294967295.tmp");
+    /* The same as the format the shim used. */
+    char want[128];
+    snprintf(want, sizeof want, "%s/pqleak-%d-%s-%u.json", "d", INT_MAX, "exit", 0u);
+    assert_true(pql_report_file_name(buf, sizeof buf, "d", INT_MAX, "exit", 0) > 0);
+    assert_string_equal(buf, want);
+    /* Too small: -1 and no usable name. */
+    assert_int_equal(pql_report_file_name(buf, 20, "/tmp/r", 1234, "signal", 7), -1);
+    assert_string_equal(buf, "");
+    assert_int_equal(pql_report_file_name(buf, 32, "/tmp/r", 1234, "signal", 7), -1);
+    assert_int_equal(pql_report_file_name(buf, 33, "/tmp/r", 1234, "signal", 7), 32);
+    assert_int_equal(pql_report_file_name(buf, sizeof buf, NULL, 1, "exit", 1), -1);
+    assert_int_equal(pql_report_file_name(NULL, 0, "d", 1, "exit", 1), -1);
+}
+
+static void test_parse(void **state)
+{
+    (void)state;
+    int pid = 0;
+    unsigned seq = 0;
+    char trigger[16];
+    assert_true(pql_report_file_parse("pqleak-1234-signal-7.json", &pid, trigger, sizeof trigger, &seq));
+    assert_int_equal(pid, 1234);
+    assert_string_equal(trigger, "signal");
+    assert_int_equal(seq, 7);
+    assert_true(pql_report_file_parse("pqleak-1-exit-4294967295.json", &pid, trigger, sizeof trigger, &seq));
+    assert_int_equal(seq, 4294967295u);
+    assert_true(pql_report_file_parse("pqleak-1-exit-0.json", NULL, NULL, 0, NULL));
+
+    /* Round trip of what the shim writes. */
+    char buf[128];
+    pql_report_file_name(buf, sizeof buf, "/d", 99, PQL_TRIGGER_SUSPECT, 12);
+    assert_true(pql_report_file_parse(buf + 3, &pid, trigger, sizeof trigger, &seq));
+    assert_int_equal(pid, 99);
+    assert_string_equal(trigger, PQL_TRIGGER_SUSPECT);
+    assert_int_equal(seq, 12);
+
+    const char *bad[] = {
+        ".pqleak-1-2.tmp",
+        "pqleak-1-signal-7.json.tmp",
+        "pqleak-1-signal-.json",
+        "pqleak--signal-7.json",
+        "pqleak-1--7.json",
+        "pqleak-1-signal-7x.json",
+        "pqleak-x-signal-7.json",
+        "pqleak-1-signal.json",
+        "merged.json",
+        "pqleak-1-signal-4294967296.json",
+        "pqleak-2147483648-exit-1.json",
+        "pqleak-1-a/b-7.json",
+        "pqleak-.json",
+        "",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_false(pql_report_file_parse(bad[i], &pid, trigger, sizeof trigger, &seq));
+    assert_false(pql_report_file_parse(NULL, &pid, trigger, sizeof trigger, &seq));
+    /* A trigger longer than the caller's buffer is refused, not cut. */
+    assert_false(pql_report_file_parse("pqleak-1-signal-7.json", &pid, trigger, 6, &seq));
+    assert_true(pql_report_file_parse("pqleak-1-signal-7.json", &pid, trigger, 7, &seq));
+}
+
+static void test_live_dir(void **state)
+{
+    (void)state;
+    char buf[64];
+    assert_int_equal(pql_live_dir_default(buf, sizeof buf, NULL, 1000), 16);
+    assert_string_equal(buf, "/tmp/pqleak-1000");
+    assert_true(pql_live_dir_default(buf, sizeof buf, "/var/tmp", 0) > 0);
+    assert_string_equal(buf, "/var/tmp/pqleak-0");
+    /* TMPDIR only when absolute. */
+    assert_true(pql_live_dir_default(buf, sizeof buf, "relative/tmp", 5) > 0);
+    assert_string_equal(buf, "/tmp/pqleak-5");
+    assert_true(pql_live_dir_default(buf, sizeof buf, "", 5) > 0);
+    assert_string_equal(buf, "/tmp/pqleak-5");
+    assert_true(pql_live_dir_default(buf, sizeof buf, "/x", 4294967295u) > 0);
+    assert_string_equal(buf, "/x/pqleak-4294967295");
+    assert_int_equal(pql_live_dir_default(buf, 10, NULL, 1000), -1);
+}
+
+static void test_field_literals(void **state)
+{
+    (void)state;
+    /* The macros are string literals: they paste into format strings. */
+    char buf[64];
+    snprintf(buf, sizeof buf, "{\"" PQL_F_SCHEMA "\": \"" PQL_SCHEMA "\", \"" PQL_F_OPEN "\": %ld}", 3L);
+    assert_string_equal(buf, "{\"schema\": \"pqleak/1\", \"open\": 3}");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_report_names),
+        cmocka_unit_test(test_parse),
+        cmocka_unit_test(test_live_dir),
+        cmocka_unit_test(test_field_literals),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
