@@ -100,7 +100,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     free(err);
     close(fd);
     if (ok) {
-        struct cli_rules rules = {0};
+        struct pql_rules rules = {0};
         cli_rules_apply(&rules, &set);
         cli_print_summary(devnull, &set, false);
         cli_junit_write(devnull, &set, true);

@@ -22,14 +22,11 @@ static bool is_python(const struct cli_frame *f)
     return f->lang && strcmp(f->lang, "python") == 0;
 }
 
-/* Python code installed as a library (psycopg2 and the like, the standard library) is not the user's. */
+/* Python code installed as a library (psycopg2 and the like, the standard library) is not the user's:
+ * common/frames.h, the list the summary and the shim use too. */
 static bool is_python_library(const struct cli_frame *f)
 {
-    if (!f->file)
-        return false;
-    return strstr(f->file, "/site-packages/") || strstr(f->file, "/dist-packages/") ||
-           strncmp(f->file, "/usr/lib/python", 15) == 0 ||
-           strncmp(f->file, "/usr/local/lib/python", 21) == 0 || f->file[0] == '<';
+    return cli_frame_kind(f) == PQL_FRAME_LIBRARY;
 }
 
 /* The frame a rule should name, or NULL when the stack is empty; *broad when it is no user frame. */
@@ -54,11 +51,9 @@ static const struct cli_frame *pick_frame(const struct cli_stack *st, bool *broa
         return &st->f[u];
     *broad = true;
     /* Only runtime frames: the innermost one outside the shim is libpq's entry point. */
-    for (size_t i = 0; i < st->n; i++) {
-        const char *m = st->f[i].module ? cli_basename(st->f[i].module) : "";
-        if (strncmp(m, "libpqleak", 9) != 0 && strncmp(m, "libunwind", 9) != 0)
+    for (size_t i = 0; i < st->n; i++)
+        if (!pql_module_is_shim(st->f[i].module))
             return &st->f[i];
-    }
     return st->n ? &st->f[0] : NULL;
 }
 

@@ -1,5 +1,5 @@
-/* Frame keys, runtime-frame classification and frame formatting for the pqleak command (frame.h).
- * Pure functions of their arguments; command-line process only. */
+/* Frame keys, frame classes (through common/frames.h) and frame formatting for the pqleak command
+ * (frame.h). Pure functions of their arguments; command-line process only. */
 #include "frame.h"
 
 #include "util.h"
@@ -100,92 +100,19 @@ char *cli_stack_key(const struct cli_stack *s)
     return b.s;
 }
 
-static bool prefixed(const char *s, const char *prefix)
+enum pql_frame_kind cli_frame_kind(const struct cli_frame *f)
 {
-    return strncmp(s, prefix, strlen(prefix)) == 0;
+    return pql_frame_classify(f->function, f->file, f->module, f->lang);
 }
 
 bool cli_frame_is_runtime(const struct cli_frame *f)
 {
-    static const char *const runtime[] = {
-        "libpq.",    "libc.",     "libc-",      "ld-linux", "ld.so",     "ld64.so",
-        "libpqleak", "libunwind", "libpthread", "libdl.",   "libpython", "python",
-        "libperl",   "perl",      "libruby",    "ruby",     "libphp",    "php",
-    };
-    if (f->lang && strcmp(f->lang, "c") != 0)
-        return false; /* interpreted-language frames are the user's code */
-    if (!f->module)
-        return false;
-    const char *base = cli_basename(f->module);
-    for (size_t i = 0; i < sizeof runtime / sizeof runtime[0]; i++)
-        if (prefixed(base, runtime[i]))
-            return true;
-    return false;
-}
-
-static bool interpreted(const struct cli_frame *f)
-{
-    return f->lang && strcmp(f->lang, "c") != 0;
-}
-
-/* Where in f->file the directory of installed packages ends ("site-packages/"), or NULL. */
-static const char *after_packages(const char *file)
-{
-    static const char *const dirs[] = {"/site-packages/", "/dist-packages/"};
-    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
-        const char *p = strstr(file, dirs[i]);
-        if (p)
-            return p + strlen(dirs[i]);
-    }
-    return NULL;
-}
-
-/* The "pythonX.Y" directory of a standard-library path (".../lib/python3.11/threading.py"), or NULL. */
-static const char *stdlib_dir(const char *file, size_t *len)
-{
-    for (const char *p = strstr(file, "/lib/python"); p; p = strstr(p + 1, "/lib/python")) {
-        const char *d = p + strlen("/lib/");
-        const char *end = strchr(d, '/');
-        if (end && d[strlen("python")] >= '0' && d[strlen("python")] <= '9') {
-            *len = (size_t)(end - d);
-            return d;
-        }
-    }
-    return NULL;
+    return pql_frame_kind_is_runtime(cli_frame_kind(f));
 }
 
 bool cli_frame_is_app(const struct cli_frame *f)
 {
-    size_t n;
-    if (!interpreted(f) || !f->file || prefixed(f->file, "<frozen"))
-        return false;
-    return !after_packages(f->file) && !stdlib_dir(f->file, &n);
-}
-
-const char *cli_frame_origin(const struct cli_frame *f, char *buf, size_t len)
-{
-    if (f->module)
-        return cli_basename(f->module);
-    if (!f->file)
-        return f->lang ? f->lang : "?";
-    if (prefixed(f->file, "<frozen"))
-        return "frozen modules";
-    const char *pkg = after_packages(f->file);
-    size_t n;
-    if (pkg) {
-        n = strcspn(pkg, "/");
-        /* A top-level module file names itself: "six.py" -> "six". */
-        if (!pkg[n] && n > 3 && strcmp(pkg + n - 3, ".py") == 0)
-            n -= 3;
-        snprintf(buf, len, "%.*s", (int)n, pkg);
-        return buf;
-    }
-    const char *std = stdlib_dir(f->file, &n);
-    if (std) {
-        snprintf(buf, len, "%.*s", (int)n, std);
-        return buf;
-    }
-    return cli_basename(f->file);
+    return f->lang && strcmp(f->lang, "c") != 0 && cli_frame_kind(f) == PQL_FRAME_APP;
 }
 
 size_t cli_stack_first_user(const struct cli_stack *s)

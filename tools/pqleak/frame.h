@@ -1,7 +1,10 @@
 /* Symbolized stacks as the reports carry them: frames, their merge keys, whose code they are (the
- * user's or a runtime's: libpq, libc, ld.so, the shim, interpreters) and how they print. */
+ * user's or a runtime's: libpq, libc, ld.so, the shim, interpreters; common/frames.h decides) and how
+ * they print. */
 #ifndef CLI_FRAME_H
 #define CLI_FRAME_H
+
+#include "frames.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -30,19 +33,18 @@ void cli_stack_copy(struct cli_stack *dst, const struct cli_stack *src);
  * between processes, symbols do not), else module+offset. Caller frees. */
 char *cli_stack_key(const struct cli_stack *s);
 
-/* True for frames of libpq, libc, ld.so, the shim, libunwind and language interpreters: folded in
- * summaries and never chosen for a suppression rule. Python-level frames are the user's. */
+/* Whose code f is (common/frames.h: the one list the shim uses too). */
+enum pql_frame_kind cli_frame_kind(const struct cli_frame *f);
+
+/* True for native frames of libpq, the system (libc, ld.so, the shim, libunwind) and language
+ * interpreters: folded in summaries and never chosen for a suppression rule. Interpreted frames are
+ * never runtime frames. */
 bool cli_frame_is_runtime(const struct cli_frame *f);
 
 /* True for an interpreted-language frame (Python) of the program's own source: not in an installed
  * package (site-packages, dist-packages), the language's standard library (.../lib/pythonX.Y/) or a
  * frozen module. Without a file name it cannot tell, and says false. */
 bool cli_frame_is_app(const struct cli_frame *f);
-
-/* A short name for the code a frame belongs to, for "... N frames in NAME" lines: the module's file
- * name, the package of an installed Python module ("sqlalchemy"), "pythonX.Y" for its standard
- * library, else the source file's name. Points into f or returns a constant. */
-const char *cli_frame_origin(const struct cli_frame *f, char *buf, size_t len);
 
 /* Index of the innermost frame of the user's own code, or s->n when there is none. */
 size_t cli_stack_first_user(const struct cli_stack *s);

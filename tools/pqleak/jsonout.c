@@ -3,6 +3,8 @@
  * lived in added to it. Command-line process only. */
 #include "jsonout.h"
 
+#include "names.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -21,12 +23,12 @@ static json_t *str_or_null(const char *s)
 static json_t *frame_json(const struct cli_frame *f)
 {
     json_t *o = json_object();
-    json_object_set_new(o, "function", str_or_null(f->function));
-    json_object_set_new(o, "file", str_or_null(f->file));
-    json_object_set_new(o, "line", f->line > 0 ? json_integer(f->line) : json_null());
-    json_object_set_new(o, "module", str_or_null(f->module));
-    json_object_set_new(o, "offset", str_or_null(f->offset));
-    json_object_set_new(o, "lang", str_or_null(f->lang));
+    json_object_set_new(o, PQL_F_FUNCTION, str_or_null(f->function));
+    json_object_set_new(o, PQL_F_FILE, str_or_null(f->file));
+    json_object_set_new(o, PQL_F_LINE, f->line > 0 ? json_integer(f->line) : json_null());
+    json_object_set_new(o, PQL_F_MODULE, str_or_null(f->module));
+    json_object_set_new(o, PQL_F_OFFSET, str_or_null(f->offset));
+    json_object_set_new(o, PQL_F_LANG, str_or_null(f->lang));
     return o;
 }
 
@@ -53,8 +55,8 @@ static json_t *depot_id(struct depot *d, const struct cli_stack *st)
 static json_t *proc_json(const struct cli_proc *p)
 {
     json_t *o = json_object();
-    json_object_set_new(o, "program", str_or_null(p ? p->program : NULL));
-    json_object_set_new(o, "pid", p && p->pid >= 0 ? json_integer(p->pid) : json_null());
+    json_object_set_new(o, PQL_F_PROGRAM, str_or_null(p ? p->program : NULL));
+    json_object_set_new(o, PQL_F_PID, p && p->pid >= 0 ? json_integer(p->pid) : json_null());
     return o;
 }
 
@@ -74,18 +76,18 @@ int cli_jsonout_write(FILE *out, const struct cli_set *set)
 {
     struct depot d = {json_object(), json_object()};
     json_t *root = json_object();
-    json_object_set_new(root, "schema", json_string("pqleak/1"));
-    json_object_set_new(root, "trigger", json_string("merged"));
-    json_object_set_new(root, "pid", json_null());
-    json_object_set_new(root, "program", json_null());
-    json_object_set_new(root, "time", now_iso());
-    json_object_set(root, "settings", set->settings ? set->settings : json_null());
-    json_object_set_new(root, "utilization", cli_set_utilization(set));
+    json_object_set_new(root, PQL_F_SCHEMA, json_string(PQL_SCHEMA));
+    json_object_set_new(root, PQL_F_TRIGGER, json_string(PQL_TRIGGER_MERGED));
+    json_object_set_new(root, PQL_F_PID, json_null());
+    json_object_set_new(root, PQL_F_PROGRAM, json_null());
+    json_object_set_new(root, PQL_F_TIME, now_iso());
+    json_object_set(root, PQL_F_SETTINGS, set->settings ? set->settings : json_null());
+    json_object_set_new(root, PQL_F_UTILIZATION, cli_set_utilization(set));
 
     json_t *procs = json_array();
     for (size_t i = 0; i < set->procs.n; i++)
         json_array_append_new(procs, proc_json(set->procs.v[i]));
-    json_object_set_new(root, "processes", procs);
+    json_object_set_new(root, PQL_F_PROCESSES, procs);
 
     json_t *conns = json_array();
     json_t *leaks = json_array();
@@ -93,36 +95,36 @@ int cli_jsonout_write(FILE *out, const struct cli_set *set)
     for (size_t i = 0; i < set->groups.n; i++) {
         const struct cli_group *g = set->groups.v[i];
         json_t *l = json_object();
-        json_object_set_new(l, "stack", depot_id(&d, &g->stack));
-        json_object_set_new(l, "tx_stack", g->has_tx ? depot_id(&d, &g->tx) : json_null());
-        json_object_set_new(l, "count", json_integer(g->count));
+        json_object_set_new(l, PQL_F_STACK, depot_id(&d, &g->stack));
+        json_object_set_new(l, PQL_F_TX_STACK, g->has_tx ? depot_id(&d, &g->tx) : json_null());
+        json_object_set_new(l, PQL_F_COUNT, json_integer(g->count));
         json_t *ids = json_array();
         for (size_t j = 0; j < g->conns.n; j++) {
             const struct cli_conn *c = g->conns.v[j];
             json_t *o = json_object();
-            json_object_set_new(o, "id", json_integer(next_conn));
+            json_object_set_new(o, PQL_F_ID, json_integer(next_conn));
             json_object_update(o, c->obj);
-            json_object_set_new(o, "stack", c->has_stack ? depot_id(&d, &c->stack) : json_null());
-            json_object_set_new(o, "tx_stack", c->has_tx ? depot_id(&d, &c->tx) : json_null());
-            json_object_set_new(o, "pid",
+            json_object_set_new(o, PQL_F_STACK, c->has_stack ? depot_id(&d, &c->stack) : json_null());
+            json_object_set_new(o, PQL_F_TX_STACK, c->has_tx ? depot_id(&d, &c->tx) : json_null());
+            json_object_set_new(o, PQL_F_PID,
                                 c->proc && c->proc->pid >= 0 ? json_integer(c->proc->pid) : json_null());
-            json_object_set_new(o, "program", str_or_null(c->proc ? c->proc->program : NULL));
+            json_object_set_new(o, PQL_F_PROGRAM, str_or_null(c->proc ? c->proc->program : NULL));
             json_array_append_new(conns, o);
             json_array_append_new(ids, json_integer(next_conn++));
         }
-        json_object_set_new(l, "connections", ids);
-        json_object_set_new(l, "kind", json_string(g->kind));
-        json_object_set_new(l, "suppressed", json_boolean(g->suppressed));
-        json_object_set_new(l, "rule", str_or_null(g->suppressed ? g->rule : NULL));
+        json_object_set_new(l, PQL_F_CONNECTIONS, ids);
+        json_object_set_new(l, PQL_F_KIND, json_string(g->kind));
+        json_object_set_new(l, PQL_F_SUPPRESSED, json_boolean(g->suppressed));
+        json_object_set_new(l, PQL_F_RULE, str_or_null(g->suppressed ? g->rule : NULL));
         json_t *lp = json_array();
         for (size_t j = 0; j < g->procs.n; j++)
             json_array_append_new(lp, proc_json(g->procs.v[j]));
-        json_object_set_new(l, "processes", lp);
+        json_object_set_new(l, PQL_F_PROCESSES, lp);
         json_array_append_new(leaks, l);
     }
-    json_object_set_new(root, "connections", conns);
-    json_object_set_new(root, "leaks", leaks);
-    json_object_set(root, "stacks", d.stacks);
+    json_object_set_new(root, PQL_F_CONNECTIONS, conns);
+    json_object_set_new(root, PQL_F_LEAKS, leaks);
+    json_object_set(root, PQL_F_STACKS, d.stacks);
 
     /* 15 digits print 0.2 as 0.2; 17 would show binary noise (0.20000000000000001). */
     int r = json_dumpf(root, out, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15));

@@ -68,11 +68,11 @@ static int cmd_report(int argc, char **argv)
             fputs(usage, stdout);
         return p == CLI_PARSED_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
     }
-    struct cli_rules rules = {0};
+    struct pql_rules rules = {0};
     if (o.suppressions && !cli_rules_load(&rules, o.suppressions))
         return CLI_EXIT_USAGE;
     if (o.junit && !cli_outfile_check("--junit", o.junit)) {
-        cli_rules_free(&rules);
+        pql_rules_free(&rules);
         return CLI_EXIT_USAGE;
     }
     struct cli_set set = {0};
@@ -103,7 +103,7 @@ static int cmd_report(int argc, char **argv)
         }
     }
     cli_set_free(&set);
-    cli_rules_free(&rules);
+    pql_rules_free(&rules);
     return rc;
 }
 

@@ -3,6 +3,8 @@
  * Command-line process only. */
 #include "merge.h"
 
+#include "names.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,11 +109,11 @@ static const char *member_str(const json_t *obj, const char *name)
 
 char *cli_conn_target(const json_t *conn)
 {
-    const json_t *t = json_object_get(conn, "target");
+    const json_t *t = json_object_get(conn, PQL_F_TARGET);
     if (!json_is_object(t))
         return NULL;
-    return cli_xasprintf("%s:%s %s %s", member_str(t, "host"), member_str(t, "port"), member_str(t, "dbname"),
-                         member_str(t, "user"));
+    return cli_xasprintf("%s:%s %s %s", member_str(t, PQL_F_HOST), member_str(t, PQL_F_PORT),
+                         member_str(t, PQL_F_DBNAME), member_str(t, PQL_F_USER));
 }
 
 void cli_set_add_leak(struct cli_set *s, const struct cli_stack *stack, const struct cli_stack *tx,
@@ -201,7 +203,7 @@ void cli_set_add_settings(struct cli_set *s, const json_t *settings)
 static bool is_level(const char *name)
 {
     size_t n = strlen(name);
-    return strncmp(name, "peak", 4) == 0 || strcmp(name, "cap") == 0 ||
+    return strncmp(name, "peak", 4) == 0 || strcmp(name, PQL_F_CAP) == 0 ||
            (n >= 4 && strcmp(name + n - 4, "_max") == 0) || (n >= 4 && strcmp(name + n - 4, "_pct") == 0);
 }
 
@@ -240,5 +242,5 @@ bool cli_group_counts(const struct cli_group *g, bool strict)
 {
     if (g->suppressed)
         return false;
-    return strict || strcmp(g->kind, "held") != 0;
+    return strict || strcmp(g->kind, PQL_KIND_HELD) != 0;
 }

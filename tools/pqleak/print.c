@@ -3,6 +3,7 @@
  * only. */
 #include "print.h"
 
+#include "names.h"
 #include "suppress.h"
 
 #include <stdint.h>
@@ -59,7 +60,7 @@ static size_t print_frames(FILE *out, const struct cli_stack *st, const char *in
         struct cli_vec names = {0};
         for (; j < st->n && !is_user(&st->f[j], rule); j++) {
             char buf[256];
-            const char *m = cli_frame_origin(&st->f[j], buf, sizeof buf);
+            const char *m = pql_frame_origin(st->f[j].file, st->f[j].module, st->f[j].lang, buf, sizeof buf);
             size_t k;
             for (k = 0; k < names.n && strcmp(names.v[k], m) != 0; k++) {
             }
@@ -165,11 +166,11 @@ char *cli_group_where(const struct cli_group *g)
 
 static const char *kind_words(const char *kind, bool counted)
 {
-    if (strcmp(kind, "unclosed") == 0)
+    if (strcmp(kind, PQL_KIND_UNCLOSED) == 0)
         return "not closed before exit";
-    if (strcmp(kind, "teardown") == 0)
+    if (strcmp(kind, PQL_KIND_TEARDOWN) == 0)
         return "closed by the language runtime's teardown with work in flight, which was rolled back";
-    if (strcmp(kind, "held") == 0)
+    if (strcmp(kind, PQL_KIND_HELD) == 0)
         return counted ? "closed by the language runtime's teardown while idle; a leak with --strict"
                        : "closed by the language runtime's teardown while idle; a leak only with --strict";
     return "a kind this version does not know";
@@ -180,7 +181,7 @@ static void print_group(FILE *out, const struct cli_group *g, bool counted)
     char n[64];
     char *site = cli_group_site(g);
     char *where = cli_group_where(g);
-    bool held = strcmp(g->kind, "held") == 0;
+    bool held = strcmp(g->kind, PQL_KIND_HELD) == 0;
     fprintf(out, "pqleak: %s %s (%s: %s), opened at %s\n", cli_plural(n, sizeof n, g->count, "connection"),
             held ? "held until exit" : "leaked", g->kind, kind_words(g->kind, counted), site);
     fprintf(out, "    in: %s\n", where);
@@ -219,7 +220,7 @@ void cli_print_summary(FILE *out, const struct cli_set *set, bool strict)
     }
     for (size_t i = 0; i < set->groups.n; i++) {
         const struct cli_group *g = set->groups.v[i];
-        bool is_leak = strict || strcmp(g->kind, "held") != 0;
+        bool is_leak = strict || strcmp(g->kind, PQL_KIND_HELD) != 0;
         if (g->suppressed) {
             char n[64];
             char *site = cli_group_site(g);

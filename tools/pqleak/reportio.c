@@ -3,6 +3,8 @@
  * Command-line process only. */
 #include "reportio.h"
 
+#include "names.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -12,8 +14,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define SCHEMA "pqleak/1"
-
 /* ---- directories ---- */
 
 static char *snap_id(const char *name, const struct stat *st)
@@ -22,9 +22,11 @@ static char *snap_id(const char *name, const struct stat *st)
                          (long long)st->st_mtim.tv_sec, st->st_mtim.tv_nsec);
 }
 
+/* Any *.json file not hidden: saved and merged reports may have any name; the shim's temp files
+ * (PQL_TEMP_PREFIX) start with '.'. */
 static bool is_report_name(const char *name)
 {
-    return name[0] != '.' && fnmatch("*.json", name, FNM_PERIOD) == 0;
+    return name[0] != '.' && fnmatch("*" PQL_REPORT_SUFFIX, name, FNM_PERIOD) == 0;
 }
 
 static int by_version(const void *a, const void *b)
@@ -187,9 +189,9 @@ static bool check_stacks(const json_t *stacks, struct verdict *v)
             return fail(v, "stack %s is not a list of frames", id);
         for (size_t i = 0; i < json_array_size(frames); i++) {
             const json_t *f = json_array_get(frames, i);
-            const json_t *off = json_object_get(f, "offset");
-            if (!json_is_object(f) || !opt_string(f, "function") || !opt_string(f, "file") ||
-                !opt_integer(f, "line") || !opt_string(f, "module") || !opt_string(f, "lang") ||
+            const json_t *off = json_object_get(f, PQL_F_OFFSET);
+            if (!json_is_object(f) || !opt_string(f, PQL_F_FUNCTION) || !opt_string(f, PQL_F_FILE) ||
+                !opt_integer(f, PQL_F_LINE) || !opt_string(f, PQL_F_MODULE) || !opt_string(f, PQL_F_LANG) ||
                 (off && !json_is_null(off) && !json_is_string(off) && !json_is_integer(off)))
                 return fail(v, "stack %s, frame %zu is malformed", id, i);
         }
@@ -205,7 +207,7 @@ static bool check_proc_list(const json_t *list, const char *what, struct verdict
         const json_t *p = json_array_get(list, i);
         if (json_is_integer(p))
             continue;
-        if (!json_is_object(p) || !opt_string(p, "program") || !opt_integer(p, "pid"))
+        if (!json_is_object(p) || !opt_string(p, PQL_F_PROGRAM) || !opt_integer(p, PQL_F_PID))
             return fail(v, "%s: process %zu is malformed", what, i);
     }
     return true;
@@ -224,15 +226,15 @@ static bool check_connections(const json_t *list, const json_t *stacks, json_t *
         snprintf(what, sizeof what, "connection %zu", i);
         if (!json_is_object(c))
             return fail(v, "%s is not an object", what);
-        const json_t *id = json_object_get(c, "id");
+        const json_t *id = json_object_get(c, PQL_F_ID);
         if (!json_is_integer(id))
             return fail(v, "%s has no integer \"id\"", what);
-        const json_t *t = json_object_get(c, "target");
+        const json_t *t = json_object_get(c, PQL_F_TARGET);
         if (t && !json_is_null(t) && !json_is_object(t))
             return fail(v, "%s: \"target\" is not an object", what);
-        if (!check_stack_ref(c, "stack", false, stacks, what, v) ||
-            !check_stack_ref(c, "tx_stack", false, stacks, what, v) || !opt_integer(c, "pid") ||
-            !opt_string(c, "program"))
+        if (!check_stack_ref(c, PQL_F_STACK, false, stacks, what, v) ||
+            !check_stack_ref(c, PQL_F_TX_STACK, false, stacks, what, v) || !opt_integer(c, PQL_F_PID) ||
+            !opt_string(c, PQL_F_PROGRAM))
             return fail(v, "%s is malformed", what);
         char key[32];
         snprintf(key, sizeof key, "%lld", (long long)json_integer_value(id));
@@ -254,23 +256,23 @@ static bool check_leaks(const json_t *leaks, const json_t *stacks, bool merged, 
         if (!json_is_object(l))
             return fail(v, "%s is not an object", what);
         /* A null stack is one the shim could not capture: the leak still counts. */
-        if (!json_object_get(l, "stack"))
+        if (!json_object_get(l, PQL_F_STACK))
             return fail(v, "%s has no \"stack\"", what);
-        if (!check_stack_ref(l, "stack", false, stacks, what, v) ||
-            !check_stack_ref(l, "tx_stack", false, stacks, what, v))
+        if (!check_stack_ref(l, PQL_F_STACK, false, stacks, what, v) ||
+            !check_stack_ref(l, PQL_F_TX_STACK, false, stacks, what, v))
             return false;
-        const json_t *count = json_object_get(l, "count");
+        const json_t *count = json_object_get(l, PQL_F_COUNT);
         if (!json_is_integer(count) || json_integer_value(count) < 0)
             return fail(v, "%s has no valid \"count\"", what);
-        const char *kind = json_string_value(json_object_get(l, "kind"));
+        const char *kind = json_string_value(json_object_get(l, PQL_F_KIND));
         if (!kind || !*kind)
             return fail(v, "%s has no \"kind\"", what);
-        const json_t *sup = json_object_get(l, "suppressed");
+        const json_t *sup = json_object_get(l, PQL_F_SUPPRESSED);
         if (sup && !json_is_null(sup) && !json_is_boolean(sup))
             return fail(v, "%s: \"suppressed\" is not true or false", what);
-        if (!opt_string(l, "rule"))
+        if (!opt_string(l, PQL_F_RULE))
             return fail(v, "%s: \"rule\" is not a string", what);
-        const json_t *ids = json_object_get(l, "connections");
+        const json_t *ids = json_object_get(l, PQL_F_CONNECTIONS);
         if (ids && !json_is_null(ids)) {
             if (!json_is_array(ids))
                 return fail(v, "%s: \"connections\" is not a list", what);
@@ -279,50 +281,51 @@ static bool check_leaks(const json_t *leaks, const json_t *stacks, bool merged, 
                     return fail(v, "%s: connection %zu is not an id", what, j);
             }
         }
-        if (merged && !check_proc_list(json_object_get(l, "processes"), what, v))
+        if (merged && !check_proc_list(json_object_get(l, PQL_F_PROCESSES), what, v))
             return false;
     }
     return true;
 }
 
-static const char *const triggers[] = {"exit", "signal", "suspect", "request", "merged"};
+static const char *const triggers[] = {PQL_TRIGGER_EXIT, PQL_TRIGGER_SIGNAL, PQL_TRIGGER_SUSPECT,
+                                       PQL_TRIGGER_REQUEST, PQL_TRIGGER_MERGED};
 
 /* Checks root; on success fills conns with the id -> connection map. */
 static bool check_report(const json_t *root, json_t *conns, struct verdict *v)
 {
     if (!json_is_object(root))
         return fail(v, "not a pqleak report (not a JSON object)");
-    const json_t *schema = json_object_get(root, "schema");
+    const json_t *schema = json_object_get(root, PQL_F_SCHEMA);
     if (!schema)
         return fail(v, "not a pqleak report (no \"schema\")");
-    if (!json_is_string(schema) || strcmp(json_string_value(schema), SCHEMA) != 0) {
+    if (!json_is_string(schema) || strcmp(json_string_value(schema), PQL_SCHEMA) != 0) {
         char *s = json_dumps(schema, JSON_ENCODE_ANY);
-        fail(v, "not a pqleak report (schema %.100s, expected \"" SCHEMA "\")", s ? s : "?");
+        fail(v, "not a pqleak report (schema %.100s, expected \"" PQL_SCHEMA "\")", s ? s : "?");
         free(s);
         return false;
     }
-    const char *trigger = json_string_value(json_object_get(root, "trigger"));
+    const char *trigger = json_string_value(json_object_get(root, PQL_F_TRIGGER));
     bool known = false;
     for (size_t i = 0; trigger && i < sizeof triggers / sizeof triggers[0]; i++)
         known = known || strcmp(trigger, triggers[i]) == 0;
     if (!known)
         return fail(v, "corrupt report (missing or unknown \"trigger\")");
-    bool merged = strcmp(trigger, "merged") == 0;
-    if (!opt_integer(root, "pid") || !opt_string(root, "program") || !opt_string(root, "time"))
+    bool merged = strcmp(trigger, PQL_TRIGGER_MERGED) == 0;
+    if (!opt_integer(root, PQL_F_PID) || !opt_string(root, PQL_F_PROGRAM) || !opt_string(root, PQL_F_TIME))
         return fail(v, "corrupt report (bad \"pid\", \"program\" or \"time\")");
-    const json_t *u = json_object_get(root, "utilization");
-    const json_t *set = json_object_get(root, "settings");
+    const json_t *u = json_object_get(root, PQL_F_UTILIZATION);
+    const json_t *set = json_object_get(root, PQL_F_SETTINGS);
     if ((u && !json_is_null(u) && !json_is_object(u)) || (set && !json_is_null(set) && !json_is_object(set)))
         return fail(v, "corrupt report (\"utilization\" or \"settings\" is not an object)");
-    const json_t *stacks = json_object_get(root, "stacks");
+    const json_t *stacks = json_object_get(root, PQL_F_STACKS);
     if (!check_stacks(stacks, v) ||
-        !check_connections(json_object_get(root, "connections"), stacks, conns, v))
+        !check_connections(json_object_get(root, PQL_F_CONNECTIONS), stacks, conns, v))
         goto corrupt;
-    if (merged && !check_proc_list(json_object_get(root, "processes"), "report", v))
+    if (merged && !check_proc_list(json_object_get(root, PQL_F_PROCESSES), "report", v))
         goto corrupt;
     /* Exit reports always carry "leaks", even empty: without it this is not a whole report. */
-    const json_t *leaks = json_object_get(root, "leaks");
-    if (strcmp(trigger, "exit") == 0 || merged || (leaks && !json_is_null(leaks)))
+    const json_t *leaks = json_object_get(root, PQL_F_LEAKS);
+    if (strcmp(trigger, PQL_TRIGGER_EXIT) == 0 || merged || (leaks && !json_is_null(leaks)))
         if (!check_leaks(leaks, stacks, merged, v))
             goto corrupt;
     return true;
@@ -341,7 +344,7 @@ static char *str_or_null(const json_t *obj, const char *name)
 
 static long pid_of(const json_t *obj)
 {
-    const json_t *p = json_object_get(obj, "pid");
+    const json_t *p = json_object_get(obj, PQL_F_PID);
     return json_is_integer(p) ? (long)json_integer_value(p) : -1;
 }
 
@@ -352,17 +355,17 @@ static void to_stack(const json_t *frames, struct cli_stack *out)
     for (size_t i = 0; i < out->n; i++) {
         const json_t *f = json_array_get(frames, i);
         struct cli_frame *d = &out->f[i];
-        d->function = str_or_null(f, "function");
-        d->file = str_or_null(f, "file");
-        const json_t *line = json_object_get(f, "line");
+        d->function = str_or_null(f, PQL_F_FUNCTION);
+        d->file = str_or_null(f, PQL_F_FILE);
+        const json_t *line = json_object_get(f, PQL_F_LINE);
         d->line = json_is_integer(line) ? (long)json_integer_value(line) : 0;
-        d->module = str_or_null(f, "module");
-        const json_t *off = json_object_get(f, "offset");
+        d->module = str_or_null(f, PQL_F_MODULE);
+        const json_t *off = json_object_get(f, PQL_F_OFFSET);
         if (json_is_integer(off))
             d->offset = cli_xasprintf("0x%llx", (unsigned long long)json_integer_value(off));
         else
-            d->offset = str_or_null(f, "offset");
-        d->lang = str_or_null(f, "lang");
+            d->offset = str_or_null(f, PQL_F_OFFSET);
+        d->lang = str_or_null(f, PQL_F_LANG);
     }
 }
 
@@ -380,7 +383,7 @@ static const struct cli_proc *proc_from(struct cli_set *set, const json_t *p)
 {
     if (json_is_integer(p))
         return cli_set_proc(set, NULL, (long)json_integer_value(p));
-    const char *program = json_string_value(json_object_get(p, "program"));
+    const char *program = json_string_value(json_object_get(p, PQL_F_PROGRAM));
     return cli_set_proc(set, program, pid_of(p));
 }
 
@@ -389,13 +392,13 @@ static struct cli_conn *make_conn(struct cli_set *set, const json_t *obj, const 
 {
     struct cli_conn *c = cli_xcalloc(1, sizeof *c);
     c->obj = json_deep_copy(obj);
-    c->has_stack = ref_stack(obj, "stack", stacks, &c->stack);
-    c->has_tx = ref_stack(obj, "tx_stack", stacks, &c->tx);
+    c->has_stack = ref_stack(obj, PQL_F_STACK, stacks, &c->stack);
+    c->has_tx = ref_stack(obj, PQL_F_TX_STACK, stacks, &c->tx);
     /* A merged report names each connection's process in the connection itself. */
-    if (json_object_get(obj, "pid") || json_object_get(obj, "program"))
-        proc = cli_set_proc(set, json_string_value(json_object_get(obj, "program")), pid_of(obj));
+    if (json_object_get(obj, PQL_F_PID) || json_object_get(obj, PQL_F_PROGRAM))
+        proc = cli_set_proc(set, json_string_value(json_object_get(obj, PQL_F_PROGRAM)), pid_of(obj));
     c->proc = proc;
-    static const char *const renumbered[] = {"id", "stack", "tx_stack", "pid", "program"};
+    static const char *const renumbered[] = {PQL_F_ID, PQL_F_STACK, PQL_F_TX_STACK, PQL_F_PID, PQL_F_PROGRAM};
     for (size_t i = 0; i < sizeof renumbered / sizeof renumbered[0]; i++)
         json_object_del(c->obj, renumbered[i]);
     return c;
@@ -405,20 +408,20 @@ static void add_leak(struct cli_set *set, const json_t *l, const json_t *stacks,
                      const struct cli_proc *self)
 {
     struct cli_stack stack = {0}, tx = {0};
-    ref_stack(l, "stack", stacks, &stack);
-    bool has_tx = ref_stack(l, "tx_stack", stacks, &tx);
+    ref_stack(l, PQL_F_STACK, stacks, &stack);
+    bool has_tx = ref_stack(l, PQL_F_TX_STACK, stacks, &tx);
 
     struct cli_vec procs = {0};
     if (self)
         cli_vec_push(&procs, (void *)self);
     else {
-        const json_t *list = json_object_get(l, "processes");
+        const json_t *list = json_object_get(l, PQL_F_PROCESSES);
         for (size_t i = 0; i < json_array_size(list); i++)
             cli_vec_push(&procs, (void *)proc_from(set, json_array_get(list, i)));
     }
 
     struct cli_vec cv = {0};
-    const json_t *ids = json_object_get(l, "connections");
+    const json_t *ids = json_object_get(l, PQL_F_CONNECTIONS);
     for (size_t i = 0; i < json_array_size(ids); i++) {
         char key[32];
         snprintf(key, sizeof key, "%lld", (long long)json_integer_value(json_array_get(ids, i)));
@@ -428,10 +431,10 @@ static void add_leak(struct cli_set *set, const json_t *l, const json_t *stacks,
             cli_vec_push(&cv, make_conn(set, obj, stacks, self));
     }
 
-    const char *kind = json_string_value(json_object_get(l, "kind"));
-    long count = (long)json_integer_value(json_object_get(l, "count"));
-    bool sup = json_is_true(json_object_get(l, "suppressed"));
-    const char *rule = json_string_value(json_object_get(l, "rule"));
+    const char *kind = json_string_value(json_object_get(l, PQL_F_KIND));
+    long count = (long)json_integer_value(json_object_get(l, PQL_F_COUNT));
+    bool sup = json_is_true(json_object_get(l, PQL_F_SUPPRESSED));
+    const char *rule = json_string_value(json_object_get(l, PQL_F_RULE));
     cli_set_add_leak(set, &stack, has_tx ? &tx : NULL, kind, count, sup, rule,
                      (const struct cli_proc *const *)procs.v, procs.n, (struct cli_conn **)cv.v, cv.n);
     cli_vec_free(&cv);
@@ -442,31 +445,32 @@ static void add_leak(struct cli_set *set, const json_t *l, const json_t *stacks,
 
 static void add_report(struct cli_set *set, const json_t *root, const json_t *conns, const char *path)
 {
-    const char *trigger = json_string_value(json_object_get(root, "trigger"));
-    bool merged = strcmp(trigger, "merged") == 0;
-    bool is_exit = strcmp(trigger, "exit") == 0;
+    const char *trigger = json_string_value(json_object_get(root, PQL_F_TRIGGER));
+    bool merged = strcmp(trigger, PQL_TRIGGER_MERGED) == 0;
+    bool is_exit = strcmp(trigger, PQL_TRIGGER_EXIT) == 0;
     const struct cli_proc *self = NULL;
     char *who;
     if (merged) {
-        const json_t *list = json_object_get(root, "processes");
+        const json_t *list = json_object_get(root, PQL_F_PROCESSES);
         for (size_t i = 0; i < json_array_size(list); i++)
             proc_from(set, json_array_get(list, i));
         who = cli_xasprintf("merged %s", path);
     } else {
-        self = cli_set_proc(set, json_string_value(json_object_get(root, "program")), pid_of(root));
+        self = cli_set_proc(set, json_string_value(json_object_get(root, PQL_F_PROGRAM)), pid_of(root));
         who = cli_xstrdup(self->key);
     }
     set->reports++;
-    cli_set_add_util(set, who, merged || is_exit ? 1 : 0, json_string_value(json_object_get(root, "time")),
-                     json_object_get(root, "utilization"));
+    cli_set_add_util(set, who, merged || is_exit ? 1 : 0,
+                     json_string_value(json_object_get(root, PQL_F_TIME)),
+                     json_object_get(root, PQL_F_UTILIZATION));
     free(who);
-    cli_set_add_settings(set, json_object_get(root, "settings"));
+    cli_set_add_settings(set, json_object_get(root, PQL_F_SETTINGS));
     /* Only final reports count leaks: a live report's open connections may yet be closed, and its
      * process writes an exit report later. */
     if (!merged && !is_exit)
         return;
-    const json_t *stacks = json_object_get(root, "stacks");
-    const json_t *leaks = json_object_get(root, "leaks");
+    const json_t *stacks = json_object_get(root, PQL_F_STACKS);
+    const json_t *leaks = json_object_get(root, PQL_F_LEAKS);
     for (size_t i = 0; i < json_array_size(leaks); i++)
         add_leak(set, json_array_get(leaks, i), stacks, conns, self);
 }
@@ -530,7 +534,7 @@ bool cli_report_check(const json_t *root, char *msg, size_t len)
 bool cli_report_stack(const json_t *root, const json_t *obj, const char *name, struct cli_stack *out)
 {
     *out = (struct cli_stack){0};
-    return ref_stack(obj, name, json_object_get(root, "stacks"), out);
+    return ref_stack(obj, name, json_object_get(root, PQL_F_STACKS), out);
 }
 
 size_t cli_report_load_paths(struct cli_set *set, char *const *paths)

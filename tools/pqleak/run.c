@@ -334,7 +334,7 @@ static bool write_output(const char *option, const char *path, const struct cli_
 /* Reads the reports of this run and prints the summary. Returns 0, CLI_EXIT_LEAKS when a group counts,
  * or CLI_EXIT_USAGE when a report could not be read or an output not written. */
 static int collect(const struct cli_run_opts *o, const char *dir, const struct cli_dirsnap *snap,
-                   const struct cli_rules *rules, bool strict)
+                   const struct pql_rules *rules, bool strict)
 {
     struct cli_vec paths = {0};
     if (!cli_report_list_dir(dir, snap, &paths))
@@ -378,7 +378,7 @@ static int collect(const struct cli_run_opts *o, const char *dir, const struct c
 int cli_run(const struct cli_run_opts *o)
 {
     int rc = CLI_EXIT_USAGE;
-    struct cli_rules rules = {0};
+    struct pql_rules rules = {0};
     struct cli_dirsnap snap = {0};
     char *supp = NULL, *dir = NULL;
     bool temp_dir = false;
@@ -432,7 +432,7 @@ out:
     if (temp_dir)
         remove_tree(dir);
     cli_dirsnap_free(&snap);
-    cli_rules_free(&rules);
+    pql_rules_free(&rules);
     free(dir);
     free(supp);
     free(shim);

@@ -8,6 +8,7 @@
 
 #include "frame.h"
 #include "merge.h"
+#include "names.h"
 #include "print.h"
 #include "reportio.h"
 #include "util.h"
@@ -204,9 +205,9 @@ static int shim_thread(int pid)
         close(fd);
         comm[n > 0 ? n : 0] = '\0';
         comm[strcspn(comm, "\n")] = '\0';
-        if (strcmp(comm, "pqleak-sig") == 0)
+        if (strcmp(comm, PQL_THREAD_SIGNAL) == 0)
             found = 2;
-        else if (strcmp(comm, "pqleak") == 0)
+        else if (strcmp(comm, PQL_THREAD_PLAIN) == 0)
             found = 1;
     }
     closedir(d);
@@ -350,7 +351,10 @@ static bool find_dir(struct target *t, char *msg)
         }
     } else {
         const char *tmp = env_get(t, "TMPDIR");
-        t->dir = cli_xasprintf("%s/pqleak-%u", tmp && *tmp == '/' ? tmp : "/tmp", (unsigned)t->uid);
+        size_t len = (tmp ? strlen(tmp) : 0) + 32;
+        t->dir = cli_xmalloc(len);
+        if (pql_live_dir_default(t->dir, len, tmp, (unsigned)t->uid) < 0)
+            return why(msg, "cannot tell where it writes live reports"); /* len has room for any uid */
         t->private_dir = true;
     }
     struct stat st;
@@ -381,14 +385,13 @@ static void scan_reports(const struct target *t, struct cli_vec *ids, struct cli
     DIR *d = opendir(t->dir);
     if (!d)
         return;
-    char prefix[64];
-    int plen = snprintf(prefix, sizeof prefix, "pqleak-%d-signal-", t->pid);
     struct dirent *e;
     while ((e = readdir(d))) {
-        size_t n = strlen(e->d_name);
+        int pid;
+        char trigger[16];
         struct stat st;
-        if (strncmp(e->d_name, prefix, (size_t)plen) != 0 || n < 5 ||
-            strcmp(e->d_name + n - 5, ".json") != 0 ||
+        if (!pql_report_file_parse(e->d_name, &pid, trigger, sizeof trigger, NULL) || pid != t->pid ||
+            strcmp(trigger, PQL_TRIGGER_SIGNAL) != 0 ||
             fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
             continue;
         cli_vec_push(ids, cli_xasprintf("%s/%llu/%lld.%09ld", e->d_name, (unsigned long long)st.st_ino,
@@ -540,14 +543,16 @@ static bool check_found(const struct target *t, const struct found *f, json_t **
     char vmsg[600];
     if (!cli_report_check(*root, vmsg, sizeof vmsg))
         return why(msg, "%s: %s", f->path, vmsg);
-    const char *trigger = json_string_value(json_object_get(*root, "trigger"));
-    const json_t *pid = json_object_get(*root, "pid");
-    if (strcmp(trigger, "signal") != 0 || !json_is_integer(pid) || json_integer_value(pid) != t->pid)
+    const char *trigger = json_string_value(json_object_get(*root, PQL_F_TRIGGER));
+    const json_t *pid = json_object_get(*root, PQL_F_PID);
+    if (strcmp(trigger, PQL_TRIGGER_SIGNAL) != 0 || !json_is_integer(pid) ||
+        json_integer_value(pid) != t->pid)
         return why(msg, "%s: corrupt report (not a live report of process %d: trigger %s)", f->path, t->pid,
                    trigger);
     /* The status is made of these: without them there is nothing to judge. */
-    const json_t *u = json_object_get(*root, "utilization");
-    if (!json_is_integer(json_object_get(u, "open")) || !json_is_array(json_object_get(*root, "connections")))
+    const json_t *u = json_object_get(*root, PQL_F_UTILIZATION);
+    if (!json_is_integer(json_object_get(u, PQL_F_OPEN)) ||
+        !json_is_array(json_object_get(*root, PQL_F_CONNECTIONS)))
         return why(msg, "%s: corrupt report (no utilization or connections)", f->path);
     return true;
 }
@@ -585,13 +590,13 @@ static const char *tx_words(const char *tx)
 {
     if (!tx)
         return "transaction status unknown";
-    if (strcmp(tx, "idle") == 0)
+    if (strcmp(tx, PQL_V_TX_IDLE) == 0)
         return "idle";
-    if (strcmp(tx, "active") == 0)
+    if (strcmp(tx, PQL_V_TX_ACTIVE) == 0)
         return "running a query (active)";
-    if (strcmp(tx, "intrans") == 0)
+    if (strcmp(tx, PQL_V_TX_INTRANS) == 0)
         return "idle in transaction (intrans)";
-    if (strcmp(tx, "inerror") == 0)
+    if (strcmp(tx, PQL_V_TX_INERROR) == 0)
         return "idle in a failed transaction (inerror)";
     return "transaction status unknown";
 }
@@ -600,35 +605,35 @@ static void print_connection(FILE *out, const json_t *root, const json_t *c)
 {
     char a[32], b[32];
     char *target = cli_conn_target(c);
-    const char *status = json_string_value(json_object_get(c, "status"));
-    fprintf(out, "  #%lld %s%s", (long long)json_integer_value(json_object_get(c, "id")),
-            status && strcmp(status, "ok") != 0 ? "(failed or connecting) " : "", target ? target : "?");
+    const char *status = json_string_value(json_object_get(c, PQL_F_STATUS));
+    fprintf(out, "  #%lld %s%s", (long long)json_integer_value(json_object_get(c, PQL_F_ID)),
+            status && strcmp(status, PQL_V_OK) != 0 ? "(failed or connecting) " : "", target ? target : "?");
     free(target);
-    long spid = get_long(c, "server_pid", 0), port = get_long(c, "client_port", 0);
+    long spid = get_long(c, PQL_F_SERVER_PID, 0), port = get_long(c, PQL_F_CLIENT_PORT, 0);
     if (spid)
         fprintf(out, ", server pid %ld", spid);
     if (port)
         fprintf(out, ", client port %ld", port);
-    fprintf(out, ", open %s, idle %s, %s", fmt_s(a, sizeof a, json_object_get(c, "age_s")),
-            fmt_s(b, sizeof b, json_object_get(c, "idle_s")),
-            tx_words(json_string_value(json_object_get(c, "tx_status"))));
-    long thread = get_long(c, "thread", 0);
+    fprintf(out, ", open %s, idle %s, %s", fmt_s(a, sizeof a, json_object_get(c, PQL_F_AGE_S)),
+            fmt_s(b, sizeof b, json_object_get(c, PQL_F_IDLE_S)),
+            tx_words(json_string_value(json_object_get(c, PQL_F_TX_STATUS))));
+    long thread = get_long(c, PQL_F_THREAD, 0);
     if (thread)
         fprintf(out, ", thread %ld", thread);
-    const char *suspect = json_string_value(json_object_get(c, "suspect"));
-    if (suspect && strcmp(suspect, "age") == 0)
+    const char *suspect = json_string_value(json_object_get(c, PQL_F_SUSPECT));
+    if (suspect && strcmp(suspect, PQL_V_AGE) == 0)
         fprintf(out, ", SUSPECT: open longer than PQLEAK_SUSPECT_AGE");
-    else if (suspect && strcmp(suspect, "idle_tx") == 0)
+    else if (suspect && strcmp(suspect, PQL_V_IDLE_TX) == 0)
         fprintf(out, ", SUSPECT: idle in a transaction longer than PQLEAK_SUSPECT_IDLE_TX");
     else if (suspect)
         fprintf(out, ", SUSPECT (%s)", suspect);
     fputc('\n', out);
     struct cli_stack st;
     fprintf(out, "    opened at:\n");
-    cli_report_stack(root, c, "stack", &st);
+    cli_report_stack(root, c, PQL_F_STACK, &st);
     cli_print_stack_head(out, &st, "      ", USER_FRAMES);
     cli_stack_free(&st);
-    if (cli_report_stack(root, c, "tx_stack", &st)) {
+    if (cli_report_stack(root, c, PQL_F_TX_STACK, &st)) {
         fprintf(out, "    transaction began at:\n");
         cli_print_stack_head(out, &st, "      ", USER_FRAMES);
         cli_stack_free(&st);
@@ -645,15 +650,15 @@ struct levels {
 
 static void levels_of(const json_t *root, struct levels *l)
 {
-    const json_t *u = json_object_get(root, "utilization");
-    const json_t *set = json_object_get(root, "settings");
-    const json_t *conns = json_object_get(root, "connections");
-    l->open = get_long(u, "open", (long)json_array_size(conns));
-    l->peak = get_long(u, "peak_open", l->open);
-    l->cap = get_long(u, "cap", get_long(set, "max_conns", 0));
-    l->warn = get_long(set, "warn_pct", DEFAULT_WARN_PCT);
-    l->crit = get_long(set, "crit_pct", DEFAULT_CRIT_PCT);
-    const json_t *pct = json_object_get(u, "utilization_pct");
+    const json_t *u = json_object_get(root, PQL_F_UTILIZATION);
+    const json_t *set = json_object_get(root, PQL_F_SETTINGS);
+    const json_t *conns = json_object_get(root, PQL_F_CONNECTIONS);
+    l->open = get_long(u, PQL_F_OPEN, (long)json_array_size(conns));
+    l->peak = get_long(u, PQL_F_PEAK_OPEN, l->open);
+    l->cap = get_long(u, PQL_F_CAP, get_long(set, PQL_F_MAX_CONNS, 0));
+    l->warn = get_long(set, PQL_F_WARN_PCT, DEFAULT_WARN_PCT);
+    l->crit = get_long(set, PQL_F_CRIT_PCT, DEFAULT_CRIT_PCT);
+    const json_t *pct = json_object_get(u, PQL_F_UTILIZATION_PCT);
     l->capped = l->cap > 0 || json_is_number(pct);
     l->pct = json_is_number(pct) ? json_number_value(pct)
              : l->cap > 0        ? 100.0 * (double)l->open / (double)l->cap
@@ -667,7 +672,7 @@ static void levels_of(const json_t *root, struct levels *l)
     }
     l->suspects = 0;
     for (size_t i = 0; i < json_array_size(conns); i++)
-        l->suspects += json_is_string(json_object_get(json_array_get(conns, i), "suspect"));
+        l->suspects += json_is_string(json_object_get(json_array_get(conns, i), PQL_F_SUSPECT));
 }
 
 /* The first line, as a Nagios plugin writes it: status, summary, then performance data
@@ -693,22 +698,22 @@ static void print_plugin_line(FILE *out, const json_t *u, const struct levels *l
     if (l->capped)
         fprintf(out, " utilization=%s%%;%ld;%ld;0;100", fmt_pct(p, sizeof p, l->pct), l->warn, l->crit);
     fprintf(out, " suspects=%ld opened=%ldc closed=%ldc failed=%ldc waits=%ldc timeouts=%ldc refused=%ldc\n",
-            l->suspects, get_long(u, "opened_total", 0), get_long(u, "closed_total", 0),
-            get_long(u, "failed_total", 0), get_long(u, "waits_total", 0), get_long(u, "timeouts_total", 0),
-            get_long(u, "refused_total", 0));
+            l->suspects, get_long(u, PQL_F_OPENED_TOTAL, 0), get_long(u, PQL_F_CLOSED_TOTAL, 0),
+            get_long(u, PQL_F_FAILED_TOTAL, 0), get_long(u, PQL_F_WAITS_TOTAL, 0),
+            get_long(u, PQL_F_TIMEOUTS_TOTAL, 0), get_long(u, PQL_F_REFUSED_TOTAL, 0));
 }
 
 /* The plugin line, then the process, its utilization and every open connection. */
 static void print_text(FILE *out, const struct found *f, const json_t *root, const struct levels *l)
 {
-    const json_t *u = json_object_get(root, "utilization");
-    const json_t *conns = json_object_get(root, "connections");
+    const json_t *u = json_object_get(root, PQL_F_UTILIZATION);
+    const json_t *conns = json_object_get(root, PQL_F_CONNECTIONS);
     print_plugin_line(out, u, l);
 
-    const char *program = json_string_value(json_object_get(root, "program"));
-    const char *time = json_string_value(json_object_get(root, "time"));
+    const char *program = json_string_value(json_object_get(root, PQL_F_PROGRAM));
+    const char *time = json_string_value(json_object_get(root, PQL_F_TIME));
     fprintf(out, "process %lld (%s), live report of %s: %s\n",
-            (long long)json_integer_value(json_object_get(root, "pid")), program ? program : "?",
+            (long long)json_integer_value(json_object_get(root, PQL_F_PID)), program ? program : "?",
             time ? time : "an unknown time", f->path);
     char p[32], n[64];
     if (l->cap > 0)
@@ -716,14 +721,15 @@ static void print_text(FILE *out, const struct found *f, const json_t *root, con
                 l->open, l->cap, fmt_pct(p, sizeof p, l->pct), l->peak, l->warn, l->crit);
     else
         fprintf(out, "utilization: %ld open, peak %ld; no cap (PQLEAK_MAX_CONNS)\n", l->open, l->peak);
-    const json_t *ws = json_object_get(u, "wait_s_total"), *wm = json_object_get(u, "wait_s_max");
+    const json_t *ws = json_object_get(u, PQL_F_WAIT_S_TOTAL), *wm = json_object_get(u, PQL_F_WAIT_S_MAX);
     fprintf(out,
             "totals: %ld opened, %ld closed, %ld failed; %ld waits at the cap (%.1f s, longest %.1f s), "
             "%ld timeouts, %ld refused\n",
-            get_long(u, "opened_total", 0), get_long(u, "closed_total", 0), get_long(u, "failed_total", 0),
-            get_long(u, "waits_total", 0), json_is_number(ws) ? json_number_value(ws) : 0.0,
-            json_is_number(wm) ? json_number_value(wm) : 0.0, get_long(u, "timeouts_total", 0),
-            get_long(u, "refused_total", 0));
+            get_long(u, PQL_F_OPENED_TOTAL, 0), get_long(u, PQL_F_CLOSED_TOTAL, 0),
+            get_long(u, PQL_F_FAILED_TOTAL, 0), get_long(u, PQL_F_WAITS_TOTAL, 0),
+            json_is_number(ws) ? json_number_value(ws) : 0.0,
+            json_is_number(wm) ? json_number_value(wm) : 0.0, get_long(u, PQL_F_TIMEOUTS_TOTAL, 0),
+            get_long(u, PQL_F_REFUSED_TOTAL, 0));
     if (json_array_size(conns) == 0) {
         fprintf(out, "no connections open\n");
         return;
