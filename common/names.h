@@ -44,7 +44,8 @@ bool pql_report_file_parse(const char *name, int *pid, char *trigger, size_t tle
 #define PQL_LIVE_DIR_PREFIX "pqleak-"
 int pql_live_dir_default(char *buf, size_t len, const char *tmpdir_env, unsigned uid);
 
-/* ---- the report's field names (INTERFACE.md), as string literals: "\"" PQL_F_OPEN "\": %ld" ---- */
+/* ---- the report's field names (docs/report-schema.md), as string literals: "\"" PQL_F_OPEN "\": %ld" ----
+ */
 
 /* The report object. "processes" only in a merged report (the command's). */
 #define PQL_F_SCHEMA      "schema"
@@ -129,6 +130,7 @@ int pql_live_dir_default(char *buf, size_t len, const char *tmpdir_env, unsigned
 #define PQL_F_TRACE                "trace"
 #define PQL_F_DISABLE              "disable"
 #define PQL_F_TEXT_REPORT          "text_report"
+#define PQL_F_HOOK_DLSYM           "hook_dlsym"
 
 /* ---- values both sides interpret ---- */
 

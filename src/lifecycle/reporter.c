@@ -9,6 +9,7 @@
 #include "live.h"
 #include "log.h"
 #include "metrics.h"
+#include "names.h"
 #include "proc.h"
 #include "registry.h"
 #include "report.h"
@@ -58,8 +59,10 @@ bool pql_reporter_live_dir(const struct pql_settings *s, char *dir, size_t len)
         snprintf(dir, len, "%s", s->report_dir);
         return true;
     }
-    const char *tmp = getenv("TMPDIR");
-    snprintf(dir, len, "%s/pqleak-%u", tmp && *tmp == '/' ? tmp : "/tmp", (unsigned)getuid());
+    if (pql_live_dir_default(dir, len, getenv("TMPDIR"), (unsigned)getuid()) < 0) {
+        pql_log("the live report directory's path is too long (TMPDIR)");
+        return false;
+    }
     if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
         pql_log("cannot create the live report directory '%s' (%s)", dir, strerror(errno));
         return false;
@@ -78,7 +81,7 @@ static void live_report(const char *trigger)
     char dir[PQL_PATH_MAX], path[PQL_PATH_MAX + 64];
     bool have_dir = pql_reporter_live_dir(cfg, dir, sizeof(dir));
     if (pql_report_live(cfg, trigger, have_dir ? dir : NULL, true, path, sizeof(path)) &&
-        !strcmp(trigger, "signal")) {
+        !strcmp(trigger, PQL_TRIGGER_SIGNAL)) {
         /* Keep one signal report per process: an operator polling with pqleak status fills no disk. */
         if (*last_live)
             unlink(last_live);
@@ -128,7 +131,7 @@ static void check_suspects(void)
     free(conns);
     char dir[PQL_PATH_MAX];
     if (pql_reporter_live_dir(cfg, dir, sizeof(dir)))
-        pql_report_live(cfg, "suspect", dir, false, NULL, 0);
+        pql_report_live(cfg, PQL_TRIGGER_SUSPECT, dir, false, NULL, 0);
 }
 
 /* ---- metrics ---- */
@@ -165,7 +168,7 @@ void pql_reporter_exit(long leaked)
 
 /* ---- the thread ---- */
 
-static bool handler_named; /* the thread is named "pqleak-sig" */
+static bool handler_named; /* the thread is named PQL_THREAD_SIGNAL */
 
 static bool handler_still_ours(void)
 {
@@ -200,14 +203,14 @@ static void *reporter_main(void *arg)
         int r = poll(&p, 1, wait < 0 ? 0 : (int)(wait * 1000) + 1);
         if (handler_named && !handler_still_ours()) {
             /* The program installed its own handler since: `pqleak status` must not signal it. */
-            pthread_setname_np(pthread_self(), "pqleak");
+            pthread_setname_np(pthread_self(), PQL_THREAD_PLAIN);
             handler_named = false;
         }
         if (r > 0 && (p.revents & POLLIN)) {
             char drain[256];
             while (read(pipe_fd[0], drain, sizeof(drain)) > 0)
                 ;
-            live_report("signal");
+            live_report(PQL_TRIGGER_SIGNAL);
         }
     }
     return NULL;
@@ -274,7 +277,7 @@ void pql_reporter_ensure(const struct pql_settings *s)
         goto out;
     }
     /* `pqleak status` looks for this name: it proves the shim and its handler are in the process. */
-    pthread_setname_np(t, handler ? "pqleak-sig" : "pqleak");
+    pthread_setname_np(t, handler ? PQL_THREAD_SIGNAL : PQL_THREAD_PLAIN);
     atomic_store_explicit(&started, true, memory_order_release);
 out:
     pthread_mutex_unlock(&start_lock);

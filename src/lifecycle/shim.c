@@ -14,10 +14,10 @@
 #include "real.h"
 #include "registry.h"
 #include "report.h"
+#include "rules.h"
 #include "reporter.h"
 #include "runtime.h"
 #include "stack.h"
-#include "suppress.h"
 #include "symbolize.h"
 #include "track.h"
 
@@ -71,11 +71,6 @@ static void warn_early(const char *line)
         snprintf(early[nearly++], sizeof(early[0]), "%s", line);
 }
 
-static void warn_line(const char *line)
-{
-    pql_log("%s", line);
-}
-
 static const char *env(const char *name)
 {
     return getenv(name);
@@ -94,7 +89,7 @@ static void init(void)
     pql_settings_load(&settings, env, warn_early);
     pql_log_setup(settings.log);
     for (int i = 0; i < nearly; i++)
-        warn_line(early[i]);
+        pql_log("%s", early[i]);
     if (settings.disable)
         return;
     /* Setups in lock order (see above): stack before registry, so that fork takes the registry lock
@@ -109,8 +104,11 @@ static void init(void)
     pql_py_setup(settings.python);
     if (!unwind)
         pql_log("libunwind.so.8 cannot be loaded; connections are tracked without stacks");
-    if (*settings.suppressions)
-        pql_rules_load(&rules, settings.suppressions, warn_line);
+    /* A malformed file is refused whole (as pqleak refuses it): leaks stay unsuppressed, a gate fails
+     * closed. */
+    struct pql_rules_error err;
+    if (*settings.suppressions && !pql_rules_load(&rules, settings.suppressions, &err))
+        pql_log("PQLEAK_SUPPRESSIONS: %s; using no suppressions", err.msg);
     pql_track_setup(&settings);
     pthread_atfork(NULL, NULL, fork_child);
     active = true;

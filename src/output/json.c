@@ -4,6 +4,7 @@
 #include "json.h"
 
 #include "live.h"
+#include "names.h"
 #include "proc.h"
 #include "stack.h"
 
@@ -13,15 +14,15 @@
 
 static void json_target(struct pql_buf *b, const struct pql_target *t)
 {
-    pql_buf_puts(b, "{\"host\": ");
+    pql_buf_puts(b, "{\"" PQL_F_HOST "\": ");
     pql_buf_json_str(b, *t->host ? t->host : NULL);
-    pql_buf_puts(b, ", \"port\": ");
+    pql_buf_puts(b, ", \"" PQL_F_PORT "\": ");
     pql_buf_json_str(b, *t->port ? t->port : NULL);
-    pql_buf_puts(b, ", \"dbname\": ");
+    pql_buf_puts(b, ", \"" PQL_F_DBNAME "\": ");
     pql_buf_json_str(b, *t->dbname ? t->dbname : NULL);
-    pql_buf_puts(b, ", \"user\": ");
+    pql_buf_puts(b, ", \"" PQL_F_USER "\": ");
     pql_buf_json_str(b, *t->user ? t->user : NULL);
-    pql_buf_puts(b, ", \"application_name\": ");
+    pql_buf_puts(b, ", \"" PQL_F_APPLICATION_NAME "\": ");
     pql_buf_json_str(b, *t->appname ? t->appname : NULL);
     pql_buf_puts(b, "}");
 }
@@ -41,20 +42,24 @@ static void json_utilization(struct pql_buf *b, const struct pql_report *r)
     const struct pql_counters *c = &r->counters;
     const struct pql_wait_counters *w = &r->waits;
     int cap = r->settings->max_conns;
-    pql_buf_printf(b, "{\"open\": %ld, \"peak_open\": %ld, \"cap\": %d, \"utilization_pct\": ", c->open,
-                   c->peak_open, cap);
+    pql_buf_printf(b,
+                   "{\"" PQL_F_OPEN "\": %ld, \"" PQL_F_PEAK_OPEN "\": %ld, \"" PQL_F_CAP
+                   "\": %d, \"" PQL_F_UTILIZATION_PCT "\": ",
+                   c->open, c->peak_open, cap);
     if (cap > 0)
         pql_buf_json_num(b, 100.0 * (double)c->open / cap);
     else
         pql_buf_puts(b, "null");
-    pql_buf_printf(b, ", \"opened_total\": %ld, \"closed_total\": %ld, \"failed_total\": %ld",
+    pql_buf_printf(b,
+                   ", \"" PQL_F_OPENED_TOTAL "\": %ld, \"" PQL_F_CLOSED_TOTAL "\": %ld, \"" PQL_F_FAILED_TOTAL
+                   "\": %ld",
                    c->opened_total, c->closed_total, c->failed_total);
-    pql_buf_printf(b, ", \"waits_total\": %ld, \"wait_s_total\": ", w->waits_total);
+    pql_buf_printf(b, ", \"" PQL_F_WAITS_TOTAL "\": %ld, \"" PQL_F_WAIT_S_TOTAL "\": ", w->waits_total);
     pql_buf_json_num(b, w->wait_s_total);
-    pql_buf_puts(b, ", \"wait_s_max\": ");
+    pql_buf_puts(b, ", \"" PQL_F_WAIT_S_MAX "\": ");
     pql_buf_json_num(b, w->wait_s_max);
-    pql_buf_printf(b, ", \"timeouts_total\": %ld, \"refused_total\": %ld}", w->timeouts_total,
-                   w->refused_total);
+    pql_buf_printf(b, ", \"" PQL_F_TIMEOUTS_TOTAL "\": %ld, \"" PQL_F_REFUSED_TOTAL "\": %ld}",
+                   w->timeouts_total, w->refused_total);
 }
 
 static void json_id(struct pql_buf *b, uint32_t id)
@@ -75,23 +80,23 @@ static void json_int_or_null(struct pql_buf *b, long v)
 
 static void json_connection(struct pql_buf *b, const struct pql_report *r, const struct pql_conn *c)
 {
-    pql_buf_printf(b, "{\"id\": %llu, \"status\": \"%s\", \"target\": ", (unsigned long long)c->id,
-                   c->state == PQL_OK ? "ok" : "bad");
+    pql_buf_printf(b, "{\"" PQL_F_ID "\": %llu, \"" PQL_F_STATUS "\": \"%s\", \"" PQL_F_TARGET "\": ",
+                   (unsigned long long)c->id, c->state == PQL_OK ? "ok" : "bad");
     json_target(b, &c->target);
-    pql_buf_puts(b, ", \"server_pid\": ");
+    pql_buf_puts(b, ", \"" PQL_F_SERVER_PID "\": ");
     json_int_or_null(b, c->server_pid);
-    pql_buf_puts(b, ", \"client_port\": ");
+    pql_buf_puts(b, ", \"" PQL_F_CLIENT_PORT "\": ");
     json_int_or_null(b, c->client_port);
-    pql_buf_puts(b, ", \"age_s\": ");
+    pql_buf_puts(b, ", \"" PQL_F_AGE_S "\": ");
     pql_buf_json_num(b, r->now_mono - c->opened_mono);
-    pql_buf_puts(b, ", \"idle_s\": ");
+    pql_buf_puts(b, ", \"" PQL_F_IDLE_S "\": ");
     pql_buf_json_num(b, pql_rmodel_idle_s(r, c));
-    pql_buf_printf(b, ", \"tx_status\": \"%s\", \"thread\": %d, \"suspect\": ", pql_conn_tx_name(c),
-                   (int)c->tid);
+    pql_buf_printf(b, ", \"" PQL_F_TX_STATUS "\": \"%s\", \"" PQL_F_THREAD "\": %d, \"" PQL_F_SUSPECT "\": ",
+                   pql_conn_tx_name(c), (int)c->tid);
     pql_buf_json_str(b, pql_suspect_name(c->suspect));
-    pql_buf_puts(b, ", \"stack\": ");
+    pql_buf_puts(b, ", \"" PQL_F_STACK "\": ");
     json_id(b, c->stack);
-    pql_buf_puts(b, ", \"tx_stack\": ");
+    pql_buf_puts(b, ", \"" PQL_F_TX_STACK "\": ");
     json_id(b, c->tx_stack);
     pql_buf_puts(b, "}");
 }
@@ -106,20 +111,20 @@ static void json_stack(struct pql_buf *b, const struct pql_report *r, uint32_t i
         const struct pql_frame *f = frames[i];
         if (!f)
             continue;
-        pql_buf_printf(b, "%s\n    {\"function\": ", sep);
+        pql_buf_printf(b, "%s\n    {\"" PQL_F_FUNCTION "\": ", sep);
         pql_buf_json_str(b, f->function);
-        pql_buf_puts(b, ", \"file\": ");
+        pql_buf_puts(b, ", \"" PQL_F_FILE "\": ");
         pql_buf_json_str(b, f->file);
-        pql_buf_puts(b, ", \"line\": ");
+        pql_buf_puts(b, ", \"" PQL_F_LINE "\": ");
         json_int_or_null(b, f->line > 0 ? f->line : 0);
-        pql_buf_puts(b, ", \"module\": ");
+        pql_buf_puts(b, ", \"" PQL_F_MODULE "\": ");
         pql_buf_json_str(b, f->module);
-        pql_buf_puts(b, ", \"offset\": ");
+        pql_buf_puts(b, ", \"" PQL_F_OFFSET "\": ");
         if (f->module)
             pql_buf_printf(b, "\"0x%lx\"", (unsigned long)f->offset);
         else
             pql_buf_puts(b, "null");
-        pql_buf_printf(b, ", \"lang\": \"%s\"}", f->lang);
+        pql_buf_printf(b, ", \"" PQL_F_LANG "\": \"%s\"}", f->lang);
         sep = ",";
     }
     pql_buf_puts(b, "]");
@@ -127,23 +132,21 @@ static void json_stack(struct pql_buf *b, const struct pql_report *r, uint32_t i
 
 static void json_leaks(struct pql_buf *b, const struct pql_report *r)
 {
-    pql_buf_puts(b, ",\n \"leaks\": [");
+    pql_buf_puts(b, ",\n \"" PQL_F_LEAKS "\": [");
     for (size_t g = 0; g < r->ngroups; g++) {
         const struct pql_group *gr = &r->groups[g];
-        pql_buf_puts(b, g ? ",\n  {\"stack\": " : "\n  {\"stack\": ");
+        pql_buf_puts(b, g ? ",\n  {\"" PQL_F_STACK "\": " : "\n  {\"" PQL_F_STACK "\": ");
         json_id(b, gr->stack);
-        pql_buf_puts(b, ", \"tx_stack\": ");
+        pql_buf_puts(b, ", \"" PQL_F_TX_STACK "\": ");
         json_id(b, gr->tx_stack);
-        pql_buf_printf(b, ", \"count\": %ld, \"connections\": [", gr->count);
+        pql_buf_printf(b, ", \"" PQL_F_COUNT "\": %ld, \"" PQL_F_CONNECTIONS "\": [", gr->count);
         for (long k = 0; k < gr->count; k++)
             pql_buf_printf(b, "%s%llu", k ? ", " : "",
                            (unsigned long long)r->conns[r->order[gr->run + (size_t)k]].id);
-        pql_buf_printf(b, "], \"kind\": \"%s\", \"suppressed\": %s, \"rule\": ", gr->kind,
-                       gr->rule >= 0 ? "true" : "false");
+        pql_buf_printf(b, "], \"" PQL_F_KIND "\": \"%s\", \"" PQL_F_SUPPRESSED "\": %s, \"" PQL_F_RULE "\": ",
+                       gr->kind, gr->rule >= 0 ? "true" : "false");
         if (gr->rule >= 0) {
-            char rule[1100];
-            snprintf(rule, sizeof(rule), "leak:%s", r->rules->v[gr->rule].pattern);
-            pql_buf_json_str(b, rule);
+            pql_buf_json_str(b, r->rules->v[gr->rule].text);
         } else {
             pql_buf_puts(b, "null");
         }
@@ -154,17 +157,17 @@ static void json_leaks(struct pql_buf *b, const struct pql_report *r)
 
 void pql_json_report(struct pql_buf *b, const struct pql_report *r, bool with_leaks)
 {
-    pql_buf_puts(b, "{\"schema\": \"pqleak/1\", \"trigger\": ");
+    pql_buf_puts(b, "{\"" PQL_F_SCHEMA "\": \"" PQL_SCHEMA "\", \"" PQL_F_TRIGGER "\": ");
     pql_buf_json_str(b, r->trigger);
-    pql_buf_printf(b, ", \"pid\": %d, \"program\": ", (int)pql_pid());
+    pql_buf_printf(b, ", \"" PQL_F_PID "\": %d, \"" PQL_F_PROGRAM "\": ", (int)pql_pid());
     pql_buf_json_str(b, r->program);
-    pql_buf_puts(b, ", \"time\": ");
+    pql_buf_puts(b, ", \"" PQL_F_TIME "\": ");
     json_time(b, r->now_wall);
-    pql_buf_puts(b, ",\n \"settings\": {");
+    pql_buf_puts(b, ",\n \"" PQL_F_SETTINGS "\": {");
     pql_settings_json(r->settings, b);
-    pql_buf_puts(b, "},\n \"utilization\": ");
+    pql_buf_puts(b, "},\n \"" PQL_F_UTILIZATION "\": ");
     json_utilization(b, r);
-    pql_buf_puts(b, ",\n \"connections\": [");
+    pql_buf_puts(b, ",\n \"" PQL_F_CONNECTIONS "\": [");
     for (size_t i = 0; i < r->nconns; i++) {
         pql_buf_puts(b, i ? ",\n  " : "\n  ");
         json_connection(b, r, &r->conns[i]);
@@ -173,7 +176,7 @@ void pql_json_report(struct pql_buf *b, const struct pql_report *r, bool with_le
     if (with_leaks)
         json_leaks(b, r);
     /* Every stack a connection refers to (open and transaction stacks), each once. */
-    pql_buf_puts(b, ",\n \"stacks\": {");
+    pql_buf_puts(b, ",\n \"" PQL_F_STACKS "\": {");
     const char *sep = "\n  ";
     size_t nseen = 0;
     uint32_t *seen = pql_rmodel_stacks(r, &nseen);

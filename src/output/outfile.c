@@ -3,6 +3,7 @@
 #include "outfile.h"
 
 #include "config.h"
+#include "names.h"
 #include "proc.h"
 
 #include <errno.h>
@@ -64,8 +65,8 @@ bool pql_outfile_report(const char *dir, const char *trigger, const struct pql_b
     if (mkdir(dir, 0700) != 0 && errno != EEXIST)
         return false;
     char final[PQL_PATH_MAX + 64];
-    if (snprintf(final, sizeof(final), "%s/pqleak-%d-%s-%u.json", dir, (int)pql_pid(), trigger,
-                 atomic_fetch_add(&report_seq, 1)) >= (int)sizeof(final)) {
+    if (pql_report_file_name(final, sizeof(final), dir, (int)pql_pid(), trigger,
+                             atomic_fetch_add(&report_seq, 1)) < 0) {
         errno = ENAMETOOLONG;
         return false;
     }

@@ -6,6 +6,7 @@
 #include "buf.h"
 #include "json.h"
 #include "log.h"
+#include "names.h"
 #include "outfile.h"
 #include "rmodel.h"
 #include "text.h"
@@ -17,7 +18,7 @@ struct pql_report_result pql_report_exit(const struct pql_settings *settings, st
 {
     struct pql_report_result res = {0, 0, 0, false};
     struct pql_report r;
-    if (!pql_rmodel_begin(&r, "exit", settings, rules))
+    if (!pql_rmodel_begin(&r, PQL_TRIGGER_EXIT, settings, rules))
         return res;
     pql_rmodel_add_retired(&r);
     /* A process that never opened a connection (a forked child, say) writes nothing. */

@@ -8,7 +8,7 @@
 #include <stddef.h>
 
 #include "config.h"
-#include "suppress.h"
+#include "rules.h"
 
 struct pql_report_result {
     long leaked;     /* unsuppressed leaked connections */

@@ -82,6 +82,17 @@ static int by_stack(const void *a, const void *b, void *conns)
     return i < j ? -1 : i > j;
 }
 
+/* The first rule (in file order) that matches any frame of the stack, or -1. */
+static int match(const struct pql_rules *rules, const struct pql_frame *const *frames, int n)
+{
+    for (size_t i = 0; i < rules->n; i++)
+        for (int j = 0; j < n; j++)
+            if (frames[j] && pql_rule_matches(rules->v[i].pattern, frames[j]->function, frames[j]->file,
+                                              frames[j]->module))
+                return (int)i;
+    return -1;
+}
+
 bool pql_rmodel_group(struct pql_report *r)
 {
     r->groups = calloc(r->nconns ? r->nconns : 1, sizeof(*r->groups));
@@ -112,9 +123,9 @@ bool pql_rmodel_group(struct pql_report *r)
         const struct pql_frame *frames[PQL_MAX_FRAMES];
         for (size_t g = 0; g < r->ngroups; g++) {
             int n = pql_rmodel_frames(r, r->groups[g].stack, frames, PQL_MAX_FRAMES);
-            r->groups[g].rule = pql_rules_match(r->rules, frames, n);
+            r->groups[g].rule = match(r->rules, frames, n);
             if (r->groups[g].rule >= 0)
-                r->rules->v[r->groups[g].rule].hits += (unsigned)r->groups[g].count;
+                r->rules->v[r->groups[g].rule].hits += (unsigned long)r->groups[g].count;
         }
     }
     for (size_t g = 0; g < r->ngroups; g++) {

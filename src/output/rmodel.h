@@ -13,7 +13,7 @@
 #include "checkout.h"
 #include "config.h"
 #include "registry.h"
-#include "suppress.h"
+#include "rules.h"
 #include "symbolize.h"
 
 struct pql_group {

@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include "text.h"
 
+#include "frames.h"
 #include "live.h"
 #include "log.h"
 #include "proc.h"
@@ -69,29 +70,6 @@ void pql_text_stack(struct pql_buf *b, struct pql_symbolizer *sym, uint32_t stac
         pql_buf_puts(b, "    (no stack)\n");
 }
 
-static bool system_module(const char *module)
-{
-    static const char *const prefixes[] = {"libpq.so", "libc.so", "ld-linux", "libpthread", "libpqleak"};
-    const char *base = module ? strrchr(module, '/') : NULL;
-    base = base ? base + 1 : module;
-    if (!base)
-        return true;
-    for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
-        if (!strncmp(base, prefixes[i], strlen(prefixes[i])))
-            return true;
-    return false;
-}
-
-/* Frames that say nothing about who opened a connection: libpq, libc and the shim; for Python frames,
- * the standard library and installed packages. */
-static bool library_frame(const struct pql_frame *f)
-{
-    if (!strcmp(f->lang, "python"))
-        return !f->file || !strncmp(f->file, "/usr/lib/python3", 16) || strstr(f->file, "/site-packages/") ||
-               strstr(f->file, "/dist-packages/") || f->file[0] == '<';
-    return system_module(f->module);
-}
-
 /* "handle_request (app.c:42) <- main (app.c:60)": the innermost two frames of the program itself. In a
  * Python program those are Python frames: extension modules' C frames are libraries there. */
 static void text_site(struct pql_buf *b, struct pql_symbolizer *sym, uint32_t stack)
@@ -105,7 +83,7 @@ static void text_site(struct pql_buf *b, struct pql_symbolizer *sym, uint32_t st
         if (python && !(pcs[i] & PQL_PYFRAME_TAG))
             continue;
         const struct pql_frame *f = pql_sym_frame(sym, pcs[i]);
-        if (!f || library_frame(f))
+        if (!f || !pql_frame_is_app(f->function, f->file, f->module, f->lang))
             continue;
         pql_buf_printf(b, "%s%s", shown ? " <- " : "", f->function ? f->function : "??");
         if (f->file) {
@@ -168,7 +146,7 @@ void pql_text_leaks(const struct pql_report *r)
         pql_buf_printf(&b, "\nSuppressed: %ld connection%s\n", r->suppressed, r->suppressed == 1 ? "" : "s");
         for (size_t i = 0; i < r->rules->n; i++)
             if (r->rules->v[i].hits)
-                pql_buf_printf(&b, "  %u leak:%s\n", r->rules->v[i].hits, r->rules->v[i].pattern);
+                pql_buf_printf(&b, "  %lu %s\n", r->rules->v[i].hits, r->rules->v[i].text);
     }
     pql_buf_printf(&b, "\nSUMMARY: pqleak: %ld connection%s leaked in %d group%s (%s, pid %d)\n", r->leaked,
                    r->leaked == 1 ? "" : "s", r->leak_groups, r->leak_groups == 1 ? "" : "s", r->program,

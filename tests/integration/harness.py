@@ -121,7 +121,7 @@ def innermost_user_function(report, stack_id):
 
 
 def validate_schema(r):
-    """The fields INTERFACE.md promises, present (null where unknown) in every report."""
+    """The fields docs/report-schema.md promises, present (null where unknown) in every report."""
     for k in ("schema", "trigger", "pid", "program", "time", "settings", "utilization", "connections",
               "stacks"):
         check(k in r, f"report lacks {k}")

@@ -179,10 +179,16 @@ def stack_depth():
 def suppressions():
     d = tempfile.mkdtemp()
     path = os.path.join(d, "supp")
+    # A malformed line refuses the whole file, as pqleak does: nothing is suppressed (a gate fails closed).
     with open(path, "w") as f:
         f.write("# known leak in the dropper\nleak:leak_and_*\n\nnot a rule\n")
     r = run([PROG, "two-sites"], env={"PQLEAK_SUPPRESSIONS": path, "PQLEAK_EXITCODE": "7"})
-    check(f"{path}:4:" in r.err, f"malformed line named with file:line:\n{r.err}")
+    check(f"{path}:4: not a suppression rule" in r.err and "using no suppressions" in r.err,
+          f"malformed line named with file:line:\n{r.err}")
+    eq((len(leaks(r.only_report(), suppressed=True)), r.rc), (0, 7), "suppressed groups and status of a refused file")
+    with open(path, "w") as f:
+        f.write("# known leak in the dropper\nleak:leak_and_*  # the dropper, see #123\n\n")
+    r = run([PROG, "two-sites"], env={"PQLEAK_SUPPRESSIONS": path, "PQLEAK_EXITCODE": "7"})
     rep = r.only_report()
     sup = leaks(rep, suppressed=True)
     eq(len(sup), 1, "suppressed groups")
@@ -200,7 +206,13 @@ def suppressions():
     r = run([PROG, "two-sites"], env={"PQLEAK_SUPPRESSIONS": path, "PQLEAK_EXITCODE": "7"})
     eq(r.rc, 0, "all suppressed by file")
     r = run([PROG, "two-sites"], env={"PQLEAK_SUPPRESSIONS": "/nonexistent/supp"})
-    check("PQLEAK_SUPPRESSIONS='/nonexistent/supp' cannot be read" in r.err, r.err)
+    check("PQLEAK_SUPPRESSIONS: /nonexistent/supp: cannot read suppressions" in r.err and
+          "using no suppressions" in r.err, r.err)
+    # A FIFO with no writer is refused at once, never waited on.
+    fifo = os.path.join(d, "fifo")
+    os.mkfifo(fifo)
+    r = run([PROG, "two-sites"], env={"PQLEAK_SUPPRESSIONS": fifo}, timeout=20)
+    check("PQLEAK_SUPPRESSIONS: " in r.err and "using no suppressions" in r.err, r.err)
 
 
 def log_file():

@@ -49,7 +49,7 @@ char **san_reports(const char *dir, const char *trigger, pid_t pid);
 size_t san_count(char **list);
 void san_free_list(char **list);
 
-/* Loads a report file and checks it against the pqleak/1 schema of INTERFACE.md: mode 0600, every
+/* Loads a report file and checks it against the pqleak/1 schema (docs/report-schema.md): mode 0600, every
  * documented member present (unknown values null, never missing), every stack id referred to present
  * in "stacks", frames well formed. Fails with the reason; returns the document (json_decref it). */
 json_t *san_load_report(const char *path);

@@ -137,7 +137,7 @@ static bool fail(struct verdict *v, const char *fmt, ...)
     return false;
 }
 
-/* Unknown values are null, never missing (INTERFACE.md); this reader also takes missing as null so
+/* Unknown values are null, never missing (docs/report-schema.md); this reader also takes missing as null so
  * that only wrong types fail. */
 static bool opt_string(const json_t *obj, const char *name)
 {

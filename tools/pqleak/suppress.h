@@ -1,4 +1,4 @@
-/* Suppression rules at merge time: the file format of INTERFACE.md, read by the one parser the shim
+/* Suppression rules at merge time: the file format of docs/suppressions.md, read by the one parser the shim
  * uses too (common/rules.h), matching against every frame of a group's open stack, and hit counts per
  * rule. Command-line process only. */
 #ifndef CLI_SUPPRESS_H

@@ -7,7 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* Exit statuses of the command (INTERFACE.md). */
+/* Exit statuses of the command (docs/exit-codes.md). */
 #define CLI_EXIT_OK       0
 #define CLI_EXIT_USAGE    2 /* usage errors, unreadable reports, unwritable outputs, missing shim */
 #define CLI_EXIT_LEAKS    23
