@@ -1,15 +1,17 @@
 """Language runtimes under the shim, against the test server: for each client library a leaking and a
 clean script (scripts/), whose reports must say what leaked, of which kind, and, for Python, on which
 line of the script. Each function is one ctest test: python3 test_lang.py NAME."""
+import functools
 import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
-from harness import check, eq, frames, main, run, validate_schema  # noqa: E402
+from harness import check, environment, eq, frames, main, run, validate_schema  # noqa: E402
 
 SCRIPTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "scripts")
 PYTHON = os.environ.get("PYTHON", "/usr/bin/python3")
@@ -18,6 +20,45 @@ LEAK_EXIT = "23"  # PQLEAK_EXITCODE in every run: the exit status tells what cou
 TIMEOUT = 60
 # Ruby and PHP install their own SIGUSR1 handlers: the shim says once that it keeps its hands off.
 SIGNAL_TAKEN = re.compile(r"^pqleak: PQLEAK_SIGNAL=USR1: the program handles SIGUSR1 itself")
+SKIP = 77  # ctest's SKIP_RETURN_CODE for these tests (CMakeLists.txt)
+
+# What a test needs besides the shim: a command that succeeds (run without the shim) when it is there,
+# and the Debian packages that bring it (tools/deps installs them).
+REQUIREMENTS = {
+    "psycopg2": ([PYTHON, "-c", "import psycopg2"], "python3-psycopg2"),
+    "psycopg": ([PYTHON, "-c", "import psycopg"], "python3-psycopg"),
+    "sqlalchemy": ([PYTHON, "-c", "import sqlalchemy"], "python3-sqlalchemy"),
+    "DBD::Pg": (["/usr/bin/perl", "-MDBI", "-MDBD::Pg", "-e", "1"], "libdbd-pg-perl"),
+    "ruby pg": (["/usr/bin/ruby", "-rpg", "-e", "1"], "ruby ruby-pg"),
+    "PHP pgsql": (["/usr/bin/php", "-r", "exit(extension_loaded('pgsql') ? 0 : 1);"], "php-cli php-pgsql"),
+    "PHP pdo_pgsql": (["/usr/bin/php", "-r", "exit(extension_loaded('pdo_pgsql') ? 0 : 1);"], "php-cli php-pgsql"),
+}
+ALL_RUNTIMES = tuple(REQUIREMENTS)
+
+
+def missing(requirement):
+    cmd, _ = REQUIREMENTS[requirement]
+    try:
+        p = subprocess.run(cmd, env=environment(preload=False), capture_output=True, timeout=TIMEOUT)
+    except FileNotFoundError:
+        return True
+    return p.returncode != 0
+
+
+def needs(*requirements):
+    """The test runs only where its client libraries are installed; elsewhere it is skipped (exit 77),
+    saying which Debian packages to install, so that a missing package never passes for a success."""
+    def wrap(test):
+        @functools.wraps(test)
+        def guarded():
+            absent = [q for q in requirements if missing(q)]
+            if absent:
+                pkgs = " ".join(REQUIREMENTS[q][1] for q in absent)
+                print(f"SKIP {test.__name__}: {', '.join(absent)} not installed (Debian: {pkgs})", file=sys.stderr)
+                sys.exit(SKIP)
+            test()
+        return guarded
+    return wrap
 
 
 def script(name):
@@ -130,6 +171,7 @@ def module_names(rep, stack_id):
 
 # ------------------------------------------------------------------------------------------ psycopg2
 
+@needs("psycopg2")
 def psycopg2_unclosed():
     rep, g = assert_unclosed("psycopg2_unclosed.py")
     f = python_frame(rep, g["stack"], "psycopg2_unclosed.py", marker_line("psycopg2_unclosed.py", "open"))
@@ -137,20 +179,24 @@ def psycopg2_unclosed():
     eq(rep["connections"][0]["target"]["application_name"], "psycopg2_unclosed", "application_name")
 
 
+@needs("psycopg2")
 def psycopg2_teardown():
     rep, g = assert_teardown("psycopg2_teardown.py")
     f = python_frame(rep, g["tx_stack"], "psycopg2_teardown.py", marker_line("psycopg2_teardown.py", "begin"))
     eq(f["function"], "record", "function where the transaction began")
 
 
+@needs("psycopg2")
 def psycopg2_held():
     assert_held("psycopg2_held.py")
 
 
+@needs("psycopg2")
 def psycopg2_clean():
     assert_clean("psycopg2_clean.py", opened_at_least=4)
 
 
+@needs("psycopg2")
 def psycopg2_python_off():
     """PQLEAK_PYTHON=off: the same leak, its stacks without Python frames."""
     r, rep = run_script("psycopg2_teardown.py", env={"PQLEAK_PYTHON": "off"})
@@ -161,23 +207,28 @@ def psycopg2_python_off():
 
 # ------------------------------------------------------------------------------------------ psycopg 3
 
+@needs("psycopg")
 def psycopg3_unclosed():
     rep, g = assert_unclosed("psycopg3_unclosed.py")
     eq(rep["connections"][0]["target"]["application_name"], "psycopg3_unclosed", "application_name")
 
 
+@needs("psycopg")
 def psycopg3_teardown():
     assert_teardown("psycopg3_teardown.py")
 
 
+@needs("psycopg")
 def psycopg3_held():
     assert_held("psycopg3_held.py")
 
 
+@needs("psycopg")
 def psycopg3_clean():
     assert_clean("psycopg3_clean.py", opened_at_least=4)
 
 
+@needs("psycopg")
 def psycopg3_hook_off():
     """PQLEAK_HOOK_DLSYM=0: ctypes finds libpq's own functions, the shim sees no connection at all."""
     r = run([PYTHON, script("psycopg3_teardown.py")], env={"PQLEAK_EXITCODE": LEAK_EXIT, "PQLEAK_HOOK_DLSYM": "0"},
@@ -188,6 +239,7 @@ def psycopg3_hook_off():
 
 # ------------------------------------------------------------------------------------------ SQLAlchemy
 
+@needs("sqlalchemy", "psycopg2")
 def sqlalchemy_teardown():
     """A pooled connection: opened by the pool for warm_up(), its transaction begun by the forgotten
     session in count_orders(). The second is the culprit."""
@@ -200,68 +252,82 @@ def sqlalchemy_teardown():
     check(any("/sqlalchemy/" in (f or "") for f in tx_files), f"SQLAlchemy's own frames listed too: {tx_files}")
 
 
+@needs("sqlalchemy", "psycopg2")
 def sqlalchemy_idle_pool():
     assert_held("sqlalchemy_idle_pool.py")
 
 
+@needs("sqlalchemy", "psycopg2")
 def sqlalchemy_clean():
     assert_clean("sqlalchemy_clean.py")
 
 
 # ------------------------------------------------------------------------------------------ Perl DBD::Pg
 
+@needs("DBD::Pg")
 def dbd_pg_teardown():
     rep, g = assert_teardown("dbd_pg_teardown.pl", python=False)
     check("Pg.so" in module_names(rep, g["stack"]), f"opened in DBD::Pg: {module_names(rep, g['stack'])}")
     check("Pg.so" in module_names(rep, g["tx_stack"]), f"began in DBD::Pg: {module_names(rep, g['tx_stack'])}")
 
 
+@needs("DBD::Pg")
 def dbd_pg_teardown_lexical():
     assert_teardown("dbd_pg_teardown_lexical.pl", python=False)
 
 
+@needs("DBD::Pg")
 def dbd_pg_unclosed():
     rep, g = assert_unclosed("dbd_pg_unclosed.pl", python=False)
     check("Pg.so" in module_names(rep, g["stack"]), f"opened in DBD::Pg: {module_names(rep, g['stack'])}")
 
 
+@needs("DBD::Pg")
 def dbd_pg_clean():
     assert_clean("dbd_pg_clean.pl")
 
 
 # ------------------------------------------------------------------------------------------ Ruby pg
 
+@needs("ruby pg")
 def ruby_pg_teardown():
     rep, g = assert_teardown("ruby_pg_teardown.rb", python=False)
     check("pg_ext.so" in module_names(rep, g["stack"]), f"opened in pg_ext: {module_names(rep, g['stack'])}")
 
 
+@needs("ruby pg")
 def ruby_pg_unclosed():
     assert_unclosed("ruby_pg_unclosed.rb", python=False)
 
 
+@needs("ruby pg")
 def ruby_pg_clean():
     assert_clean("ruby_pg_clean.rb")
 
 
 # ------------------------------------------------------------------------------------------ PHP
 
+@needs("PHP pgsql")
 def php_pgsql_teardown():
     assert_teardown("php_pgsql_teardown.php", python=False)
 
 
+@needs("PHP pgsql")
 def php_pgsql_clean():
     assert_clean("php_pgsql_clean.php")
 
 
+@needs("PHP pdo_pgsql")
 def pdo_pgsql_teardown():
     assert_teardown("pdo_pgsql_teardown.php", python=False)
 
 
+@needs("PHP pdo_pgsql")
 def pdo_pgsql_clean():
     assert_clean("pdo_pgsql_clean.php")
 
 
+@needs("PHP pgsql", "PHP pdo_pgsql")
 def php_frames():
     """The extension that opened the connection is named in the stack (PHP unloads its extensions at
     shutdown, before the exit report is written)."""
@@ -309,6 +375,7 @@ def program_kind(program):
     return next((p for p in PROGRAMS if base.startswith(p)), base)
 
 
+@needs(*ALL_RUNTIMES)
 def mixed_leaks():
     names = ["psycopg2_teardown.py", "psycopg3_unclosed.py", "sqlalchemy_teardown.py", "dbd_pg_teardown.pl",
              "ruby_pg_teardown.rb", "php_pgsql_teardown.php", "pdo_pgsql_teardown.php", "psycopg2_held.py"]
@@ -335,6 +402,7 @@ def mixed_leaks():
     eq(r.rc, 23, f"pqleak run --strict status with held connections:\n{r.err}")
 
 
+@needs(*ALL_RUNTIMES)
 def mixed_clean():
     names = ["psycopg2_clean.py", "psycopg3_clean.py", "sqlalchemy_clean.py", "dbd_pg_clean.pl", "ruby_pg_clean.rb",
              "php_pgsql_clean.php", "pdo_pgsql_clean.php"]
