@@ -287,6 +287,42 @@ def dbd_pg_clean():
     assert_clean("dbd_pg_clean.pl")
 
 
+def assert_perl_exit(name, base, how):
+    """Two handles in transactions when the program leaves through HOW: a global, destroyed in Perl's
+    global destruction, and a lexical of the sub that leaves, freed while HOW unwinds the program's
+    scopes. Both are teardown leaks with their transaction's stack."""
+    r, rep = run_script(name)
+    eq(r.rc, int(LEAK_EXIT), f"exit status with PQLEAK_EXITCODE={LEAK_EXIT}: teardown leaks count:\n{r.err}")
+    conns = {c["target"]["application_name"]: c for c in rep["connections"]}
+    group_of = {cid: g for g in rep["leaks"] for cid in g["connections"]}
+    for handle, freed in (("global", "in Perl's global destruction"), ("lexical", f"while {how} unwinds")):
+        app = f"{base}_{handle}"
+        check(app in conns, f"the {handle} handle (freed {freed}) is not in the exit report: its rolled-back "
+                            f"transaction went unreported; connections: {sorted(conns)}\n{r.err}")
+        g = group_of.get(conns[app]["id"])
+        check(g is not None, f"the {handle} handle is in no leak group: {json.dumps(rep['leaks'])}")
+        eq((g["kind"], g["suppressed"]), ("teardown", False), f"kind of the {handle} handle's leak (freed {freed})")
+        check(g["tx_stack"] is not None and g["tx_stack"] != g["stack"],
+              f"the {handle} handle's leak says where its transaction began: {g}")
+        for what in ("stack", "tx_stack"):
+            check("Pg.so" in module_names(rep, g[what]), f"{what} in DBD::Pg: {module_names(rep, g[what])}")
+    eq(sum(g["count"] for g in rep["leaks"]), 2, f"leaked connections: {json.dumps(rep['leaks'])}")
+    check("SUMMARY: pqleak: 2 connections leaked" in r.err and "its transaction began in" in r.err,
+          f"text report:\n{r.err}")
+    return r
+
+
+@needs("DBD::Pg")
+def dbd_pg_exit():
+    assert_perl_exit("dbd_pg_exit.pl", "dbd_pg_exit", "exit")
+
+
+@needs("DBD::Pg")
+def dbd_pg_die():
+    r = assert_perl_exit("dbd_pg_die.pl", "dbd_pg_die", "die")
+    check("dbd_pg_die: giving up" in r.err, f"the program died:\n{r.err}")
+
+
 # ------------------------------------------------------------------------------------------ Ruby pg
 
 @needs("ruby pg")
@@ -417,6 +453,7 @@ main({f.__name__: f for f in (psycopg2_unclosed, psycopg2_teardown, psycopg2_hel
                               psycopg3_unclosed, psycopg3_teardown, psycopg3_held, psycopg3_clean, psycopg3_hook_off,
                               sqlalchemy_teardown, sqlalchemy_idle_pool, sqlalchemy_clean,
                               dbd_pg_teardown, dbd_pg_teardown_lexical, dbd_pg_unclosed, dbd_pg_clean,
+                              dbd_pg_exit, dbd_pg_die,
                               ruby_pg_teardown, ruby_pg_unclosed, ruby_pg_clean,
                               php_pgsql_teardown, php_pgsql_clean, pdo_pgsql_teardown, pdo_pgsql_clean, php_frames,
                               mixed_leaks, mixed_clean)})
