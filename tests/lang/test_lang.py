@@ -73,12 +73,13 @@ def marker_line(name, tag):
     return lines[0]
 
 
-def run_script(name, env=None):
+def run_script(name, env=None, stdout=r"done\n"):
     """Runs a script under the shim with its own report directory; it must end normally having printed
-    'done'. Returns the harness's Run and the script's only report (validated)."""
+    'done' (its whole output must match the regular expression STDOUT). Returns the harness's Run and the
+    script's only report (validated)."""
     cmd = INTERPRETERS[os.path.splitext(name)[1]] + [script(name)]
     r = run(cmd, env={"PQLEAK_EXITCODE": LEAK_EXIT, **(env or {})}, timeout=TIMEOUT)
-    check(r.out == "done\n", f"{name} did not run to its end: stdout {r.out!r}, status {r.rc}\n{r.err}")
+    check(re.fullmatch(stdout, r.out), f"{name} did not run to its end: stdout {r.out!r}, status {r.rc}\n{r.err}")
     rep = r.only_report()
     validate_schema(rep)
     eq(rep["trigger"], "exit", "trigger")
@@ -323,6 +324,40 @@ def dbd_pg_die():
     check("dbd_pg_die: giving up" in r.err, f"the program died:\n{r.err}")
 
 
+# A refusal at PQLEAK_MAX_CONNS=1 while this thread holds the only connection: no wait is possible.
+REFUSAL = re.compile(r"connection refused by pqleak \((?P<why>[^)]*)\): PQLEAK_MAX_CONNS=1 reached, 1 open, "
+                     r"waited (?P<waited>\d+\.\d) s; 1 held by (?P<holder>.+), oldest \d+\.\d s")
+
+
+def assert_refused(name, whys, module):
+    """Runs a refusal script: it holds one connection, is refused a second, prints 'refused: MESSAGE' as
+    its client library gave it, closes the first and connects again. Returns the report."""
+    r, rep = run_script(name, env={"PQLEAK_MAX_CONNS": "1", "PQLEAK_CHECKOUT_TIMEOUT": "5"},
+                        stdout=r"refused: [^\n]*\ndone\n")
+    eq(r.rc, 0, f"exit status (no connection leaked):\n{r.err}")
+    msg = r.out.splitlines()[0][len("refused: "):]
+    m = REFUSAL.fullmatch(msg)
+    check(m, f"the client library's error is not pqleak's refusal: {msg!r}\n{r.err}")
+    check(m["why"] in whys, f"refused without waiting ({' or '.join(whys)}): {msg!r}")
+    eq(m["waited"], "0.0", f"waited: {msg!r}")
+    check(module in m["holder"], f"the holder is named by the code that opened it ({module}): {msg!r}")
+    u = rep["utilization"]
+    eq((u["cap"], u["peak_open"], u["refused_total"], u["opened_total"], u["closed_total"], u["open"]),
+       (1, 1, 1, 2, 2, 0), f"cap, peak, refused, opened, closed, open: {u}")
+    eq((u["waits_total"], u["timeouts_total"]), (0, 0), f"waits and timeouts: {u}")
+    return rep
+
+
+@needs("DBD::Pg")
+def dbd_pg_refused():
+    """DBI->connect returns undef and $DBI::errstr is pqleak's message."""
+    rep = assert_refused("dbd_pg_refused.pl",
+                         ["would wait forever: this thread holds connections and every other holder is waiting"],
+                         "Pg.so")
+    eq(rep["leaks"], [], "leaks (DBD::Pg finishes the refused connection itself)")
+    eq(rep["connections"], [], "connections left")
+
+
 # ------------------------------------------------------------------------------------------ Ruby pg
 
 @needs("ruby pg")
@@ -339,6 +374,20 @@ def ruby_pg_unclosed():
 @needs("ruby pg")
 def ruby_pg_clean():
     assert_clean("ruby_pg_clean.rb")
+
+
+@needs("ruby pg")
+def ruby_pg_refused():
+    """PG::ConnectionBad's message is pqleak's. pg connects without blocking (PQconnectStart), which is
+    refused at once; a pg that connected blocking would get the would-wait-forever refusal."""
+    rep = assert_refused("ruby_pg_refused.rb",
+                         ["non-blocking connect, no free slot",
+                          "would wait forever: this thread holds connections and every other holder is waiting"],
+                         "pg_ext.so")
+    # pg raises without finishing the refused PGconn; its finalizer closes it at exit (held, not counted).
+    bad = {c["id"] for c in rep["connections"] if c["status"] == "bad"}
+    for g in rep["leaks"]:
+        check(g["kind"] == "held" and set(g["connections"]) <= bad, f"only the refused connection is left: {g}")
 
 
 # ------------------------------------------------------------------------------------------ PHP
@@ -453,7 +502,7 @@ main({f.__name__: f for f in (psycopg2_unclosed, psycopg2_teardown, psycopg2_hel
                               psycopg3_unclosed, psycopg3_teardown, psycopg3_held, psycopg3_clean, psycopg3_hook_off,
                               sqlalchemy_teardown, sqlalchemy_idle_pool, sqlalchemy_clean,
                               dbd_pg_teardown, dbd_pg_teardown_lexical, dbd_pg_unclosed, dbd_pg_clean,
-                              dbd_pg_exit, dbd_pg_die,
-                              ruby_pg_teardown, ruby_pg_unclosed, ruby_pg_clean,
+                              dbd_pg_exit, dbd_pg_die, dbd_pg_refused,
+                              ruby_pg_teardown, ruby_pg_unclosed, ruby_pg_clean, ruby_pg_refused,
                               php_pgsql_teardown, php_pgsql_clean, pdo_pgsql_teardown, pdo_pgsql_clean, php_frames,
                               mixed_leaks, mixed_clean)})
