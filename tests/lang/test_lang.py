@@ -206,6 +206,43 @@ def psycopg2_python_off():
     eq(langs, {"c"}, "frame languages with PQLEAK_PYTHON=off")
 
 
+@needs("psycopg2")
+def suspect_never_returned():
+    """A connection idle in a transaction is reported as a suspect (PQLEAK_SUSPECT_IDLE_TX); the program
+    never returns it, Python's finalization closes it at exit: the log says so exactly once, and the exit
+    report has it as a teardown leak. The script waits for the suspect report, not for a time."""
+    name = "psycopg2_suspect.py"
+    r = run([PYTHON, script(name)], env={"PQLEAK_EXITCODE": LEAK_EXIT, "PQLEAK_SUSPECT_IDLE_TX": "0.2"},
+            timeout=TIMEOUT)
+    eq((r.out, r.rc), ("done\n", int(LEAK_EXIT)), f"stdout and exit status (a teardown leak):\n{r.err}")
+    for rep in r.reports:
+        validate_schema(rep)
+    triggers = sorted(rep["trigger"] for rep in r.reports)
+    eq(triggers, ["exit", "suspect"], f"reports written:\n{r.err}")
+    sus = next(rep for rep in r.reports if rep["trigger"] == "suspect")
+    ex = next(rep for rep in r.reports if rep["trigger"] == "exit")
+    eq(len(sus["connections"]), 1, "connections in the suspect report")
+    c = sus["connections"][0]
+    eq((c["suspect"], c["tx_status"], c["target"]["application_name"]), ("idle_tx", "intrans", "psycopg2_suspect"),
+       "suspect kind, transaction status, application_name")
+    g = one_leak(ex, "teardown")
+    eq(g["connections"], [c["id"]], "the suspect is the connection that leaked")
+    python_frame(ex, g["stack"], name, marker_line(name, "open"))
+    python_frame(ex, g["tx_stack"], name, marker_line(name, "begin"))
+    lines = r.err.splitlines()
+    warnings = [l for l in lines if "SUSPECT:" in l]
+    eq(len(warnings), 1, f"one SUSPECT warning:\n{r.err}")
+    check(f"connection #{c['id']} " in warnings[0] and "idle in a transaction" in warnings[0], warnings[0])
+    verdicts = [l for l in lines if "reported as a suspect" in l]
+    eq(len(verdicts), 1, f"one line about the suspect's end:\n{r.err}")
+    check(re.fullmatch(rf"pqleak: connection #{c['id']}, reported as a suspect, was never returned: closed by the "
+                       r"runtime at exit after \d+ s", verdicts[0]), f"the suspect's end:\n{r.err}")
+    eq(r.err.count("was never returned: closed by the runtime at exit"), 1, f"said exactly once:\n{r.err}")
+    check(lines.index(warnings[0]) < lines.index(verdicts[0]) < next(i for i, l in enumerate(lines)
+                                                                     if "pqleak: ERROR:" in l),
+          f"order: warning, then its end, then the exit report:\n{r.err}")
+
+
 # ------------------------------------------------------------------------------------------ psycopg 3
 
 @needs("psycopg")
@@ -499,6 +536,7 @@ def mixed_clean():
 
 
 main({f.__name__: f for f in (psycopg2_unclosed, psycopg2_teardown, psycopg2_held, psycopg2_clean, psycopg2_python_off,
+                              suspect_never_returned,
                               psycopg3_unclosed, psycopg3_teardown, psycopg3_held, psycopg3_clean, psycopg3_hook_off,
                               sqlalchemy_teardown, sqlalchemy_idle_pool, sqlalchemy_clean,
                               dbd_pg_teardown, dbd_pg_teardown_lexical, dbd_pg_unclosed, dbd_pg_clean,
