@@ -463,6 +463,33 @@ def php_frames():
         eq(stray, [], f"{name}: frames attributed to libraries PHP did not call through")
 
 
+# ------------------------------------------------------------------------------------------ strict mode
+
+@needs("psycopg2", "DBD::Pg")
+def strict_shim():
+    """The shim itself (no pqleak command that would count held connections again) honours PQLEAK_STRICT:
+    a connection closed idle by the runtime at exit is listed as held, and fails the process only in
+    strict mode."""
+    for name in ("psycopg2_held.py", "dbd_pg_held.pl"):
+        for strict in (None, "0", "1"):
+            env = {"PQLEAK_STRICT": strict} if strict else {}
+            r, rep = run_script(name, env=env)
+            on = strict == "1"
+            what = f"{name} with PQLEAK_STRICT={strict or 'unset'}"
+            eq(rep["settings"]["strict"], on, f"{what}: settings.strict of the report")
+            g = one_leak(rep, "held")
+            eq(g["tx_stack"], None, f"{what}: tx_stack of an idle connection")
+            eq([(c["status"], c["tx_status"]) for c in rep["connections"]], [("ok", "idle")],
+               f"{what}: the held connection")
+            if on:
+                eq(r.rc, int(LEAK_EXIT), f"{what}: exit status (PQLEAK_EXITCODE={LEAK_EXIT}):\n{r.err}")
+                check("(held: closed idle by the runtime at exit)" in r.err and
+                      "SUMMARY: pqleak: 1 connection leaked in 1 group" in r.err, f"{what}: text report:\n{r.err}")
+            else:
+                eq(r.rc, 0, f"{what}: exit status (a held connection is no leak):\n{r.err}")
+                check("leaked" not in r.err and "SUMMARY" not in r.err, f"{what}: no leak report:\n{r.err}")
+
+
 # ------------------------------------------------------------------------------------------ pqleak run
 
 def write_mixed(names):
@@ -543,4 +570,4 @@ main({f.__name__: f for f in (psycopg2_unclosed, psycopg2_teardown, psycopg2_hel
                               dbd_pg_exit, dbd_pg_die, dbd_pg_refused,
                               ruby_pg_teardown, ruby_pg_unclosed, ruby_pg_clean, ruby_pg_refused,
                               php_pgsql_teardown, php_pgsql_clean, pdo_pgsql_teardown, pdo_pgsql_clean, php_frames,
-                              mixed_leaks, mixed_clean)})
+                              strict_shim, mixed_leaks, mixed_clean)})
