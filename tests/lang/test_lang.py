@@ -266,13 +266,31 @@ def psycopg3_clean():
     assert_clean("psycopg3_clean.py", opened_at_least=4)
 
 
-@needs("psycopg")
+@needs("psycopg", "psycopg2")
 def psycopg3_hook_off():
-    """PQLEAK_HOOK_DLSYM=0: ctypes finds libpq's own functions, the shim sees no connection at all."""
-    r = run([PYTHON, script("psycopg3_teardown.py")], env={"PQLEAK_EXITCODE": LEAK_EXIT, "PQLEAK_HOOK_DLSYM": "0"},
-            timeout=TIMEOUT)
-    eq((r.rc, r.out), (0, "done\n"), f"script result:\n{r.err}")
-    eq(r.reports, [], "reports of a process in which no connection was seen")
+    """PQLEAK_HOOK_DLSYM=0: ctypes finds libpq's own functions, so psycopg 3's connection goes unseen,
+    while the shim stays active in the process (psycopg2, which links libpq, is still seen). Control:
+    by default and with PQLEAK_HOOK_DLSYM=1 the same script's psycopg 3 connection leaks (teardown)."""
+    name = "psycopg3_hook_off.py"
+    for env in ({}, {"PQLEAK_HOOK_DLSYM": "1"}):
+        r, rep = run_script(name, env=env)
+        eq(r.rc, int(LEAK_EXIT), f"exit status with the hook on ({env}):\n{r.err}")
+        g = one_leak(rep, "teardown")
+        eq([c["target"]["application_name"] for c in rep["connections"]], ["psycopg3_hook_off_psycopg3"],
+           f"connections left at exit with the hook on ({env})")
+        python_frame(rep, g["stack"], name, marker_line(name, "open"))
+        python_frame(rep, g["tx_stack"], name, marker_line(name, "begin"))
+        u = rep["utilization"]
+        eq((u["opened_total"], u["closed_total"]), (2, 2), f"connections seen with the hook on ({env})")
+    r, rep = run_script(name, env={"PQLEAK_HOOK_DLSYM": "0", "PQLEAK_TRACE": "1"})
+    eq(r.rc, 0, f"exit status with PQLEAK_HOOK_DLSYM=0: psycopg 3's leak must go unseen:\n{r.err}")
+    eq(rep["leaks"], [], "leaks with PQLEAK_HOOK_DLSYM=0")
+    eq(rep["connections"], [], "connections left at exit with PQLEAK_HOOK_DLSYM=0")
+    u = rep["utilization"]
+    eq((u["opened_total"], u["closed_total"]), (1, 1), "connections seen with PQLEAK_HOOK_DLSYM=0 (psycopg2's only)")
+    opens = [l for l in r.err.splitlines() if re.match(r"pqleak: open #\d+ ", l)]
+    eq(len(opens), 1, f"traced opens with PQLEAK_HOOK_DLSYM=0 (psycopg2's only):\n{r.err}")
+    check("leaked" not in r.err, f"no leak report with PQLEAK_HOOK_DLSYM=0:\n{r.err}")
 
 
 # ------------------------------------------------------------------------------------------ SQLAlchemy
