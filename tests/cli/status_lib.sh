@@ -6,17 +6,6 @@
 SHIM=$(realpath "$PQLEAK_SHIM")
 trap 'kill -KILL $(jobs -p) 2>/dev/null || true; rm -rf "$T"' EXIT
 
-# wait_for SECONDS CMD...: polls CMD every 0.1 s until it succeeds; fails the test after SECONDS.
-wait_for() {
-  local tries=$(($1 * 10))
-  shift
-  while ! "$@"; do
-    tries=$((tries - 1))
-    [ "$tries" -gt 0 ] || fail "timed out waiting for: $*"
-    sleep 0.1
-  done
-}
-
 # serve NAME [VAR=VALUE...]: starts `it_prog serve` under the shim with the extra environment (two
 # connections, one idle in a transaction begun in forget_commit) and waits for "ready". Sets $pid;
 # stop it with `unserve`.
