@@ -29,6 +29,16 @@ unserve() {
   [ "$got" = 0 ] || { cat "$T/serve.$SERVE_NAME.err" >&2; fail "it_prog serve exited with $got, expected 0"; }
 }
 
+# shim_mapped PID: the process has the shim loaded (it has exec'd the program started with LD_PRELOAD).
+shim_mapped() {
+  grep -qF "$SHIM" "/proc/$1/maps" 2>/dev/null
+}
+
+# runs PID PROG: the process runs PROG (it has exec'd it; before, it is still the forked shell).
+runs() {
+  [ "$(readlink "/proc/$1/exe" 2>/dev/null)" = "$(realpath "$(command -v "$2")")" ]
+}
+
 # first_line FILE TEXT: the first line of FILE starts with TEXT.
 first_line() {
   local l

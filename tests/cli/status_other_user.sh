@@ -20,6 +20,7 @@ as_nobody test -x "$PQLEAK" -a -r "$SHIM" || skip "user nobody cannot run $PQLEA
 # Root's process, status run as nobody: not yours.
 LD_PRELOAD=$SHIM sleep 30 &
 p=$!
+wait_for 10 shim_mapped "$p"
 expect 3 as_nobody "$PQLEAK" status "$p"
 has "$T/out" "PQLEAK UNKNOWN - process $p belongs to user root (uid 0), not to you; only its owner or root may ask it for a report"
 one_line "$T/out"
@@ -34,6 +35,7 @@ setpriv --reuid=nobody --regid=nogroup --clear-groups env LD_PRELOAD="$SHIM" sle
 p=$!
 owned_by_nobody() { grep -q '^Uid:[[:space:]]*65534[[:space:]]' "/proc/$1/status"; }
 wait_for 10 owned_by_nobody "$p"
+wait_for 10 shim_mapped "$p"
 expect 3 "$PQLEAK" status "$p"
 has "$T/out" "PQLEAK UNKNOWN - process $p $NOHANDLER"
 hasnt "$T/out" "not to you"

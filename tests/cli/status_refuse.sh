@@ -38,6 +38,7 @@ has "$T/err" "pqleak: status: process 4194304 does not exist"
 # No shim at all: refused, not signalled.
 sleep 30 &
 p=$!
+wait_for 10 runs "$p" sleep
 expect 3 "$PQLEAK" status "$p"
 has "$T/out" "PQLEAK UNKNOWN - process $p $NOHANDLER (PQLEAK_SIGNAL=none, the program handles SIGUSR1 itself, or it has not connected yet)"
 one_line "$T/out"
@@ -46,6 +47,7 @@ still_alive "$p"
 # The shim preloaded, but no connection yet: no handler, so a SIGUSR1 would kill it.
 LD_PRELOAD=$SHIM sleep 30 &
 p=$!
+wait_for 10 shim_mapped "$p"
 expect 3 "$PQLEAK" status "$p"
 has "$T/out" "PQLEAK UNKNOWN - process $p $NOHANDLER"
 still_alive "$p"
