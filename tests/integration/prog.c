@@ -102,7 +102,7 @@ static int mode_entry_points(int leak)
     return 0;
 }
 
-#define NTHREADS 8
+#define NTHREADS   8
 #define PER_THREAD 25
 
 static void *thread_main(void *arg)
@@ -339,7 +339,8 @@ static int mode_cap_failed(void)
     for (int i = 0; i < 5; i++) {
         PGconn *c = PQconnectdb("host=/nonexistent-pqleak-dir");
         must(PQstatus(c) == CONNECTION_BAD, "failed connect");
-        must(strstr(PQerrorMessage(c), "refused by pqleak") == NULL, "libpq's own message for a real failure");
+        must(strstr(PQerrorMessage(c), "refused by pqleak") == NULL,
+             "libpq's own message for a real failure");
     }
     PQfinish(connect_ok());
     return 0;
@@ -446,17 +447,45 @@ static int mode_storm(const char *stop_file)
     return 0;
 }
 
-/* The child uses (and closes) a connection its parent opened. */
+/* A forked child that only queries its parent's connection (the query path must warn). */
+static void query_in_child(PGconn *c)
+{
+    PQclear(PQexec(c, "select 1"));
+}
+
 static int mode_misuse_fork(void)
 {
     PGconn *c = connect_ok();
     pid_t pid = fork();
     if (pid == 0) {
-        PQclear(PQexec(c, "select 1"));
-        PQfinish(c);
+        query_in_child(c);
         _exit(0);
     }
-    waitpid(pid, NULL, 0);
+    int st;
+    waitpid(pid, &st, 0);
+    must(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child");
+    PQfinish(c);
+    return 0;
+}
+
+/* A forked child that only closes its parent's connection (the close path must warn). */
+static void close_in_child(PGconn *c)
+{
+    PQfinish(c);
+}
+
+static int mode_misuse_fork_close(void)
+{
+    PGconn *c = connect_ok();
+    pid_t pid = fork();
+    if (pid == 0) {
+        close_in_child(c);
+        _exit(0);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    must(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child");
+    PQfinish(c);
     return 0;
 }
 
@@ -480,6 +509,44 @@ static int mode_misuse_threads(void)
     must(PQsendQuery(shared_conn, "select 1") == 0, "a second query while one runs");
     pthread_join(t, NULL);
     PQfinish(shared_conn);
+    return 0;
+}
+
+/* ---- metrics (run with PQLEAK_MAX_CONNS=2, PQLEAK_CHECKOUT_TIMEOUT=0.2, PQLEAK_SUSPECT_IDLE_TX=1) ---- */
+
+static void *timed_out_connect(void *arg)
+{
+    (void)arg;
+    PGconn *c = PQconnectdb("");
+    must(PQstatus(c) == CONNECTION_BAD && strstr(PQerrorMessage(c), "(checkout timeout)"),
+         "a checkout timeout");
+    PQfinish(c);
+    return NULL;
+}
+
+/* Three failed connects (freed); two connections held; a connect from another thread that waits at
+ * the cap and times out; then one of the two left idle in a transaction (a suspect after a second).
+ * Prints "ready", waits for the stop file, commits and closes the busy connection, leaks the idle one. */
+static int mode_metrics(const char *stop_file)
+{
+    for (int i = 0; i < 3; i++) {
+        PGconn *c = PQconnectdb("host=/nonexistent-pqleak-dir");
+        must(PQstatus(c) == CONNECTION_BAD, "failed connect");
+        PQfinish(c);
+    }
+    PGconn *idle = connect_ok();
+    PGconn *busy = connect_ok();
+    pthread_t t;
+    pthread_create(&t, NULL, timed_out_connect, NULL);
+    pthread_join(t, NULL);
+    forget_commit(busy); /* last: once it is a suspect, every other metric has its final value */
+    printf("ready\n");
+    fflush(stdout);
+    for (int i = 0; i < 6000 && access(stop_file, F_OK) != 0; i++)
+        usleep(10000);
+    exec_ok(busy, "commit");
+    PQfinish(busy);
+    (void)idle;
     return 0;
 }
 
@@ -531,6 +598,10 @@ int main(int argc, char **argv)
         return mode_storm(argv[2]);
     if (!strcmp(m, "misuse-fork"))
         return mode_misuse_fork();
+    if (!strcmp(m, "misuse-fork-close"))
+        return mode_misuse_fork_close();
+    if (!strcmp(m, "metrics") && argc > 2)
+        return mode_metrics(argv[2]);
     if (!strcmp(m, "misuse-threads"))
         return mode_misuse_threads();
     if (!strcmp(m, "puts")) {
