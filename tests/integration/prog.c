@@ -512,6 +512,66 @@ static int mode_misuse_threads(void)
     return 0;
 }
 
+/* ---- secrets in refusals (run with PQLEAK_MAX_CONNS_PER_TARGET=1, PQLEAK_CHECKOUT_TIMEOUT=0) ---- */
+
+/* A connect to the socket directory host (a path that contains the password) and PGDATABASE with the
+ * password pw, given (a) in the expanded dbname of PQconnectdbParams, (b) as PQsetdbLogin's pwd; the
+ * application_name contains the password too. */
+static PGconn *connect_with_secret(int setdblogin, const char *host, const char *pw)
+{
+    char conninfo[1024];
+    if (!setdblogin) {
+        snprintf(conninfo, sizeof(conninfo), "host=%s dbname=%s password=%s application_name=app-%s", host,
+                 getenv("PGDATABASE"), pw, pw);
+        const char *kw[] = {"dbname", NULL};
+        const char *val[] = {conninfo, NULL};
+        return PQconnectdbParams(kw, val, 1);
+    }
+    snprintf(conninfo, sizeof(conninfo), "dbname=%s application_name=login-%s", getenv("PGDATABASE"), pw);
+    return PQsetdbLogin(host, NULL, NULL, NULL, conninfo, NULL, pw);
+}
+
+/* For each way: one connection held, then a second one to the same target, refused at the cap and
+ * leaked on purpose (the exit report lists its target); the held one is closed. */
+static int mode_secret_refusal(const char *host, const char *pw)
+{
+    const char *labels[] = {"expanded-dbname", "setdblogin"};
+    for (int i = 0; i < 2; i++) {
+        PGconn *h = connect_with_secret(i, host, pw);
+        must(PQstatus(h) == CONNECTION_OK, PQerrorMessage(h));
+        PGconn *c = connect_with_secret(i, host, pw);
+        printf("%s: status=%s refused=%d\n--message--\n%s--end--\n", labels[i],
+               PQstatus(c) == CONNECTION_OK ? "ok" : "bad",
+               strstr(PQerrorMessage(c), "refused by pqleak") != NULL, PQerrorMessage(c));
+        PQfinish(h);
+    }
+    return 0;
+}
+
+/* ---- utilization levels (run with PQLEAK_MAX_CONNS) ---- */
+
+/* Reads one number a line from stdin: opens or closes (last opened first) connections until that many
+ * are open, then prints "ok N". The test reads the log between steps. */
+static int mode_levels(void)
+{
+    static PGconn *open_conns[1000];
+    int n = 0;
+    char line[64];
+    while (fgets(line, sizeof(line), stdin)) {
+        int want = atoi(line);
+        must(want >= 0 && want < 1000, "a number of connections");
+        while (n < want)
+            open_conns[n++] = connect_ok();
+        while (n > want)
+            PQfinish(open_conns[--n]);
+        printf("ok %d\n", n);
+        fflush(stdout);
+    }
+    while (n > 0)
+        PQfinish(open_conns[--n]);
+    return 0;
+}
+
 /* ---- metrics (run with PQLEAK_MAX_CONNS=2, PQLEAK_CHECKOUT_TIMEOUT=0.2, PQLEAK_SUSPECT_IDLE_TX=1) ---- */
 
 static void *timed_out_connect(void *arg)
@@ -600,6 +660,10 @@ int main(int argc, char **argv)
         return mode_misuse_fork();
     if (!strcmp(m, "misuse-fork-close"))
         return mode_misuse_fork_close();
+    if (!strcmp(m, "secret-refusal") && argc > 3)
+        return mode_secret_refusal(argv[2], argv[3]);
+    if (!strcmp(m, "levels"))
+        return mode_levels();
     if (!strcmp(m, "metrics") && argc > 2)
         return mode_metrics(argv[2]);
     if (!strcmp(m, "misuse-threads"))
