@@ -572,6 +572,41 @@ static int mode_levels(void)
     return 0;
 }
 
+/* ---- trace ---- */
+
+/* Opens n connections, then closes them all. */
+static int mode_open_close(int n)
+{
+    PGconn **c = calloc((size_t)n, sizeof(*c));
+    must(c != NULL, "calloc");
+    for (int i = 0; i < n; i++)
+        c[i] = connect_ok();
+    for (int i = 0; i < n; i++)
+        PQfinish(c[i]);
+    free(c);
+    return 0;
+}
+
+/* ---- client port ---- */
+
+/* One connection through conninfo (TCP, through the test's forwarder) and one through the environment
+ * (the unix socket), both leaked: the exit report lists them with their client ports. */
+static int mode_client_port(const char *conninfo)
+{
+    PGconn *tcp = PQconnectdb(conninfo);
+    must(PQstatus(tcp) == CONNECTION_OK, PQerrorMessage(tcp));
+    PGconn *unix_socket = connect_ok();
+    printf("tcp=%d unix=%d\n", PQbackendPID(tcp), PQbackendPID(unix_socket));
+    return 0;
+}
+
+/* Leaves through _Exit: like _exit, no atexit handlers, the report must still be written. */
+static int mode_underscore_Exit(void)
+{
+    leak_and_drop();
+    _Exit(6);
+}
+
 /* ---- metrics (run with PQLEAK_MAX_CONNS=2, PQLEAK_CHECKOUT_TIMEOUT=0.2, PQLEAK_SUSPECT_IDLE_TX=1) ---- */
 
 static void *timed_out_connect(void *arg)
@@ -664,6 +699,12 @@ int main(int argc, char **argv)
         return mode_secret_refusal(argv[2], argv[3]);
     if (!strcmp(m, "levels"))
         return mode_levels();
+    if (!strcmp(m, "open-close") && argc > 2)
+        return mode_open_close(atoi(argv[2]));
+    if (!strcmp(m, "client-port") && argc > 2)
+        return mode_client_port(argv[2]);
+    if (!strcmp(m, "_Exit"))
+        return mode_underscore_Exit();
     if (!strcmp(m, "metrics") && argc > 2)
         return mode_metrics(argv[2]);
     if (!strcmp(m, "misuse-threads"))
