@@ -84,11 +84,15 @@ def reporter_sleeping(pid):
     for tid, (_, f) in tasks(pid).items():
         if f["Name"] == "pqleak-sig":
             try:
-                with open(f"/proc/{pid}/task/{tid}/syscall") as fh:
-                    call = fh.read().split()
+                try:
+                    with open(f"/proc/{pid}/task/{tid}/syscall") as fh:  # "running" unless it sleeps
+                        call = fh.read().split()
+                    return bool(call) and call[0] in ("7", "271")  # poll, ppoll (x86-64)
+                except PermissionError:  # ptrace restricted: where it sleeps, "0" unless it sleeps
+                    with open(f"/proc/{pid}/task/{tid}/wchan") as fh:
+                        return "poll" in fh.read()
             except FileNotFoundError:
                 return False
-            return bool(call) and call[0] in ("7", "271")  # poll, ppoll (x86-64)
     check(False, f"no pqleak-sig thread in {pid}")
 
 
