@@ -170,7 +170,8 @@ def read_metrics(path, pid):
     prometheus_client too (which strips _total from counter family names: samples keep it)."""
     from prometheus_client.parser import text_string_to_metric_families
     text = open(path).read()
-    values, types = {}, {}
+    values = {}
+    eq(dict(re.findall(r"^# TYPE (\S+) (\S+)$", text, re.M)), METRICS, "metrics written and their types")
     lines = text.splitlines()
     check(len(lines) == 3 * len(METRICS), f"three lines per metric:\n{text}")
     for i in range(0, len(lines), 3):
@@ -180,13 +181,11 @@ def read_metrics(path, pid):
         name = m.group(1)
         m = re.fullmatch(rf"# TYPE {name} (gauge|counter)", type_)
         check(m, f"TYPE line of {name}: {type_!r}")
-        types[name] = m.group(1)
         m = re.fullmatch(rf'{name}\{{program="([^"]*)",pid="(\d+)"\}} (\S+)', sample)
         check(m, f"sample of {name}: {sample!r}")
         check(m.group(1).endswith("/it_prog") and int(m.group(2)) == pid, f"labels of {name}: {sample!r}")
         check(name not in values, f"{name} twice")
         values[name] = float(m.group(3))
-    eq(types, METRICS, "metrics written and their types")
     parsed = {s.name: s for f in text_string_to_metric_families(text) for s in f.samples}
     eq(sorted(parsed), sorted(METRICS), "sample names prometheus_client reads")
     for name, sample in parsed.items():
