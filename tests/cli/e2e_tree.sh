@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # End to end, real shim and real server: a shell script's process tree where cli_leaker processes leak
 # from two sites among clean psql runs. Exit 23; one group per leak site, with the right program,
-# counts summed over processes, targets named; the merged JSON and JUnit agree.
+# counts summed over processes, targets named; the merged JSON and JUnit agree. The per-process reports
+# the shim wrote are grouped already (the command merges by symbolized stack again, so only they show
+# the shim's own grouping): one group per leak site, all its connections in it.
 source "$(dirname "$0")/lib.sh"
 : "${CLI_LEAKER:?}" "${PGHOST:?run through tools/pgserver exec}"
 
@@ -49,6 +51,21 @@ xmllint --noout "$T/j.xml" || fail "j.xml is not well-formed"
 expect 23 "$PQLEAK" run --report-dir "$T/reports" -- bash -c "$tree"
 ls "$T/reports"/pqleak-*-exit-*.json >/dev/null || fail "no exit reports in --report-dir"
 [ "$(ls "$T/reports" | wc -l)" -eq 6 ] || { ls -la "$T/reports"; fail "expected 6 reports (one per process)"; }
+groups=$("${PYTHON:-python3}" - "$T/reports" <<'PY'
+import glob, json, sys
+out = []
+for f in sorted(glob.glob(sys.argv[1] + "/pqleak-*-exit-*.json")):
+    d = json.load(open(f))
+    name = d["program"].rsplit("/", 1)[-1]
+    site = lambda l: next((f["function"] for f in d["stacks"][str(l["stack"])]
+                           if (f["function"] or "").startswith("leak_site")), None)
+    out.append("%s:%s" % (name, ",".join("%s*%d/%d" % (site(l), l["count"], len(l["connections"]))
+                                         for l in d["leaks"])))
+print(" ".join(sorted(out)))
+PY
+)
+[ "$groups" = "cli_leaker: cli_leaker:leak_site_a*1/1 cli_leaker:leak_site_a*2/2 cli_leaker:leak_site_b*1/1 psql: psql:" ] ||
+  fail "the shim's own leak groups per process (program:site*count/connections) are: $groups"
 expect 23 "$PQLEAK" report "$T/reports"
 has "$T/out" "pqleak: 4 connections leaked in 2 groups across 6 processes"
 echo PASS

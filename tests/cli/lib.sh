@@ -20,6 +20,17 @@ show() {
   cat "$T/err" >&2
 }
 
+# wait_for SECONDS CMD...: polls CMD every 0.1 s until it succeeds; fails the test after SECONDS.
+wait_for() {
+  local tries=$(($1 * 10))
+  shift
+  while ! "$@"; do
+    tries=$((tries - 1))
+    [ "$tries" -gt 0 ] || fail "timed out waiting for: $*"
+    sleep 0.1
+  done
+}
+
 # expect STATUS CMD...: runs CMD with stdout in $T/out and stderr in $T/err; fails unless it exits with
 # STATUS.
 expect() {

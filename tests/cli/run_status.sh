@@ -28,6 +28,7 @@ dir=$(sed -n 's/^PQLEAK_REPORT_DIR=//p' "$T/out")
 [ ! -e "$dir" ] || fail "the private report directory $dir was not removed"
 # Ours goes last in LD_PRELOAD, after what the user had.
 other=$(ls /lib/*-linux-gnu/libm.so.6 /usr/lib/*-linux-gnu/libm.so.6 2>/dev/null | head -n 1)
+[ -n "$other" ] || fail "no libm.so.6 found to preload"
 expect 0 env LD_PRELOAD="$other" "$PQLEAK" run -- sh -c 'echo "LD_PRELOAD=$LD_PRELOAD"'
 has "$T/out" "LD_PRELOAD=$other:$SHIM"
 cd "$T"
@@ -39,16 +40,25 @@ has "$T/out" "PQLEAK_CHECKOUT_TIMEOUT=2.5"
 has "$T/out" "PQLEAK_STRICT=1"
 cd - >/dev/null
 
-# Signals sent to pqleak reach the command; pqleak then exits as the command did.
+# Signals sent to pqleak reach the command; pqleak then exits as the command did. The command says its
+# pid once it runs (pqleak forwards signals from before it starts the command); afterwards it must be
+# gone: not left running by a pqleak that died of the signal itself.
 for sig in TERM HUP; do
-  "$PQLEAK" run -- sleep 30 >"$T/out" 2>"$T/err" &
+  rm -f "$T/child.pid"
+  "$PQLEAK" run -- sh -c 'echo $$ >"$1.tmp" && mv "$1.tmp" "$1" && exec sleep 30' sh "$T/child.pid" \
+    >"$T/out" 2>"$T/err" &
   pid=$!
-  sleep 1
+  wait_for 30 test -s "$T/child.pid"
+  child=$(cat "$T/child.pid")
   kill -"$sig" "$pid"
   start=$SECONDS
   got=0
   wait "$pid" || got=$?
   want=$((128 + $(kill -l "$sig")))
+  if kill -0 "$child" 2>/dev/null; then
+    kill -KILL "$child"
+    fail "SIG$sig: the command (pid $child) still runs after pqleak exited: the signal was not forwarded"
+  fi
   [ "$got" = "$want" ] || { show; fail "SIG$sig: exited with $got, expected $want"; }
   [ $((SECONDS - start)) -lt 10 ] || fail "SIG$sig: the command was not stopped"
 done
@@ -94,8 +104,9 @@ expect 23 "$PQLEAK" run --report-dir "$T/keep/reports" -- sh -c 'cp "$1" "$PQLEA
 has "$T/err" "pqleak: 2 connections leaked in 1 group across 1 process"
 
 # Reports written by processes the command left behind still count (pqleak waits for them).
-expect 23 "$PQLEAK" run -- sh -c '(sleep 1; cp "$1" "$PQLEAK_REPORT_DIR"/) >/dev/null 2>&1 & exit 0' sh \
-  "$M/pqleak-1001-exit-1.json"
+# The left-behind process writes its report only once the command is gone (reaped by pqleak).
+expect 23 "$PQLEAK" run -- sh -c '(while kill -0 $$ 2>/dev/null; do sleep 0.05; done; cp "$1" "$PQLEAK_REPORT_DIR"/) \
+  >/dev/null 2>&1 & exit 0' sh "$M/pqleak-1001-exit-1.json"
 has "$T/err" "2 connections leaked"
 # ... but a process that never exits is not waited for forever.
 start=$SECONDS

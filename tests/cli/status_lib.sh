@@ -6,17 +6,6 @@
 SHIM=$(realpath "$PQLEAK_SHIM")
 trap 'kill -KILL $(jobs -p) 2>/dev/null || true; rm -rf "$T"' EXIT
 
-# wait_for SECONDS CMD...: polls CMD every 0.1 s until it succeeds; fails the test after SECONDS.
-wait_for() {
-  local tries=$(($1 * 10))
-  shift
-  while ! "$@"; do
-    tries=$((tries - 1))
-    [ "$tries" -gt 0 ] || fail "timed out waiting for: $*"
-    sleep 0.1
-  done
-}
-
 # serve NAME [VAR=VALUE...]: starts `it_prog serve` under the shim with the extra environment (two
 # connections, one idle in a transaction begun in forget_commit) and waits for "ready". Sets $pid;
 # stop it with `unserve`.
@@ -38,6 +27,16 @@ unserve() {
   local got=0
   wait "$pid" || got=$?
   [ "$got" = 0 ] || { cat "$T/serve.$SERVE_NAME.err" >&2; fail "it_prog serve exited with $got, expected 0"; }
+}
+
+# shim_mapped PID: the process has the shim loaded (it has exec'd the program started with LD_PRELOAD).
+shim_mapped() {
+  grep -qF "$SHIM" "/proc/$1/maps" 2>/dev/null
+}
+
+# runs PID PROG: the process runs PROG (it has exec'd it; before, it is still the forked shell).
+runs() {
+  [ "$(readlink "/proc/$1/exe" 2>/dev/null)" = "$(realpath "$(command -v "$2")")" ]
 }
 
 # first_line FILE TEXT: the first line of FILE starts with TEXT.

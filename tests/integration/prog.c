@@ -102,7 +102,7 @@ static int mode_entry_points(int leak)
     return 0;
 }
 
-#define NTHREADS 8
+#define NTHREADS   8
 #define PER_THREAD 25
 
 static void *thread_main(void *arg)
@@ -339,7 +339,8 @@ static int mode_cap_failed(void)
     for (int i = 0; i < 5; i++) {
         PGconn *c = PQconnectdb("host=/nonexistent-pqleak-dir");
         must(PQstatus(c) == CONNECTION_BAD, "failed connect");
-        must(strstr(PQerrorMessage(c), "refused by pqleak") == NULL, "libpq's own message for a real failure");
+        must(strstr(PQerrorMessage(c), "refused by pqleak") == NULL,
+             "libpq's own message for a real failure");
     }
     PQfinish(connect_ok());
     return 0;
@@ -446,17 +447,45 @@ static int mode_storm(const char *stop_file)
     return 0;
 }
 
-/* The child uses (and closes) a connection its parent opened. */
+/* A forked child that only queries its parent's connection (the query path must warn). */
+static void query_in_child(PGconn *c)
+{
+    PQclear(PQexec(c, "select 1"));
+}
+
 static int mode_misuse_fork(void)
 {
     PGconn *c = connect_ok();
     pid_t pid = fork();
     if (pid == 0) {
-        PQclear(PQexec(c, "select 1"));
-        PQfinish(c);
+        query_in_child(c);
         _exit(0);
     }
-    waitpid(pid, NULL, 0);
+    int st;
+    waitpid(pid, &st, 0);
+    must(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child");
+    PQfinish(c);
+    return 0;
+}
+
+/* A forked child that only closes its parent's connection (the close path must warn). */
+static void close_in_child(PGconn *c)
+{
+    PQfinish(c);
+}
+
+static int mode_misuse_fork_close(void)
+{
+    PGconn *c = connect_ok();
+    pid_t pid = fork();
+    if (pid == 0) {
+        close_in_child(c);
+        _exit(0);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    must(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child");
+    PQfinish(c);
     return 0;
 }
 
@@ -480,6 +509,139 @@ static int mode_misuse_threads(void)
     must(PQsendQuery(shared_conn, "select 1") == 0, "a second query while one runs");
     pthread_join(t, NULL);
     PQfinish(shared_conn);
+    return 0;
+}
+
+/* ---- secrets in refusals (run with PQLEAK_MAX_CONNS_PER_TARGET=1, PQLEAK_CHECKOUT_TIMEOUT=0) ---- */
+
+/* A connect to the socket directory host (a path that contains the password) and PGDATABASE with the
+ * password pw, given (a) in the expanded dbname of PQconnectdbParams, (b) as PQsetdbLogin's pwd; the
+ * application_name contains the password too. */
+static PGconn *connect_with_secret(int setdblogin, const char *host, const char *pw)
+{
+    char conninfo[1024];
+    if (!setdblogin) {
+        snprintf(conninfo, sizeof(conninfo), "host=%s dbname=%s password=%s application_name=app-%s", host,
+                 getenv("PGDATABASE"), pw, pw);
+        const char *kw[] = {"dbname", NULL};
+        const char *val[] = {conninfo, NULL};
+        return PQconnectdbParams(kw, val, 1);
+    }
+    snprintf(conninfo, sizeof(conninfo), "dbname=%s application_name=login-%s", getenv("PGDATABASE"), pw);
+    return PQsetdbLogin(host, NULL, NULL, NULL, conninfo, NULL, pw);
+}
+
+/* For each way: one connection held, then a second one to the same target, refused at the cap and
+ * leaked on purpose (the exit report lists its target); the held one is closed. */
+static int mode_secret_refusal(const char *host, const char *pw)
+{
+    const char *labels[] = {"expanded-dbname", "setdblogin"};
+    for (int i = 0; i < 2; i++) {
+        PGconn *h = connect_with_secret(i, host, pw);
+        must(PQstatus(h) == CONNECTION_OK, PQerrorMessage(h));
+        PGconn *c = connect_with_secret(i, host, pw);
+        printf("%s: status=%s refused=%d\n--message--\n%s--end--\n", labels[i],
+               PQstatus(c) == CONNECTION_OK ? "ok" : "bad",
+               strstr(PQerrorMessage(c), "refused by pqleak") != NULL, PQerrorMessage(c));
+        PQfinish(h);
+    }
+    return 0;
+}
+
+/* ---- utilization levels (run with PQLEAK_MAX_CONNS) ---- */
+
+/* Reads one number a line from stdin: opens or closes (last opened first) connections until that many
+ * are open, then prints "ok N". The test reads the log between steps. */
+static int mode_levels(void)
+{
+    static PGconn *open_conns[1000];
+    int n = 0;
+    char line[64];
+    while (fgets(line, sizeof(line), stdin)) {
+        int want = atoi(line);
+        must(want >= 0 && want < 1000, "a number of connections");
+        while (n < want)
+            open_conns[n++] = connect_ok();
+        while (n > want)
+            PQfinish(open_conns[--n]);
+        printf("ok %d\n", n);
+        fflush(stdout);
+    }
+    while (n > 0)
+        PQfinish(open_conns[--n]);
+    return 0;
+}
+
+/* ---- trace ---- */
+
+/* Opens n connections, then closes them all. */
+static int mode_open_close(int n)
+{
+    PGconn **c = calloc((size_t)n, sizeof(*c));
+    must(c != NULL, "calloc");
+    for (int i = 0; i < n; i++)
+        c[i] = connect_ok();
+    for (int i = 0; i < n; i++)
+        PQfinish(c[i]);
+    free(c);
+    return 0;
+}
+
+/* ---- client port ---- */
+
+/* One connection through conninfo (TCP, through the test's forwarder) and one through the environment
+ * (the unix socket), both leaked: the exit report lists them with their client ports. */
+static int mode_client_port(const char *conninfo)
+{
+    PGconn *tcp = PQconnectdb(conninfo);
+    must(PQstatus(tcp) == CONNECTION_OK, PQerrorMessage(tcp));
+    PGconn *unix_socket = connect_ok();
+    printf("tcp=%d unix=%d\n", PQbackendPID(tcp), PQbackendPID(unix_socket));
+    return 0;
+}
+
+/* Leaves through _Exit: like _exit, no atexit handlers, the report must still be written. */
+static int mode_underscore_Exit(void)
+{
+    leak_and_drop();
+    _Exit(6);
+}
+
+/* ---- metrics (run with PQLEAK_MAX_CONNS=2, PQLEAK_CHECKOUT_TIMEOUT=0.2, PQLEAK_SUSPECT_IDLE_TX=1) ---- */
+
+static void *timed_out_connect(void *arg)
+{
+    (void)arg;
+    PGconn *c = PQconnectdb("");
+    must(PQstatus(c) == CONNECTION_BAD && strstr(PQerrorMessage(c), "(checkout timeout)"),
+         "a checkout timeout");
+    PQfinish(c);
+    return NULL;
+}
+
+/* Three failed connects (freed); two connections held; a connect from another thread that waits at
+ * the cap and times out; then one of the two left idle in a transaction (a suspect after a second).
+ * Prints "ready", waits for the stop file, commits and closes the busy connection, leaks the idle one. */
+static int mode_metrics(const char *stop_file)
+{
+    for (int i = 0; i < 3; i++) {
+        PGconn *c = PQconnectdb("host=/nonexistent-pqleak-dir");
+        must(PQstatus(c) == CONNECTION_BAD, "failed connect");
+        PQfinish(c);
+    }
+    PGconn *idle = connect_ok();
+    PGconn *busy = connect_ok();
+    pthread_t t;
+    pthread_create(&t, NULL, timed_out_connect, NULL);
+    pthread_join(t, NULL);
+    forget_commit(busy); /* last: once it is a suspect, every other metric has its final value */
+    printf("ready\n");
+    fflush(stdout);
+    for (int i = 0; i < 6000 && access(stop_file, F_OK) != 0; i++)
+        usleep(10000);
+    exec_ok(busy, "commit");
+    PQfinish(busy);
+    (void)idle;
     return 0;
 }
 
@@ -531,6 +693,20 @@ int main(int argc, char **argv)
         return mode_storm(argv[2]);
     if (!strcmp(m, "misuse-fork"))
         return mode_misuse_fork();
+    if (!strcmp(m, "misuse-fork-close"))
+        return mode_misuse_fork_close();
+    if (!strcmp(m, "secret-refusal") && argc > 3)
+        return mode_secret_refusal(argv[2], argv[3]);
+    if (!strcmp(m, "levels"))
+        return mode_levels();
+    if (!strcmp(m, "open-close") && argc > 2)
+        return mode_open_close(atoi(argv[2]));
+    if (!strcmp(m, "client-port") && argc > 2)
+        return mode_client_port(argv[2]);
+    if (!strcmp(m, "_Exit"))
+        return mode_underscore_Exit();
+    if (!strcmp(m, "metrics") && argc > 2)
+        return mode_metrics(argv[2]);
     if (!strcmp(m, "misuse-threads"))
         return mode_misuse_threads();
     if (!strcmp(m, "puts")) {

@@ -125,5 +125,100 @@ def no_cap_no_trace():
     eq((u["cap"], u["utilization_pct"], u["waits_total"]), (0, None, 0), "cap, utilization, waits")
 
 
+def secret_refusal():
+    """Refused connects whose password was given in an expanded dbname (PQconnectdbParams) or as
+    PQsetdbLogin's pwd, with the password in two fields of the target: the host (a socket directory
+    whose path contains it, a symlink to the server's) and the application_name. Neither the refusal
+    message nor the log nor any report may show it; "[redacted]" stands where those fields were."""
+    import json
+    import shutil
+    pw = "Zq9Sec"
+    d = tempfile.mkdtemp(prefix="pqleak-sec-")
+    host = os.path.join(d, f"sock-{pw}")
+    os.symlink(os.environ["PGHOST"], host)
+    try:
+        r = run([PROG, "secret-refusal", host, pw], env={"PQLEAK_MAX_CONNS_PER_TARGET": "1",
+                                                          "PQLEAK_CHECKOUT_TIMEOUT": "0", "PQLEAK_TRACE": "1"})
+    finally:
+        shutil.rmtree(d)
+    eq(r.rc, 0, f"exit status:\n{r.err}")
+    got = re.findall(r"^(\S+): status=(\w+) refused=(\d)\n--message--\n(.*?)--end--\n", r.out, re.M | re.S)
+    eq([g[:3] for g in got], [("expanded-dbname", "bad", "1"), ("setdblogin", "bad", "1")],
+       f"each connect refused by pqleak (the same target as the held connection):\n{r.out}")
+    for way, _, _, msg in got:
+        check(pw not in msg, f"{way}: the password in the refusal message:\n{msg}")
+        check(f"PQLEAK_MAX_CONNS_PER_TARGET=1 reached, 1 open to host=[redacted] port={os.environ['PGPORT']} "
+              f"dbname={os.environ['PGDATABASE']} user={os.environ['PGUSER']}" in msg, f"{way}: message:\n{msg}")
+    check(pw not in r.out, f"the password in the program's output:\n{r.out}")
+    check(pw not in r.err, f"the password in the log:\n{r.err}")
+    rep = r.only_report()
+    check(pw not in json.dumps(rep), f"the password in the report:\n{json.dumps(rep, indent=1)}")
+    # The two refused connections, leaked: their targets are listed, the two fields redacted.
+    eq(sorted((c["status"], c["target"]["host"], c["target"]["application_name"]) for c in rep["connections"]),
+       [("bad", "[redacted]", "[redacted]")] * 2, "targets of the refused connections in the report")
+    eq(len(re.findall(r"^Leak of 1 connection .* to host=\[redacted\] port=\S+ dbname=\S+ user=\S+ "
+                      r"application_name=\[redacted\],", r.err, re.M)), 2, f"text report:\n{r.err}")
+    eq(len([l for l in r.err.splitlines() if l.startswith("pqleak: refused: ") and "host=[redacted]" in l]), 2,
+       f"trace lines of the refusals:\n{r.err}")
+
+
+def levels():
+    """The WARNING and CRITICAL lines of PQLEAK_WARN_PCT and PQLEAK_CRIT_PCT: said once per crossing,
+    re-armed only below 75% of the level, re-armed crossings said at most once a minute (so this test
+    waits a minute). The program opens or closes connections to the number the test writes to its
+    stdin and answers "ok N"; the test reads the log after each answer."""
+    import subprocess
+    import time
+    from harness import environment
+    d = tempfile.mkdtemp(prefix="pqleak-levels-")
+    log = os.path.join(d, "log")
+    # Cap 20: the warning level (50%) is 10 connections, re-armed at 7 (below 37.5%); the critical level
+    # (80%) is 16, re-armed at 11 (below 60%).
+    env = environment({"PQLEAK_MAX_CONNS": "20", "PQLEAK_WARN_PCT": "50", "PQLEAK_CRIT_PCT": "80",
+                       "PQLEAK_LOG": log})
+    p = subprocess.Popen([PROG, "levels"], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    said = []
+
+    def to(n, warnings=0, criticals=0, why=""):
+        p.stdin.write(f"{n}\n")
+        p.stdin.flush()
+        eq(p.stdout.readline(), f"ok {n}\n", "the program's answer")
+        lines = open(log).read().splitlines() if os.path.exists(log) else []
+        new = lines[len(said):]
+        said.extend(new)
+        want = []
+        if warnings:
+            want.append(f"pqleak: WARNING: {n} of PQLEAK_MAX_CONNS=20 connections open ({n * 5}%, warning level 50%)")
+        if criticals:
+            want.append(f"pqleak: CRITICAL: {n} of PQLEAK_MAX_CONNS=20 connections open ({n * 5}%, critical level "
+                        f"80%)")
+        eq(new, want, f"lines logged at {n} open ({why})")
+
+    to(9, why="below the warning level")
+    to(10, warnings=1, why="the warning level crossed")
+    to(15, why="between the levels")
+    to(16, criticals=1, why="the critical level crossed")
+    first = time.monotonic()  # both levels were last said before this
+    to(20, why="at the cap: already said")
+    to(12, why="60%: not below 75% of the critical level")
+    to(16, why="the critical level again, not re-armed")
+    to(8, why="40%: the critical level re-armed, not the warning level")
+    to(10, why="the warning level again, not re-armed")
+    to(16, why="the critical level again, re-armed but said less than a minute ago")
+    to(7, why="35%: the warning level re-armed")
+    to(10, why="the warning level again, re-armed but said less than a minute ago")
+    to(7, why="below the warning level")
+    elapsed = time.monotonic() - first
+    check(elapsed < 50, f"the steps within the minute took {elapsed:.0f} s: too slow a machine for this test")
+    time.sleep(first + 61 - time.monotonic())
+    to(10, warnings=1, why="the warning level crossed, re-armed, a minute later")
+    to(16, criticals=1, why="the critical level crossed, re-armed, a minute later")
+    to(20, why="at the cap: already said")
+    to(0, why="all closed")
+    p.stdin.close()
+    eq(p.wait(timeout=60), 0, "exit status")
+    eq(len(said), 4, f"lines logged in all:\n{chr(10).join(said)}")
+
+
 main({f.__name__: f for f in (threads_share_cap, timeout_refusal, self_deadlock, fifo, failed_hold_no_slot,
-                              nonblocking_refused, per_target, psql_refused, psycopg2_refused, no_cap_no_trace)})
+                              nonblocking_refused, per_target, psql_refused, psycopg2_refused, no_cap_no_trace, secret_refusal, levels)})

@@ -124,6 +124,102 @@ def underscore_exit():
     eq(r.rc, 9, "PQLEAK_EXITCODE through _exit")
 
 
+def underscore_Exit():
+    r = run([PROG, "_Exit"])
+    eq(r.rc, 6, f"the program's own _Exit status:\n{r.err}")
+    rep = r.only_report()
+    eq(sum(g["count"] for g in leaks(rep)), 1, "leak reported through _Exit")
+    eq(innermost_user_function(rep, leaks(rep)[0]["stack"]), "connect_ok", "leak site")
+    check("SUMMARY: pqleak: 1 connection leaked in 1 group" in r.err, f"text report through _Exit:\n{r.err}")
+    r = run([PROG, "_Exit"], env={"PQLEAK_EXITCODE": "9"})
+    eq(r.rc, 9, "PQLEAK_EXITCODE through _Exit")
+
+
+def trace():
+    """PQLEAK_TRACE=1: one line per open and one per close, naming the same connection."""
+    n = 7
+    r = run([PROG, "open-close", str(n)], env={"PQLEAK_TRACE": "1"})
+    eq(r.rc, 0, f"exit status:\n{r.err}")
+    opens = re.findall(r"^pqleak: open #(\d+) ok host=(\S+) port=\S+ dbname=\S+ user=\S+ \(thread \d+\)$", r.err, re.M)
+    closes = re.findall(r"^pqleak: close #(\d+) after [\d.]+ s$", r.err, re.M)
+    eq(len(opens), n, f"open lines:\n{r.err}")
+    eq(len(closes), n, f"close lines:\n{r.err}")
+    eq([int(i) for i, _ in opens], list(range(1, n + 1)), "connections opened, in order")
+    eq([int(i) for i in closes], list(range(1, n + 1)), "connections closed, in order")
+    check(all(h == os.environ["PGHOST"] for _, h in opens), f"hosts: {opens}")
+    eq(len(r.err.splitlines()), 2 * n, f"no other line:\n{r.err}")
+    u = r.only_report()["utilization"]
+    eq((u["opened_total"], u["closed_total"]), (n, n), "opened, closed")
+    # Every entry point (blocking, non-blocking, PQreset, PQping): still one open and one close line per
+    # connection.
+    r = run([PROG, "entry-points"], env={"PQLEAK_TRACE": "1"})
+    eq(r.rc, 0, f"exit status:\n{r.err}")
+    eq(sorted(int(i) for i in re.findall(r"^pqleak: open #(\d+) ", r.err, re.M)), list(range(1, 7)),
+       f"open lines of the six connections:\n{r.err}")
+    eq(sorted(int(i) for i in re.findall(r"^pqleak: close #(\d+) ", r.err, re.M)), list(range(1, 7)),
+       f"close lines of the six connections:\n{r.err}")
+    # Without PQLEAK_TRACE: no line at all.
+    r = run([PROG, "open-close", str(n)])
+    eq((r.rc, r.err), (0, ""), "status and log without PQLEAK_TRACE")
+
+
+def client_port():
+    """client_port is the client's local TCP port (the server's pg_stat_activity.client_port), null for a
+    unix socket. The test server has no TCP listener: a forwarder here accepts on 127.0.0.1 and relays
+    each connection to the server's unix socket, noting the client's port."""
+    import socket
+    import threading
+    sock_path = os.path.join(os.environ["PGHOST"], f".s.PGSQL.{os.environ['PGPORT']}")
+    lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(8)
+    peers = []
+
+    def pump(src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def serve():
+        while True:
+            try:
+                c, addr = lsock.accept()
+            except OSError:
+                return
+            peers.append(addr[1])
+            u = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            u.connect(sock_path)
+            threading.Thread(target=pump, args=(c, u), daemon=True).start()
+            threading.Thread(target=pump, args=(u, c), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    port = lsock.getsockname()[1]
+    r = run([PROG, "client-port", f"host=127.0.0.1 port={port} sslmode=disable gssencmode=disable"])
+    lsock.close()
+    eq(r.rc, 0, f"exit status:\n{r.out}{r.err}")
+    eq(len(peers), 1, f"connections through the forwarder: {peers}")
+    m = re.fullmatch(r"tcp=(\d+) unix=(\d+)\n", r.out)
+    check(m, f"program output: {r.out!r}")
+    by_pid = {c["server_pid"]: c for c in r.only_report()["connections"]}
+    eq(sorted(by_pid), sorted([int(m.group(1)), int(m.group(2))]), "server pids of the leaked connections")
+    tcp, unix = by_pid[int(m.group(1))], by_pid[int(m.group(2))]
+    eq((tcp["target"]["host"], tcp["target"]["port"]), ("127.0.0.1", str(port)), "target of the TCP connection")
+    eq(tcp["client_port"], peers[0], "client_port of the TCP connection (its local port)")
+    eq(unix["target"]["host"], os.environ["PGHOST"], "target of the unix-socket connection")
+    eq(unix["client_port"], None, "client_port of the unix-socket connection")
+
+
 def fork():
     r = run([PROG, "fork"])
     eq(r.rc, 0, "exit status")
@@ -340,31 +436,8 @@ def pgbench():
     check(rep["utilization"]["opened_total"] >= 40, f"opened_total {rep['utilization']['opened_total']}")
 
 
-PSYCOPG2_CLEAN = """
-import psycopg2
-for i in range(5):
-    conn = psycopg2.connect("")
-    with conn.cursor() as cur:
-        cur.execute("select %s", (i,))
-        assert cur.fetchone() == (i,)
-    conn.close()
-with psycopg2.connect("application_name=ctx") as conn:  # commits, does not close
-    pass
-conn.close()
-print("ok")
-"""
-
-
-def psycopg2_clean():
-    r = run([os.environ.get("PYTHON", "python3"), "-c", PSYCOPG2_CLEAN])
-    eq((r.rc, r.out), (0, "ok\n"), f"script result:\n{r.err}")
-    check(not PQLEAK_LINE.search(r.err), f"no pqleak output:\n{r.err}")
-    rep = r.only_report()
-    eq(rep["leaks"], [], "leaks")
-    eq(rep["utilization"]["opened_total"], 6, "connections seen (libpq loaded late by psycopg2)")
-
-
 main({f.__name__: f for f in (two_sites, entry_points_clean, entry_points_leak, threads, failed_freed,
                               failed_leaked, secrets, exitcode, underscore_exit, fork, atexit_close, quiet,
                               malformed_setting, disable, stack_depth, suppressions, log_file,
-                              unwritable_report_dir, no_text_report, exports, rtld_next, lsan_alongside, secure_exec, psql, pgbench, psycopg2_clean)})
+                              unwritable_report_dir, no_text_report, exports, rtld_next, lsan_alongside,
+                              secure_exec, psql, pgbench, underscore_Exit, trace, client_port)})

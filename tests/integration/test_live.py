@@ -2,6 +2,7 @@
 misuse warnings. Each function is one ctest test: python3 test_live.py NAME."""
 import glob
 import os
+import re
 import signal
 import time
 
@@ -42,24 +43,84 @@ def signal_report():
     check("its transaction began" in err and "forget_commit" in err, err)
 
 
+def tasks(pid):
+    """The threads of pid: {tid: (state letter, status fields)}."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                stat = f.read()
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                status = f.read()
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # a thread that ended meanwhile
+        fields = dict(l.split(":", 1) for l in status.splitlines() if ":" in l)
+        out[int(tid)] = (stat[stat.rindex(")") + 2], {k: v.strip() for k, v in fields.items()})
+    return out
+
+
+def signal_requests_written(pid, sig=signal.SIGUSR1):
+    """True when every sig sent to pid so far has run its handler to the end (so the handler's byte is in
+    the reporter's pipe): seen with the process stopped, no sig pending, and no thread but the reporter
+    (which blocks every signal) with sig blocked, which a thread has while in the handler."""
+    bit = 1 << (sig - 1)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        ts = wait_for(lambda: (lambda ts: ts if all(st in "Tt" for st, _ in ts.values()) else None)(tasks(pid)),
+                      "the process to stop")
+        busy = 0
+        for _, f in ts.values():
+            busy |= int(f["ShdPnd"], 16) | int(f["SigPnd"], 16)
+            if not f["Name"].startswith("pqleak"):
+                busy |= int(f["SigBlk"], 16)
+        return not busy & bit
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+def reporter_sleeping(pid):
+    """True when pid's reporter thread sleeps in poll: it answered every request already in its pipe (a
+    byte written to the pipe makes it runnable at once)."""
+    for tid, (_, f) in tasks(pid).items():
+        if f["Name"] == "pqleak-sig":
+            try:
+                try:
+                    with open(f"/proc/{pid}/task/{tid}/syscall") as fh:  # "running" unless it sleeps
+                        call = fh.read().split()
+                    return bool(call) and call[0] in ("7", "271")  # poll, ppoll (x86-64)
+                except PermissionError:  # ptrace restricted: where it sleeps, "0" unless it sleeps
+                    with open(f"/proc/{pid}/task/{tid}/wchan") as fh:
+                        return "poll" in fh.read()
+            except FileNotFoundError:
+                return False
+    check(False, f"no pqleak-sig thread in {pid}")
+
+
 def signal_burst():
     bg = Background(lambda stop: [PROG, "storm", stop])
+    pid = bg.proc.pid
     for _ in range(1000):
-        os.kill(bg.proc.pid, signal.SIGUSR1)
-    # The storm goes on while the reporter answers; stop only once an answer is there (a loaded machine
-    # may take a while).
-    signal_reports(bg)
+        os.kill(pid, signal.SIGUSR1)
+    # The storm goes on while the reporter answers. Wait (without guessing a time) until it has answered
+    # every request of the burst: each handler has written its byte, then the reporter sleeps again.
+    wait_for(lambda: signal_requests_written(pid), "the burst's signals to be handled")
+    wait_for(lambda: reporter_sleeping(pid), "the reporter to answer every request")
+    # However many reports the burst gave, each replaced the one before: one signal report remains.
+    live = glob.glob(os.path.join(bg.report_dir, f"pqleak-{pid}-signal-*.json"))
+    eq(len(live), 1, f"signal reports of the running process: {os.listdir(bg.report_dir)}")
+    eq(sorted(os.listdir(bg.report_dir)), [os.path.basename(live[0])], "files in the report dir while running")
     rc, _, err = bg.stop()
     eq(rc, 0, f"the program survives 1000 signals during a connect storm:\n{err[-2000:]}")
-    files = glob.glob(os.path.join(bg.report_dir, "*"))
+    # No request came after: the exit cannot race a live report.
+    files = sorted(os.listdir(bg.report_dir))
     reports = read_reports(bg.report_dir)  # every file valid JSON with the schema
-    check(any(r["trigger"] == "signal" for r in reports), "at least one signal report")
-    check(not glob.glob(os.path.join(bg.report_dir, ".*")), "no temp files left")
-    exit_rep = next(r for r in reports if r["trigger"] == "exit")
+    eq([r["trigger"] for r in reports], ["exit", "signal"], f"reports left: {files}")
+    eq(files[1], os.path.basename(live[0]), "the signal report is still the one seen while running")
+    exit_rep = reports[0]
     u = exit_rep["utilization"]
     check(u["opened_total"] > 0 and u["opened_total"] == u["closed_total"], f"counts exact: {u}")
     eq(exit_rep["leaks"], [], "leaks")
-    check(len(files) <= 3, f"signal reports coalesce: {files}")
+    check(err.count("live report (signal)") >= 1, f"text live report in the log:\n{err[-2000:]}")
 
 
 def suspect_idle_tx():
@@ -85,35 +146,94 @@ def suspect_age():
     check("has been open" in warnings[0] and "PQLEAK_SUSPECT_AGE=1" in warnings[0], warnings[0])
 
 
-def metrics():
+# Every metric the shim writes (src/reporter.c), with its type.
+METRICS = {
+    "pqleak_connections_open": "gauge",
+    "pqleak_connections_peak": "gauge",
+    "pqleak_connections_cap": "gauge",
+    "pqleak_connections_opened_total": "counter",
+    "pqleak_connections_closed_total": "counter",
+    "pqleak_connections_failed_total": "counter",
+    "pqleak_checkout_waits_total": "counter",
+    "pqleak_checkout_wait_seconds_total": "counter",
+    "pqleak_checkout_timeouts_total": "counter",
+    "pqleak_checkout_refused_total": "counter",
+    "pqleak_suspects": "gauge",
+    "pqleak_suspects_total": "counter",
+    "pqleak_leaked_connections": "gauge",
+}
+
+
+def read_metrics(path, pid):
+    """The metrics file as {sample name: value}, checked line by line: a HELP and a TYPE line and one
+    sample labelled with the program and pid for each metric, nothing else; and parsed by
+    prometheus_client too (which strips _total from counter family names: samples keep it)."""
     from prometheus_client.parser import text_string_to_metric_families
-    d = os.path.dirname(glob.os.path.abspath(__file__))
+    text = open(path).read()
+    values = {}
+    eq(dict(re.findall(r"^# TYPE (\S+) (\S+)$", text, re.M)), METRICS, "metrics written and their types")
+    lines = text.splitlines()
+    check(len(lines) == 3 * len(METRICS), f"three lines per metric:\n{text}")
+    for i in range(0, len(lines), 3):
+        help_, type_, sample = lines[i:i + 3]
+        m = re.fullmatch(r"# HELP (\w+) \S.*", help_)
+        check(m, f"HELP line: {help_!r}")
+        name = m.group(1)
+        m = re.fullmatch(rf"# TYPE {name} (gauge|counter)", type_)
+        check(m, f"TYPE line of {name}: {type_!r}")
+        m = re.fullmatch(rf'{name}\{{program="([^"]*)",pid="(\d+)"\}} (\S+)', sample)
+        check(m, f"sample of {name}: {sample!r}")
+        check(m.group(1).endswith("/it_prog") and int(m.group(2)) == pid, f"labels of {name}: {sample!r}")
+        check(name not in values, f"{name} twice")
+        values[name] = float(m.group(3))
+    parsed = {s.name: s for f in text_string_to_metric_families(text) for s in f.samples}
+    eq(sorted(parsed), sorted(METRICS), "sample names prometheus_client reads")
+    for name, sample in parsed.items():
+        eq(sample.value, values[name], f"{name} as prometheus_client reads it")
+        eq(sample.labels["pid"], str(pid), f"pid label of {name}")
+    return values
+
+
+def metrics():
+    # Cap 2, both slots held; the checkout of a third connection waits 0.2 s and is refused; three
+    # connects fail; a connection idle in a transaction becomes a suspect after 1 s.
+    env = {"PQLEAK_MAX_CONNS": "2", "PQLEAK_CHECKOUT_TIMEOUT": "0.2", "PQLEAK_SUSPECT_IDLE_TX": "1",
+           "PQLEAK_SIGNAL": "none"}
+    running = {"pqleak_connections_open": 2, "pqleak_connections_peak": 2, "pqleak_connections_cap": 2,
+               "pqleak_connections_opened_total": 5, "pqleak_connections_closed_total": 3,
+               "pqleak_connections_failed_total": 3, "pqleak_checkout_waits_total": 1,
+               "pqleak_checkout_timeouts_total": 1, "pqleak_checkout_refused_total": 1, "pqleak_suspects": 1,
+               "pqleak_suspects_total": 1, "pqleak_leaked_connections": 0}
+    # While it runs: the file is rewritten every 0.2 s; the suspect comes last, so a file that shows it
+    # shows every other value final too.
     path = os.path.join(tempfile_dir(), "pqleak.prom")
-    bg = Background(lambda stop: [PROG, "serve", stop], env={"PQLEAK_METRICS": path, "PQLEAK_METRICS_INTERVAL": "0.2",
-                                                             "PQLEAK_MAX_CONNS": "10", "PQLEAK_SIGNAL": "none"})
+    bg = Background(lambda stop: [PROG, "metrics", stop],
+                    env=dict(env, PQLEAK_METRICS=path, PQLEAK_METRICS_INTERVAL="0.2"))
     wait_for(lambda: os.path.exists(path), "the metrics file")
-    # The file is rewritten every 0.2 s; the first one may predate the second connection.
-    def parsed():
-        text = open(path).read()
-        fams = {f.name: f for f in text_string_to_metric_families(text)}
-        return (text, fams) if fams["pqleak_connections_open"].samples[0].value == 2 else None
-    text, fams = wait_for(parsed, "two open connections in the metrics")
-    for name in ("pqleak_connections_open", "pqleak_connections_peak", "pqleak_connections_cap",
-                 "pqleak_checkout_waits", "pqleak_checkout_wait_seconds", "pqleak_checkout_timeouts",
-                 "pqleak_checkout_refused", "pqleak_suspects", "pqleak_leaked_connections",
-                 "pqleak_connections_opened", "pqleak_connections_closed"):
-        check(name in fams, f"metric {name} in:\n{text}")
-    sample = fams["pqleak_connections_open"].samples[0]
-    eq(sample.value, 2, "open connections")
-    eq(sample.labels["pid"], str(bg.proc.pid), "pid label")
-    check(sample.labels["program"].endswith("it_prog"), sample.labels)
-    eq(fams["pqleak_connections_cap"].samples[0].value, 10, "cap")
+    v = wait_for(lambda: (lambda v: v if v["pqleak_suspects_total"] == 1 else None)(read_metrics(path, bg.proc.pid)),
+                 "the suspect in the metrics")
+    wait_s = v.pop("pqleak_checkout_wait_seconds_total")
+    check(0.2 <= wait_s < 30, f"seconds waited at the cap: {wait_s}")
+    eq(v, running, "metrics while running")
     rc, _, err = bg.stop()
     eq(rc, 0, err)
-    final = {f.name: f for f in text_string_to_metric_families(open(path).read())}
-    eq(final["pqleak_connections_open"].samples[0].value, 0, "open after exit")
-    check(not [f for f in os.listdir(os.path.dirname(path)) if f.endswith(".tmp")], "no temp file left")
-    del d
+
+    # At exit, in a second run whose interval is too long for a periodic write to race the exit's: the
+    # file is written when the reporter starts, then only at exit. The suspect was closed (returned),
+    # the idle connection leaked.
+    path = os.path.join(tempfile_dir(), "pqleak.prom")
+    bg = Background(lambda stop: [PROG, "metrics", stop],
+                    env=dict(env, PQLEAK_METRICS=path, PQLEAK_METRICS_INTERVAL="86400"))
+    wait_for(lambda: os.path.exists(path), "the metrics file")
+    wait_for(lambda: glob.glob(os.path.join(bg.report_dir, "pqleak-*-suspect-*.json")), "the suspect report")
+    rc, _, err = bg.stop()
+    eq(rc, 0, err)
+    v = read_metrics(path, bg.proc.pid)
+    wait_s = v.pop("pqleak_checkout_wait_seconds_total")
+    check(0.2 <= wait_s < 30, f"seconds waited at the cap: {wait_s}")
+    eq(v, dict(running, pqleak_connections_open=1, pqleak_connections_closed_total=4, pqleak_suspects=0,
+               pqleak_leaked_connections=1), "metrics at exit")
+    eq(os.listdir(os.path.dirname(path)), ["pqleak.prom"], "files beside the metrics (no temp file left)")
 
 
 def tempfile_dir():
@@ -121,11 +241,56 @@ def tempfile_dir():
     return tempfile.mkdtemp(prefix="pqleak-metrics-")
 
 
-def misuse_fork():
-    r = run([PROG, "misuse-fork"])
+def fork_warnings(err):
+    """The fork-misuse warnings in err: (warning pid, opener pid, child pid, used-at functions,
+    opened-at functions) each."""
+    found = []
+    head = re.compile(r"^==(\d+)==pqleak: WARNING: connection #\d+, opened by process (\d+), is used by its "
+                      r"forked child (\d+): a libpq connection cannot be shared across fork")
+    lines = err.splitlines()
+    for i, line in enumerate(lines):
+        m = head.match(line)
+        if not m:
+            continue
+        sections, cur = {}, None
+        for l in lines[i + 1:]:
+            if l in ("  used at:", "  opened at:"):
+                cur = sections.setdefault(l.strip(" :"), [])
+            elif cur is not None and re.match(r"^    #\d+ ", l):
+                fn = re.match(r"^    #\d+ 0x[0-9a-f]+ in (\S+)", l)
+                cur.append(fn.group(1) if fn else "?")
+            else:
+                break
+        found.append((int(m.group(1)), int(m.group(2)), int(m.group(3)), sections.get("used at", []),
+                      sections.get("opened at", [])))
+    return found
+
+
+def check_fork_warning(r, used_in, mode_fn):
+    eq(r.rc, 0, f"exit status:\n{r.err}")
     lines = [l for l in r.err.splitlines() if "cannot be shared across fork" in l]
     eq(len(lines), 1, f"one warning:\n{r.err}")
-    check("used at:" in r.err and "opened at:" in r.err and "mode_misuse_fork" in r.err, r.err)
+    (pid, opener, child, used, opened), = fork_warnings(r.err)
+    parent = next(rep["pid"] for rep in r.reports if rep["utilization"]["opened_total"] == 1)
+    eq((opener, child, pid), (parent, pid, pid), "opener (the parent), child and warning process")
+    check(pid != parent, f"the warning comes from the child, not the parent {parent}")
+    check(used and used[0] == used_in and mode_fn in used, f"used at: the child's {used_in}: {used}")
+    check("connect_ok" not in used, f"used at is not the opening stack: {used}")
+    check(opened and opened[0] == "connect_ok" and mode_fn in opened and used_in not in opened,
+          f"opened at: the parent's connect_ok in {mode_fn}: {opened}")
+
+
+def misuse_fork():
+    # The child only queries the parent's connection: the query path warns.
+    r = run([PROG, "misuse-fork"])
+    check_fork_warning(r, "query_in_child", "mode_misuse_fork")
+
+
+def misuse_fork_close():
+    # The child only closes the parent's connection (PQfinish ends the parent's session): the close path
+    # warns, once.
+    r = run([PROG, "misuse-fork-close"])
+    check_fork_warning(r, "close_in_child", "mode_misuse_fork_close")
 
 
 def misuse_threads():
@@ -150,4 +315,4 @@ def no_handler_over_the_programs():
 
 
 main({f.__name__: f for f in (signal_report, signal_burst, suspect_idle_tx, suspect_age, metrics, misuse_fork,
-                              misuse_threads, no_handler_over_the_programs)})
+                              misuse_fork_close, misuse_threads, no_handler_over_the_programs)})

@@ -1,15 +1,17 @@
 """Language runtimes under the shim, against the test server: for each client library a leaking and a
 clean script (scripts/), whose reports must say what leaked, of which kind, and, for Python, on which
 line of the script. Each function is one ctest test: python3 test_lang.py NAME."""
+import functools
 import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
-from harness import check, eq, frames, main, run, validate_schema  # noqa: E402
+from harness import check, environment, eq, frames, main, run, validate_schema  # noqa: E402
 
 SCRIPTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "scripts")
 PYTHON = os.environ.get("PYTHON", "/usr/bin/python3")
@@ -18,6 +20,45 @@ LEAK_EXIT = "23"  # PQLEAK_EXITCODE in every run: the exit status tells what cou
 TIMEOUT = 60
 # Ruby and PHP install their own SIGUSR1 handlers: the shim says once that it keeps its hands off.
 SIGNAL_TAKEN = re.compile(r"^pqleak: PQLEAK_SIGNAL=USR1: the program handles SIGUSR1 itself")
+SKIP = 77  # ctest's SKIP_RETURN_CODE for these tests (CMakeLists.txt)
+
+# What a test needs besides the shim: a command that succeeds (run without the shim) when it is there,
+# and the Debian packages that bring it (tools/deps installs them).
+REQUIREMENTS = {
+    "psycopg2": ([PYTHON, "-c", "import psycopg2"], "python3-psycopg2"),
+    "psycopg": ([PYTHON, "-c", "import psycopg"], "python3-psycopg"),
+    "sqlalchemy": ([PYTHON, "-c", "import sqlalchemy"], "python3-sqlalchemy"),
+    "DBD::Pg": (["/usr/bin/perl", "-MDBI", "-MDBD::Pg", "-e", "1"], "libdbd-pg-perl"),
+    "ruby pg": (["/usr/bin/ruby", "-rpg", "-e", "1"], "ruby ruby-pg"),
+    "PHP pgsql": (["/usr/bin/php", "-r", "exit(extension_loaded('pgsql') ? 0 : 1);"], "php-cli php-pgsql"),
+    "PHP pdo_pgsql": (["/usr/bin/php", "-r", "exit(extension_loaded('pdo_pgsql') ? 0 : 1);"], "php-cli php-pgsql"),
+}
+ALL_RUNTIMES = tuple(REQUIREMENTS)
+
+
+def missing(requirement):
+    cmd, _ = REQUIREMENTS[requirement]
+    try:
+        p = subprocess.run(cmd, env=environment(preload=False), capture_output=True, timeout=TIMEOUT)
+    except FileNotFoundError:
+        return True
+    return p.returncode != 0
+
+
+def needs(*requirements):
+    """The test runs only where its client libraries are installed; elsewhere it is skipped (exit 77),
+    saying which Debian packages to install, so that a missing package never passes for a success."""
+    def wrap(test):
+        @functools.wraps(test)
+        def guarded():
+            absent = [q for q in requirements if missing(q)]
+            if absent:
+                pkgs = " ".join(REQUIREMENTS[q][1] for q in absent)
+                print(f"SKIP {test.__name__}: {', '.join(absent)} not installed (Debian: {pkgs})", file=sys.stderr)
+                sys.exit(SKIP)
+            test()
+        return guarded
+    return wrap
 
 
 def script(name):
@@ -32,12 +73,13 @@ def marker_line(name, tag):
     return lines[0]
 
 
-def run_script(name, env=None):
+def run_script(name, env=None, stdout=r"done\n"):
     """Runs a script under the shim with its own report directory; it must end normally having printed
-    'done'. Returns the harness's Run and the script's only report (validated)."""
+    'done' (its whole output must match the regular expression STDOUT). Returns the harness's Run and the
+    script's only report (validated)."""
     cmd = INTERPRETERS[os.path.splitext(name)[1]] + [script(name)]
     r = run(cmd, env={"PQLEAK_EXITCODE": LEAK_EXIT, **(env or {})}, timeout=TIMEOUT)
-    check(r.out == "done\n", f"{name} did not run to its end: stdout {r.out!r}, status {r.rc}\n{r.err}")
+    check(re.fullmatch(stdout, r.out), f"{name} did not run to its end: stdout {r.out!r}, status {r.rc}\n{r.err}")
     rep = r.only_report()
     validate_schema(rep)
     eq(rep["trigger"], "exit", "trigger")
@@ -130,6 +172,7 @@ def module_names(rep, stack_id):
 
 # ------------------------------------------------------------------------------------------ psycopg2
 
+@needs("psycopg2")
 def psycopg2_unclosed():
     rep, g = assert_unclosed("psycopg2_unclosed.py")
     f = python_frame(rep, g["stack"], "psycopg2_unclosed.py", marker_line("psycopg2_unclosed.py", "open"))
@@ -137,20 +180,24 @@ def psycopg2_unclosed():
     eq(rep["connections"][0]["target"]["application_name"], "psycopg2_unclosed", "application_name")
 
 
+@needs("psycopg2")
 def psycopg2_teardown():
     rep, g = assert_teardown("psycopg2_teardown.py")
     f = python_frame(rep, g["tx_stack"], "psycopg2_teardown.py", marker_line("psycopg2_teardown.py", "begin"))
     eq(f["function"], "record", "function where the transaction began")
 
 
+@needs("psycopg2")
 def psycopg2_held():
     assert_held("psycopg2_held.py")
 
 
+@needs("psycopg2")
 def psycopg2_clean():
     assert_clean("psycopg2_clean.py", opened_at_least=4)
 
 
+@needs("psycopg2")
 def psycopg2_python_off():
     """PQLEAK_PYTHON=off: the same leak, its stacks without Python frames."""
     r, rep = run_script("psycopg2_teardown.py", env={"PQLEAK_PYTHON": "off"})
@@ -159,35 +206,96 @@ def psycopg2_python_off():
     eq(langs, {"c"}, "frame languages with PQLEAK_PYTHON=off")
 
 
+@needs("psycopg2")
+def suspect_never_returned():
+    """A connection idle in a transaction is reported as a suspect (PQLEAK_SUSPECT_IDLE_TX); the program
+    never returns it, Python's finalization closes it at exit: the log says so exactly once, and the exit
+    report has it as a teardown leak. The script waits for the suspect report, not for a time."""
+    name = "psycopg2_suspect.py"
+    r = run([PYTHON, script(name)], env={"PQLEAK_EXITCODE": LEAK_EXIT, "PQLEAK_SUSPECT_IDLE_TX": "0.2"},
+            timeout=TIMEOUT)
+    eq((r.out, r.rc), ("done\n", int(LEAK_EXIT)), f"stdout and exit status (a teardown leak):\n{r.err}")
+    for rep in r.reports:
+        validate_schema(rep)
+    triggers = sorted(rep["trigger"] for rep in r.reports)
+    eq(triggers, ["exit", "suspect"], f"reports written:\n{r.err}")
+    sus = next(rep for rep in r.reports if rep["trigger"] == "suspect")
+    ex = next(rep for rep in r.reports if rep["trigger"] == "exit")
+    eq(len(sus["connections"]), 1, "connections in the suspect report")
+    c = sus["connections"][0]
+    eq((c["suspect"], c["tx_status"], c["target"]["application_name"]), ("idle_tx", "intrans", "psycopg2_suspect"),
+       "suspect kind, transaction status, application_name")
+    g = one_leak(ex, "teardown")
+    eq(g["connections"], [c["id"]], "the suspect is the connection that leaked")
+    python_frame(ex, g["stack"], name, marker_line(name, "open"))
+    python_frame(ex, g["tx_stack"], name, marker_line(name, "begin"))
+    lines = r.err.splitlines()
+    warnings = [l for l in lines if "SUSPECT:" in l]
+    eq(len(warnings), 1, f"one SUSPECT warning:\n{r.err}")
+    check(f"connection #{c['id']} " in warnings[0] and "idle in a transaction" in warnings[0], warnings[0])
+    verdicts = [l for l in lines if "reported as a suspect" in l]
+    eq(len(verdicts), 1, f"one line about the suspect's end:\n{r.err}")
+    check(re.fullmatch(rf"pqleak: connection #{c['id']}, reported as a suspect, was never returned: closed by the "
+                       r"runtime at exit after \d+ s", verdicts[0]), f"the suspect's end:\n{r.err}")
+    eq(r.err.count("was never returned: closed by the runtime at exit"), 1, f"said exactly once:\n{r.err}")
+    check(lines.index(warnings[0]) < lines.index(verdicts[0]) < next(i for i, l in enumerate(lines)
+                                                                     if "pqleak: ERROR:" in l),
+          f"order: warning, then its end, then the exit report:\n{r.err}")
+
+
 # ------------------------------------------------------------------------------------------ psycopg 3
 
+@needs("psycopg")
 def psycopg3_unclosed():
     rep, g = assert_unclosed("psycopg3_unclosed.py")
     eq(rep["connections"][0]["target"]["application_name"], "psycopg3_unclosed", "application_name")
 
 
+@needs("psycopg")
 def psycopg3_teardown():
     assert_teardown("psycopg3_teardown.py")
 
 
+@needs("psycopg")
 def psycopg3_held():
     assert_held("psycopg3_held.py")
 
 
+@needs("psycopg")
 def psycopg3_clean():
     assert_clean("psycopg3_clean.py", opened_at_least=4)
 
 
+@needs("psycopg", "psycopg2")
 def psycopg3_hook_off():
-    """PQLEAK_HOOK_DLSYM=0: ctypes finds libpq's own functions, the shim sees no connection at all."""
-    r = run([PYTHON, script("psycopg3_teardown.py")], env={"PQLEAK_EXITCODE": LEAK_EXIT, "PQLEAK_HOOK_DLSYM": "0"},
-            timeout=TIMEOUT)
-    eq((r.rc, r.out), (0, "done\n"), f"script result:\n{r.err}")
-    eq(r.reports, [], "reports of a process in which no connection was seen")
+    """PQLEAK_HOOK_DLSYM=0: ctypes finds libpq's own functions, so psycopg 3's connection goes unseen,
+    while the shim stays active in the process (psycopg2, which links libpq, is still seen). Control:
+    by default and with PQLEAK_HOOK_DLSYM=1 the same script's psycopg 3 connection leaks (teardown)."""
+    name = "psycopg3_hook_off.py"
+    for env in ({}, {"PQLEAK_HOOK_DLSYM": "1"}):
+        r, rep = run_script(name, env=env)
+        eq(r.rc, int(LEAK_EXIT), f"exit status with the hook on ({env}):\n{r.err}")
+        g = one_leak(rep, "teardown")
+        eq([c["target"]["application_name"] for c in rep["connections"]], ["psycopg3_hook_off_psycopg3"],
+           f"connections left at exit with the hook on ({env})")
+        python_frame(rep, g["stack"], name, marker_line(name, "open"))
+        python_frame(rep, g["tx_stack"], name, marker_line(name, "begin"))
+        u = rep["utilization"]
+        eq((u["opened_total"], u["closed_total"]), (2, 2), f"connections seen with the hook on ({env})")
+    r, rep = run_script(name, env={"PQLEAK_HOOK_DLSYM": "0", "PQLEAK_TRACE": "1"})
+    eq(r.rc, 0, f"exit status with PQLEAK_HOOK_DLSYM=0: psycopg 3's leak must go unseen:\n{r.err}")
+    eq(rep["leaks"], [], "leaks with PQLEAK_HOOK_DLSYM=0")
+    eq(rep["connections"], [], "connections left at exit with PQLEAK_HOOK_DLSYM=0")
+    u = rep["utilization"]
+    eq((u["opened_total"], u["closed_total"]), (1, 1), "connections seen with PQLEAK_HOOK_DLSYM=0 (psycopg2's only)")
+    opens = [l for l in r.err.splitlines() if re.match(r"pqleak: open #\d+ ", l)]
+    eq(len(opens), 1, f"traced opens with PQLEAK_HOOK_DLSYM=0 (psycopg2's only):\n{r.err}")
+    check("leaked" not in r.err, f"no leak report with PQLEAK_HOOK_DLSYM=0:\n{r.err}")
 
 
 # ------------------------------------------------------------------------------------------ SQLAlchemy
 
+@needs("sqlalchemy", "psycopg2")
 def sqlalchemy_teardown():
     """A pooled connection: opened by the pool for warm_up(), its transaction begun by the forgotten
     session in count_orders(). The second is the culprit."""
@@ -200,68 +308,166 @@ def sqlalchemy_teardown():
     check(any("/sqlalchemy/" in (f or "") for f in tx_files), f"SQLAlchemy's own frames listed too: {tx_files}")
 
 
+@needs("sqlalchemy", "psycopg2")
 def sqlalchemy_idle_pool():
     assert_held("sqlalchemy_idle_pool.py")
 
 
+@needs("sqlalchemy", "psycopg2")
 def sqlalchemy_clean():
     assert_clean("sqlalchemy_clean.py")
 
 
 # ------------------------------------------------------------------------------------------ Perl DBD::Pg
 
+@needs("DBD::Pg")
 def dbd_pg_teardown():
     rep, g = assert_teardown("dbd_pg_teardown.pl", python=False)
     check("Pg.so" in module_names(rep, g["stack"]), f"opened in DBD::Pg: {module_names(rep, g['stack'])}")
     check("Pg.so" in module_names(rep, g["tx_stack"]), f"began in DBD::Pg: {module_names(rep, g['tx_stack'])}")
 
 
+@needs("DBD::Pg")
 def dbd_pg_teardown_lexical():
     assert_teardown("dbd_pg_teardown_lexical.pl", python=False)
 
 
+@needs("DBD::Pg")
 def dbd_pg_unclosed():
     rep, g = assert_unclosed("dbd_pg_unclosed.pl", python=False)
     check("Pg.so" in module_names(rep, g["stack"]), f"opened in DBD::Pg: {module_names(rep, g['stack'])}")
 
 
+@needs("DBD::Pg")
 def dbd_pg_clean():
     assert_clean("dbd_pg_clean.pl")
 
 
+def assert_perl_exit(name, base, how):
+    """Two handles in transactions when the program leaves through HOW: a global, destroyed in Perl's
+    global destruction, and a lexical of the sub that leaves, freed while HOW unwinds the program's
+    scopes. Both are teardown leaks with their transaction's stack."""
+    r, rep = run_script(name)
+    eq(r.rc, int(LEAK_EXIT), f"exit status with PQLEAK_EXITCODE={LEAK_EXIT}: teardown leaks count:\n{r.err}")
+    conns = {c["target"]["application_name"]: c for c in rep["connections"]}
+    group_of = {cid: g for g in rep["leaks"] for cid in g["connections"]}
+    for handle, freed in (("global", "in Perl's global destruction"), ("lexical", f"while {how} unwinds")):
+        app = f"{base}_{handle}"
+        check(app in conns, f"the {handle} handle (freed {freed}) is not in the exit report: its rolled-back "
+                            f"transaction went unreported; connections: {sorted(conns)}\n{r.err}")
+        g = group_of.get(conns[app]["id"])
+        check(g is not None, f"the {handle} handle is in no leak group: {json.dumps(rep['leaks'])}")
+        eq((g["kind"], g["suppressed"]), ("teardown", False), f"kind of the {handle} handle's leak (freed {freed})")
+        check(g["tx_stack"] is not None and g["tx_stack"] != g["stack"],
+              f"the {handle} handle's leak says where its transaction began: {g}")
+        for what in ("stack", "tx_stack"):
+            check("Pg.so" in module_names(rep, g[what]), f"{what} in DBD::Pg: {module_names(rep, g[what])}")
+    eq(sum(g["count"] for g in rep["leaks"]), 2, f"leaked connections: {json.dumps(rep['leaks'])}")
+    check("SUMMARY: pqleak: 2 connections leaked" in r.err and "its transaction began in" in r.err,
+          f"text report:\n{r.err}")
+    return r
+
+
+@needs("DBD::Pg")
+def dbd_pg_exit():
+    assert_perl_exit("dbd_pg_exit.pl", "dbd_pg_exit", "exit")
+
+
+@needs("DBD::Pg")
+def dbd_pg_die():
+    r = assert_perl_exit("dbd_pg_die.pl", "dbd_pg_die", "die")
+    check("dbd_pg_die: giving up" in r.err, f"the program died:\n{r.err}")
+
+
+# A refusal at PQLEAK_MAX_CONNS=1 while this thread holds the only connection: no wait is possible.
+REFUSAL = re.compile(r"connection refused by pqleak \((?P<why>[^)]*)\): PQLEAK_MAX_CONNS=1 reached, 1 open, "
+                     r"waited (?P<waited>\d+\.\d) s; 1 held by (?P<holder>.+), oldest \d+\.\d s")
+
+
+def assert_refused(name, whys, module):
+    """Runs a refusal script: it holds one connection, is refused a second, prints 'refused: MESSAGE' as
+    its client library gave it, closes the first and connects again. Returns the report."""
+    r, rep = run_script(name, env={"PQLEAK_MAX_CONNS": "1", "PQLEAK_CHECKOUT_TIMEOUT": "5"},
+                        stdout=r"refused: [^\n]*\ndone\n")
+    eq(r.rc, 0, f"exit status (no connection leaked):\n{r.err}")
+    msg = r.out.splitlines()[0][len("refused: "):]
+    m = REFUSAL.fullmatch(msg)
+    check(m, f"the client library's error is not pqleak's refusal: {msg!r}\n{r.err}")
+    check(m["why"] in whys, f"refused without waiting ({' or '.join(whys)}): {msg!r}")
+    eq(m["waited"], "0.0", f"waited: {msg!r}")
+    check(module in m["holder"], f"the holder is named by the code that opened it ({module}): {msg!r}")
+    u = rep["utilization"]
+    eq((u["cap"], u["peak_open"], u["refused_total"], u["opened_total"], u["closed_total"], u["open"]),
+       (1, 1, 1, 2, 2, 0), f"cap, peak, refused, opened, closed, open: {u}")
+    eq((u["waits_total"], u["timeouts_total"]), (0, 0), f"waits and timeouts: {u}")
+    return rep
+
+
+@needs("DBD::Pg")
+def dbd_pg_refused():
+    """DBI->connect returns undef and $DBI::errstr is pqleak's message."""
+    rep = assert_refused("dbd_pg_refused.pl",
+                         ["would wait forever: this thread holds connections and every other holder is waiting"],
+                         "Pg.so")
+    eq(rep["leaks"], [], "leaks (DBD::Pg finishes the refused connection itself)")
+    eq(rep["connections"], [], "connections left")
+
+
 # ------------------------------------------------------------------------------------------ Ruby pg
 
+@needs("ruby pg")
 def ruby_pg_teardown():
     rep, g = assert_teardown("ruby_pg_teardown.rb", python=False)
     check("pg_ext.so" in module_names(rep, g["stack"]), f"opened in pg_ext: {module_names(rep, g['stack'])}")
 
 
+@needs("ruby pg")
 def ruby_pg_unclosed():
     assert_unclosed("ruby_pg_unclosed.rb", python=False)
 
 
+@needs("ruby pg")
 def ruby_pg_clean():
     assert_clean("ruby_pg_clean.rb")
 
 
+@needs("ruby pg")
+def ruby_pg_refused():
+    """PG::ConnectionBad's message is pqleak's. pg connects without blocking (PQconnectStart), which is
+    refused at once; a pg that connected blocking would get the would-wait-forever refusal."""
+    rep = assert_refused("ruby_pg_refused.rb",
+                         ["non-blocking connect, no free slot",
+                          "would wait forever: this thread holds connections and every other holder is waiting"],
+                         "pg_ext.so")
+    # pg raises without finishing the refused PGconn; its finalizer closes it at exit (held, not counted).
+    bad = {c["id"] for c in rep["connections"] if c["status"] == "bad"}
+    for g in rep["leaks"]:
+        check(g["kind"] == "held" and set(g["connections"]) <= bad, f"only the refused connection is left: {g}")
+
+
 # ------------------------------------------------------------------------------------------ PHP
 
+@needs("PHP pgsql")
 def php_pgsql_teardown():
     assert_teardown("php_pgsql_teardown.php", python=False)
 
 
+@needs("PHP pgsql")
 def php_pgsql_clean():
     assert_clean("php_pgsql_clean.php")
 
 
+@needs("PHP pdo_pgsql")
 def pdo_pgsql_teardown():
     assert_teardown("pdo_pgsql_teardown.php", python=False)
 
 
+@needs("PHP pdo_pgsql")
 def pdo_pgsql_clean():
     assert_clean("pdo_pgsql_clean.php")
 
 
+@needs("PHP pgsql", "PHP pdo_pgsql")
 def php_frames():
     """The extension that opened the connection is named in the stack (PHP unloads its extensions at
     shutdown, before the exit report is written)."""
@@ -273,6 +479,33 @@ def php_frames():
         stray = [m for m in mods if m and m not in (ext, "pdo.so", "libpq.so.5") and not m.startswith("php")
                  and not m.startswith("libc.so")]
         eq(stray, [], f"{name}: frames attributed to libraries PHP did not call through")
+
+
+# ------------------------------------------------------------------------------------------ strict mode
+
+@needs("psycopg2", "DBD::Pg")
+def strict_shim():
+    """The shim itself (no pqleak command that would count held connections again) honours PQLEAK_STRICT:
+    a connection closed idle by the runtime at exit is listed as held, and fails the process only in
+    strict mode."""
+    for name in ("psycopg2_held.py", "dbd_pg_held.pl"):
+        for strict in (None, "0", "1"):
+            env = {"PQLEAK_STRICT": strict} if strict else {}
+            r, rep = run_script(name, env=env)
+            on = strict == "1"
+            what = f"{name} with PQLEAK_STRICT={strict or 'unset'}"
+            eq(rep["settings"]["strict"], on, f"{what}: settings.strict of the report")
+            g = one_leak(rep, "held")
+            eq(g["tx_stack"], None, f"{what}: tx_stack of an idle connection")
+            eq([(c["status"], c["tx_status"]) for c in rep["connections"]], [("ok", "idle")],
+               f"{what}: the held connection")
+            if on:
+                eq(r.rc, int(LEAK_EXIT), f"{what}: exit status (PQLEAK_EXITCODE={LEAK_EXIT}):\n{r.err}")
+                check("(held: closed idle by the runtime at exit)" in r.err and
+                      "SUMMARY: pqleak: 1 connection leaked in 1 group" in r.err, f"{what}: text report:\n{r.err}")
+            else:
+                eq(r.rc, 0, f"{what}: exit status (a held connection is no leak):\n{r.err}")
+                check("leaked" not in r.err and "SUMMARY" not in r.err, f"{what}: no leak report:\n{r.err}")
 
 
 # ------------------------------------------------------------------------------------------ pqleak run
@@ -309,6 +542,7 @@ def program_kind(program):
     return next((p for p in PROGRAMS if base.startswith(p)), base)
 
 
+@needs(*ALL_RUNTIMES)
 def mixed_leaks():
     names = ["psycopg2_teardown.py", "psycopg3_unclosed.py", "sqlalchemy_teardown.py", "dbd_pg_teardown.pl",
              "ruby_pg_teardown.rb", "php_pgsql_teardown.php", "pdo_pgsql_teardown.php", "psycopg2_held.py"]
@@ -335,6 +569,7 @@ def mixed_leaks():
     eq(r.rc, 23, f"pqleak run --strict status with held connections:\n{r.err}")
 
 
+@needs(*ALL_RUNTIMES)
 def mixed_clean():
     names = ["psycopg2_clean.py", "psycopg3_clean.py", "sqlalchemy_clean.py", "dbd_pg_clean.pl", "ruby_pg_clean.rb",
              "php_pgsql_clean.php", "pdo_pgsql_clean.php"]
@@ -346,9 +581,11 @@ def mixed_clean():
 
 
 main({f.__name__: f for f in (psycopg2_unclosed, psycopg2_teardown, psycopg2_held, psycopg2_clean, psycopg2_python_off,
+                              suspect_never_returned,
                               psycopg3_unclosed, psycopg3_teardown, psycopg3_held, psycopg3_clean, psycopg3_hook_off,
                               sqlalchemy_teardown, sqlalchemy_idle_pool, sqlalchemy_clean,
                               dbd_pg_teardown, dbd_pg_teardown_lexical, dbd_pg_unclosed, dbd_pg_clean,
-                              ruby_pg_teardown, ruby_pg_unclosed, ruby_pg_clean,
+                              dbd_pg_exit, dbd_pg_die, dbd_pg_refused,
+                              ruby_pg_teardown, ruby_pg_unclosed, ruby_pg_clean, ruby_pg_refused,
                               php_pgsql_teardown, php_pgsql_clean, pdo_pgsql_teardown, pdo_pgsql_clean, php_frames,
-                              mixed_leaks, mixed_clean)})
+                              strict_shim, mixed_leaks, mixed_clean)})

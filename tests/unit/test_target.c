@@ -1,6 +1,8 @@
 /* Unit tests of target extraction: the whitelisted fields come out of conninfo strings, URIs and
- * keyword arrays, and no password does, whatever field it hides in. Uses libpq itself (failed
- * connections to a socket directory that does not exist: no server needed). */
+ * keyword arrays, and no password does, whatever field it hides in. Every case puts its password in
+ * a field too (mostly application_name), so that a password the code fails to know as a secret shows
+ * up in that field and fails the test. Uses libpq itself (failed connections to a socket directory
+ * that does not exist: no server needed). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,9 +12,9 @@
 
 #include "target.h"
 
-static const struct pql_target_api api = {PQhost,         PQport,          PQdb,           PQuser,
-                                         PQpass,         PQconninfo,      PQconninfoFree, PQconninfoParse,
-                                         PQconndefaults, PQfreemem,       PQstatus,       PQparameterStatus};
+static const struct pql_target_api api = {PQhost,         PQport,     PQdb,           PQuser,
+                                          PQpass,         PQconninfo, PQconninfoFree, PQconninfoParse,
+                                          PQconndefaults, PQfreemem,  PQstatus,       PQparameterStatus};
 
 static void assert_no_secret(const struct pql_target *t, const char *secret)
 {
@@ -25,14 +27,14 @@ static void test_conninfo(void **state)
 {
     (void)state;
     PGconn *c = PQconnectdb("host=/nonexistent-dir port=6543 dbname=app user=alice password=S3cret-a "
-                            "application_name=worker");
+                            "application_name=worker-S3cret-a");
     struct pql_target t;
     pql_target_from_conn(&t, c, &api);
     assert_string_equal(t.host, "/nonexistent-dir");
     assert_string_equal(t.port, "6543");
     assert_string_equal(t.dbname, "app");
     assert_string_equal(t.user, "alice");
-    assert_string_equal(t.appname, "worker");
+    assert_string_equal(t.appname, "[redacted]");
     assert_no_secret(&t, "S3cret-a");
     PQfinish(c);
 }
@@ -40,12 +42,13 @@ static void test_conninfo(void **state)
 static void test_uri(void **state)
 {
     (void)state;
-    PGconn *c = PQconnectdb("postgresql://bob:S3cret-b@/shop?host=/nonexistent-dir&application_name=web");
+    PGconn *c =
+        PQconnectdb("postgresql://bob:S3cret-b@/shop?host=/nonexistent-dir&application_name=web-S3cret-b");
     struct pql_target t;
     pql_target_from_conn(&t, c, &api);
     assert_string_equal(t.user, "bob");
     assert_string_equal(t.dbname, "shop");
-    assert_string_equal(t.appname, "web");
+    assert_string_equal(t.appname, "[redacted]");
     assert_no_secret(&t, "S3cret-b");
     PQfinish(c);
 }
@@ -69,12 +72,14 @@ static void test_expand_dbname(void **state)
 {
     (void)state;
     const char *kw[] = {"dbname", NULL};
-    const char *val[] = {"postgresql://dave:S3cret-d@/inv?host=/nonexistent-dir", NULL};
+    const char *val[] = {
+        "postgresql://dave:S3cret-d@/inv?host=/nonexistent-dir&application_name=inv-S3cret-d", NULL};
     PGconn *c = PQconnectdbParams(kw, val, 1);
     struct pql_target t;
     pql_target_from_conn(&t, c, &api);
     assert_string_equal(t.user, "dave");
     assert_string_equal(t.dbname, "inv");
+    assert_string_equal(t.appname, "[redacted]");
     assert_no_secret(&t, "S3cret-d");
     PQfinish(c);
 }
@@ -86,8 +91,8 @@ static void test_from_options(void **state)
     setenv("PGPORT", "7777", 1);
     setenv("PGUSER", "envuser", 1);
     struct pql_target t;
-    pql_target_from_options(&t, "host=/sock dbname=app password=S3cret-e application_name=S3cret-e", NULL, NULL,
-                            0, &api);
+    pql_target_from_options(&t, "host=/sock dbname=app password=S3cret-e application_name=S3cret-e", NULL,
+                            NULL, 0, &api);
     assert_string_equal(t.host, "/sock");
     assert_string_equal(t.port, "7777");
     assert_string_equal(t.dbname, "app");
@@ -95,21 +100,37 @@ static void test_from_options(void **state)
     assert_string_equal(t.appname, "[redacted]");
     assert_no_secret(&t, "S3cret-e");
 
-    pql_target_from_options(&t, "postgresql://u1:S3cret-f@h1:5433/d1", NULL, NULL, 0, &api);
+    pql_target_from_options(&t, "postgresql://u1:S3cret-f@h1:5433/d1?application_name=uri-S3cret-f", NULL,
+                            NULL, 0, &api);
     assert_string_equal(t.host, "h1");
     assert_string_equal(t.port, "5433");
     assert_string_equal(t.user, "u1");
     assert_string_equal(t.dbname, "d1");
+    assert_string_equal(t.appname, "[redacted]");
     assert_no_secret(&t, "S3cret-f");
 
+    /* The expanded dbname's password (not the password keyword's) is in its own application_name. */
     const char *kw[] = {"dbname", "port", "password", NULL};
-    const char *val[] = {"postgresql://u2:S3cret-g@h2/d2", "6000", "S3cret-h", NULL};
+    const char *val[] = {"postgresql://u2:S3cret-g@h2/d2?application_name=exp-S3cret-g", "6000", "S3cret-h",
+                         NULL};
     pql_target_from_options(&t, NULL, kw, val, 1, &api);
     assert_string_equal(t.host, "h2");
     assert_string_equal(t.port, "6000");
     assert_string_equal(t.user, "u2");
     assert_string_equal(t.dbname, "d2");
+    assert_string_equal(t.appname, "[redacted]");
     assert_no_secret(&t, "S3cret-g");
+    assert_no_secret(&t, "S3cret-h");
+
+    /* A conninfo string as expanded dbname, its password in an application_name given in a later keyword. */
+    const char *kw2[] = {"dbname", "application_name", NULL};
+    const char *val2[] = {"host=h3 dbname=d3 user=u3 password=S3cret-i", "app-S3cret-i", NULL};
+    pql_target_from_options(&t, NULL, kw2, val2, 1, &api);
+    assert_string_equal(t.host, "h3");
+    assert_string_equal(t.user, "u3");
+    assert_string_equal(t.dbname, "d3");
+    assert_string_equal(t.appname, "[redacted]");
+    assert_no_secret(&t, "S3cret-i");
 
     /* No dbname: libpq uses the user name. */
     pql_target_from_options(&t, NULL, kw + 3, val + 3, 0, &api);
@@ -122,7 +143,8 @@ static void test_from_options(void **state)
 static void test_same(void **state)
 {
     (void)state;
-    struct pql_target a = {"h", "1", "d", "u", "x"}, b = {"h", "1", "d", "u", "y"}, c = {"h", "2", "d", "u", "x"};
+    struct pql_target a = {"h", "1", "d", "u", "x"}, b = {"h", "1", "d", "u", "y"},
+                      c = {"h", "2", "d", "u", "x"};
     assert_true(pql_target_same(&a, &b));
     assert_false(pql_target_same(&a, &c));
 }
