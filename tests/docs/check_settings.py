@@ -19,7 +19,6 @@ import sys
 # Variables read outside the settings table, documented in their own section of docs/settings.md.
 # Adding a name here is a deliberate act: these have no row in the summary table and no report key.
 NOT_IN_TABLE = {
-    "PQLEAK_HOOK_DLSYM": "read by the shim's dlsym/dlopen hooks when it is loaded (src/dlhook.c)",
     "PQLEAK_LIB": "read by the pqleak command only (tools/pqleak/run.c)",
 }
 
