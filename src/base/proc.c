@@ -8,13 +8,12 @@
 #include <unistd.h>
 
 static _Atomic pid_t my_pid;
-static __thread int my_tid __attribute__((tls_model("initial-exec")));
+__thread int pql_tid_cached __attribute__((tls_model("initial-exec")));
 
-int pql_tid(void)
+int pql_tid_lookup(void)
 {
-    if (!my_tid)
-        my_tid = gettid();
-    return my_tid;
+    pql_tid_cached = gettid();
+    return pql_tid_cached;
 }
 
 pid_t pql_pid(void)
@@ -34,16 +33,9 @@ double pql_clock_s(clockid_t id)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-int64_t pql_coarse_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static void fork_child(void)
 {
-    my_tid = 0; /* the forking thread's TLS is the child's only thread */
+    pql_tid_cached = 0; /* the forking thread's TLS is the child's only thread */
     atomic_store(&my_pid, 0);
 }
 

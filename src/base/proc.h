@@ -7,15 +7,30 @@
 #include <sys/types.h>
 #include <time.h>
 
-/* This process's pid and this thread's tid, cached. */
+/* This thread's tid, cached; inline because every query call asks. The shim is preloaded, so static
+ * TLS is there (initial-exec). */
+extern __thread int pql_tid_cached __attribute__((tls_model("initial-exec"), visibility("hidden")));
+int pql_tid_lookup(void);
+
+static inline int pql_tid(void)
+{
+    int t = pql_tid_cached;
+    return t ? t : pql_tid_lookup();
+}
+
+/* This process's pid, cached. */
 pid_t pql_pid(void);
-int pql_tid(void);
 
 /* Seconds on clock id (CLOCK_MONOTONIC for durations, CLOCK_REALTIME for report times). */
 double pql_clock_s(clockid_t id);
 
 /* Monotonic time in ns, coarse (a few ms) and cheap: read on every query call. */
-int64_t pql_coarse_ns(void);
+static inline int64_t pql_coarse_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 /* In a forked child: the cached pid and tid are the parent's. Registered by pql_proc_setup. */
 void pql_proc_setup(void);
