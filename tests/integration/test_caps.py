@@ -220,6 +220,8 @@ def levels():
     p.stdin.close()
     eq(p.wait(timeout=60), 0, "exit status")
     eq(len(said), 4, f"lines logged in all:\n{chr(10).join(said)}")
+    import shutil
+    shutil.rmtree(d)
 
 
 main({f.__name__: f for f in (threads_share_cap, timeout_refusal, self_deadlock, fifo, failed_hold_no_slot,
