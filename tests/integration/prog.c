@@ -515,14 +515,16 @@ static int mode_misuse_threads(void)
 /* ---- secrets in refusals (run with PQLEAK_MAX_CONNS_PER_TARGET=1, PQLEAK_CHECKOUT_TIMEOUT=0) ---- */
 
 /* A connect to the socket directory host (a path that contains the password) and PGDATABASE with the
- * password pw, given (a) in the expanded dbname of PQconnectdbParams, (b) as PQsetdbLogin's pwd; the
- * application_name contains the password too. */
-static PGconn *connect_with_secret(int setdblogin, const char *host, const char *pw)
+ * password pw, given (0) in a conninfo string (PQconnectdb), (1) in the expanded dbname of
+ * PQconnectdbParams, (2) as PQsetdbLogin's pwd; the application_name contains the password too. */
+static PGconn *connect_with_secret(int way, const char *host, const char *pw)
 {
     char conninfo[1024];
-    if (!setdblogin) {
+    if (way < 2) {
         snprintf(conninfo, sizeof(conninfo), "host=%s dbname=%s password=%s application_name=app-%s", host,
                  getenv("PGDATABASE"), pw, pw);
+        if (way == 0)
+            return PQconnectdb(conninfo);
         const char *kw[] = {"dbname", NULL};
         const char *val[] = {conninfo, NULL};
         return PQconnectdbParams(kw, val, 1);
@@ -535,8 +537,8 @@ static PGconn *connect_with_secret(int setdblogin, const char *host, const char 
  * leaked on purpose (the exit report lists its target); the held one is closed. */
 static int mode_secret_refusal(const char *host, const char *pw)
 {
-    const char *labels[] = {"expanded-dbname", "setdblogin"};
-    for (int i = 0; i < 2; i++) {
+    const char *labels[] = {"conninfo", "expanded-dbname", "setdblogin"};
+    for (int i = 0; i < 3; i++) {
         PGconn *h = connect_with_secret(i, host, pw);
         must(PQstatus(h) == CONNECTION_OK, PQerrorMessage(h));
         PGconn *c = connect_with_secret(i, host, pw);

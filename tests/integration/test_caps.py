@@ -126,10 +126,11 @@ def no_cap_no_trace():
 
 
 def secret_refusal():
-    """Refused connects whose password was given in an expanded dbname (PQconnectdbParams) or as
-    PQsetdbLogin's pwd, with the password in two fields of the target: the host (a socket directory
-    whose path contains it, a symlink to the server's) and the application_name. Neither the refusal
-    message nor the log nor any report may show it; "[redacted]" stands where those fields were."""
+    """Refused connects whose password was given in a conninfo string (PQconnectdb), in an expanded
+    dbname (PQconnectdbParams) or as PQsetdbLogin's pwd, with the password in two fields of the target:
+    the host (a socket directory whose path contains it, a symlink to the server's) and the
+    application_name. Neither the refusal message nor the log nor any report may show it; "[redacted]"
+    stands where those fields were."""
     import json
     import shutil
     pw = "Zq9Sec"
@@ -143,7 +144,8 @@ def secret_refusal():
         shutil.rmtree(d)
     eq(r.rc, 0, f"exit status:\n{r.err}")
     got = re.findall(r"^(\S+): status=(\w+) refused=(\d)\n--message--\n(.*?)--end--\n", r.out, re.M | re.S)
-    eq([g[:3] for g in got], [("expanded-dbname", "bad", "1"), ("setdblogin", "bad", "1")],
+    eq([g[:3] for g in got],
+       [("conninfo", "bad", "1"), ("expanded-dbname", "bad", "1"), ("setdblogin", "bad", "1")],
        f"each connect refused by pqleak (the same target as the held connection):\n{r.out}")
     for way, _, _, msg in got:
         check(pw not in msg, f"{way}: the password in the refusal message:\n{msg}")
@@ -153,12 +155,12 @@ def secret_refusal():
     check(pw not in r.err, f"the password in the log:\n{r.err}")
     rep = r.only_report()
     check(pw not in json.dumps(rep), f"the password in the report:\n{json.dumps(rep, indent=1)}")
-    # The two refused connections, leaked: their targets are listed, the two fields redacted.
+    # The three refused connections, leaked: their targets are listed, the two fields redacted.
     eq(sorted((c["status"], c["target"]["host"], c["target"]["application_name"]) for c in rep["connections"]),
-       [("bad", "[redacted]", "[redacted]")] * 2, "targets of the refused connections in the report")
+       [("bad", "[redacted]", "[redacted]")] * 3, "targets of the refused connections in the report")
     eq(len(re.findall(r"^Leak of 1 connection .* to host=\[redacted\] port=\S+ dbname=\S+ user=\S+ "
-                      r"application_name=\[redacted\],", r.err, re.M)), 2, f"text report:\n{r.err}")
-    eq(len([l for l in r.err.splitlines() if l.startswith("pqleak: refused: ") and "host=[redacted]" in l]), 2,
+                      r"application_name=\[redacted\],", r.err, re.M)), 3, f"text report:\n{r.err}")
+    eq(len([l for l in r.err.splitlines() if l.startswith("pqleak: refused: ") and "host=[redacted]" in l]), 3,
        f"trace lines of the refusals:\n{r.err}")
 
 
@@ -218,6 +220,8 @@ def levels():
     p.stdin.close()
     eq(p.wait(timeout=60), 0, "exit status")
     eq(len(said), 4, f"lines logged in all:\n{chr(10).join(said)}")
+    import shutil
+    shutil.rmtree(d)
 
 
 main({f.__name__: f for f in (threads_share_cap, timeout_refusal, self_deadlock, fifo, failed_hold_no_slot,

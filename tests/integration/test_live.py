@@ -3,6 +3,7 @@ misuse warnings. Each function is one ctest test: python3 test_live.py NAME."""
 import glob
 import os
 import re
+import shutil
 import signal
 import time
 
@@ -206,7 +207,8 @@ def metrics():
                "pqleak_suspects_total": 1, "pqleak_leaked_connections": 0}
     # While it runs: the file is rewritten every 0.2 s; the suspect comes last, so a file that shows it
     # shows every other value final too.
-    path = os.path.join(tempfile_dir(), "pqleak.prom")
+    first_dir = tempfile_dir()
+    path = os.path.join(first_dir, "pqleak.prom")
     bg = Background(lambda stop: [PROG, "metrics", stop],
                     env=dict(env, PQLEAK_METRICS=path, PQLEAK_METRICS_INTERVAL="0.2"))
     wait_for(lambda: os.path.exists(path), "the metrics file")
@@ -234,6 +236,8 @@ def metrics():
     eq(v, dict(running, pqleak_connections_open=1, pqleak_connections_closed_total=4, pqleak_suspects=0,
                pqleak_leaked_connections=1), "metrics at exit")
     eq(os.listdir(os.path.dirname(path)), ["pqleak.prom"], "files beside the metrics (no temp file left)")
+    shutil.rmtree(first_dir)
+    shutil.rmtree(os.path.dirname(path))
 
 
 def tempfile_dir():
