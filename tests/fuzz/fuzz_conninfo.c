@@ -1,4 +1,4 @@
-/* libFuzzer target: the shim's connection-target parsers (src/target.c) on conninfo strings, URIs and
+/* libFuzzer target: the shim's connection-target parsers (src/base/target.c) on conninfo strings, URIs and
  * keyword arrays, and on a connection's accessors (simulated from the parsed options: no network).
  * Property: no target field contains a password given, whatever other position it was given in, and
  * a value containing it is redacted whole, even where the field's size would cut it. Input: a mode

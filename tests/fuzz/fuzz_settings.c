@@ -1,4 +1,4 @@
-/* libFuzzer target: the settings table (src/config.c), read from a fuzzed environment. The input is
+/* libFuzzer target: the settings table (src/base/config.c), read from a fuzzed environment. The input is
  * "NAME=VALUE" lines; NAME is a PQLEAK_* variable (or "*", meaning every one of them gets VALUE).
  * Properties: loading never fails; every value lands in its documented range whatever was given; each
  * malformed value gives one warning line naming its variable; the settings' JSON object is valid JSON

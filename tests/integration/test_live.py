@@ -147,7 +147,7 @@ def suspect_age():
     check("has been open" in warnings[0] and "PQLEAK_SUSPECT_AGE=1" in warnings[0], warnings[0])
 
 
-# Every metric the shim writes (src/reporter.c), with its type.
+# Every metric the shim writes (src/output/metrics.c), with its type.
 METRICS = {
     "pqleak_connections_open": "gauge",
     "pqleak_connections_peak": "gauge",
