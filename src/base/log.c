@@ -3,6 +3,8 @@
  * with one warning. Thread-safe; not for signal handlers. */
 #include "log.h"
 
+#include "proc.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -17,15 +19,10 @@ static int log_fd = -1; /* -1: not opened yet */
 
 static void fork_child(void);
 
-static void register_fork_handler(void)
-{
-    pthread_atfork(NULL, NULL, fork_child);
-}
-
 void pql_log_setup(const char *dest)
 {
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, register_fork_handler);
+    static atomic_flag once = ATOMIC_FLAG_INIT;
+    pql_atfork_once(&once, NULL, NULL, fork_child);
     pthread_mutex_lock(&log_lock);
     if (log_fd > 2)
         close(log_fd);

@@ -39,13 +39,14 @@ static void fork_child(void)
     atomic_store(&my_pid, 0);
 }
 
-static void register_fork_handler(void)
+void pql_atfork_once(atomic_flag *once, void (*prepare)(void), void (*parent)(void), void (*child)(void))
 {
-    pthread_atfork(NULL, NULL, fork_child);
+    if (!atomic_flag_test_and_set(once))
+        pthread_atfork(prepare, parent, child);
 }
 
 void pql_proc_setup(void)
 {
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, register_fork_handler);
+    static atomic_flag once = ATOMIC_FLAG_INIT;
+    pql_atfork_once(&once, NULL, NULL, fork_child);
 }

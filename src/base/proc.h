@@ -3,6 +3,7 @@
 #ifndef PQL_PROC_H
 #define PQL_PROC_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include <time.h>
@@ -34,5 +35,9 @@ static inline int64_t pql_coarse_ns(void)
 
 /* In a forked child: the cached pid and tid are the parent's. Registered by pql_proc_setup. */
 void pql_proc_setup(void);
+
+/* Registers a module's fork handlers (pthread_atfork) the first time it is called with this flag;
+ * later calls do nothing. Modules call it from their setup, in the lock order of lifecycle/shim.c. */
+void pql_atfork_once(atomic_flag *once, void (*prepare)(void), void (*parent)(void), void (*child)(void));
 
 #endif

@@ -218,11 +218,6 @@ static void *reporter_main(void *arg)
 
 static void fork_child(void);
 
-static void register_fork_handler(void)
-{
-    pthread_atfork(NULL, NULL, fork_child);
-}
-
 void pql_reporter_ensure(const struct pql_settings *s)
 {
     if (atomic_load_explicit(&started, memory_order_acquire))
@@ -230,8 +225,8 @@ void pql_reporter_ensure(const struct pql_settings *s)
     bool suspects = s->suspect_age > 0 || s->suspect_idle_tx > 0;
     if (!s->signal && !suspects && !*s->metrics)
         return;
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, register_fork_handler);
+    static atomic_flag once = ATOMIC_FLAG_INIT;
+    pql_atfork_once(&once, NULL, NULL, fork_child);
     pthread_mutex_lock(&start_lock);
     if (atomic_load(&started))
         goto out;

@@ -283,15 +283,10 @@ static void fork_child(void)
     pthread_mutex_init(&refusals_lock, NULL);
 }
 
-static void register_fork_handler(void)
-{
-    pthread_atfork(NULL, NULL, fork_child);
-}
-
 void pql_track_setup(const struct pql_settings *s)
 {
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    static atomic_flag once = ATOMIC_FLAG_INIT;
     cfg = s;
     caps = pql_checkout_setup(s);
-    pthread_once(&once, register_fork_handler);
+    pql_atfork_once(&once, NULL, NULL, fork_child);
 }

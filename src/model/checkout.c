@@ -310,15 +310,10 @@ static void fork_child(void)
     last_warn_at = last_crit_at = 0;
 }
 
-static void register_fork_handler(void)
-{
-    pthread_atfork(NULL, NULL, fork_child);
-}
-
 bool pql_checkout_setup(const struct pql_settings *s)
 {
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    static atomic_flag once = ATOMIC_FLAG_INIT;
     cfg = s;
-    pthread_once(&once, register_fork_handler);
+    pql_atfork_once(&once, NULL, NULL, fork_child);
     return s->max_conns > 0 || s->max_conns_per_target > 0;
 }

@@ -4,6 +4,8 @@
 #define _GNU_SOURCE
 #include "live.h"
 
+#include "proc.h"
+
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,13 +78,8 @@ static void fork_child(void)
     atomic_fetch_add(&pql_fork_gen, 1);
 }
 
-static void register_fork_handler(void)
-{
-    pthread_atfork(NULL, NULL, fork_child);
-}
-
 void pql_live_setup(void)
 {
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, register_fork_handler);
+    static atomic_flag once = ATOMIC_FLAG_INIT;
+    pql_atfork_once(&once, NULL, NULL, fork_child);
 }

@@ -315,13 +315,8 @@ static void fork_child(void)
     memset(&counters, 0, sizeof(counters));
 }
 
-static void register_fork_handlers(void)
-{
-    pthread_atfork(fork_prepare, fork_parent, fork_child);
-}
-
 void pql_registry_setup(void)
 {
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, register_fork_handlers);
+    static atomic_flag once = ATOMIC_FLAG_INIT;
+    pql_atfork_once(&once, fork_prepare, fork_parent, fork_child);
 }

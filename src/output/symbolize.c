@@ -8,6 +8,7 @@
 #include <dlfcn.h>
 
 #include "dlhook.h"
+#include "proc.h"
 #include "pyframes.h"
 #include <elfutils/libdwfl.h>
 #include <pthread.h>
@@ -235,13 +236,8 @@ static void fork_child(void)
     pthread_mutex_init(&shared_lock, NULL);
 }
 
-static void register_fork_handler(void)
-{
-    pthread_atfork(NULL, NULL, fork_child);
-}
-
 void pql_sym_setup(void)
 {
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, register_fork_handler);
+    static atomic_flag once = ATOMIC_FLAG_INIT;
+    pql_atfork_once(&once, NULL, NULL, fork_child);
 }
