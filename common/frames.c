@@ -89,12 +89,45 @@ static bool interpreted(const char *lang)
     return lang && strcmp(lang, "c") != 0;
 }
 
+/* Where the system's packages put interpreted libraries (Debian's layout and the usual others). */
+static bool system_script(const char *file)
+{
+    static const char *const dirs[] = {"/usr/share/perl",
+                                       "/usr/lib/x86_64-linux-gnu/perl",
+                                       "/usr/lib/perl",
+                                       "/usr/local/share/perl",
+                                       "/usr/local/lib/x86_64-linux-gnu/perl",
+                                       "/usr/lib/ruby/",
+                                       "/usr/share/ruby",
+                                       "/var/lib/gems/",
+                                       "/usr/share/php/",
+                                       "/usr/lib/php/"};
+    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++)
+        if (prefixed(file, dirs[i]))
+            return true;
+    return false;
+}
+
+/* A shared object in the system's library directories; an executable there (pg_basebackup under
+ * /usr/lib/postgresql/15/bin) is a program, not a library. */
+static bool system_library(const char *module, const char *base)
+{
+    static const char *const dirs[] = {"/usr/lib/", "/lib/", "/usr/lib64/", "/lib64/"};
+    if (!strstr(base, ".so"))
+        return false;
+    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++)
+        if (prefixed(module, dirs[i]))
+            return true;
+    return false;
+}
+
 enum pql_frame_kind pql_frame_classify(const char *function, const char *file, const char *module,
                                        const char *lang)
 {
     if (interpreted(lang)) {
         size_t n;
-        if (!file || prefixed(file, "<frozen") || after_packages(file) || stdlib_dir(file, &n))
+        if (!file || prefixed(file, "<frozen") || after_packages(file) || stdlib_dir(file, &n) ||
+            system_script(file))
             return PQL_FRAME_LIBRARY;
         return PQL_FRAME_APP;
     }
@@ -104,7 +137,30 @@ enum pql_frame_kind pql_frame_classify(const char *function, const char *file, c
     for (size_t i = 0; i < sizeof native / sizeof native[0]; i++)
         if (native_match(base, i))
             return native[i].kind;
-    return PQL_FRAME_APP;
+    return system_library(module, base) ? PQL_FRAME_LIBRARY : PQL_FRAME_APP;
+}
+
+int pql_frame_headline(const struct pql_frame_ref *f, size_t n, bool *own)
+{
+    bool script = false;
+    for (size_t i = 0; i < n && !script; i++)
+        script = interpreted(f[i].lang);
+    int library = -1;
+    for (size_t i = 0; i < n; i++) {
+        if (script != interpreted(f[i].lang))
+            continue;
+        enum pql_frame_kind k = pql_frame_classify(f[i].function, f[i].file, f[i].module, f[i].lang);
+        if (k == PQL_FRAME_APP) {
+            if (own)
+                *own = true;
+            return (int)i;
+        }
+        if (k == PQL_FRAME_LIBRARY && library < 0)
+            library = (int)i;
+    }
+    if (own)
+        *own = false;
+    return library;
 }
 
 /* Copies n bytes of s into buf as a string, cut to len; returns buf. */

@@ -15,9 +15,13 @@ enum pql_frame_kind {
     PQL_FRAME_SYSTEM,  /* libc, ld.so, libpthread, libdl, libunwind, the shim itself; also a native frame
                         * of no known module with no name (nothing to show) */
     PQL_FRAME_RUNTIME, /* a language interpreter: libpython/python, libperl/perl, libruby/ruby, libphp/php */
-    PQL_FRAME_LIBRARY, /* interpreted code installed as a library: site-packages, dist-packages, the
-                        * language's standard library (.../lib/pythonX.Y/), frozen modules ("<frozen
-                        * ...>"); also an interpreted frame without a file (it cannot be told) */
+    PQL_FRAME_LIBRARY, /* code installed as a library: interpreted code under site-packages,
+                        * dist-packages, a language's standard library (.../lib/pythonX.Y/) or the
+                        * system's package directories (/usr/share/perl5, /usr/lib/ruby, /var/lib/gems,
+                        * /usr/share/php, ...), frozen modules ("<frozen ...>"), an interpreted frame
+                        * without a file (it cannot be told); native shared objects installed in the
+                        * system's library directories (/usr/lib, /lib: libffi, libpqxx, drivers such
+                        * as DBD::Pg's Pg.so, psycopg2's _psycopg) */
 };
 
 /* Classifies a frame as the reports carry it; any argument may be NULL (unknown). lang is "c" (or
@@ -43,6 +47,19 @@ static inline bool pql_frame_kind_is_runtime(enum pql_frame_kind k)
 /* True for a module (a path, or its file name) of the shim's own capture machinery: libpqleak itself
  * and libunwind, which it captures stacks with. Such frames open every stack the shim records. */
 bool pql_module_is_shim(const char *module);
+
+/* A frame as both sides hold it, for the rules about whole stacks. */
+struct pql_frame_ref {
+    const char *function, *file, *module, *lang;
+};
+
+/* The frame a report names as the place to fix (its headline), innermost first. In a stack with
+ * interpreted frames only those are candidates (an extension module's or a driver's C frames say
+ * nothing to a Python, Perl, Ruby or PHP developer); else the native ones. The innermost frame of the
+ * program's own code (*own true); without one, the innermost library frame (*own false: the caller may
+ * prefer another stack, "last used at"). -1 when every candidate is libpq's, the system's or an
+ * interpreter's. own may be NULL. */
+int pql_frame_headline(const struct pql_frame_ref *f, size_t n, bool *own);
 
 /* A short name for the code a frame belongs to, for "... N frames in NAME" lines: the module's file
  * name, the package of an installed interpreted module ("sqlalchemy", "six" for six.py), "pythonX.Y"

@@ -70,33 +70,49 @@ void pql_text_stack(struct pql_buf *b, struct pql_symbolizer *sym, uint32_t stac
         pql_buf_puts(b, "    (no stack)\n");
 }
 
-/* "handle_request (app.c:42) <- main (app.c:60)": the innermost two frames of the program itself. In a
- * Python program those are Python frames: extension modules' C frames are libraries there. */
+static void site_frame(struct pql_buf *b, const struct pql_frame *f)
+{
+    pql_buf_puts(b, f->function ? f->function : "??");
+    if (f->file) {
+        const char *base = strrchr(f->file, '/');
+        pql_buf_printf(b, " (%s:%d)", base ? base + 1 : f->file, f->line);
+    } else if (f->module) {
+        const char *base = strrchr(f->module, '/');
+        pql_buf_printf(b, " (%s+0x%lx)", base ? base + 1 : f->module, (unsigned long)f->offset);
+    }
+}
+
+/* "handle_request (app.c:42) <- main (app.c:60)": the stack's headline (common/frames.h) and the next
+ * frame of the program's own; without a frame of its own, the innermost library frame alone. */
 static void text_site(struct pql_buf *b, struct pql_symbolizer *sym, uint32_t stack)
 {
-    int n = 0, shown = 0;
+    int n = 0;
     const uintptr_t *pcs = stack ? pql_stack_get(stack, &n) : NULL;
-    bool python = false;
-    for (int i = 0; pcs && i < n && !python; i++)
-        python = (pcs[i] & PQL_PYFRAME_TAG) != 0;
-    for (int i = 0; pcs && sym && i < n && shown < 2; i++) {
-        if (python && !(pcs[i] & PQL_PYFRAME_TAG))
-            continue;
+    const struct pql_frame *frames[PQL_MAX_FRAMES];
+    struct pql_frame_ref refs[PQL_MAX_FRAMES];
+    int m = 0;
+    for (int i = 0; pcs && sym && i < n && m < PQL_MAX_FRAMES; i++) {
         const struct pql_frame *f = pql_sym_frame(sym, pcs[i]);
-        if (!f || !pql_frame_is_app(f->function, f->file, f->module, f->lang))
+        if (!f)
             continue;
-        pql_buf_printf(b, "%s%s", shown ? " <- " : "", f->function ? f->function : "??");
-        if (f->file) {
-            const char *base = strrchr(f->file, '/');
-            pql_buf_printf(b, " (%s:%d)", base ? base + 1 : f->file, f->line);
-        } else if (f->module) {
-            const char *base = strrchr(f->module, '/');
-            pql_buf_printf(b, " (%s+0x%lx)", base ? base + 1 : f->module, (unsigned long)f->offset);
-        }
-        shown++;
+        frames[m] = f;
+        refs[m++] = (struct pql_frame_ref){f->function, f->file, f->module, f->lang};
     }
-    if (!shown)
+    bool own = false;
+    int h = pql_frame_headline(refs, (size_t)m, &own);
+    if (h < 0) {
         pql_buf_puts(b, "an unknown site");
+        return;
+    }
+    site_frame(b, frames[h]);
+    for (int i = h + 1; own && i < m; i++) {
+        if (!strcmp(frames[i]->lang, frames[h]->lang) &&
+            pql_frame_is_app(refs[i].function, refs[i].file, refs[i].module, refs[i].lang)) {
+            pql_buf_puts(b, " <- ");
+            site_frame(b, frames[i]);
+            break;
+        }
+    }
 }
 
 static const char *kind_text(const char *kind)

@@ -4,6 +4,7 @@
  * origin names of folded frames. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <cmocka.h>
 #include <string.h>
@@ -47,17 +48,23 @@ static void test_native(void **state)
     assert_int_equal(native("/usr/bin/php8.2"), PQL_FRAME_RUNTIME);
     assert_int_equal(native("/usr/lib/libphp.so"), PQL_FRAME_RUNTIME);
 
-    /* The user's C binary, its own libraries and a driver's C extension module are the program's. */
+    /* The user's binaries and their own libraries are the program's; shared objects installed in the
+     * system's library directories (libpqxx, libffi, a driver's C extension module) are libraries. */
     assert_int_equal(native("/usr/local/bin/app"), PQL_FRAME_APP);
     assert_int_equal(native("/home/u/build/leaker"), PQL_FRAME_APP);
-    assert_int_equal(native("/usr/lib/libapp.so.1"), PQL_FRAME_APP);
+    assert_int_equal(native("/home/u/build/libapp.so.1"), PQL_FRAME_APP);
+    assert_int_equal(native("/usr/local/lib/libapp.so.1"), PQL_FRAME_APP);
+    assert_int_equal(native("/usr/lib/postgresql/15/bin/pg_basebackup"), PQL_FRAME_APP);
+    assert_int_equal(native("/usr/lib/libapp.so.1"), PQL_FRAME_LIBRARY);
     assert_int_equal(
         native("/usr/lib/python3/dist-packages/psycopg2/_psycopg.cpython-311-x86_64-linux-gnu.so"),
-        PQL_FRAME_APP);
-    /* Near misses of the system names. */
-    assert_int_equal(native("/usr/lib/libc-client.so.2007e"), PQL_FRAME_APP);
-    assert_int_equal(native("/usr/lib/libpqxx-7.7.so"), PQL_FRAME_APP);
-    assert_int_equal(native("/usr/lib/libcurl.so.4"), PQL_FRAME_APP);
+        PQL_FRAME_LIBRARY);
+    assert_int_equal(native("/usr/lib/x86_64-linux-gnu/perl5/5.36/auto/DBD/Pg/Pg.so"), PQL_FRAME_LIBRARY);
+    assert_int_equal(native("/usr/lib/x86_64-linux-gnu/libffi.so.8"), PQL_FRAME_LIBRARY);
+    /* Near misses of the system names: libraries, not the system. */
+    assert_int_equal(native("/usr/lib/libc-client.so.2007e"), PQL_FRAME_LIBRARY);
+    assert_int_equal(native("/usr/lib/libpqxx-7.7.so"), PQL_FRAME_LIBRARY);
+    assert_int_equal(native("/usr/lib/libcurl.so.4"), PQL_FRAME_LIBRARY);
     /* lang NULL is native too; the module's directory does not count, only its name. */
     assert_int_equal(pql_frame_classify("f", NULL, "/usr/lib/python3.11/app", NULL), PQL_FRAME_APP);
     assert_int_equal(pql_frame_classify(NULL, NULL, "libc.so.6", NULL), PQL_FRAME_SYSTEM);
@@ -126,6 +133,38 @@ static void test_runtime_and_shim(void **state)
     assert_false(pql_module_is_shim(NULL));
 }
 
+static void test_headline(void **state)
+{
+    (void)state;
+    bool own = false;
+    /* C: the innermost frame of the program, past libpq, libc and a library. */
+    const struct pql_frame_ref c[] = {
+        {"PQconnectStart", NULL, "/usr/lib/x86_64-linux-gnu/libpq.so.5", "c"},
+        {"pqxx::connection::connect", NULL, "/usr/lib/x86_64-linux-gnu/libpqxx-6.4.so", "c"},
+        {"open_db", "app.cc", "/home/u/app", "c"},
+        {"main", "app.cc", "/home/u/app", "c"},
+    };
+    assert_int_equal(pql_frame_headline(c, 4, &own), 2);
+    assert_true(own);
+    /* Only libraries: the innermost one, not the program's own. */
+    assert_int_equal(pql_frame_headline(c, 2, &own), 1);
+    assert_false(own);
+    assert_int_equal(pql_frame_headline(c, 1, &own), -1);
+    assert_int_equal(pql_frame_headline(c, 0, NULL), -1);
+    /* Python: only Python frames are candidates; the installed package's lines are not the program's. */
+    const struct pql_frame_ref py[] = {
+        {"PQconnectdb", NULL, "/usr/lib/x86_64-linux-gnu/libpq.so.5", "c"},
+        {"psyco_connect", NULL, "/home/u/venv/_psycopg.so", "c"},
+        {"connect", "/usr/lib/python3/dist-packages/psycopg2/__init__.py", NULL, "python"},
+        {"get_order", "/srv/app/app.py", NULL, "python"},
+        {"<module>", "/srv/app/app.py", NULL, "python"},
+    };
+    assert_int_equal(pql_frame_headline(py, 5, &own), 3);
+    assert_true(own);
+    assert_int_equal(pql_frame_headline(py, 3, &own), 2);
+    assert_false(own);
+}
+
 static void test_origin(void **state)
 {
     (void)state;
@@ -155,7 +194,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_native),      cmocka_unit_test(test_native_without_module),
         cmocka_unit_test(test_interpreted), cmocka_unit_test(test_runtime_and_shim),
-        cmocka_unit_test(test_origin),
+        cmocka_unit_test(test_origin),      cmocka_unit_test(test_headline),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
