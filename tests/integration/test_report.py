@@ -97,5 +97,36 @@ def misuse_close_json():
     misuse_json("misuse-fork-close", "close_in_child", True)
 
 
+SCRIPTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "scripts")
+PYTHON = os.environ.get("PYTHON", "python3")
+
+
+def need(module, package):
+    if subprocess.run([PYTHON, "-c", f"import {module}"], capture_output=True).returncode:
+        print(f"SKIP: {module} is not installed (Debian: {package})")
+        sys.exit(77)
+
+
+def python_pool(script, module, package):
+    need(module, package)
+    # The pool's idle connections are held until exit (not counted); the kept one was in a transaction.
+    r = run([PYTHON, os.path.join(SCRIPTS, script), "keeps"], env={"PQLEAK_EXITCODE": "23"})
+    eq(r.rc, 23, f"exit status:\n{r.err}")
+    rep = r.only_report()
+    groups = [g for g in leaks(rep) if g["kind"] != "held"]
+    eq(len(groups), 1, f"one leak group:\n{r.err}")
+    g = groups[0]
+    eq((g["site"]["function"], g["site"]["file"].endswith(script)), ("handle_order", True), f"site: {g}")
+    check(g["site_from"] in ("tx_stack", "last_used"), g["site_from"])
+    check(re.search(r"last used at handle_order \(" + re.escape(script) + r":\d+\)", r.err), f"text:\n{r.err}")
+    clean = run([PYTHON, os.path.join(SCRIPTS, script), "returns"], env={"PQLEAK_EXITCODE": "23", "PQLEAK_STRICT": "1"})
+    eq(clean.rc, 0, f"the fixed twin:\n{clean.err}")
+    eq(leaks(clean.only_report()), [], "leaks of the fixed twin")
+
+
+def psycopg2_pool_keeps():
+    python_pool("psycopg2_pool.py", "psycopg2", "python3-psycopg2")
+
+
 main({f.__name__: f for f in (pool_handoff, pool_clean, unrolled_one_group, folded_stacks, misuse_fork_json,
-                              misuse_close_json)})
+                              misuse_close_json, psycopg2_pool_keeps)})
