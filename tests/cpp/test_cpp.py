@@ -66,6 +66,11 @@ def libpqxx_leak():
     check(re.search(r"#\d+ 0x[0-9a-f]+ in pqxx::connectionpolicy::normalconnect\(pg_conn\*\) ", r.err),
           f"libpqxx's frame demangled in the text stack:\n{r.err}")
     check(not re.search(r" in _Z", r.err), f"a mangled name in the text report:\n{r.err}")
+    numbers = [int(n) for n in re.findall(r"^    #(\d+) 0x", r.err, re.M)]
+    eq(numbers, list(range(len(numbers))), "frame numbers of the text stack (one per inlined function too)")
+    check(re.search(rf"#\d+ (0x[0-9a-f]+) in shop::open_stock_db\(.*\n\s+#\d+ \1 in shop::count_stock\(bool\) "
+                    rf"\S*inventory\.cpp:{call_line} ", r.err),
+          f"the inlined function and its caller at one address in the text stack:\n{r.err}")
     check("SUMMARY: pqleak: 1 connection leaked in 1 group" in r.err, f"summary line:\n{r.err}")
     # JSON: the same frames; the inlined functions are frames of their own at the caller's address.
     rep = r.only_report()
