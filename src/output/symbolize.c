@@ -37,8 +37,9 @@ struct dw_api {
     Dwfl_Callbacks callbacks;
     /* Inline expansion; optional (all NULL: one frame per address). */
     Dwarf_Die *(*module_addrdie)(Dwfl_Module *, Dwarf_Addr, Dwarf_Addr *);
-    int (*getscopes)(Dwarf_Die *, Dwarf_Addr, Dwarf_Die **);
-    int (*getscopes_die)(Dwarf_Die *, Dwarf_Die **);
+    int (*child)(Dwarf_Die *, Dwarf_Die *);
+    int (*siblingof)(Dwarf_Die *, Dwarf_Die *);
+    int (*haspc)(Dwarf_Die *, Dwarf_Addr);
     int (*tag)(Dwarf_Die *);
     Dwarf_Attribute *(*attr)(Dwarf_Die *, unsigned int, Dwarf_Attribute *);
     Dwarf_Attribute *(*attr_integrate)(Dwarf_Die *, unsigned int, Dwarf_Attribute *);
@@ -78,8 +79,9 @@ static void dw_load(void)
         !dw.callbacks.find_elf || !dw.callbacks.find_debuginfo)
         dw.begin = NULL;
     LOAD(h, module_addrdie, "dwfl_module_addrdie");
-    LOAD(h, getscopes, "dwarf_getscopes");
-    LOAD(h, getscopes_die, "dwarf_getscopes_die");
+    LOAD(h, child, "dwarf_child");
+    LOAD(h, siblingof, "dwarf_siblingof");
+    LOAD(h, haspc, "dwarf_haspc");
     LOAD(h, tag, "dwarf_tag");
     LOAD(h, attr, "dwarf_attr");
     LOAD(h, attr_integrate, "dwarf_attr_integrate");
@@ -88,7 +90,7 @@ static void dw_load(void)
     LOAD(h, diename, "dwarf_diename");
     LOAD(h, getsrcfiles, "dwarf_getsrcfiles");
     LOAD(h, filesrc, "dwarf_filesrc");
-    if (!dw.module_addrdie || !dw.getscopes || !dw.getscopes_die || !dw.tag || !dw.attr ||
+    if (!dw.module_addrdie || !dw.child || !dw.siblingof || !dw.haspc || !dw.tag || !dw.attr ||
         !dw.attr_integrate || !dw.formstring || !dw.formudata || !dw.diename || !dw.getsrcfiles ||
         !dw.filesrc)
         dw.module_addrdie = NULL;
@@ -189,6 +191,45 @@ static char *die_function(struct pql_symbolizer *s, Dwarf_Die *die)
     return name ? readable(s, name, strlen(name)) : NULL;
 }
 
+#define MAX_SCOPES 64
+
+/* Appends to path[*n] the DIEs under parent that contain pc, outermost first (functions, inlined
+ * functions, blocks); namespaces, which have no addresses, are looked into. Only the branch holding pc
+ * is read, unlike dwarf_getscopes_die, which reads the unit up to it: a report stays as fast in a large
+ * C++ unit. True when a DIE containing pc was found. Nesting deeper than MAX_SCOPES is cut. */
+static bool scope_path(Dwarf_Die *parent, Dwarf_Addr pc, Dwarf_Die *path, int *n)
+{
+    Dwarf_Die die, next;
+    if (dw.child(parent, &die) != 0)
+        return false;
+    for (;;) {
+        switch (dw.tag(&die)) {
+        case DW_TAG_namespace:
+        case DW_TAG_module:
+            if (scope_path(&die, pc, path, n))
+                return true;
+            break;
+        case DW_TAG_subprogram:
+        case DW_TAG_inlined_subroutine:
+        case DW_TAG_lexical_block:
+        case DW_TAG_try_block:
+        case DW_TAG_catch_block:
+            if (dw.haspc(&die, pc) > 0) {
+                if (*n < MAX_SCOPES)
+                    path[(*n)++] = die;
+                scope_path(&die, pc, path, n);
+                return true;
+            }
+            break;
+        default:
+            break;
+        }
+        if (dw.siblingof(&die, &next) != 0)
+            return false;
+        die = next;
+    }
+}
+
 /* Expands the inlined functions at pc (already the call's address) into c->inl, as addr2line -i does:
  * the innermost takes the line table's position (already in c->f), each caller the call position
  * (DW_AT_call_file, DW_AT_call_line) of the function inlined into it; c->f, the containing function,
@@ -200,31 +241,22 @@ static void expand_inlines(struct pql_symbolizer *s, Dwfl_Module *m, uintptr_t p
         return;
     Dwarf_Addr bias = 0;
     Dwarf_Die *cu = dw.module_addrdie(m, pc, &bias);
-    Dwarf_Die *scopes = NULL;
-    if (!cu || dw.getscopes(cu, pc - bias, &scopes) <= 0) {
-        free(scopes);
+    Dwarf_Die scopes[MAX_SCOPES];
+    int n = 0;
+    if (!cu || !scope_path(cu, pc - bias, scopes, &n))
         return;
-    }
-    /* dwarf_getscopes continues past the innermost inlined function into its abstract definition;
-     * the chain of callers is the DIE nesting of the innermost scope. */
-    Dwarf_Die inner = scopes[0];
-    free(scopes);
-    scopes = NULL;
-    int n = dw.getscopes_die(&inner, &scopes);
     Dwarf_Files *files = NULL;
     int ninl = 0;
     for (int i = 0; i < n; i++)
         ninl += dw.tag(&scopes[i]) == DW_TAG_inlined_subroutine;
     if (ninl == 0 || dw.getsrcfiles(cu, &files, NULL) != 0 ||
-        !(c->inl = calloc((size_t)ninl, sizeof(*c->inl)))) {
-        free(scopes);
+        !(c->inl = calloc((size_t)ninl, sizeof(*c->inl))))
         return;
-    }
     /* Walk outwards: each inlined function's frame, then the position it was called from. */
     const char *file = c->f.file;
     int line = c->f.line;
     c->f.file = NULL;
-    for (int i = 0; i < n && c->ninl < ninl; i++) {
+    for (int i = n - 1; i >= 0 && c->ninl < ninl; i--) {
         if (dw.tag(&scopes[i]) != DW_TAG_inlined_subroutine)
             continue;
         struct pql_frame *f = &c->inl[c->ninl++];
@@ -241,7 +273,6 @@ static void expand_inlines(struct pql_symbolizer *s, Dwfl_Module *m, uintptr_t p
     }
     c->f.file = file;
     c->f.line = line;
-    free(scopes);
 }
 
 static void resolve(struct pql_symbolizer *s, struct cached *c)
