@@ -40,6 +40,10 @@ struct dw_api {
     int (*child)(Dwarf_Die *, Dwarf_Die *);
     int (*siblingof)(Dwarf_Die *, Dwarf_Die *);
     int (*haspc)(Dwarf_Die *, Dwarf_Addr);
+    Dwarf_Die *(*module_nextcu)(Dwfl_Module *, Dwarf_Die *, Dwarf_Addr *);
+    Dwarf_Line *(*getsrc_die)(Dwarf_Die *, Dwarf_Addr);
+    const char *(*linesrc)(Dwarf_Line *, Dwarf_Word *, Dwarf_Word *);
+    int (*lineno)(Dwarf_Line *, int *);
     int (*tag)(Dwarf_Die *);
     Dwarf_Attribute *(*attr)(Dwarf_Die *, unsigned int, Dwarf_Attribute *);
     Dwarf_Attribute *(*attr_integrate)(Dwarf_Die *, unsigned int, Dwarf_Attribute *);
@@ -82,6 +86,10 @@ static void dw_load(void)
     LOAD(h, child, "dwarf_child");
     LOAD(h, siblingof, "dwarf_siblingof");
     LOAD(h, haspc, "dwarf_haspc");
+    LOAD(h, module_nextcu, "dwfl_module_nextcu");
+    LOAD(h, getsrc_die, "dwarf_getsrc_die");
+    LOAD(h, linesrc, "dwarf_linesrc");
+    LOAD(h, lineno, "dwarf_lineno");
     LOAD(h, tag, "dwarf_tag");
     LOAD(h, attr, "dwarf_attr");
     LOAD(h, attr_integrate, "dwarf_attr_integrate");
@@ -90,9 +98,9 @@ static void dw_load(void)
     LOAD(h, diename, "dwarf_diename");
     LOAD(h, getsrcfiles, "dwarf_getsrcfiles");
     LOAD(h, filesrc, "dwarf_filesrc");
-    if (!dw.module_addrdie || !dw.child || !dw.siblingof || !dw.haspc || !dw.tag || !dw.attr ||
-        !dw.attr_integrate || !dw.formstring || !dw.formudata || !dw.diename || !dw.getsrcfiles ||
-        !dw.filesrc)
+    if (!dw.module_addrdie || !dw.child || !dw.siblingof || !dw.haspc || !dw.module_nextcu ||
+        !dw.getsrc_die || !dw.linesrc || !dw.lineno || !dw.tag || !dw.attr || !dw.attr_integrate ||
+        !dw.formstring || !dw.formudata || !dw.diename || !dw.getsrcfiles || !dw.filesrc)
         dw.module_addrdie = NULL;
 }
 
@@ -230,20 +238,30 @@ static bool scope_path(Dwarf_Die *parent, Dwarf_Addr pc, Dwarf_Die *path, int *n
     }
 }
 
+/* The compilation unit holding pc (its bias in *bias): by .debug_aranges, else by the units' own
+ * ranges, since clang writes no .debug_aranges unless asked (-gdwarf-aranges). NULL when there is no
+ * such unit, or DWARF at all. */
+static Dwarf_Die *unit_of(Dwfl_Module *m, uintptr_t pc, Dwarf_Addr *bias)
+{
+    if (!dw.module_addrdie)
+        return NULL;
+    Dwarf_Die *cu = dw.module_addrdie(m, pc, bias);
+    for (Dwarf_Die *u = NULL; !cu && (u = dw.module_nextcu(m, u, bias)) != NULL;)
+        if (dw.haspc(u, pc - *bias) > 0)
+            cu = u;
+    return cu;
+}
+
 /* Expands the inlined functions at pc (already the call's address) into c->inl, as addr2line -i does:
  * the innermost takes the line table's position (already in c->f), each caller the call position
  * (DW_AT_call_file, DW_AT_call_line) of the function inlined into it; c->f, the containing function,
  * keeps its symbol's name and takes the call position of the outermost inlined function. Leaves c as
  * it is when there is no inlining or no DWARF, or memory is out. */
-static void expand_inlines(struct pql_symbolizer *s, Dwfl_Module *m, uintptr_t pc, struct cached *c)
+static void expand_inlines(struct pql_symbolizer *s, Dwarf_Die *cu, Dwarf_Addr pc, struct cached *c)
 {
-    if (!dw.module_addrdie)
-        return;
-    Dwarf_Addr bias = 0;
-    Dwarf_Die *cu = dw.module_addrdie(m, pc, &bias);
     Dwarf_Die scopes[MAX_SCOPES];
     int n = 0;
-    if (!cu || !scope_path(cu, pc - bias, scopes, &n))
+    if (!cu || !scope_path(cu, pc, scopes, &n))
         return;
     Dwarf_Files *files = NULL;
     int ninl = 0;
@@ -318,7 +336,15 @@ static void resolve(struct pql_symbolizer *s, struct cached *c)
         f->file = dup_or_null(src);
         f->line = lineno;
     }
-    expand_inlines(s, m, pc, c);
+    Dwarf_Addr bias = 0;
+    Dwarf_Die *cu = unit_of(m, pc, &bias);
+    Dwarf_Line *unit_line = !line && cu ? dw.getsrc_die(cu, pc - bias) : NULL;
+    if (unit_line) { /* a unit found by its ranges (no .debug_aranges) */
+        int lineno = 0;
+        f->file = dup_or_null(dw.linesrc(unit_line, NULL, NULL));
+        f->line = dw.lineno(unit_line, &lineno) == 0 ? lineno : 0;
+    }
+    expand_inlines(s, cu, pc - bias, c);
 }
 
 static struct cached *lookup(struct pql_symbolizer *s, uintptr_t pc)
