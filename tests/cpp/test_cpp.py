@@ -1,7 +1,8 @@
 """C++ under the shim: inventory.cpp (libpqxx, -O2 -g) opens its connection in an inlined function. The
 exit report, text and JSON, must name that function's line in inventory.cpp as the site that opened the
 leaked connection, past libpqxx's frames and the libpqxx template code inlined from its headers, with
-demangled names; the fixed twin leaks nothing. Each function is one ctest test: python3 test_cpp.py NAME."""
+demangled names, whether gcc or clang built it; the fixed twin leaks nothing. Each function is one
+ctest test: python3 test_cpp.py NAME."""
 import os
 import re
 import subprocess
@@ -47,6 +48,14 @@ def headline(fs, prog):
         if f["lang"] == "c" and f["module"] == prog and not (f["file"] or "").startswith("/usr/include/"):
             return f
     return None
+
+
+def libpqxx_leak_clang():
+    """The clang build: its functions sit in namespace DIEs, and it has no .debug_aranges."""
+    prog = program()
+    sections = subprocess.run(["readelf", "-S", prog], capture_output=True, text=True, check=True).stdout
+    check(".debug_aranges" not in sections, f"{prog} has .debug_aranges: the test no longer covers a unit without")
+    libpqxx_leak()
 
 
 def libpqxx_leak():
@@ -104,4 +113,4 @@ def libpqxx_clean():
 
 
 if __name__ == "__main__":
-    main({"libpqxx_leak": libpqxx_leak, "libpqxx_clean": libpqxx_clean})
+    main({"libpqxx_leak": libpqxx_leak, "libpqxx_clean": libpqxx_clean, "libpqxx_leak_clang": libpqxx_leak_clang})
