@@ -5,8 +5,10 @@ demangled names, whether gcc or clang built it; the fixed twin leaks nothing. Ea
 ctest test: python3 test_cpp.py NAME."""
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 from harness import check, eq, frames, leaks, main, run, validate_schema  # noqa: E402
@@ -99,6 +101,21 @@ def libpqxx_leak():
     eq(caller["offset"], h["offset"], "offset of the inlined function's frame and its caller's (one address)")
 
 
+def libpqxx_suppressed():
+    """A suppression names the inlined function by its demangled name: the leak is known, not counted."""
+    prog = program()
+    d = tempfile.mkdtemp(prefix="pqleak-cpp-")
+    path = os.path.join(d, "supp")
+    with open(path, "w") as f:
+        f.write("leak:shop::open_stock_db(*\n")
+    r = run([prog, "leak"], env={"PQLEAK_SUPPRESSIONS": path, "PQLEAK_EXITCODE": str(LEAK_EXIT)})
+    shutil.rmtree(d)
+    eq(r.rc, 0, f"exit status with the leak suppressed:\n{r.err}")
+    sup = leaks(r.only_report(), suppressed=True)
+    eq([(g["count"], g["rule"]) for g in sup], [(1, "leak:shop::open_stock_db(*")], "suppressed groups")
+    eq(leaks(r.only_report()), [], "unsuppressed groups")
+
+
 def libpqxx_clean():
     prog = program()
     r = run([prog, "fixed"], env={"PQLEAK_EXITCODE": str(LEAK_EXIT)})
@@ -113,4 +130,5 @@ def libpqxx_clean():
 
 
 if __name__ == "__main__":
-    main({"libpqxx_leak": libpqxx_leak, "libpqxx_clean": libpqxx_clean, "libpqxx_leak_clang": libpqxx_leak_clang})
+    main({"libpqxx_leak": libpqxx_leak, "libpqxx_clean": libpqxx_clean, "libpqxx_leak_clang": libpqxx_leak_clang,
+          "libpqxx_suppressed": libpqxx_suppressed})
