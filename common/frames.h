@@ -21,7 +21,9 @@ enum pql_frame_kind {
                         * /usr/share/php, ...), frozen modules ("<frozen ...>"), an interpreted frame
                         * without a file (it cannot be told); native shared objects installed in the
                         * system's library directories (/usr/lib, /lib: libffi, libpqxx, drivers such
-                        * as DBD::Pg's Pg.so, psycopg2's _psycopg) */
+                        * as DBD::Pg's Pg.so, psycopg2's _psycopg); native code inlined into the
+                        * program from installed headers (/usr/include, /usr/local/include: libpqxx's
+                        * templates, libstdc++) */
 };
 
 /* Classifies a frame as the reports carry it; any argument may be NULL (unknown). lang is "c" (or

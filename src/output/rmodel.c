@@ -50,11 +50,10 @@ int pql_rmodel_frames(const struct pql_report *r, uint32_t stack, const struct p
     const uintptr_t *pcs = stack ? pql_stack_get(stack, &n) : NULL;
     if (!pcs || !r->sym)
         return 0;
-    if (n > max)
-        n = max;
-    for (int i = 0; i < n; i++)
-        out[i] = pql_sym_frame(r->sym, pcs[i]);
-    return n;
+    int m = 0;
+    for (int i = 0; i < n && m < max; i++)
+        m += pql_sym_frames(r->sym, pcs[i], out + m, max - m);
+    return m;
 }
 
 static int kind_rank(const struct pql_conn *c)

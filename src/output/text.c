@@ -81,9 +81,9 @@ void pql_text_stack(struct pql_buf *b, struct pql_symbolizer *sym, uint32_t stac
     int n = 0;
     const uintptr_t *pcs = stack ? pql_stack_get(stack, &n) : NULL;
     const struct pql_frame *frames[PQL_MAX_FRAMES];
-    int m = 0;
+    int m = 0; /* inlined functions are frames of their own, numbered as in LeakSanitizer */
     for (int i = 0; pcs && sym && i < n && m < PQL_MAX_FRAMES; i++)
-        frames[m++] = pql_sym_frame(sym, pcs[i]);
+        m += pql_sym_frames(sym, pcs[i], frames + m, PQL_MAX_FRAMES - m);
     for (int i = 0; i < m;) {
         const struct pql_frame *f = frames[i];
         int run = 1;
@@ -126,11 +126,10 @@ static void text_site(struct pql_buf *b, struct pql_symbolizer *sym, uint32_t st
     struct pql_frame_ref refs[PQL_MAX_FRAMES];
     int m = 0;
     for (int i = 0; pcs && sym && i < n && m < PQL_MAX_FRAMES; i++) {
-        const struct pql_frame *f = pql_sym_frame(sym, pcs[i]);
-        if (!f)
-            continue;
-        frames[m] = f;
-        refs[m++] = (struct pql_frame_ref){f->function, f->file, f->module, f->lang};
+        int added = pql_sym_frames(sym, pcs[i], frames + m, PQL_MAX_FRAMES - m);
+        for (int end = m + added; m < end; m++)
+            refs[m] = (struct pql_frame_ref){frames[m]->function, frames[m]->file, frames[m]->module,
+                                             frames[m]->lang};
     }
     bool own = false;
     int h = pql_frame_headline(refs, (size_t)m, &own);

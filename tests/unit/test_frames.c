@@ -81,6 +81,21 @@ static void test_native_without_module(void **state)
     assert_int_equal(pql_frame_classify(NULL, "app.c", NULL, "c"), PQL_FRAME_APP);
 }
 
+static void test_native_inlined_header(void **state)
+{
+    (void)state;
+    /* Code of an installed header inlined into the program: the library's; the program's own lines and
+     * the system's modules keep their kind. */
+    const char *hxx = "/usr/include/pqxx/basic_connection.hxx";
+    assert_int_equal(pql_frame_classify("f", hxx, "/home/u/app", "c"), PQL_FRAME_LIBRARY);
+    assert_int_equal(pql_frame_classify("f", "/usr/include/c++/12/bits/unique_ptr.h", "/home/u/app", "c"),
+                     PQL_FRAME_LIBRARY);
+    assert_int_equal(pql_frame_classify("f", hxx, NULL, "c"), PQL_FRAME_LIBRARY);
+    assert_int_equal(pql_frame_classify("f", "/home/u/include/db.h", "/home/u/app", "c"), PQL_FRAME_APP);
+    assert_int_equal(pql_frame_classify("f", "/usr/include/stdio.h", "/lib/x86_64-linux-gnu/libc.so.6", "c"),
+                     PQL_FRAME_SYSTEM);
+}
+
 static void test_interpreted(void **state)
 {
     (void)state;
@@ -193,6 +208,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_native),      cmocka_unit_test(test_native_without_module),
+        cmocka_unit_test(test_native_inlined_header),
         cmocka_unit_test(test_interpreted), cmocka_unit_test(test_runtime_and_shim),
         cmocka_unit_test(test_origin),      cmocka_unit_test(test_headline),
     };
