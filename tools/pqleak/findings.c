@@ -261,12 +261,18 @@ static void resolve(struct cli_set *set, struct cli_misuse *m)
             double parent_last = c->proc->time - json_number_value(idle);
             if (parent_last > child_t + 0.001)
                 return;
+            bool closed = false;
+            for (size_t k = 0; k < set->misuse.n; k++) {
+                const struct cli_misuse *o = set->misuse.v[k];
+                closed = closed || (strcmp(o->kind, "fork") == 0 && o->opened_by == m->opened_by &&
+                                    o->server_pid == m->server_pid && o->closed);
+            }
             char *target = cli_conn_target(c->obj);
             cli_vec_push(&set->handoffs,
                          cli_xasprintf("connection to %s (server pid %ld), opened by pid %ld, handed to "
                                        "child PID %ld, which %s it: not a leak of pid %ld, no misuse",
                                        target ? target : "?", m->server_pid, m->opened_by, m->pid,
-                                       m->closed ? "closed" : "used", m->opened_by));
+                                       closed ? "used and closed" : "used", m->opened_by));
             free(target);
             cli_conn_free(c);
             memmove(&g->conns.v[j], &g->conns.v[j + 1], (g->conns.n - j - 1) * sizeof *g->conns.v);

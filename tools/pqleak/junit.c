@@ -148,22 +148,23 @@ static size_t misuse_cases(FILE *out, const struct cli_set *set, size_t first)
 
 void cli_junit_write(FILE *out, const struct cli_set *set, bool strict)
 {
-    size_t failures = 0, skipped = 0;
+    size_t failures = 0, skipped = 0, groups = 0; /* groups holding connections */
     for (size_t i = 0; i < set->groups.n; i++) {
         const struct cli_group *g = set->groups.v[i];
         failures += cli_group_counts(g, strict);
-        skipped += g->suppressed;
+        skipped += g->suppressed && g->count > 0;
+        groups += g->count > 0;
     }
     size_t misuse = misuse_cases(NULL, set, 0);
     failures += misuse;
-    size_t tests = set->groups.n + misuse ? set->groups.n + misuse : 1;
+    size_t tests = groups + misuse ? groups + misuse : 1;
     fprintf(out, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     fprintf(out, "<testsuites name=\"pqleak\" tests=\"%zu\" failures=\"%zu\" errors=\"0\" skipped=\"%zu\">\n",
             tests, failures, skipped);
     fprintf(out,
             "  <testsuite name=\"pqleak\" tests=\"%zu\" failures=\"%zu\" errors=\"0\" skipped=\"%zu\">\n",
             tests, failures, skipped);
-    if (!set->groups.n && !misuse) {
+    if (!groups && !misuse) {
         char n[64];
         fprintf(out, "    <testcase classname=\"pqleak\" name=\"no connection leaks\">\n");
         fprintf(out, "      <system-out>no connection leaks in %s</system-out>\n",
@@ -172,6 +173,8 @@ void cli_junit_write(FILE *out, const struct cli_set *set, bool strict)
     }
     for (size_t i = 0; i < set->groups.n; i++) {
         const struct cli_group *g = set->groups.v[i];
+        if (g->count <= 0)
+            continue; /* none left: count 0, or handed to a child */
         char *site = cli_group_site(g);
         char *text = stack_text(g, set->full_stacks);
         char n[64];

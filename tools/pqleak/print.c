@@ -322,9 +322,8 @@ static void print_misuse(FILE *out, const struct cli_set *set, bool full)
             if (times <= MAX_PIDS)
                 cat(&pids, num);
         }
-        fprintf(out, "pqleak: connection misuse (%s: %s), used at %s%s\n", m->kind, misuse_words(m), site,
-                times > 1 ? "" : "");
-        fprintf(out, "    in: %s%s\n", pids ? pids : "?", times > MAX_PIDS ? " and more" : "");
+        fprintf(out, "pqleak: connection misuse (%s: %s), used at %s\n", m->kind, misuse_words(m), site);
+        fprintf(out, "    in: %s%s\n", pids ? pids : "?", times > MAX_PIDS ? " and others" : "");
         if (times > 1)
             fprintf(out, "    %zu times\n", times);
         if (m->server_pid >= 0)
@@ -349,7 +348,7 @@ void cli_print_summary(FILE *out, const struct cli_set *set, bool strict)
         for (size_t i = 0; i < set->groups.n; i++) {
             const struct cli_group *g = set->groups.v[i];
             bool counted = cli_group_counts(g, strict);
-            if (counted != (pass == 0) || g->suppressed)
+            if (counted != (pass == 0) || g->suppressed || g->count <= 0)
                 continue;
             print_group(out, g, counted, set->full_stacks);
         }
