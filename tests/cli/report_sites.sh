@@ -9,12 +9,13 @@ command -v xmllint >/dev/null || fail "xmllint is missing (package libxml2-utils
 S=$CLI_DATA/site
 
 expect 23 "$PQLEAK" report "$S"
-# A pytest leak: the test's own lines, 26 pytest/pluggy/runpy frames folded into one line.
+# A pytest leak: the test's own lines, 26 pytest/pluggy/runpy frames (its launcher script too) folded
+# into one line.
 has "$T/out" "pqleak: 1 connection leaked (unclosed: not closed before exit), opened at get_conn (test_orders.py:12)"
 has "$T/out" "      #0 ... 4 frames in libpq.so.5, _psycopg.cpython-311-x86_64-linux-gnu.so, python3.11, psycopg2"
 has "$T/out" "      #4 get_conn /src/shop/tests/test_orders.py:12 [python]"
 has "$T/out" "      #5 test_order_total /src/shop/tests/test_orders.py:20 [python]"
-has "$T/out" "      #6 ... 26 frames in _pytest, pluggy, python3.11"
+has "$T/out" "      #6 ... 26 frames in _pytest, pluggy, python3.11, pytest-3"
 hasnt "$T/out" "_multicall"
 hasnt "$T/out" "pytest_pyfunc_call"
 # The group fits a screen: title, in, to, application_name, heading, 5 stack lines.
@@ -36,12 +37,12 @@ has "$T/out" "    application_name: shop-web"
 # --full-stacks: every frame.
 expect 23 "$PQLEAK" report --full-stacks "$S"
 has "$T/out" "      #7 _multicall /usr/lib/python3/dist-packages/pluggy/_callers.py:77 [python]"
-has "$T/out" "      #31 _run_module_as_main /usr/lib/python3.11/runpy.py:198 [python]"
+has "$T/out" "      #31 <module> /usr/bin/pytest-3:33 [python]"
 hasnt "$T/out" " frames in "
 
 # The same under `pqleak run`, with and without --full-stacks.
 expect 23 "$PQLEAK" run -- sh -c 'cp "$1"/*.json "$PQLEAK_REPORT_DIR"/' sh "$S"
-has "$T/err" "      #6 ... 26 frames in _pytest, pluggy, python3.11"
+has "$T/err" "      #6 ... 26 frames in _pytest, pluggy, python3.11, pytest-3"
 has "$T/err" "    application_name: shop-cache"
 expect 23 "$PQLEAK" run --full-stacks -- sh -c 'cp "$1"/*.json "$PQLEAK_REPORT_DIR"/' sh "$S"
 has "$T/err" "      #7 _multicall /usr/lib/python3/dist-packages/pluggy/_callers.py:77 [python]"
@@ -54,7 +55,7 @@ has "$T/n1" "unclosed connection leak at get_conn (test_orders.py:12) [1]"
 xmllint --xpath 'string(//testcase[2]/@name)' "$T/j.xml" >"$T/n2"
 has "$T/n2" "make_conn (db.cpp:31)"
 xmllint --xpath 'string(//testcase[1]/failure)' "$T/j.xml" >"$T/f1"
-has "$T/f1" "#6 ... 26 frames in _pytest, pluggy, python3.11"
+has "$T/f1" "#6 ... 26 frames in _pytest, pluggy, python3.11, pytest-3"
 xmllint --xpath 'string(//testcase[4]/failure)' "$T/j.xml" >"$T/f4"
 has "$T/f4" "last used at:"
 

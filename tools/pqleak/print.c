@@ -41,7 +41,8 @@ static bool is_user(const struct cli_frame *f, enum user_rule rule, bool script)
     case USER_ALL:
         return true;
     case USER_OWN:
-        return interpreted(f) == script && cli_frame_kind(f) == PQL_FRAME_APP;
+        return interpreted(f) == script && cli_frame_kind(f) == PQL_FRAME_APP &&
+               !(script && pql_frame_is_test_runner(f->file));
     case USER_APP:
         return cli_frame_is_app(f);
     case USER_INTERPRETED:
