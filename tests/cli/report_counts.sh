@@ -17,6 +17,7 @@ expect 23 "$PQLEAK" report "$T/m.json" "$C"
 has "$T/out" "pqleak: 9223372036854775807 connections leaked in 1 group across 2 processes"
 expect 0 "$PQLEAK" suppressions "$C"
 has "$T/out" "(9223372036854775807 connections leaked)"
+hasnt "$T/out" "open_none"
 
 # Only a count-0 entry: nothing leaked, the gate passes.
 grep -v '"count": 9223372036854775807' "$C/pqleak-7001-exit-0.json" >"$T/zero.json"

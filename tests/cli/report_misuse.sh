@@ -44,6 +44,14 @@ pyjson "$T/m.json" \
 expect 23 "$PQLEAK" report "$T/m.json"
 has "$T/out" "used at worker_query (worker.c:57)"
 
+# A baseline cannot hide misuse; it says so.
+expect 0 "$PQLEAK" suppressions "$U"
+has "$T/out" "# 2 connection misuse finding(s) in these reports: no rule covers misuse; fix it"
+hasnt "$T/out" "leak:"
+expect 0 "$PQLEAK" suppressions "$H"
+hasnt "$T/out" "misuse"
+hasnt "$T/out" "leak:"
+
 # A malformed misuse list is a corrupt report (the gate fails closed).
 sed 's/"kind": "threads"/"kind": 7/' "$U/pqleak-3001-exit-0.json" >"$T/bad.json"
 expect 2 "$PQLEAK" report "$T/bad.json"
@@ -70,7 +78,7 @@ mkdir "$T/late"
 cp "$H/pqleak-4002-exit-0.json" "$T/late/"
 sed 's/"idle_s": 5/"idle_s": 1/' "$H/pqleak-4001-exit-0.json" >"$T/late/pqleak-4001-exit-0.json"
 expect 23 "$PQLEAK" report "$T/late"
-has "$T/out" "pqleak: 1 connection leaked (unclosed: not closed before exit), opened at StartLogStreamer (pg_basebackup.c:582)"
+has "$T/out" "pqleak: 1 connection leaked (unclosed: not closed before exit), opened at GetConnection (streamutil.c:170)"
 has "$T/out" "pqleak: connection misuse (fork: used by a forked child that did not open it (parent and child share one session)), used at LogStreamerMain (pg_basebackup.c:520)"
 has "$T/out" "pqleak: connection misuse (fork: closed by a forked child"
 hasnt "$T/out" "handed to child"

@@ -1,7 +1,9 @@
-/* Baseline suppressions (baseline.h). A rule names the innermost frame of the user's own code: its
- * function when known (a glob-escaped literal), else its source file, else its module. Rules match any
- * frame, so a name every stack passes through (main, a Python "<module>") would suppress everything:
- * such frames are named by their file instead. Command-line process only. */
+/* Baseline suppressions (baseline.h). A rule names a group's headline when it is the program's own
+ * code (common/frames.h, the rule of the summary and the shim), else where its connections were last
+ * used, else the headline library frame, each said in a comment: its function when known (a
+ * glob-escaped literal), else its source file, else its module. Rules match any frame, so a name every
+ * stack passes through (main, a Python "<module>") would suppress everything: such frames are named by
+ * their file instead. Command-line process only. */
 #include "baseline.h"
 
 #include "merge.h"
@@ -82,8 +84,8 @@ size_t cli_baseline_write(FILE *out, const struct cli_set *set)
     long covered = 0;
     for (size_t i = 0; i < set->groups.n; i++) {
         const struct cli_group *g = set->groups.v[i];
-        if (g->suppressed)
-            continue;
+        if (g->suppressed || g->count <= 0)
+            continue; /* nothing to cover: count 0, or handed to a child */
         enum pick pick;
         const struct cli_frame *f = pick_frame(g, &pick);
         char *text = f ? rule_for(f) : NULL;
@@ -152,5 +154,11 @@ size_t cli_baseline_write(FILE *out, const struct cli_set *set)
         cli_vec_free(&rules[r].programs);
     }
     free(rules);
+    size_t misuse = 0;
+    for (size_t i = 0; i < set->misuse.n; i++)
+        misuse += !((const struct cli_misuse *)set->misuse.v[i])->handed_off;
+    if (misuse)
+        fprintf(out, "\n# %zu connection misuse finding(s) in these reports: no rule covers misuse; fix it\n",
+                misuse);
     return uncovered;
 }
