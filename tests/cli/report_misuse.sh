@@ -38,7 +38,7 @@ expect 23 "$PQLEAK" report --json "$U"
 cp "$T/out" "$T/m.json"
 pyjson "$T/m.json" \
   'len(d["misuse"]) == 2' \
-  'd["misuse"][0]["kind"] == "threads" and d["misuse"][0]["pid"] == 3001 and d["misuse"][0]["server_pid"] == 3100' \
+  'd["misuse"][0]["kind"] == "threads" and d["misuse"][0]["connection"] == 2 and d["misuse"][0]["pid"] == 3001 and d["misuse"][0]["server_pid"] == 3100' \
   'd["misuse"][0]["site"]["function"] == "worker_query" and not d["misuse"][0]["handed_off"]' \
   'd["stacks"][str(d["misuse"][0]["stack"])][1]["function"] == "worker_query"'
 expect 23 "$PQLEAK" report "$T/m.json"

@@ -94,7 +94,7 @@ bool cli_findings_check(const json_t *root, char *msg, size_t len)
                      *closed = json_object_get(m, CLI_F_CLOSED);
         if (!json_is_object(m) || !json_is_string(kind) || !*json_string_value(kind) ||
             !opt_int(m, PQL_F_SERVER_PID) || !opt_int(m, PQL_F_PID) || !opt_int(m, CLI_F_OPENED_BY) ||
-            !opt_int(m, "connection") || (present(time) && !json_is_string(time)) ||
+            !opt_int(m, CLI_F_CONNECTION) || (present(time) && !json_is_string(time)) ||
             (present(closed) && !json_is_boolean(closed)) || !stack_ref_ok(stacks, m, PQL_F_STACK) ||
             !stack_ref_ok(stacks, m, CLI_F_OPEN_STACK) || !site_ok(json_object_get(m, CLI_F_SITE)))
             return bad(msg, len, "a \"misuse\" entry is malformed");
@@ -203,6 +203,7 @@ void cli_findings_add(struct cli_set *set, const json_t *root, const struct cli_
         const json_t *e = json_array_get(misuse, i);
         struct cli_misuse *m = cli_xcalloc(1, sizeof *m);
         m->kind = str_dup(e, PQL_F_KIND);
+        m->connection = int_or(e, CLI_F_CONNECTION, -1);
         m->server_pid = int_or(e, PQL_F_SERVER_PID, -1);
         m->pid = int_or(e, PQL_F_PID, self ? self->pid : -1);
         m->opened_by = int_or(e, CLI_F_OPENED_BY, -1);

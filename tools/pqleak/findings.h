@@ -20,6 +20,7 @@
 #define CLI_F_CLOSED     "closed"
 #define CLI_F_OPEN_STACK "open_stack"
 #define CLI_F_HANDED_OFF "handed_off"
+#define CLI_F_CONNECTION "connection"
 
 /* Checks the members above in a report: a "site" that is an object or null, a known "site_from" or
  * null, stack ids that refer to "stacks", a "misuse" list of well-formed entries. Returns false after

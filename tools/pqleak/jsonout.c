@@ -97,6 +97,7 @@ static json_t *misuse_json(struct depot *d, const struct cli_set *set)
         const struct cli_misuse *m = set->misuse.v[i];
         json_t *o = json_object();
         json_object_set_new(o, PQL_F_KIND, json_string(m->kind));
+        json_object_set_new(o, CLI_F_CONNECTION, int_or_null(m->connection));
         json_object_set_new(o, PQL_F_SERVER_PID, int_or_null(m->server_pid));
         json_object_set_new(o, PQL_F_PID, int_or_null(m->pid));
         json_object_set_new(o, CLI_F_OPENED_BY, int_or_null(m->opened_by));

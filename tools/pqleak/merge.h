@@ -68,6 +68,7 @@ struct cli_util {
 /* A connection used by a process or thread that did not open it (the report's "misuse" list). */
 struct cli_misuse {
     char *kind;      /* "fork" or "threads" */
+    long connection; /* its id in the opening process; -1 when unknown */
     long server_pid; /* -1 when unknown */
     long pid;        /* the process that misused it */
     long opened_by;  /* the process that opened it */
