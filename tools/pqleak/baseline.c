@@ -21,25 +21,26 @@ struct rule {
     enum pick { PICK_OWN, PICK_LAST_USED, PICK_LIBRARY, PICK_RUNTIME } pick;
 };
 
-/* The frame a rule should name, or NULL when the stack is empty: the group's headline when it is the
- * program's own code (common/frames.h, the rule the summary and the shim use); else the site where
- * its connections were last used, when the report names one; else the headline library frame (a
+/* The frame a rule should name, or NULL when the stack is empty: the group's headline as the summary
+ * names it (cli_group_site: the report's site, else the headline of the open stack) when it is the
+ * program's own code or where its connections were last used; else the headline library frame (a
  * driver's, libpqxx's); else the innermost frame outside the shim. */
 static const struct cli_frame *pick_frame(const struct cli_group *g, enum pick *pick)
 {
     bool own;
     int h = cli_stack_headline(&g->stack, &own);
-    if (h >= 0 && own) {
-        *pick = PICK_OWN;
-        return &g->stack.f[h];
-    }
     if (g->has_site && g->site_from && strcmp(g->site_from, "stack") != 0) {
         *pick = PICK_LAST_USED;
         return &g->site;
     }
     if (h >= 0) {
-        *pick = PICK_LIBRARY;
+        *pick = own ? PICK_OWN : PICK_LIBRARY;
+        /* The report's site is the same frame, when it names one; it lacks the module. */
         return &g->stack.f[h];
+    }
+    if (g->has_site) {
+        *pick = PICK_LIBRARY;
+        return &g->site;
     }
     *pick = PICK_RUNTIME;
     for (size_t i = 0; i < g->stack.n; i++)
@@ -134,7 +135,10 @@ size_t cli_baseline_write(FILE *out, const struct cli_set *set)
             fprintf(out, "# opened at %s\n", rules[r].site);
             break;
         case PICK_LAST_USED:
-            fprintf(out, "# no frame of your own code where it was opened; last used at %s\n", rules[r].site);
+            fprintf(out,
+                    "# last used at %s (where it was opened names no code of yours, or other code used it "
+                    "later)\n",
+                    rules[r].site);
             break;
         case PICK_LIBRARY:
             fprintf(out,

@@ -73,17 +73,17 @@ bool cli_findings_check(const json_t *root, char *msg, size_t len)
     const json_t *leaks = json_object_get(root, PQL_F_LEAKS);
     for (size_t i = 0; i < json_array_size(leaks); i++) {
         const json_t *l = json_array_get(leaks, i);
-        const json_t *from = json_object_get(l, CLI_F_SITE_FROM);
-        if (!site_ok(json_object_get(l, CLI_F_SITE)))
+        const json_t *from = json_object_get(l, PQL_F_SITE_FROM);
+        if (!site_ok(json_object_get(l, PQL_F_SITE)))
             return bad(msg, len, "a leak's \"site\" is not an object of function, file and line");
         if (present(from) && !json_is_string(from))
             return bad(msg, len, "a leak's \"site_from\" is not a string");
     }
     const json_t *conns = json_object_get(root, PQL_F_CONNECTIONS);
     for (size_t i = 0; i < json_array_size(conns); i++)
-        if (!stack_ref_ok(stacks, json_array_get(conns, i), CLI_F_LAST_STACK))
+        if (!stack_ref_ok(stacks, json_array_get(conns, i), PQL_F_LAST_STACK))
             return bad(msg, len, "a connection's \"last_stack\" refers to no entry of \"stacks\"");
-    const json_t *misuse = json_object_get(root, CLI_F_MISUSE);
+    const json_t *misuse = json_object_get(root, PQL_F_MISUSE);
     if (!present(misuse))
         return true;
     if (!json_is_array(misuse))
@@ -91,12 +91,12 @@ bool cli_findings_check(const json_t *root, char *msg, size_t len)
     for (size_t i = 0; i < json_array_size(misuse); i++) {
         const json_t *m = json_array_get(misuse, i);
         const json_t *kind = json_object_get(m, PQL_F_KIND), *time = json_object_get(m, PQL_F_TIME),
-                     *closed = json_object_get(m, CLI_F_CLOSED);
+                     *closed = json_object_get(m, PQL_F_CLOSED);
         if (!json_is_object(m) || !json_is_string(kind) || !*json_string_value(kind) ||
-            !opt_int(m, PQL_F_SERVER_PID) || !opt_int(m, PQL_F_PID) || !opt_int(m, CLI_F_OPENED_BY) ||
-            !opt_int(m, CLI_F_CONNECTION) || (present(time) && !json_is_string(time)) ||
+            !opt_int(m, PQL_F_SERVER_PID) || !opt_int(m, PQL_F_PID) || !opt_int(m, PQL_F_OPENED_BY) ||
+            !opt_int(m, PQL_F_CONNECTION) || (present(time) && !json_is_string(time)) ||
             (present(closed) && !json_is_boolean(closed)) || !stack_ref_ok(stacks, m, PQL_F_STACK) ||
-            !stack_ref_ok(stacks, m, CLI_F_OPEN_STACK) || !site_ok(json_object_get(m, CLI_F_SITE)))
+            !stack_ref_ok(stacks, m, PQL_F_OPEN_STACK) || !site_ok(json_object_get(m, PQL_F_SITE)))
             return bad(msg, len, "a \"misuse\" entry is malformed");
     }
     return true;
@@ -153,7 +153,7 @@ static void infer_site(struct cli_group *g, const json_t *root, const json_t *l)
             const json_t *c = json_array_get(conns, j);
             struct cli_stack last;
             if (json_integer_value(json_object_get(c, PQL_F_ID)) != id ||
-                !cli_stack_from_report(json_object_get(root, PQL_F_STACKS), c, CLI_F_LAST_STACK, &last))
+                !cli_stack_from_report(json_object_get(root, PQL_F_STACKS), c, PQL_F_LAST_STACK, &last))
                 continue;
             int h = cli_stack_headline(&last, &own);
             if (h >= 0 && own) {
@@ -180,9 +180,9 @@ static void add_sites(struct cli_set *set, const json_t *root)
         cli_stack_free(&stack);
         if (!g || g->has_site)
             continue;
-        if (read_site(json_object_get(l, CLI_F_SITE), &g->site)) {
+        if (read_site(json_object_get(l, PQL_F_SITE), &g->site)) {
             g->has_site = true;
-            g->site_from = str_dup(l, CLI_F_SITE_FROM);
+            g->site_from = str_dup(l, PQL_F_SITE_FROM);
         } else {
             infer_site(g, root, l);
         }
@@ -198,21 +198,21 @@ void cli_findings_add(struct cli_set *set, const json_t *root, const struct cli_
         p->has_time = true;
     }
     add_sites(set, root);
-    const json_t *misuse = json_object_get(root, CLI_F_MISUSE);
+    const json_t *misuse = json_object_get(root, PQL_F_MISUSE);
     for (size_t i = 0; i < json_array_size(misuse); i++) {
         const json_t *e = json_array_get(misuse, i);
         struct cli_misuse *m = cli_xcalloc(1, sizeof *m);
         m->kind = str_dup(e, PQL_F_KIND);
-        m->connection = int_or(e, CLI_F_CONNECTION, -1);
+        m->connection = int_or(e, PQL_F_CONNECTION, -1);
         m->server_pid = int_or(e, PQL_F_SERVER_PID, -1);
         m->pid = int_or(e, PQL_F_PID, self ? self->pid : -1);
-        m->opened_by = int_or(e, CLI_F_OPENED_BY, -1);
+        m->opened_by = int_or(e, PQL_F_OPENED_BY, -1);
         m->time = str_dup(e, PQL_F_TIME);
-        m->closed = json_is_true(json_object_get(e, CLI_F_CLOSED));
+        m->closed = json_is_true(json_object_get(e, PQL_F_CLOSED));
         m->handed_off = json_is_true(json_object_get(e, CLI_F_HANDED_OFF));
         cli_stack_from_report(json_object_get(root, PQL_F_STACKS), e, PQL_F_STACK, &m->stack);
-        cli_stack_from_report(json_object_get(root, PQL_F_STACKS), e, CLI_F_OPEN_STACK, &m->open_stack);
-        m->has_site = read_site(json_object_get(e, CLI_F_SITE), &m->site);
+        cli_stack_from_report(json_object_get(root, PQL_F_STACKS), e, PQL_F_OPEN_STACK, &m->open_stack);
+        m->has_site = read_site(json_object_get(e, PQL_F_SITE), &m->site);
         if (!m->has_site) {
             int h = cli_stack_headline(&m->stack, NULL);
             if (h >= 0) {

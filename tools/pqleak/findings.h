@@ -11,16 +11,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* Report members this file reads (common/names.h will hold them once the shim writes them). */
-#define CLI_F_SITE       "site"
-#define CLI_F_SITE_FROM  "site_from"
-#define CLI_F_LAST_STACK "last_stack"
-#define CLI_F_MISUSE     "misuse"
-#define CLI_F_OPENED_BY  "opened_by"
-#define CLI_F_CLOSED     "closed"
-#define CLI_F_OPEN_STACK "open_stack"
+/* Report members this file reads are in common/names.h (PQL_F_SITE, PQL_F_MISUSE, ...); this one only
+ * merged reports carry: */
 #define CLI_F_HANDED_OFF "handed_off"
-#define CLI_F_CONNECTION "connection"
 
 /* Checks the members above in a report: a "site" that is an object or null, a known "site_from" or
  * null, stack ids that refer to "stacks", a "misuse" list of well-formed entries. Returns false after

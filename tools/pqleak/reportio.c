@@ -401,13 +401,13 @@ static struct cli_conn *make_conn(struct cli_set *set, const json_t *obj, const 
     c->obj = json_deep_copy(obj);
     c->has_stack = ref_stack(obj, PQL_F_STACK, stacks, &c->stack);
     c->has_tx = ref_stack(obj, PQL_F_TX_STACK, stacks, &c->tx);
-    c->has_last = ref_stack(obj, CLI_F_LAST_STACK, stacks, &c->last); /* issue 12 */
+    c->has_last = ref_stack(obj, PQL_F_LAST_STACK, stacks, &c->last); /* issue 12 */
     /* A merged report names each connection's process in the connection itself. */
     if (json_object_get(obj, PQL_F_PID) || json_object_get(obj, PQL_F_PROGRAM))
         proc = cli_set_proc(set, json_string_value(json_object_get(obj, PQL_F_PROGRAM)), pid_of(obj));
     c->proc = proc;
     static const char *const renumbered[] = {PQL_F_ID,  PQL_F_STACK,   PQL_F_TX_STACK,
-                                             PQL_F_PID, PQL_F_PROGRAM, CLI_F_LAST_STACK};
+                                             PQL_F_PID, PQL_F_PROGRAM, PQL_F_LAST_STACK};
     for (size_t i = 0; i < sizeof renumbered / sizeof renumbered[0]; i++)
         json_object_del(c->obj, renumbered[i]);
     return c;
