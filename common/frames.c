@@ -172,6 +172,19 @@ int pql_frame_headline(const struct pql_frame_ref *f, size_t n, bool *own)
     return library;
 }
 
+bool pql_frame_is_test_runner(const char *file)
+{
+    static const char *const dirs[] = {"/_pytest/", "/pytest/", "/pluggy/", "/unittest/", "/nose2/"};
+    if (!file)
+        return false;
+    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++)
+        if (strstr(file, dirs[i]))
+            return true;
+    const char *base = base_name(file);
+    bool launcher = prefixed(base, "pytest") || prefixed(base, "py.test");
+    return launcher && base - file >= 5 && strncmp(base - 5, "/bin/", 5) == 0;
+}
+
 /* Copies n bytes of s into buf as a string, cut to len; returns buf. */
 static const char *copy(char *buf, size_t len, const char *s, size_t n)
 {

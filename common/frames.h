@@ -63,6 +63,13 @@ struct pql_frame_ref {
  * interpreter's. own may be NULL. */
 int pql_frame_headline(const struct pql_frame_ref *f, size_t n, bool *own);
 
+/* True for an interpreted frame of a test runner's own machinery: pytest (its _pytest and pytest
+ * packages, pluggy, and its launcher scripts: a file named pytest, pytest-3, py.test... in a bin
+ * directory), unittest (the standard library's unittest/), nose2. Such frames are never the place to
+ * fix: the command folds them even when a launcher script would otherwise count as the program's own
+ * source. file may be NULL (false). */
+bool pql_frame_is_test_runner(const char *file);
+
 /* A short name for the code a frame belongs to, for "... N frames in NAME" lines: the module's file
  * name, the package of an installed interpreted module ("sqlalchemy", "six" for six.py), "pythonX.Y"
  * for a standard library, "frozen modules", else the source file's name, else lang, else "?". Points

@@ -204,6 +204,24 @@ static void test_origin(void **state)
         pql_frame_origin("/x/site-packages/sqlalchemy/a.py", NULL, "python", small, sizeof small), "sql");
 }
 
+static void test_test_runner(void **state)
+{
+    (void)state;
+    assert_true(pql_frame_is_test_runner("/usr/lib/python3/dist-packages/_pytest/python.py"));
+    assert_true(pql_frame_is_test_runner("/venv/lib/python3.11/site-packages/pluggy/_callers.py"));
+    assert_true(pql_frame_is_test_runner("/venv/lib/python3.11/site-packages/pytest/__main__.py"));
+    assert_true(pql_frame_is_test_runner("/usr/lib/python3.11/unittest/case.py"));
+    assert_true(pql_frame_is_test_runner("/usr/bin/pytest-3"));
+    assert_true(pql_frame_is_test_runner("/srv/venv/bin/pytest"));
+    assert_true(pql_frame_is_test_runner("/usr/local/bin/py.test"));
+    /* the program's own tests and a file merely named like pytest are not */
+    assert_false(pql_frame_is_test_runner("/src/shop/tests/test_orders.py"));
+    assert_false(pql_frame_is_test_runner("/src/shop/conftest.py"));
+    assert_false(pql_frame_is_test_runner("/src/shop/pytest_helpers.py"));
+    assert_false(pql_frame_is_test_runner("pytest"));
+    assert_false(pql_frame_is_test_runner(NULL));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -211,6 +229,7 @@ int main(void)
         cmocka_unit_test(test_native_inlined_header),
         cmocka_unit_test(test_interpreted), cmocka_unit_test(test_runtime_and_shim),
         cmocka_unit_test(test_origin),      cmocka_unit_test(test_headline),
+        cmocka_unit_test(test_test_runner),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
