@@ -51,9 +51,10 @@ static bool scan_dir(const char *dir,
             continue;
         char *path = cli_xasprintf("%s/%s", dir, e->d_name);
         /* lstat: a link is listed as itself, and loading refuses it (cli_report_load_listed): a name
-         * planted in a report directory by someone else is never followed, and fails the read. */
+         * planted in a report directory by someone else is never followed, and fails the read; so does
+         * a FIFO or a device. Subdirectories are not reports. */
         struct stat st;
-        if (lstat(path, &st) == 0)
+        if (lstat(path, &st) == 0 && !S_ISDIR(st.st_mode))
             fn(ctx, path, e->d_name, &st);
         free(path);
     }

@@ -21,9 +21,9 @@ void cli_dirsnap_free(struct cli_dirsnap *snap);
 
 /* Appends to paths (as owned "dir/name" strings, sorted by name) every report file in dir: entries
  * named *.json whose name does not start with '.' (the shim's temp files do), leaving out those in
- * skip (may be NULL). Entries that are no regular file (links, FIFOs) are listed too, so that loading
- * them with cli_report_load_listed fails, naming them. Returns false after printing one line when dir cannot
- * be read. */
+ * skip (may be NULL); not subdirectories. Entries that are no regular file (links, FIFOs) are listed
+ * too, so that loading them with cli_report_load_listed fails, naming them. Returns false after printing one
+ * line when dir cannot be read. */
 bool cli_report_list_dir(const char *dir, const struct cli_dirsnap *skip, struct cli_vec *paths);
 
 /* Reads, validates and merges one report file into set. Returns false after printing one line naming
