@@ -162,3 +162,15 @@ int pql_live_dir_default(char *buf, size_t len, const char *tmpdir_env, unsigned
     put_ulong(&o, uid);
     return done(&o);
 }
+
+int pql_run_socket_name(char *buf, size_t len, const char *dir)
+{
+    size_t o = 0;
+    for (const char *p = PQL_RUN_SOCKET_PREFIX; *p && o + 1 < len; p++)
+        buf[o++] = *p;
+    for (const char *p = dir ? dir : ""; *p && o + 1 < len; p++)
+        buf[o++] = *p;
+    if (len)
+        buf[o] = '\0';
+    return (int)o;
+}

@@ -44,6 +44,16 @@ bool pql_report_file_parse(const char *name, int *pid, char *trigger, size_t tle
 #define PQL_LIVE_DIR_PREFIX "pqleak-"
 int pql_live_dir_default(char *buf, size_t len, const char *tmpdir_env, unsigned uid);
 
+/* ---- the run channel (pqleak run) ---- */
+
+/* `pqleak run` binds an abstract unix datagram socket named after its report directory; a process that
+ * connected and then could not leave its exit report there sends one message to it, "F PID REASON", so
+ * that the run fails closed instead of passing on a missing report (docs/exit-codes.md). Writes the
+ * address "pqleak-run:DIR" (without the leading NUL of the abstract namespace), cut to len - 1 bytes
+ * (both sides cut alike), into buf and returns its length. Signal-safe. */
+#define PQL_RUN_SOCKET_PREFIX "pqleak-run:"
+int pql_run_socket_name(char *buf, size_t len, const char *dir);
+
 /* ---- the report's field names (docs/report-schema.md), as string literals: "\"" PQL_F_OPEN "\": %ld" ----
  */
 

@@ -1,6 +1,8 @@
 /* Log destination and line writer. Lines are written with one write(2) each, so lines from threads
- * and processes sharing the file do not interleave. Opened lazily; on failure falls back to stderr
- * with one warning. Thread-safe; not for signal handlers. */
+ * and processes sharing the file do not interleave. Opened lazily and never blocking (a FIFO without a
+ * reader, a full pipe: the line is dropped); on failure falls back to stderr with one warning.
+ * Thread-safe; not for signal handlers. */
+#define _GNU_SOURCE
 #include "log.h"
 
 #include "proc.h"
@@ -8,9 +10,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -47,12 +52,54 @@ static int open_dest(void)
         }
     }
     path[o] = '\0';
-    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+    /* O_NONBLOCK: a FIFO with no reader fails at once (ENXIO) instead of blocking the host forever. */
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
     if (fd < 0) {
         dprintf(2, "pqleak: PQLEAK_LOG='%s' cannot be opened (%s); using stderr\n", path, strerror(errno));
         return 2;
     }
+    /* A regular file never blocks; anything else (a FIFO, a terminal) stays non-blocking, so that a
+     * reader that stops reading costs lines, never the host's progress. */
+    struct stat st;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
     return fd;
+}
+
+bool pql_write_full(int fd, const void *buf, size_t len)
+{
+    sigset_t xfsz, old, pending;
+    sigemptyset(&xfsz);
+    sigaddset(&xfsz, SIGXFSZ);
+    pthread_sigmask(SIG_BLOCK, &xfsz, &old);
+    sigpending(&pending);
+    bool was_pending = sigismember(&pending, SIGXFSZ);
+    const char *p = buf;
+    bool ok = true;
+    int e = 0;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            e = n < 0 ? errno : ENOSPC;
+            ok = false;
+            break;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    /* The kernel sends SIGXFSZ to the writing thread: blocked, it is pending here; take ours back. */
+    if (!was_pending) {
+        sigpending(&pending);
+        if (sigismember(&pending, SIGXFSZ)) {
+            struct timespec zero = {0, 0};
+            sigtimedwait(&xfsz, NULL, &zero);
+        }
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    errno = e;
+    return ok;
 }
 
 void pql_log_write(const char *text, size_t len)
@@ -60,15 +107,7 @@ void pql_log_write(const char *text, size_t len)
     pthread_mutex_lock(&log_lock);
     if (log_fd < 0)
         log_fd = open_dest();
-    while (len > 0) {
-        ssize_t n = write(log_fd, text, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        text += n;
-        len -= (size_t)n;
-    }
+    pql_write_full(log_fd, text, len);
     pthread_mutex_unlock(&log_lock);
 }
 
@@ -86,6 +125,37 @@ void pql_log(const char *fmt, ...)
         (size_t)o + ((size_t)n < sizeof(line) - (size_t)o - 1 ? (size_t)n : sizeof(line) - (size_t)o - 2);
     line[len++] = '\n';
     pql_log_write(line, len);
+}
+
+void pql_log_write_signal_safe(const char *text, size_t len)
+{
+    int fd = log_fd;
+    bool opened = false;
+    if (fd < 0 && strcmp(log_dest, "stderr") != 0) {
+        char path[1200], num[24];
+        size_t o = 0;
+        for (const char *p = log_dest; *p && o < sizeof(path) - 24; p++) {
+            if (p[0] == '%' && p[1] == 'p') {
+                int n = 0;
+                for (long v = (long)getpid(); v > 0 || n == 0; v /= 10)
+                    num[n++] = (char)('0' + v % 10);
+                while (n > 0)
+                    path[o++] = num[--n];
+                p++;
+            } else {
+                path[o++] = *p;
+            }
+        }
+        path[o] = '\0';
+        fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
+        opened = fd >= 0;
+    }
+    if (fd < 0)
+        fd = 2;
+    ssize_t n = write(fd, text, len);
+    (void)n;
+    if (opened)
+        close(fd);
 }
 
 /* In a forked child: forget the parent's lock state, and reopen a %p destination for the new pid. */

@@ -40,6 +40,14 @@ static void copy_safe(char *dst, size_t len, const char *src, const struct secre
     copy(dst, len, src);
 }
 
+/* True when a server's application_name may be an altered copy of the name given: the server replaces
+ * each byte outside printable ASCII ('?' before PostgreSQL 16, "\\xNN" since) and cuts the name to
+ * NAMEDATALEN - 1 (63) bytes, so a password in the given name may come back out of strstr's reach. */
+static bool altered(const char *echo)
+{
+    return strlen(echo) >= 63 || strchr(echo, '?') || strstr(echo, "\\x");
+}
+
 void pql_target_from_conn(struct pql_target *t, PGconn *conn, const struct pql_target_api *api)
 {
     memset(t, 0, sizeof(*t));
@@ -52,17 +60,31 @@ void pql_target_from_conn(struct pql_target *t, PGconn *conn, const struct pql_t
     copy_safe(t->port, sizeof(t->port), api->port(conn), &sec);
     copy_safe(t->dbname, sizeof(t->dbname), api->db(conn), &sec);
     copy_safe(t->user, sizeof(t->user), api->user(conn), &sec);
+    const char *echo = NULL;
     if (api->status(conn) == CONNECTION_OK) {
         /* The server reports application_name: far cheaper than building the whole PQconninfo array. */
-        copy_safe(t->appname, sizeof(t->appname), api->parameter_status(conn, "application_name"), &sec);
-    } else {
-        PQconninfoOption *opts = api->conninfo(conn);
-        for (PQconninfoOption *o = opts; o && o->keyword; o++)
-            if (!strcmp(o->keyword, "application_name") && o->val)
-                copy_safe(t->appname, sizeof(t->appname), o->val, &sec);
-        if (opts)
-            api->conninfo_free(opts);
+        echo = api->parameter_status(conn, "application_name");
+        copy_safe(t->appname, sizeof(t->appname), echo, &sec);
+        if (sec.n == 0 || !echo || !altered(echo))
+            return;
     }
+    /* The names the client gave. When the server's echo may be an altered copy of one of them, a
+     * password in the given name hides the echo too. */
+    bool hide = false;
+    PQconninfoOption *opts = api->conninfo(conn);
+    for (PQconninfoOption *o = opts; o && o->keyword; o++) {
+        if (!o->val ||
+            (strcmp(o->keyword, "application_name") && strcmp(o->keyword, "fallback_application_name")))
+            continue;
+        if (!echo && !strcmp(o->keyword, "application_name"))
+            copy_safe(t->appname, sizeof(t->appname), o->val, &sec);
+        for (int i = 0; echo && i < sec.n; i++)
+            hide = hide || strstr(o->val, sec.v[i]);
+    }
+    if (opts)
+        api->conninfo_free(opts);
+    if (hide)
+        copy(t->appname, sizeof(t->appname), "[redacted]");
 }
 
 static void apply(struct pql_target *t, const char *k, const char *v, const struct secrets *sec)

@@ -1,7 +1,8 @@
 /* Lifecycle: start-up at the first connection (settings, then every module's setup in lock order), the
  * exit report from the ELF destructor (which runs after every atexit handler, so connections the
- * program closes in its own handlers are not reported) or from the interposed _exit. Any thread; not
- * signal-safe. */
+ * program closes in its own handlers are not reported) or from the interposed _exit. Any thread. Only
+ * pql_shim_exit may run in a signal handler: it finds out that it does, and then does only
+ * async-signal-safe work (see there). */
 #define _GNU_SOURCE
 #include "shim.h"
 
@@ -9,6 +10,8 @@
 #include "live.h"
 #include "log.h"
 #include "misuse.h"
+#include "names.h"
+#include "outfile.h"
 #include "proc.h"
 #include "pyframes.h"
 #include "query.h"
@@ -23,12 +26,18 @@
 #include "text.h"
 #include "track.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/auxv.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 /*
@@ -79,9 +88,96 @@ static const char *env(const char *name)
     return getenv(name);
 }
 
+/* ---- the run channel (names.h: pql_run_socket_name) ----
+ * Under `pqleak run`, a process that connected and then cannot leave its exit report says so on the
+ * run's socket, and the run fails closed. The socket is connected at start-up, while descriptors are
+ * there to have, so that running out of them later does not silence it; before each use it is checked
+ * to still be ours (the host may have closed or reused the number), else a fresh one is made. */
+static int run_fd = -1;
+static dev_t run_dev;
+static ino_t run_ino;
+static struct sockaddr_un run_addr;
+static socklen_t run_addrlen;
+
+static void run_channel_open(const char *dir)
+{
+    run_addr.sun_family = AF_UNIX;
+    int len = pql_run_socket_name(run_addr.sun_path + 1, sizeof(run_addr.sun_path) - 1, dir);
+    run_addrlen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)len);
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return;
+    struct stat st;
+    if (connect(fd, (struct sockaddr *)&run_addr, run_addrlen) != 0 || fstat(fd, &st) != 0) {
+        close(fd); /* not under pqleak run */
+        run_addrlen = 0;
+        return;
+    }
+    run_dev = st.st_dev;
+    run_ino = st.st_ino;
+    run_fd = fd;
+    /* The run's directory lives as long as the run: never make it again after the run removed it. */
+    pql_outfile_never_create_dirs();
+}
+
+static size_t put_str(char *buf, size_t o, size_t len, const char *s)
+{
+    while (*s && o + 1 < len)
+        buf[o++] = *s++;
+    return o;
+}
+
+static size_t put_num(char *buf, size_t o, size_t len, long v)
+{
+    char d[24];
+    int n = 0;
+    do
+        d[n++] = (char)('0' + v % 10);
+    while ((v /= 10) > 0 && n < 23);
+    while (n > 0 && o + 1 < len)
+        buf[o++] = d[--n];
+    return o;
+}
+
+/* Sends "F PID why" to the run, if there is one. Async-signal-safe. */
+static void run_notify(const char *why)
+{
+    if (!run_addrlen)
+        return;
+    char msg[512];
+    size_t o = put_str(msg, 0, sizeof(msg), "F ");
+    o = put_num(msg, o, sizeof(msg), (long)syscall(SYS_getpid));
+    o = put_str(msg, o, sizeof(msg), " ");
+    o = put_str(msg, o, sizeof(msg), why);
+    struct stat st;
+    int fd = run_fd;
+    if (fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == run_dev && st.st_ino == run_ino) {
+        ssize_t n = send(fd, msg, o, MSG_DONTWAIT | MSG_NOSIGNAL);
+        (void)n;
+        return;
+    }
+    fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0) {
+        ssize_t n =
+            sendto(fd, msg, o, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&run_addr, run_addrlen);
+        (void)n;
+        close(fd);
+    }
+}
+
+/* A process whose pid is not the cached one is a vfork child (or a clone made without fork's
+ * handlers, which re-cache the pid in a fork child): it shares the parent's memory or holds a copy
+ * of records that are not its own. It must not report, nor change its status or any shared state.
+ * Signal-safe. */
+static bool foreign_process(void)
+{
+    return (pid_t)syscall(SYS_getpid) != pql_pid();
+}
+
 static void fork_child(void)
 {
     atomic_store(&exit_done, false);
+    pql_pid(); /* proc.c forgot the parent's pid (its handler runs first); cache ours before a vfork can */
 }
 
 static void init(void)
@@ -98,6 +194,7 @@ static void init(void)
     /* Setups in lock order (see above): stack before registry, so that fork takes the registry lock
      * first; every other module only resets its lock in the child. */
     pql_proc_setup();
+    pql_pid(); /* cached now, so that a vfork child, which shares it, is told apart (foreign_process) */
     pql_real_setup();
     pql_live_setup();
     bool unwind = pql_stack_setup();
@@ -115,6 +212,8 @@ static void init(void)
         pql_log("PQLEAK_SUPPRESSIONS: %s; using no suppressions", err.msg);
     pql_text_setup(&settings);
     pql_track_setup(&settings);
+    if (*settings.report_dir)
+        run_channel_open(settings.report_dir);
     pthread_atfork(NULL, NULL, fork_child);
     active = true;
     pql_query_setup(&settings);
@@ -133,10 +232,15 @@ const struct pql_settings *pql_shim_settings(void)
 
 int pql_shim_exit_report(void)
 {
-    if (!active || atomic_exchange(&exit_done, true))
+    if (!active || foreign_process() || atomic_exchange(&exit_done, true))
         return -1;
     struct pql_report_result r = pql_report_exit(&settings, &rules);
     pql_reporter_exit(r.leaked);
+    if (r.json_errno) {
+        char why[256];
+        snprintf(why, sizeof(why), "cannot write its exit report: %s", strerror(r.json_errno));
+        run_notify(why);
+    }
     return r.leaked > 0 && settings.exitcode > 0 ? settings.exitcode : -1;
 }
 
@@ -159,8 +263,25 @@ __attribute__((destructor)) static void at_exit(void)
     }
 }
 
+/*
+ * _exit and _Exit. The exit report allocates and takes pqleak's locks; in a signal handler the code it
+ * interrupted may hold the same locks (malloc's, the registry's), and the report would wait forever. So
+ * when _exit is called inside a signal handler (a signal trampoline is on the calling thread's stack:
+ * pql_stack_in_signal_handler), it does only async-signal-safe work: one fixed line to the log, and
+ * under `pqleak run` an "F" message so that the run fails closed; then it exits with the program's own
+ * status. Otherwise (Python's os._exit, a plain _exit), the full report. A vfork child never reports.
+ */
 void pql_shim_exit(int status)
 {
+    if (active && !foreign_process() && !atomic_load(&exit_done) && pql_stack_in_signal_handler() == 1) {
+        static const char line[] = "pqleak: _exit was called in a signal handler: no exit report (making one "
+                                   "there could deadlock the process); the exit status is the program's\n";
+        if (!atomic_exchange(&exit_done, true)) {
+            pql_log_write_signal_safe(line, sizeof(line) - 1);
+            run_notify("called _exit in a signal handler: no exit report");
+        }
+        real_exit(status);
+    }
     int code = pql_shim_exit_report();
     real_exit(code >= 0 ? code : status);
 }

@@ -11,8 +11,11 @@
 #include "dlhook.h"
 #include "pyframes.h"
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #define HASH_NONFATAL_OOM      1
 #define uthash_nonfatal_oom(e) (depot_oom = true)
@@ -81,6 +84,37 @@ int pql_stack_capture(uintptr_t *frames, int max)
     for (int i = skip; i < n && out < max; i++)
         frames[out++] = (uintptr_t)raw[i];
     return pql_py_merge(frames, out, max);
+}
+
+/* The kernel's view of a signal action (rt_sigaction), whose restorer glibc sets to its trampoline. */
+struct kernel_sigaction {
+    void *handler;
+    unsigned long flags;
+    void *restorer;
+    unsigned long mask;
+};
+#define KERNEL_SA_RESTORER 0x04000000UL
+
+int pql_stack_in_signal_handler(void)
+{
+    if (!unw_backtrace_fn)
+        return -1;
+    /* The trampoline every handler returns through: one restorer serves every signal glibc installs. */
+    uintptr_t restorer = 0;
+    for (int sig = 1; sig < 65 && !restorer; sig++) {
+        struct kernel_sigaction ka;
+        if (syscall(SYS_rt_sigaction, sig, NULL, &ka, sizeof(ka.mask)) == 0 &&
+            (ka.flags & KERNEL_SA_RESTORER) && ka.handler != SIG_DFL && ka.handler != SIG_IGN)
+            restorer = (uintptr_t)ka.restorer;
+    }
+    if (!restorer)
+        return 0; /* no handler installed: none can be running */
+    void *raw[PQL_MAX_FRAMES];
+    int n = unw_backtrace_fn(raw, PQL_MAX_FRAMES);
+    for (int i = 0; i < n; i++)
+        if ((uintptr_t)raw[i] >= restorer && (uintptr_t)raw[i] < restorer + 16)
+            return 1;
+    return 0;
 }
 
 uint32_t pql_stack_intern(const uintptr_t *frames, int n)

@@ -19,6 +19,12 @@ bool pql_stack_setup(void);
  * frames removed. Returns the number captured (0 on failure). */
 int pql_stack_capture(uintptr_t *frames, int max);
 
+/* 1 when the calling thread runs inside a signal handler: the signal trampoline that handlers return
+ * through (the restorer the kernel holds for installed handlers) is among its return addresses; a
+ * handler left with siglongjmp is not. 0 when not, -1 when unknown (no libunwind). Async-signal-safe as
+ * far as libunwind's unw_backtrace is (no lock of pqleak's, no allocation). */
+int pql_stack_in_signal_handler(void);
+
 /* Stores a stack (or finds the identical one) and returns its id, >= 1; 0 when n == 0 or memory ran
  * out. */
 uint32_t pql_stack_intern(const uintptr_t *frames, int n);

@@ -3,6 +3,7 @@
 #include "outfile.h"
 
 #include "config.h"
+#include "log.h"
 #include "names.h"
 #include "proc.h"
 
@@ -33,21 +34,14 @@ bool pql_outfile_write(const char *path, mode_t mode, const struct pql_buf *b)
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
     if (fd < 0)
         return false;
-    const char *p = b->data;
-    size_t left = b->len;
-    while (left > 0) {
-        ssize_t n = write(fd, p, left);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            int e = n < 0 ? errno : ENOSPC;
-            close(fd);
-            unlink(tmp);
-            errno = e;
-            return false;
-        }
-        p += n;
-        left -= (size_t)n;
+    /* pql_write_full: past the host's file-size limit this fails with EFBIG (no SIGXFSZ), and the temp
+     * file is removed. */
+    if (!pql_write_full(fd, b->data, b->len)) {
+        int e = errno;
+        close(fd);
+        unlink(tmp);
+        errno = e;
+        return false;
     }
     if (close(fd) != 0 || rename(tmp, path) != 0) {
         int e = errno;
@@ -58,11 +52,42 @@ bool pql_outfile_write(const char *path, mode_t mode, const struct pql_buf *b)
     return true;
 }
 
+static atomic_bool never_create;
+
+void pql_outfile_never_create_dirs(void)
+{
+    atomic_store(&never_create, true);
+}
+
+/* A report directory is used only when it (and, if it is a symbolic link, the link) belongs to this
+ * user or to root: a path planted by another user is never followed. */
+static bool dir_trusted(const char *dir)
+{
+    uid_t me = geteuid();
+    struct stat st;
+    if (lstat(dir, &st) != 0)
+        return false;
+    if (S_ISLNK(st.st_mode) && st.st_uid != me && st.st_uid != 0) {
+        errno = EPERM;
+        return false;
+    }
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    bool ok = fstat(fd, &st) == 0 && (st.st_uid == me || st.st_uid == 0);
+    close(fd);
+    if (!ok)
+        errno = EPERM;
+    return ok;
+}
+
 bool pql_outfile_report(const char *dir, const char *trigger, const struct pql_buf *b, char *path,
                         size_t pathlen)
 {
     static atomic_uint report_seq;
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+    if (!atomic_load(&never_create) && mkdir(dir, 0700) != 0 && errno != EEXIST)
+        return false;
+    if (!dir_trusted(dir))
         return false;
     char final[PQL_PATH_MAX + 64];
     if (pql_report_file_name(final, sizeof(final), dir, (int)pql_pid(), trigger,

@@ -15,9 +15,15 @@
  * two threads never share one. False with errno set on failure (nothing left behind). */
 bool pql_outfile_write(const char *path, mode_t mode, const struct pql_buf *b);
 
-/* Writes a report into dir (created 0700 when missing) as pqleak-PID-TRIGGER-SEQ.json, mode 0600; its
- * path is copied to path when non-NULL. False with errno set on failure. */
+/* Writes a report into dir (created 0700 when missing, unless pql_outfile_never_create_dirs was called)
+ * as pqleak-PID-TRIGGER-SEQ.json, mode 0600; its path is copied to path when non-NULL. A dir (or a
+ * symbolic link naming it) owned by another user than this one or root is refused (EPERM). False with
+ * errno set on failure. */
 bool pql_outfile_report(const char *dir, const char *trigger, const struct pql_buf *b, char *path,
                         size_t pathlen);
+
+/* From now on pql_outfile_report never creates a missing directory (under `pqleak run`, whose directory
+ * exists for the run's length: a process outliving the run must not create it again). */
+void pql_outfile_never_create_dirs(void);
 
 #endif

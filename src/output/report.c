@@ -16,10 +16,12 @@
 
 struct pql_report_result pql_report_exit(const struct pql_settings *settings, struct pql_rules *rules)
 {
-    struct pql_report_result res = {0, 0, 0, false};
+    struct pql_report_result res = {0, 0, 0, false, 0};
     struct pql_report r;
-    if (!pql_rmodel_begin(&r, PQL_TRIGGER_EXIT, settings, rules))
+    if (!pql_rmodel_begin(&r, PQL_TRIGGER_EXIT, settings, rules)) {
+        res.json_errno = *settings->report_dir ? ENOMEM : 0;
         return res;
+    }
     pql_rmodel_add_retired(&r);
     /* A process that never opened a connection (a forked child, say) writes nothing, unless it misused
      * one of its parent's. */
@@ -27,6 +29,7 @@ struct pql_report_result pql_report_exit(const struct pql_settings *settings, st
         goto out;
     if (!pql_rmodel_group(&r)) {
         pql_log("out of memory while writing the exit report");
+        res.json_errno = *settings->report_dir ? ENOMEM : 0;
         goto out;
     }
     res.leaked = r.leaked;
@@ -39,9 +42,11 @@ struct pql_report_result pql_report_exit(const struct pql_settings *settings, st
         pql_json_report(&b, &r, true);
         res.json_written = pql_outfile_report(settings->report_dir, r.trigger, &b, NULL, 0);
         if (!res.json_written) {
+            int e = errno;
+            res.json_errno = e ? e : EIO;
             pql_log(
                 "cannot write a report in PQLEAK_REPORT_DIR='%s' (%s); the report goes to the log instead",
-                settings->report_dir, strerror(errno));
+                settings->report_dir, strerror(e));
             text = res.leaked > 0;
         }
         pql_buf_free(&b);

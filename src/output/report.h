@@ -15,6 +15,7 @@ struct pql_report_result {
     long suppressed; /* suppressed leaked connections */
     int groups;      /* unsuppressed leak groups */
     bool json_written;
+    int json_errno; /* nonzero: a JSON report was due in PQLEAK_REPORT_DIR and could not be written */
 };
 
 /* Writes the exit report of this process: every connection it opened and never passed to PQfinish is

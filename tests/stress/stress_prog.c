@@ -6,7 +6,14 @@
 /*   stress_prog cycles THREADS N [signals]   THREADS x N connect/finish; SIGUSR1 storm if "signals"
  *   stress_prog fork THREADS FORKS           threads connect while the main thread forks FORKS times
  *   stress_prog leak N ok|failed STATUS      leaks N connections, returns STATUS
- *   stress_prog serve N                      leaks N failed connections, prints "ready", returns at EOF */
+ *   stress_prog serve N                      leaks N failed connections, prints "ready", returns at EOF
+ *   stress_prog sigexit N STATUS             leaks N failed connections, then mallocs and frees in a loop
+ *                                            until a timer signal's handler calls _exit(STATUS)
+ *   stress_prog vfork N                      leaks N failed connections; a vfork child whose exec fails
+ *                                            calls _exit(127); prints "child=STATUS", returns 0
+ *   stress_prog nofds N                      leaks N failed connections, then uses up every descriptor
+ *                                            and returns 0
+ *   stress_prog sleepleak N MS               leaks N failed connections, sleeps MS ms, returns 0 */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <libpq-fe.h>
@@ -18,7 +25,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/time.h>
 #include <sys/wait.h>
+#include <fcntl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -258,6 +268,78 @@ static int mode_serve(int argc, char **argv)
     return 0;
 }
 
+static void leak_failed(long n)
+{
+    kept = calloc((size_t)n + 1, sizeof *kept);
+    for (long i = 0; i < n; i++)
+        kept[i] = PQconnectdb(NOWHERE);
+}
+
+/* ---- exits in odd places (issue 13) ---- */
+
+static volatile sig_atomic_t exit_status;
+
+static void exit_now(int sig)
+{
+    (void)sig;
+    _exit(exit_status);
+}
+
+/* The handler interrupts the loop, mostly inside malloc or free (sizes above the thread cache: they
+ * take the arena lock): an exit report made in the handler would wait for that lock forever. */
+__attribute__((noreturn)) static int mode_sigexit(int argc, char **argv)
+{
+    leak_failed(arg(argv, 2, argc, "N"));
+    exit_status = (int)arg(argv, 3, argc, "STATUS");
+    signal(SIGALRM, exit_now);
+    struct itimerval it = {{0, 0}, {0, 20000}};
+    setitimer(ITIMER_REAL, &it, NULL);
+    void *keep[64] = {0};
+    for (unsigned i = 0;; i++) {
+        unsigned k = (i * 2654435761u) % 64;
+        free(keep[k]);
+        keep[k] = malloc(2048 + (i * 40503u) % 65536);
+    }
+}
+
+static int mode_vfork(int argc, char **argv)
+{
+    leak_failed(arg(argv, 2, argc, "N"));
+    pid_t pid = vfork();
+    if (pid == 0) {
+        execl("/nonexistent-pqleak-stress/no-such-program", "x", (char *)NULL);
+        _exit(127);
+    }
+    if (pid < 0)
+        die("vfork: %s", strerror(errno));
+    int ws = 0;
+    while (waitpid(pid, &ws, 0) < 0 && errno == EINTR)
+        ;
+    printf("child=%d\n", WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws));
+    fflush(stdout);
+    return 0;
+}
+
+static int mode_nofds(int argc, char **argv)
+{
+    leak_failed(arg(argv, 2, argc, "N"));
+    struct rlimit rl = {64, 64};
+    setrlimit(RLIMIT_NOFILE, &rl);
+    int n = 0;
+    while (open("/dev/null", O_RDONLY) >= 0)
+        n++;
+    printf("ok fds_taken=%d\n", n);
+    fflush(stdout);
+    return 0;
+}
+
+static int mode_sleepleak(int argc, char **argv)
+{
+    leak_failed(arg(argv, 2, argc, "N"));
+    nap(arg(argv, 3, argc, "MS") * 1000);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *m = argc > 1 ? argv[1] : "";
@@ -269,5 +351,13 @@ int main(int argc, char **argv)
         return mode_leak(argc, argv);
     if (!strcmp(m, "serve"))
         return mode_serve(argc, argv);
-    die("usage: stress_prog cycles|fork|leak|serve ...");
+    if (!strcmp(m, "sigexit"))
+        return mode_sigexit(argc, argv);
+    if (!strcmp(m, "vfork"))
+        return mode_vfork(argc, argv);
+    if (!strcmp(m, "nofds"))
+        return mode_nofds(argc, argv);
+    if (!strcmp(m, "sleepleak"))
+        return mode_sleepleak(argc, argv);
+    die("usage: stress_prog cycles|fork|leak|serve|sigexit|vfork|nofds|sleepleak ...");
 }

@@ -140,6 +140,55 @@ static void test_from_options(void **state)
     unsetenv("PGUSER");
 }
 
+/* A connected session: application_name is the server's echo of the name given, which the server
+ * cleans (each byte outside printable ASCII becomes '?', "\\xNN" since PostgreSQL 16) and cuts to 63
+ * bytes. The echo below is what the server sent back; the password must not survive in it. */
+static const char *echo;
+static ConnStatusType status_ok(const PGconn *c)
+{
+    (void)c;
+    return CONNECTION_OK;
+}
+static const char *echo_of(const PGconn *c, const char *name)
+{
+    (void)c;
+    return strcmp(name, "application_name") == 0 ? echo : NULL;
+}
+
+static void check_echo(const char *conninfo, const char *server_echo, const char *want, const char *secret)
+{
+    struct pql_target_api fake = api;
+    fake.status = status_ok;
+    fake.parameter_status = echo_of;
+    echo = server_echo;
+    PGconn *c = PQconnectdb(conninfo);
+    struct pql_target t;
+    pql_target_from_conn(&t, c, &fake);
+    assert_string_equal(t.appname, want);
+    assert_no_secret(&t, secret);
+    PQfinish(c);
+}
+
+static void test_connected_echo(void **state)
+{
+    (void)state;
+    /* Cut at 63 bytes in the middle of the password. */
+    check_echo("host=/nonexistent-dir password=Zq9Secret-77 application_name="
+               "a-long-service-name-that-goes-on-and-on-and-on-password=Zq9Secret-77",
+               "a-long-service-name-that-goes-on-and-on-and-on-password=Zq9Secr", "[redacted]", "Zq9Sec");
+    /* Non-ASCII bytes replaced. */
+    check_echo("host=/nonexistent-dir password=P\xc3\xa4ssw\xc3\xb6rd-7788 "
+               "application_name=P\xc3\xa4ssw\xc3\xb6rd-7788",
+               "P??ssw??rd-7788", "[redacted]", "rd-7788");
+    check_echo("host=/nonexistent-dir password=P\xc3\xa4ssw\xc3\xb6rd-7788 "
+               "application_name=P\xc3\xa4ssw\xc3\xb6rd-7788",
+               "P\\xc3\\xa4ssw\\xc3\\xb6rd-7788", "[redacted]", "rd-7788");
+    /* A name without the password is kept as the server says it, altered or not. */
+    check_echo("host=/nonexistent-dir password=S3cret-j application_name=caf\xc3\xa9", "caf??", "caf??",
+               "S3cret-j");
+    check_echo("host=/nonexistent-dir password=S3cret-j application_name=plain", "plain", "plain", "S3cret-j");
+}
+
 static void test_same(void **state)
 {
     (void)state;
@@ -157,6 +206,7 @@ int main(void)
         cmocka_unit_test(test_keywords_and_password_in_other_fields),
         cmocka_unit_test(test_expand_dbname),
         cmocka_unit_test(test_from_options),
+        cmocka_unit_test(test_connected_echo),
         cmocka_unit_test(test_same),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

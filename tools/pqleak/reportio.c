@@ -8,12 +8,14 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* ---- directories ---- */
 
@@ -49,8 +51,11 @@ static bool scan_dir(const char *dir,
         if (!is_report_name(e->d_name))
             continue;
         char *path = cli_xasprintf("%s/%s", dir, e->d_name);
+        /* lstat: a link is listed as itself, and loading refuses it (cli_report_load_listed): a name
+         * planted in a report directory by someone else is never followed, and fails the read; so does
+         * a FIFO or a device. Subdirectories are not reports. */
         struct stat st;
-        if (stat(path, &st) == 0 && S_ISREG(st.st_mode))
+        if (lstat(path, &st) == 0 && !S_ISDIR(st.st_mode))
             fn(ctx, path, e->d_name, &st);
         free(path);
     }
@@ -485,24 +490,52 @@ static void add_report(struct cli_set *set, const json_t *root, const json_t *co
     cli_findings_add(set, root, self); /* issue 12: sites and misuse */
 }
 
-bool cli_report_load(struct cli_set *set, const char *path)
+/* Opens a report for reading without blocking on a FIFO or a device, and only if it is a regular file
+ * (a link, too, when nofollow). Returns a stream, or NULL after printing one line. */
+static FILE *open_report(const char *path, bool nofollow)
 {
-    FILE *fp = fopen(path, "r");
-    if (!fp) {
-        cli_err("%s: cannot read report: %s", path, strerror(errno));
-        return false;
+    int fd;
+    do
+        fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY | (nofollow ? O_NOFOLLOW : 0));
+    while (fd < 0 && errno == EINTR);
+    if (fd < 0) {
+        if (nofollow && errno == ELOOP)
+            cli_err("%s: a symbolic link in a report directory, not followed", path);
+        else
+            cli_err("%s: cannot read report: %s", path, strerror(errno));
+        return NULL;
     }
     struct stat st = {0};
-    if (fstat(fileno(fp), &st) == 0 && S_ISDIR(st.st_mode)) {
-        fclose(fp);
-        cli_err("%s: is a directory", path);
-        return false;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        int e = errno;
+        close(fd);
+        if (S_ISDIR(st.st_mode))
+            cli_err("%s: is a directory", path);
+        else if (st.st_mode)
+            cli_err("%s: not a regular file (a FIFO, socket or device is never read)", path);
+        else
+            cli_err("%s: cannot read report: %s", path, strerror(e));
+        return NULL;
     }
-    if (S_ISREG(st.st_mode) && st.st_size == 0) {
-        fclose(fp);
+    if (st.st_size == 0) {
+        close(fd);
         cli_err("%s: empty file, not a pqleak report", path);
-        return false;
+        return NULL;
     }
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    FILE *fp = fdopen(fd, "r");
+    if (!fp) {
+        cli_err("%s: cannot read report: %s", path, strerror(errno));
+        close(fd);
+    }
+    return fp;
+}
+
+static bool load(struct cli_set *set, const char *path, bool nofollow)
+{
+    FILE *fp = open_report(path, nofollow);
+    if (!fp)
+        return false;
     json_error_t jerr;
     json_t *root = json_loadf(fp, JSON_REJECT_DUPLICATES, &jerr);
     bool read_error = ferror(fp);
@@ -526,6 +559,16 @@ bool cli_report_load(struct cli_set *set, const char *path)
     json_decref(conns);
     json_decref(root);
     return ok;
+}
+
+bool cli_report_load(struct cli_set *set, const char *path)
+{
+    return load(set, path, false);
+}
+
+bool cli_report_load_listed(struct cli_set *set, const char *path)
+{
+    return load(set, path, true);
 }
 
 bool cli_report_check(const json_t *root, char *msg, size_t len)
@@ -573,7 +616,7 @@ size_t cli_report_load_paths(struct cli_set *set, char *const *paths)
             bad++;
         }
         for (size_t j = 0; j < files.n; j++) {
-            bad += !cli_report_load(set, files.v[j]);
+            bad += !cli_report_load_listed(set, files.v[j]);
             free(files.v[j]);
         }
         cli_vec_free(&files);

@@ -19,15 +19,21 @@ struct cli_dirsnap {
 void cli_dirsnap_take(struct cli_dirsnap *snap, const char *dir);
 void cli_dirsnap_free(struct cli_dirsnap *snap);
 
-/* Appends to paths (as owned "dir/name" strings, sorted by name) every report file in dir: regular
- * files named *.json whose name does not start with '.' (the shim's temp files do), leaving out those
- * in skip (may be NULL). Returns false after printing one line when dir cannot be read. */
+/* Appends to paths (as owned "dir/name" strings, sorted by name) every report file in dir: entries
+ * named *.json whose name does not start with '.' (the shim's temp files do), leaving out those in
+ * skip (may be NULL); not subdirectories. Entries that are no regular file (links, FIFOs) are listed
+ * too, so that loading them with cli_report_load_listed fails, naming them. Returns false after printing one
+ * line when dir cannot be read. */
 bool cli_report_list_dir(const char *dir, const struct cli_dirsnap *skip, struct cli_vec *paths);
 
 /* Reads, validates and merges one report file into set. Returns false after printing one line naming
  * path and what is wrong with it (unreadable, empty, truncated, corrupt, not a pqleak report); then
  * nothing of the file was merged. */
 bool cli_report_load(struct cli_set *set, const char *path);
+
+/* As cli_report_load, for a path found by cli_report_list_dir: a symbolic link is refused, never
+ * followed. Any file is opened without blocking and read only when it is a regular file. */
+bool cli_report_load_listed(struct cli_set *set, const char *path);
 
 /* Validates a parsed document as a pqleak/1 report without merging it (for callers that read the
  * document themselves, like `status`). Returns false after writing into msg what is wrong, worded as

@@ -6,6 +6,7 @@
 
 #include "findings.h"
 #include "jsonout.h"
+#include "names.h"
 #include "junit.h"
 #include "merge.h"
 #include "outfile.h"
@@ -19,12 +20,15 @@
 #include <ftw.h>
 #include <limits.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -168,6 +172,50 @@ static int remove_one(const char *path, const struct stat *st, int type, struct 
 static void remove_tree(const char *dir)
 {
     nftw(dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* ---- the run channel (names.h: pql_run_socket_name) ---- */
+
+/* Binds the run's socket, on which a process that connected and then could not leave its exit report
+ * in dir says so. Returns the descriptor, or -1 after printing one line (the run goes on: reports are
+ * still read, only such a failure would go unheard). */
+static int channel_open(const char *dir)
+{
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    int len = pql_run_socket_name(a.sun_path + 1, sizeof a.sun_path - 1, dir);
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd >= 0) {
+        int size = 1 << 20;
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+        if (bind(fd, (struct sockaddr *)&a,
+                 (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)len)) == 0)
+            return fd;
+        int e = errno;
+        close(fd);
+        errno = e;
+    }
+    cli_err("warning: cannot listen for processes that fail to write their report in %s (%s)", dir,
+            errno == EADDRINUSE ? "another pqleak run uses this directory" : strerror(errno));
+    return -1;
+}
+
+/* Prints one line per process that said it connected and left no report; returns their number. */
+static size_t channel_failures(int fd, const char *dir)
+{
+    size_t n = 0;
+    char msg[600];
+    ssize_t len;
+    while (fd >= 0 && (len = recv(fd, msg, sizeof msg - 1, MSG_DONTWAIT)) >= 0) {
+        msg[len] = '\0';
+        char *pid = msg + (len > 2 && msg[0] == 'F' && msg[1] == ' ' ? 2 : 0);
+        char *why = strchr(pid, ' ');
+        if (why)
+            *why++ = '\0';
+        cli_err("process %s connected to PostgreSQL but left no report in %s (%s): this run cannot pass", pid,
+                dir, why ? why : "no reason given");
+        n++;
+    }
+    return n;
 }
 
 /* ---- running the command ---- */
@@ -335,20 +383,20 @@ static bool write_output(const char *option, const char *path, const struct cli_
 /* Reads the reports of this run and prints the summary. Returns 0, CLI_EXIT_LEAKS when a group counts,
  * or CLI_EXIT_USAGE when a report could not be read or an output not written. */
 static int collect(const struct cli_run_opts *o, const char *dir, const struct cli_dirsnap *snap,
-                   const struct pql_rules *rules, bool strict)
+                   const struct pql_rules *rules, bool strict, size_t missing)
 {
     struct cli_vec paths = {0};
     if (!cli_report_list_dir(dir, snap, &paths))
         return CLI_EXIT_USAGE;
     struct cli_set set = {0};
-    size_t bad = 0;
+    size_t bad = missing;
     for (size_t i = 0; i < paths.n; i++) {
-        bad += !cli_report_load(&set, paths.v[i]);
+        bad += !cli_report_load_listed(&set, paths.v[i]);
         free(paths.v[i]);
     }
     size_t nfiles = paths.n;
     cli_vec_free(&paths);
-    /* Fail closed: a summary without the unreadable reports could pass a leaking run. */
+    /* Fail closed: a summary without the unreadable (or missing) reports could pass a leaking run. */
     if (bad) {
         cli_set_free(&set);
         return CLI_EXIT_USAGE;
@@ -382,6 +430,7 @@ int cli_run(const struct cli_run_opts *o)
     struct cli_dirsnap snap = {0};
     char *supp = NULL, *dir = NULL;
     bool temp_dir = false;
+    int chan = -1;
     bool strict = o->strict || env_true("PQLEAK_STRICT");
 
     char *shim = find_shim();
@@ -416,12 +465,14 @@ int cli_run(const struct cli_run_opts *o)
         temp_dir = true;
     }
     setup_env(o, shim, dir, supp);
+    chan = channel_open(dir);
 
     int status;
     rc = spawn_and_wait(o->command, &status);
     if (rc)
         goto out;
-    int verdict = collect(o, dir, o->report_dir ? &snap : NULL, &rules, strict);
+    size_t missing = channel_failures(chan, dir);
+    int verdict = collect(o, dir, o->report_dir ? &snap : NULL, &rules, strict, missing);
     if (o->no_fail || status != 0)
         rc = status;
     else if (verdict == CLI_EXIT_LEAKS)
@@ -429,6 +480,8 @@ int cli_run(const struct cli_run_opts *o)
     else
         rc = verdict;
 out:
+    if (chan >= 0)
+        close(chan);
     if (temp_dir)
         remove_tree(dir);
     cli_dirsnap_free(&snap);
