@@ -49,12 +49,13 @@ static int run(const char *dir)
     setenv("PQLEAK_TRACE", "1", 1);
 
     PGconn *a1 = san_connect_ok("dbname=postgres"), *a2 = san_connect_ok("dbname=postgres");
-    /* A third to the same target: this thread holds every connection, so waiting could never end. */
-    double t0 = san_now();
+    /* A third to the same target: this thread holds every connection, so waiting could never end. It is
+     * refused without waiting: the checkout's own measure says 0.0 s (the wall clock would also count
+     * symbolizing the holders, which takes a second under TSan on a loaded machine). */
     PGconn *a3 = san_site_b("dbname=postgres");
     expect_refused(a3, "a third connection to one target",
-                   (const char *const[]){"PQLEAK_MAX_CONNS_PER_TARGET=2", "would wait forever", "2 held by", NULL});
-    SAN_CHECK(san_now() - t0 < 0.4, "the hopeless wait was not refused at once (%.2f s)", san_now() - t0);
+                   (const char *const[]){"PQLEAK_MAX_CONNS_PER_TARGET=2", "would wait forever", "waited 0.0 s",
+                                         "2 held by", NULL});
 
     PGconn *t1 = san_connect_ok("dbname=template1");
     PGconn *t2 = san_site_b("dbname=template1");
