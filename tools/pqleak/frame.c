@@ -38,17 +38,8 @@ static char *json_str(const json_t *obj, const char *name)
     return dup_or_null(json_string_value(json_object_get(obj, name)));
 }
 
-bool cli_stack_from_report(const json_t *stacks, const json_t *obj, const char *name, struct cli_stack *out)
+void cli_stack_from_frames(const json_t *frames, struct cli_stack *out)
 {
-    *out = (struct cli_stack){0};
-    const json_t *id = json_object_get(obj, name);
-    if (!json_is_integer(id))
-        return false;
-    char key[32];
-    snprintf(key, sizeof key, "%lld", (long long)json_integer_value(id));
-    const json_t *frames = json_object_get(stacks, key);
-    if (!json_is_array(frames))
-        return false;
     out->n = json_array_size(frames);
     out->f = cli_xcalloc(out->n ? out->n : 1, sizeof *out->f);
     for (size_t i = 0; i < out->n; i++) {
@@ -66,6 +57,20 @@ bool cli_stack_from_report(const json_t *stacks, const json_t *obj, const char *
             d->offset = json_str(f, PQL_F_OFFSET);
         d->lang = json_str(f, PQL_F_LANG);
     }
+}
+
+bool cli_stack_from_report(const json_t *stacks, const json_t *obj, const char *name, struct cli_stack *out)
+{
+    *out = (struct cli_stack){0};
+    const json_t *id = json_object_get(obj, name);
+    if (!json_is_integer(id))
+        return false;
+    char key[32];
+    snprintf(key, sizeof key, "%lld", (long long)json_integer_value(id));
+    const json_t *frames = json_object_get(stacks, key);
+    if (!json_is_array(frames))
+        return false;
+    cli_stack_from_frames(frames, out);
     return true;
 }
 

@@ -29,6 +29,8 @@ struct cli_stack {
 void cli_frame_free(struct cli_frame *f);
 /* Frees the frames and empties s. */
 void cli_stack_free(struct cli_stack *s);
+/* A stack from a report's array of frame objects (validated by reportio.c), into an empty out. */
+void cli_stack_from_frames(const json_t *frames, struct cli_stack *out);
 /* The stack that obj[name] refers to in a report's "stacks" object, as reportio.c reads it (frames
  * already validated). Returns false, out empty, when obj names none or stacks lacks it. */
 bool cli_stack_from_report(const json_t *stacks, const json_t *obj, const char *name, struct cli_stack *out);

@@ -348,37 +348,10 @@ corrupt:
 
 /* ---- merging a validated report ---- */
 
-static char *str_or_null(const json_t *obj, const char *name)
-{
-    const char *s = json_string_value(json_object_get(obj, name));
-    return s ? cli_xstrdup(s) : NULL;
-}
-
 static long pid_of(const json_t *obj)
 {
     const json_t *p = json_object_get(obj, PQL_F_PID);
     return json_is_integer(p) ? (long)json_integer_value(p) : -1;
-}
-
-static void to_stack(const json_t *frames, struct cli_stack *out)
-{
-    out->n = json_array_size(frames);
-    out->f = cli_xcalloc(out->n, sizeof *out->f);
-    for (size_t i = 0; i < out->n; i++) {
-        const json_t *f = json_array_get(frames, i);
-        struct cli_frame *d = &out->f[i];
-        d->function = str_or_null(f, PQL_F_FUNCTION);
-        d->file = str_or_null(f, PQL_F_FILE);
-        const json_t *line = json_object_get(f, PQL_F_LINE);
-        d->line = json_is_integer(line) ? (long)json_integer_value(line) : 0;
-        d->module = str_or_null(f, PQL_F_MODULE);
-        const json_t *off = json_object_get(f, PQL_F_OFFSET);
-        if (json_is_integer(off))
-            d->offset = cli_xasprintf("0x%llx", (unsigned long long)json_integer_value(off));
-        else
-            d->offset = str_or_null(f, PQL_F_OFFSET);
-        d->lang = str_or_null(f, PQL_F_LANG);
-    }
 }
 
 /* The stack obj[name] refers to; false when there is none. */
@@ -387,7 +360,7 @@ static bool ref_stack(const json_t *obj, const char *name, const json_t *stacks,
     const json_t *x = json_object_get(obj, name);
     if (!json_is_integer(x))
         return false;
-    to_stack(stack_by_id(stacks, json_integer_value(x)), out);
+    cli_stack_from_frames(stack_by_id(stacks, json_integer_value(x)), out);
     return true;
 }
 
