@@ -9,7 +9,7 @@
 
 #include "codemap.h"
 #include "dlhook.h"
-#include "pyframes.h"
+#include "appframes.h"
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,7 +66,7 @@ bool pql_stack_setup(void)
     return unw_backtrace_fn != NULL;
 }
 
-int pql_stack_capture(uintptr_t *frames, int max)
+int pql_stack_capture_raw(uintptr_t *frames, int max)
 {
     if (!unw_backtrace_fn || max <= 0)
         return 0;
@@ -80,7 +80,12 @@ int pql_stack_capture(uintptr_t *frames, int max)
     int out = 0;
     for (int i = skip; i < n && out < max; i++)
         frames[out++] = (uintptr_t)raw[i];
-    return pql_py_merge(frames, out, max);
+    return out;
+}
+
+int pql_stack_capture(uintptr_t *frames, int max)
+{
+    return pql_app_merge(frames, pql_stack_capture_raw(frames, max), max);
 }
 
 uint32_t pql_stack_intern(const uintptr_t *frames, int n)

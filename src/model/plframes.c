@@ -1,0 +1,142 @@
+/* Reads Perl 5.36's frames of the calling thread (appframes.h), as caller() sees them: the current COP
+ * (file and line of the statement running) and the context stack of each stack-info, where every sub
+ * or eval context holds the COP it was called from. Nothing of libperl is called: the interpreter is
+ * the one this thread runs (PL_thr_key), whose contexts cannot change while this thread is inside
+ * libpq. Built only with Perl's headers (for the layouts, ithreads build); inert elsewhere, for another
+ * Perl version, or in a process without Perl. */
+#define _GNU_SOURCE
+#include "appreaders.h"
+
+#include "codemap.h"
+#include "dlhook.h"
+
+#include <dlfcn.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "appframes.h"
+
+#ifdef PQL_HAVE_PERL_HEADERS
+#include <EXTERN.h>
+#include <perl.h>
+
+static bool enabled;
+static pthread_key_t *thr_key;
+static uintptr_t interp_lo, interp_hi; /* the interpreter's code (perl or libperl) */
+
+void pql_perl_setup(void)
+{
+    const U8 *revision = pql_dlsym(RTLD_DEFAULT, "PL_revision");
+    const U8 *version = pql_dlsym(RTLD_DEFAULT, "PL_version");
+    void *runops = pql_dlsym(RTLD_DEFAULT, "Perl_runops_standard");
+    thr_key = pql_dlsym(RTLD_DEFAULT, "PL_thr_key");
+    /* The context layout is this version's: another one is left alone rather than misread. */
+    if (!revision || !version || *revision != PERL_REVISION || *version != PERL_VERSION || !runops ||
+        !thr_key)
+        return;
+    enabled = pql_code_range((uintptr_t)runops, &interp_lo, &interp_hi);
+}
+
+/* "Package::name" of a sub, into buf; read from its name HEK or its glob, never through libperl (CvGV
+ * may create a glob). */
+static const char *sub_name(const CV *cv, char *buf, size_t len)
+{
+    const HEK *name = NULL;
+    const HV *stash = NULL;
+    if (!cv || SvTYPE(cv) != SVt_PVCV)
+        return "(unknown)";
+    if (CvNAMED(cv)) {
+        name = ((XPVCV *)SvANY(cv))->xcv_gv_u.xcv_hek;
+        stash = CvSTASH(cv);
+    } else {
+        const GV *gv = ((XPVCV *)SvANY(cv))->xcv_gv_u.xcv_gv;
+        if (gv && SvTYPE(gv) == SVt_PVGV && isGV_with_GP(gv)) {
+            name = GvNAME_HEK(gv);
+            stash = GvSTASH(gv);
+        }
+    }
+    if (!name)
+        return "(unknown)";
+    const char *pkg = stash ? HvNAME_get(stash) : NULL;
+    if (pkg)
+        snprintf(buf, len, "%s::%.*s", pkg, (int)HEK_LEN(name), HEK_KEY(name));
+    else
+        snprintf(buf, len, "%.*s", (int)HEK_LEN(name), HEK_KEY(name));
+    return buf;
+}
+
+static int line_of(const void *arg)
+{
+    return (int)CopLINE((const COP *)arg);
+}
+
+/* Appends the frame of function at cop; false when the stack is full. */
+static bool emit(uintptr_t *frames, int *out, int max, const COP *cop, const void *cv, const char *function)
+{
+    if (*out >= max)
+        return false;
+    const char *file = cop ? CopFILE(cop) : NULL;
+    if (!cop || !file)
+        return true;
+    uint32_t id = pql_app_intern(PQL_LANG_PERL, (uint64_t)(uintptr_t)cop, (uint64_t)(uintptr_t)cv, function,
+                                 file, line_of, cop);
+    if (id)
+        frames[(*out)++] = PQL_APPFRAME_TAG | id;
+    return true;
+}
+
+int pql_perl_merge(uintptr_t *frames, int n, int max)
+{
+    if (!enabled)
+        return n;
+    PerlInterpreter *my_perl = pthread_getspecific(*thr_key);
+    if (!my_perl || !PL_curcop || !PL_curstackinfo)
+        return n;
+    int k = pql_app_first_in(frames, n, interp_lo, interp_hi);
+    if (k == n) /* not called from Perl code */
+        return n;
+    int out = k;
+    char name[256];
+    const COP *cop = PL_curcop;
+    pql_app_lock();
+    for (const PERL_SI *si = PL_curstackinfo; si; si = si->si_prev) {
+        for (I32 i = si->si_cxix; i >= 0; i--) {
+            const PERL_CONTEXT *cx = &si->si_cxstack[i];
+            const char *function;
+            const void *cv = NULL;
+            switch (CxTYPE(cx)) {
+            case CXt_SUB:
+                cv = cx->blk_sub.cv;
+                function = sub_name(cx->blk_sub.cv, name, sizeof(name));
+                break;
+            case CXt_EVAL:
+                function = "(eval)";
+                break;
+            default:
+                continue;
+            }
+            if (!emit(frames, &out, max, cop, cv, function))
+                goto full;
+            cop = cx->blk_oldcop;
+        }
+    }
+    emit(frames, &out, max, cop, NULL, "(main)");
+full:
+    pql_app_unlock();
+    return out > k ? out : n;
+}
+
+#else /* no Perl headers at build time */
+
+void pql_perl_setup(void)
+{
+}
+
+int pql_perl_merge(uintptr_t *frames, int n, int max)
+{
+    (void)frames;
+    (void)max;
+    return n;
+}
+
+#endif
