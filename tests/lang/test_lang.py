@@ -1,6 +1,6 @@
 """Language runtimes under the shim, against the test server: for each client library a leaking and a
-clean script (scripts/), whose reports must say what leaked, of which kind, and, for Python, on which
-line of the script. Each function is one ctest test: python3 test_lang.py NAME."""
+clean script (scripts/), whose reports must say what leaked, of which kind, and on which line of the
+script (Python, Perl, Ruby and PHP frames in the stacks). Each function is one ctest test: python3 test_lang.py NAME."""
 import functools
 import json
 import os
@@ -95,18 +95,34 @@ def one_leak(rep, kind):
     return g
 
 
-def python_frame(rep, stack_id, name, line):
-    """The Python frame of script NAME at LINE in the stack, or a failure listing the stack."""
+# The lang of a script's frames in the stacks, by the script's extension.
+LANGS = {".py": "python", ".pl": "perl", ".rb": "ruby", ".php": "php"}
+
+
+def app_frame(rep, stack_id, name, line):
+    """The frame of script NAME at LINE in the stack, in the script's language, or a failure listing the
+    stack."""
+    lang = LANGS[os.path.splitext(name)[1]]
     check(stack_id is not None, f"no stack for {name}:{line}")
     fs = frames(rep, stack_id)
     for i, f in enumerate(fs):
-        if f["lang"] == "python" and f["file"] == script(name) and f["line"] == line:
-            eq(f["module"], None, "module of a Python frame")
-            # Innermost first: the library's Python code that called libpq comes before the script.
+        if f["lang"] == lang and f["file"] == script(name) and f["line"] == line:
+            eq(f["module"], None, f"module of a {lang} frame")
+            # Innermost first: the library's code that called libpq comes before the script.
             check(all(g["lang"] == "c" or g["file"] != script(name) for g in fs[:i]), "innermost first")
             return f
     listing = "\n".join(f"  {f['lang']} {f['function']} {f['file']}:{f['line']} {f['module']}" for f in fs)
-    check(False, f"stack {stack_id} has no Python frame {script(name)}:{line}:\n{listing}")
+    check(False, f"stack {stack_id} has no {lang} frame {script(name)}:{line}:\n{listing}")
+
+
+python_frame = app_frame
+
+
+def site_names_line(r, what, name, line):
+    """The text report's one-line site (WHAT: "opened by", "its transaction began in") names the
+    script's line: the program's own code, not the client library's."""
+    site = re.compile(rf"{what} [^\n]*?\({re.escape(os.path.basename(name))}:{line}\)")
+    check(site.search(r.err), f"text report: {what} does not name {os.path.basename(name)}:{line}:\n{r.err}")
 
 
 def text_names_line(r, name, line):
@@ -125,29 +141,30 @@ def assert_clean(name, opened_at_least=1):
     eq(noise, [], f"pqleak output of a clean script:\n{r.err}")
 
 
-def assert_unclosed(name, python=True):
+def assert_unclosed(name):
     r, rep = run_script(name)
     eq(r.rc, int(LEAK_EXIT), f"exit status with PQLEAK_EXITCODE={LEAK_EXIT} (the program called _exit(0)):\n{r.err}")
     g = one_leak(rep, "unclosed")
     eq(g["tx_stack"], None, "tx_stack of an idle connection")
     check("(unclosed)" in r.err and "SUMMARY: pqleak: 1 connection leaked" in r.err, r.err)
-    if python:
-        python_frame(rep, g["stack"], name, marker_line(name, "open"))
-        text_names_line(r, name, marker_line(name, "open"))
+    app_frame(rep, g["stack"], name, marker_line(name, "open"))
+    text_names_line(r, name, marker_line(name, "open"))
+    site_names_line(r, "opened by", name, marker_line(name, "open"))
     return rep, g
 
 
-def assert_teardown(name, python=True):
+def assert_teardown(name):
     r, rep = run_script(name)
     eq(r.rc, int(LEAK_EXIT), f"exit status with PQLEAK_EXITCODE={LEAK_EXIT}: teardown leaks count:\n{r.err}")
     g = one_leak(rep, "teardown")
     check(g["tx_stack"] is not None, f"a teardown leak says where its transaction began: {g}")
     check(g["stack"] != g["tx_stack"], "open and transaction stacks differ")
     check("teardown" in r.err and "its transaction began" in r.err, f"text report:\n{r.err}")
-    if python:
-        python_frame(rep, g["stack"], name, marker_line(name, "open"))
-        python_frame(rep, g["tx_stack"], name, marker_line(name, "begin"))
-        text_names_line(r, name, marker_line(name, "begin"))
+    app_frame(rep, g["stack"], name, marker_line(name, "open"))
+    app_frame(rep, g["tx_stack"], name, marker_line(name, "begin"))
+    text_names_line(r, name, marker_line(name, "begin"))
+    site_names_line(r, "opened by", name, marker_line(name, "open"))
+    site_names_line(r, "its transaction began in", name, marker_line(name, "begin"))
     return rep, g
 
 
@@ -164,6 +181,7 @@ def assert_held(name):
     one_leak(rep, "held")
     check("SUMMARY: pqleak: 1 connection leaked" in r.err, f"strict mode reports it:\n{r.err}")
     text_names_line(r, name, marker_line(name, "open"))
+    site_names_line(r, "opened by", name, marker_line(name, "open"))
 
 
 def module_names(rep, stack_id):
@@ -322,20 +340,25 @@ def sqlalchemy_clean():
 
 @needs("DBD::Pg")
 def dbd_pg_teardown():
-    rep, g = assert_teardown("dbd_pg_teardown.pl", python=False)
+    rep, g = assert_teardown("dbd_pg_teardown.pl")
     check("Pg.so" in module_names(rep, g["stack"]), f"opened in DBD::Pg: {module_names(rep, g['stack'])}")
     check("Pg.so" in module_names(rep, g["tx_stack"]), f"began in DBD::Pg: {module_names(rep, g['tx_stack'])}")
 
 
 @needs("DBD::Pg")
 def dbd_pg_teardown_lexical():
-    assert_teardown("dbd_pg_teardown_lexical.pl", python=False)
+    assert_teardown("dbd_pg_teardown_lexical.pl")
 
 
 @needs("DBD::Pg")
 def dbd_pg_unclosed():
-    rep, g = assert_unclosed("dbd_pg_unclosed.pl", python=False)
+    rep, g = assert_unclosed("dbd_pg_unclosed.pl")
     check("Pg.so" in module_names(rep, g["stack"]), f"opened in DBD::Pg: {module_names(rep, g['stack'])}")
+
+
+@needs("DBD::Pg")
+def dbd_pg_held():
+    assert_held("dbd_pg_held.pl")
 
 
 @needs("DBD::Pg")
@@ -384,9 +407,10 @@ REFUSAL = re.compile(r"connection refused by pqleak \((?P<why>[^)]*)\): PQLEAK_M
                      r"waited (?P<waited>\d+\.\d) s; 1 held by (?P<holder>.+), oldest \d+\.\d s")
 
 
-def assert_refused(name, whys, module):
+def assert_refused(name, whys):
     """Runs a refusal script: it holds one connection, is refused a second, prints 'refused: MESSAGE' as
-    its client library gave it, closes the first and connects again. Returns the report."""
+    its client library gave it, closes the first and connects again. The holder is named by the script's
+    line that opened it (marked open). Returns the report."""
     r, rep = run_script(name, env={"PQLEAK_MAX_CONNS": "1", "PQLEAK_CHECKOUT_TIMEOUT": "5"},
                         stdout=r"refused: [^\n]*\ndone\n")
     eq(r.rc, 0, f"exit status (no connection leaked):\n{r.err}")
@@ -395,7 +419,8 @@ def assert_refused(name, whys, module):
     check(m, f"the client library's error is not pqleak's refusal: {msg!r}\n{r.err}")
     check(m["why"] in whys, f"refused without waiting ({' or '.join(whys)}): {msg!r}")
     eq(m["waited"], "0.0", f"waited: {msg!r}")
-    check(module in m["holder"], f"the holder is named by the code that opened it ({module}): {msg!r}")
+    site = f"({os.path.basename(name)}:{marker_line(name, 'open')})"
+    check(site in m["holder"], f"the holder is named by the script's line that opened it {site}: {msg!r}")
     u = rep["utilization"]
     eq((u["cap"], u["peak_open"], u["refused_total"], u["opened_total"], u["closed_total"], u["open"]),
        (1, 1, 1, 2, 2, 0), f"cap, peak, refused, opened, closed, open: {u}")
@@ -407,8 +432,7 @@ def assert_refused(name, whys, module):
 def dbd_pg_refused():
     """DBI->connect returns undef and $DBI::errstr is pqleak's message."""
     rep = assert_refused("dbd_pg_refused.pl",
-                         ["would wait forever: this thread holds connections and every other holder is waiting"],
-                         "Pg.so")
+                         ["would wait forever: this thread holds connections and every other holder is waiting"])
     eq(rep["leaks"], [], "leaks (DBD::Pg finishes the refused connection itself)")
     eq(rep["connections"], [], "connections left")
 
@@ -417,13 +441,18 @@ def dbd_pg_refused():
 
 @needs("ruby pg")
 def ruby_pg_teardown():
-    rep, g = assert_teardown("ruby_pg_teardown.rb", python=False)
+    rep, g = assert_teardown("ruby_pg_teardown.rb")
     check("pg_ext.so" in module_names(rep, g["stack"]), f"opened in pg_ext: {module_names(rep, g['stack'])}")
 
 
 @needs("ruby pg")
 def ruby_pg_unclosed():
-    assert_unclosed("ruby_pg_unclosed.rb", python=False)
+    assert_unclosed("ruby_pg_unclosed.rb")
+
+
+@needs("ruby pg")
+def ruby_pg_held():
+    assert_held("ruby_pg_held.rb")
 
 
 @needs("ruby pg")
@@ -437,8 +466,7 @@ def ruby_pg_refused():
     refused at once; a pg that connected blocking would get the would-wait-forever refusal."""
     rep = assert_refused("ruby_pg_refused.rb",
                          ["non-blocking connect, no free slot",
-                          "would wait forever: this thread holds connections and every other holder is waiting"],
-                         "pg_ext.so")
+                          "would wait forever: this thread holds connections and every other holder is waiting"])
     # pg raises without finishing the refused PGconn; its finalizer closes it at exit (held, not counted).
     bad = {c["id"] for c in rep["connections"] if c["status"] == "bad"}
     for g in rep["leaks"]:
@@ -449,7 +477,12 @@ def ruby_pg_refused():
 
 @needs("PHP pgsql")
 def php_pgsql_teardown():
-    assert_teardown("php_pgsql_teardown.php", python=False)
+    assert_teardown("php_pgsql_teardown.php")
+
+
+@needs("PHP pgsql")
+def php_pgsql_held():
+    assert_held("php_pgsql_held.php")
 
 
 @needs("PHP pgsql")
@@ -459,7 +492,12 @@ def php_pgsql_clean():
 
 @needs("PHP pdo_pgsql")
 def pdo_pgsql_teardown():
-    assert_teardown("pdo_pgsql_teardown.php", python=False)
+    assert_teardown("pdo_pgsql_teardown.php")
+
+
+@needs("PHP pdo_pgsql")
+def pdo_pgsql_held():
+    assert_held("pdo_pgsql_held.php")
 
 
 @needs("PHP pdo_pgsql")
@@ -584,8 +622,9 @@ main({f.__name__: f for f in (psycopg2_unclosed, psycopg2_teardown, psycopg2_hel
                               suspect_never_returned,
                               psycopg3_unclosed, psycopg3_teardown, psycopg3_held, psycopg3_clean, psycopg3_hook_off,
                               sqlalchemy_teardown, sqlalchemy_idle_pool, sqlalchemy_clean,
-                              dbd_pg_teardown, dbd_pg_teardown_lexical, dbd_pg_unclosed, dbd_pg_clean,
+                              dbd_pg_teardown, dbd_pg_teardown_lexical, dbd_pg_unclosed, dbd_pg_held, dbd_pg_clean,
                               dbd_pg_exit, dbd_pg_die, dbd_pg_refused,
-                              ruby_pg_teardown, ruby_pg_unclosed, ruby_pg_clean, ruby_pg_refused,
-                              php_pgsql_teardown, php_pgsql_clean, pdo_pgsql_teardown, pdo_pgsql_clean, php_frames,
+                              ruby_pg_teardown, ruby_pg_unclosed, ruby_pg_held, ruby_pg_clean, ruby_pg_refused,
+                              php_pgsql_teardown, php_pgsql_held, php_pgsql_clean, pdo_pgsql_teardown, pdo_pgsql_held,
+                              pdo_pgsql_clean, php_frames,
                               strict_shim, mixed_leaks, mixed_clean)})
