@@ -126,8 +126,11 @@ def site_names_line(r, what, name, line):
 
 
 def text_names_line(r, name, line):
-    """The text report on stderr shows the script's line too: what a developer reads first."""
-    check(f"{script(name)}:{line}" in r.err, f"text report does not name {script(name)}:{line}:\n{r.err}")
+    """The text report on stderr shows the script's line too, as a frame of the script's language: what
+    a developer reads first."""
+    lang = LANGS[os.path.splitext(name)[1]]
+    frame = re.compile(rf"^    #\d+ \({lang}\) +in \S.* {re.escape(script(name))}:{line}$", re.M)
+    check(frame.search(r.err), f"text report has no ({lang}) frame {script(name)}:{line}:\n{r.err}")
 
 
 def assert_clean(name, opened_at_least=1):
