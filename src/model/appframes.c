@@ -15,7 +15,7 @@ static bool table_oom;
 #include <uthash.h>
 
 struct appframe {
-    uint64_t key[3]; /* lang, then the reader's two words */
+    struct pql_app_key key;
     uint32_t id;
     int line;
     enum pql_app_lang lang;
@@ -72,17 +72,15 @@ int pql_app_first_in(const uintptr_t *frames, int n, uintptr_t lo, uintptr_t hi)
     return k;
 }
 
-uint32_t pql_app_intern(enum pql_app_lang lang, uint64_t k1, uint64_t k2, const char *function,
-                        const char *file, int (*line_of)(const void *arg), const void *arg)
+uint32_t pql_app_find(const struct pql_app_key *key)
 {
-    uint64_t key[3] = {(uint64_t)lang, k1, k2};
     struct appframe *f;
-    HASH_FIND(hh, by_key, key, sizeof(key), f);
-    /* A freed code object's address may be reused: the strings tell. */
-    if (f && !strcmp(f->function, function) && !strcmp(f->file, file))
-        return f->id;
-    if (f)
-        HASH_DEL(by_key, f); /* the old entry stays reachable by id for stacks that use it */
+    HASH_FIND(hh, by_key, key, sizeof(*key), f);
+    return f ? f->id : 0;
+}
+
+uint32_t pql_app_add(const struct pql_app_key *key, const char *function, const char *file, int line)
+{
     if (count == cap) {
         uint32_t ncap = cap ? 2 * cap : 256;
         struct appframe **v = realloc(by_id, ncap * sizeof(*v));
@@ -91,16 +89,16 @@ uint32_t pql_app_intern(enum pql_app_lang lang, uint64_t k1, uint64_t k2, const 
         by_id = v;
         cap = ncap;
     }
-    f = calloc(1, sizeof(*f));
+    struct appframe *f = calloc(1, sizeof(*f));
     if (!f || !(f->function = strdup(function)) || !(f->file = strdup(file))) {
         if (f)
             free(f->function);
         free(f);
         return 0;
     }
-    memcpy(f->key, key, sizeof(key));
-    f->lang = lang;
-    f->line = line_of(arg);
+    f->key = *key;
+    f->lang = (enum pql_app_lang)key->lang;
+    f->line = line;
     table_oom = false;
     HASH_ADD(hh, by_key, key, sizeof(f->key), f);
     if (table_oom) {

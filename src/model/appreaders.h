@@ -12,11 +12,19 @@ enum pql_app_lang { PQL_LANG_PYTHON, PQL_LANG_PERL, PQL_LANG_RUBY, PQL_LANG_PHP 
 void pql_app_lock(void);
 void pql_app_unlock(void);
 
-/* The id of a call site of lang keyed by (k1, k2), interned with copies of function and file; the line
- * is line_of(arg), asked only the first time the site is seen. A key seen before with other strings (a
- * freed object's address reused) is replaced. 0 on out of memory. Lock held. */
-uint32_t pql_app_intern(enum pql_app_lang lang, uint64_t k1, uint64_t k2, const char *function,
-                        const char *file, int (*line_of)(const void *arg), const void *arg);
+/* A call site: the runtime's code object and position (k1, k2), and ident, the addresses of the strings
+ * the site's function and file names are read from: a freed object's address reused by another is
+ * another key, with no string compared on the capture path. */
+struct pql_app_key {
+    uint64_t lang, k1, k2, ident;
+};
+
+/* The id of a site interned before; 0 when it is new. Lock held. */
+uint32_t pql_app_find(const struct pql_app_key *key);
+
+/* Interns a new site with copies of function and file and its line; its id, 0 on out of memory. Lock
+ * held. */
+uint32_t pql_app_add(const struct pql_app_key *key, const char *function, const char *file, int line);
 
 /* Index of the first of frames[0..n) inside [lo, hi) (return addresses, so pc - 1 is tested); n when
  * none is: the stack was not called from that interpreter. */

@@ -38,11 +38,6 @@ void pql_php_setup(void)
     enabled = pql_code_range((uintptr_t)execute, &interp_lo, &interp_hi);
 }
 
-static int line_of(const void *arg)
-{
-    return (int)((const zend_op *)arg)->lineno;
-}
-
 int pql_php_merge(uintptr_t *frames, int n, int max)
 {
     if (!enabled || !eg->current_execute_data)
@@ -58,15 +53,20 @@ int pql_php_merge(uintptr_t *frames, int n, int max)
         const zend_function *fn = ex->func;
         if (!fn || !ZEND_USER_CODE(fn->type) || !ex->opline || !fn->op_array.filename)
             continue;
-        const char *function = "(main)";
-        if (fn->common.function_name && fn->common.scope && fn->common.scope->name)
-            function = (snprintf(name, sizeof(name), "%s::%s", ZSTR_VAL(fn->common.scope->name),
-                                 ZSTR_VAL(fn->common.function_name)),
-                        name);
-        else if (fn->common.function_name)
-            function = ZSTR_VAL(fn->common.function_name);
-        uint32_t id = pql_app_intern(PQL_LANG_PHP, (uint64_t)(uintptr_t)fn, (uint64_t)(uintptr_t)ex->opline,
-                                     function, ZSTR_VAL(fn->op_array.filename), line_of, ex->opline);
+        const zend_string *fname = fn->common.function_name;
+        const zend_class_entry *scope = fname ? fn->common.scope : NULL;
+        struct pql_app_key key = {PQL_LANG_PHP, (uintptr_t)fn, (uintptr_t)ex->opline,
+                                  (uintptr_t)fn->op_array.filename * 31 + (uintptr_t)fname};
+        uint32_t id = pql_app_find(&key);
+        if (!id) {
+            const char *function = "(main)";
+            if (fname && scope && scope->name)
+                function =
+                    (snprintf(name, sizeof(name), "%s::%s", ZSTR_VAL(scope->name), ZSTR_VAL(fname)), name);
+            else if (fname)
+                function = ZSTR_VAL(fname);
+            id = pql_app_add(&key, function, ZSTR_VAL(fn->op_array.filename), (int)ex->opline->lineno);
+        }
         if (id)
             frames[out++] = PQL_APPFRAME_TAG | id;
     }

@@ -37,49 +37,55 @@ void pql_perl_setup(void)
     enabled = pql_code_range((uintptr_t)runops, &interp_lo, &interp_hi);
 }
 
-/* "Package::name" of a sub, into buf; read from its name HEK or its glob, never through libperl (CvGV
- * may create a glob). */
-static const char *sub_name(const CV *cv, char *buf, size_t len)
+/* The name and package of a sub, read from its name HEK or its glob, never through libperl (CvGV may
+ * create a glob); false when it has neither. */
+static bool sub_parts(const CV *cv, const HEK **name, const HV **stash)
 {
-    const HEK *name = NULL;
-    const HV *stash = NULL;
+    *name = NULL;
+    *stash = NULL;
     if (!cv || SvTYPE(cv) != SVt_PVCV)
-        return "(unknown)";
+        return false;
     if (CvNAMED(cv)) {
-        name = ((XPVCV *)SvANY(cv))->xcv_gv_u.xcv_hek;
-        stash = CvSTASH(cv);
+        *name = ((XPVCV *)SvANY(cv))->xcv_gv_u.xcv_hek;
+        *stash = CvSTASH(cv);
     } else {
         const GV *gv = ((XPVCV *)SvANY(cv))->xcv_gv_u.xcv_gv;
         if (gv && SvTYPE(gv) == SVt_PVGV && isGV_with_GP(gv)) {
-            name = GvNAME_HEK(gv);
-            stash = GvSTASH(gv);
+            *name = GvNAME_HEK(gv);
+            *stash = GvSTASH(gv);
         }
     }
-    if (!name)
-        return "(unknown)";
-    const char *pkg = stash ? HvNAME_get(stash) : NULL;
-    if (pkg)
-        snprintf(buf, len, "%s::%.*s", pkg, (int)HEK_LEN(name), HEK_KEY(name));
-    else
-        snprintf(buf, len, "%.*s", (int)HEK_LEN(name), HEK_KEY(name));
-    return buf;
+    return *name != NULL;
 }
 
-static int line_of(const void *arg)
-{
-    return (int)CopLINE((const COP *)arg);
-}
-
-/* Appends the frame of function at cop; false when the stack is full. */
-static bool emit(uintptr_t *frames, int *out, int max, const COP *cop, const void *cv, const char *function)
+/* Appends the frame at cop of the sub cv ("(eval)" when cv is NULL and eval, "(main)" else); false when
+ * the stack is full. */
+static bool emit(uintptr_t *frames, int *out, int max, const COP *cop, const CV *cv, bool eval)
 {
     if (*out >= max)
         return false;
     const char *file = cop ? CopFILE(cop) : NULL;
-    if (!cop || !file)
+    if (!file)
         return true;
-    uint32_t id = pql_app_intern(PQL_LANG_PERL, (uint64_t)(uintptr_t)cop, (uint64_t)(uintptr_t)cv, function,
-                                 file, line_of, cop);
+    const HEK *hek = NULL;
+    const HV *stash = NULL;
+    if (cv)
+        sub_parts(cv, &hek, &stash);
+    struct pql_app_key key = {PQL_LANG_PERL, (uintptr_t)cop, (uintptr_t)cv,
+                              ((uintptr_t)file * 31 + (uintptr_t)hek) * 31 + (uintptr_t)stash + eval};
+    uint32_t id = pql_app_find(&key);
+    if (!id) {
+        char buf[256];
+        const char *function = eval ? "(eval)" : "(main)";
+        const char *pkg = stash ? HvNAME_get(stash) : NULL;
+        if (hek && pkg)
+            function = (snprintf(buf, sizeof(buf), "%s::%.*s", pkg, (int)HEK_LEN(hek), HEK_KEY(hek)), buf);
+        else if (hek)
+            function = (snprintf(buf, sizeof(buf), "%.*s", (int)HEK_LEN(hek), HEK_KEY(hek)), buf);
+        else if (cv)
+            function = "(unknown)";
+        id = pql_app_add(&key, function, file, (int)CopLINE(cop));
+    }
     if (id)
         frames[(*out)++] = PQL_APPFRAME_TAG | id;
     return true;
@@ -96,31 +102,20 @@ int pql_perl_merge(uintptr_t *frames, int n, int max)
     if (k == n) /* not called from Perl code */
         return n;
     int out = k;
-    char name[256];
     const COP *cop = PL_curcop;
     pql_app_lock();
     for (const PERL_SI *si = PL_curstackinfo; si; si = si->si_prev) {
         for (I32 i = si->si_cxix; i >= 0; i--) {
             const PERL_CONTEXT *cx = &si->si_cxstack[i];
-            const char *function;
-            const void *cv = NULL;
-            switch (CxTYPE(cx)) {
-            case CXt_SUB:
-                cv = cx->blk_sub.cv;
-                function = sub_name(cx->blk_sub.cv, name, sizeof(name));
-                break;
-            case CXt_EVAL:
-                function = "(eval)";
-                break;
-            default:
+            U8 type = CxTYPE(cx);
+            if (type != CXt_SUB && type != CXt_EVAL)
                 continue;
-            }
-            if (!emit(frames, &out, max, cop, cv, function))
+            if (!emit(frames, &out, max, cop, type == CXt_SUB ? cx->blk_sub.cv : NULL, type == CXt_EVAL))
                 goto full;
             cop = cx->blk_oldcop;
         }
     }
-    emit(frames, &out, max, cop, NULL, "(main)");
+    emit(frames, &out, max, cop, NULL, false);
 full:
     pql_app_unlock();
     return out > k ? out : n;

@@ -51,17 +51,6 @@ static const char *utf8_of(PyObject *o)
     return a->state.compact && c->utf8 ? c->utf8 : "?";
 }
 
-struct site {
-    PyCodeObject *code;
-    int lasti;
-};
-
-static int line_of(const void *arg)
-{
-    const struct site *s = arg;
-    return addr2line(s->code, s->lasti * (int)sizeof(_Py_CODEUNIT));
-}
-
 int pql_python_merge(uintptr_t *frames, int n, int max)
 {
     if (!enabled)
@@ -82,9 +71,13 @@ int pql_python_merge(uintptr_t *frames, int n, int max)
         if (f->owner != FRAME_OWNED_BY_GENERATOR &&
             f->prev_instr < _PyCode_CODE(code) + code->_co_firsttraceable)
             continue;
-        struct site s = {code, (int)(f->prev_instr - _PyCode_CODE(code))};
-        uint32_t id = pql_app_intern(PQL_LANG_PYTHON, (uint64_t)(uintptr_t)code, (uint64_t)s.lasti,
-                                     utf8_of(code->co_qualname), utf8_of(code->co_filename), line_of, &s);
+        int lasti = (int)(f->prev_instr - _PyCode_CODE(code));
+        struct pql_app_key key = {PQL_LANG_PYTHON, (uintptr_t)code, (uint64_t)lasti,
+                                  (uintptr_t)code->co_qualname * 31 + (uintptr_t)code->co_filename};
+        uint32_t id = pql_app_find(&key);
+        if (!id)
+            id = pql_app_add(&key, utf8_of(code->co_qualname), utf8_of(code->co_filename),
+                             addr2line(code, lasti * (int)sizeof(_Py_CODEUNIT)));
         if (id)
             frames[out++] = PQL_APPFRAME_TAG | id;
     }

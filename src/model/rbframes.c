@@ -57,11 +57,6 @@ static const char *c_string(VALUE s, char *buf, size_t len)
     return buf;
 }
 
-static int line_of(const void *arg)
-{
-    return *(const int *)arg;
-}
-
 int pql_ruby_merge(uintptr_t *frames, int n, int max)
 {
     if (!enabled || !native_thread_p())
@@ -77,13 +72,14 @@ int pql_ruby_merge(uintptr_t *frames, int n, int max)
     pql_app_lock();
     for (int i = 0; i < m && out < max; i++) {
         /* C methods have no path, the VM's dummy top frame no line: neither is the script's. */
-        VALUE p = frame_path(rf[i]);
-        if (!RB_TYPE_P(p, T_STRING) || lines[i] <= 0)
+        VALUE path = frame_path(rf[i]), label = frame_label(rf[i]);
+        if (!RB_TYPE_P(path, T_STRING) || lines[i] <= 0)
             continue;
-        const char *path = c_string(p, file, sizeof(file));
-        const char *fn = c_string(frame_label(rf[i]), function, sizeof(function));
-        uint32_t id =
-            pql_app_intern(PQL_LANG_RUBY, (uint64_t)rf[i], (uint64_t)lines[i], fn, path, line_of, &lines[i]);
+        struct pql_app_key key = {PQL_LANG_RUBY, rf[i], (uint64_t)lines[i], path * 31 + label};
+        uint32_t id = pql_app_find(&key);
+        if (!id)
+            id = pql_app_add(&key, c_string(label, function, sizeof(function)),
+                             c_string(path, file, sizeof(file)), lines[i]);
         if (id)
             frames[out++] = PQL_APPFRAME_TAG | id;
     }

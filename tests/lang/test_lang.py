@@ -127,9 +127,11 @@ def site_names_line(r, what, name, line):
 
 def text_names_line(r, name, line):
     """The text report on stderr shows the script's line too, as a frame of the script's language: what
-    a developer reads first."""
+    a developer reads first (the shim's "#N (perl) in FUNCTION FILE:LINE", pqleak run's "#N FUNCTION
+    FILE:LINE [perl]")."""
     lang = LANGS[os.path.splitext(name)[1]]
-    frame = re.compile(rf"^    #\d+ \({lang}\) +in \S.* {re.escape(script(name))}:{line}$", re.M)
+    at = re.escape(f"{script(name)}:{line}")
+    frame = re.compile(rf"^ +#\d+ (\({lang}\) +in \S.* {at}|\S.* {at} \[{lang}\])$", re.M)
     check(frame.search(r.err), f"text report has no ({lang}) frame {script(name)}:{line}:\n{r.err}")
 
 
