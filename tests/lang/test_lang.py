@@ -32,6 +32,8 @@ REQUIREMENTS = {
     "ruby pg": (["/usr/bin/ruby", "-rpg", "-e", "1"], "ruby ruby-pg"),
     "PHP pgsql": (["/usr/bin/php", "-r", "exit(extension_loaded('pgsql') ? 0 : 1);"], "php-cli php-pgsql"),
     "PHP pdo_pgsql": (["/usr/bin/php", "-r", "exit(extension_loaded('pdo_pgsql') ? 0 : 1);"], "php-cli php-pgsql"),
+    # The unclosed PHP scripts leave through libc's exit, called by FFI (PHP's own exits shut down first).
+    "PHP FFI": (["/usr/bin/php", "-r", "FFI::cdef('int abs(int);')->abs(-1);"], "php-cli"),
 }
 ALL_RUNTIMES = tuple(REQUIREMENTS)
 
@@ -485,6 +487,11 @@ def php_pgsql_teardown():
     assert_teardown("php_pgsql_teardown.php")
 
 
+@needs("PHP pgsql", "PHP FFI")
+def php_pgsql_unclosed():
+    assert_unclosed("php_pgsql_unclosed.php")
+
+
 @needs("PHP pgsql")
 def php_pgsql_held():
     assert_held("php_pgsql_held.php")
@@ -498,6 +505,11 @@ def php_pgsql_clean():
 @needs("PHP pdo_pgsql")
 def pdo_pgsql_teardown():
     assert_teardown("pdo_pgsql_teardown.php")
+
+
+@needs("PHP pdo_pgsql", "PHP FFI")
+def pdo_pgsql_unclosed():
+    assert_unclosed("pdo_pgsql_unclosed.php")
 
 
 @needs("PHP pdo_pgsql")
@@ -630,6 +642,6 @@ main({f.__name__: f for f in (psycopg2_unclosed, psycopg2_teardown, psycopg2_hel
                               dbd_pg_teardown, dbd_pg_teardown_lexical, dbd_pg_unclosed, dbd_pg_held, dbd_pg_clean,
                               dbd_pg_exit, dbd_pg_die, dbd_pg_refused,
                               ruby_pg_teardown, ruby_pg_unclosed, ruby_pg_held, ruby_pg_clean, ruby_pg_refused,
-                              php_pgsql_teardown, php_pgsql_held, php_pgsql_clean, pdo_pgsql_teardown, pdo_pgsql_held,
-                              pdo_pgsql_clean, php_frames,
+                              php_pgsql_teardown, php_pgsql_unclosed, php_pgsql_held, php_pgsql_clean,
+                              pdo_pgsql_teardown, pdo_pgsql_unclosed, pdo_pgsql_held, pdo_pgsql_clean, php_frames,
                               strict_shim, mixed_leaks, mixed_clean)})
