@@ -42,7 +42,9 @@ static void fork_child(void)
 static void setup(void)
 {
     pthread_atfork(NULL, NULL, fork_child);
-    pql_python_setup(want_python);
+    pql_python311_setup(want_python);
+    pql_python312_setup(want_python);
+    pql_python313_setup(want_python);
     pql_perl_setup();
     pql_ruby_setup();
     pql_php_setup();
@@ -114,7 +116,11 @@ uint32_t pql_app_add(const struct pql_app_key *key, const char *function, const 
 
 int pql_app_merge(uintptr_t *frames, int n, int max)
 {
-    int m = pql_python_merge(frames, n, max);
+    int m = pql_python311_merge(frames, n, max);
+    if (m == n)
+        m = pql_python312_merge(frames, n, max);
+    if (m == n)
+        m = pql_python313_merge(frames, n, max);
     if (m == n)
         m = pql_perl_merge(frames, n, max);
     if (m == n)

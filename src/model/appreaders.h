@@ -32,8 +32,12 @@ int pql_app_first_in(const uintptr_t *frames, int n, uintptr_t lo, uintptr_t hi)
 
 /* Each reader: setup finds its runtime (idempotent, called once by pql_app_setup); merge is as
  * pql_app_merge for its runtime, returning n untouched when its runtime is absent or not calling. */
-void pql_python_setup(bool on);
-int pql_python_merge(uintptr_t *frames, int n, int max);
+void pql_python311_setup(bool on);
+int pql_python311_merge(uintptr_t *frames, int n, int max);
+void pql_python312_setup(bool on);
+int pql_python312_merge(uintptr_t *frames, int n, int max);
+void pql_python313_setup(bool on);
+int pql_python313_merge(uintptr_t *frames, int n, int max);
 void pql_perl_setup(void);
 int pql_perl_merge(uintptr_t *frames, int n, int max);
 void pql_ruby_setup(void);

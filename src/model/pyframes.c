@@ -1,8 +1,17 @@
-/* Reads CPython 3.11's interpreter frames of the calling thread (appframes.h). Safe without the GIL
- * because only this thread's own frame chain is read, and it cannot change while this thread is inside
- * libpq: the frames and the code objects they hold stay alive until the call returns. Built only where
- * Python 3.11's headers are (for the struct layouts; nothing of libpython is linked: its few functions
- * are looked up at run time); elsewhere, and for any other runtime version, the reader is inert. */
+/* Reads CPython's interpreter frames of the calling thread (appframes.h): 3.11's as this file, 3.12's and
+ * 3.13's as py312frames.c and py313frames.c, which compile it again against those versions' headers
+ * (PQL_PY_VARIANT). Safe without the GIL because only this thread's own frame chain is read, and it
+ * cannot change while this thread is inside libpq: the frames and the code objects they hold stay alive
+ * until the call returns. Built only where the version's headers are (for the struct layouts; nothing
+ * of libpython is linked: its few functions and objects are looked up at run time); elsewhere, and for
+ * any other runtime version, the reader is inert. */
+#ifndef PQL_PY_VARIANT
+#define PQL_PY_VARIANT 311
+#endif
+#define PQL_PY_CAT(a, b)  a##b
+#define PQL_PY_CAT2(a, b) PQL_PY_CAT(a, b)
+#define PQL_PY_FN(name)   PQL_PY_CAT2(PQL_PY_CAT2(pql_python, PQL_PY_VARIANT), _##name)
+
 #define _GNU_SOURCE
 #include "appreaders.h"
 
@@ -22,18 +31,29 @@
 #include <internal/pycore_code.h>
 #include <internal/pycore_frame.h>
 
+#if PY_VERSION_HEX >= 0x030d0000 /* 3.13: no cframe; a frame's executable may be other than code */
+#define CURRENT_FRAME(ts) ((ts)->current_frame)
+#define FRAME_CODE(f)     (Py_TYPE((f)->f_executable) == code_type ? (PyCodeObject *)(f)->f_executable : NULL)
+#else
+#define CURRENT_FRAME(ts) ((ts)->cframe ? (ts)->cframe->current_frame : NULL)
+#define FRAME_CODE(f)     ((f)->f_code)
+#endif
+
 static bool enabled;
 static PyThreadState *(*get_tstate)(void);
 static int (*addr2line)(PyCodeObject *, int);
+static const PyTypeObject *code_type;
 static uintptr_t interp_lo, interp_hi; /* the interpreter's code (python3.x or libpython) */
 
-void pql_python_setup(bool on)
+void PQL_PY_FN(setup)(bool on)
 {
     const unsigned long *version = pql_dlsym(RTLD_DEFAULT, "Py_Version");
     *(void **)&get_tstate = pql_dlsym(RTLD_DEFAULT, "PyGILState_GetThisThreadState");
     *(void **)&addr2line = pql_dlsym(RTLD_DEFAULT, "PyCode_Addr2Line");
+    code_type = pql_dlsym(RTLD_DEFAULT, "PyCode_Type");
     /* The frame layout is this version's: another one is left alone rather than misread. */
-    if (!on || !version || (*version >> 16) != (PY_VERSION_HEX >> 16) || !get_tstate || !addr2line)
+    if (!on || !version || (*version >> 16) != (PY_VERSION_HEX >> 16) || !get_tstate || !addr2line ||
+        !code_type)
         return;
     enabled = pql_code_range((uintptr_t)get_tstate, &interp_lo, &interp_hi);
 }
@@ -51,27 +71,28 @@ static const char *utf8_of(PyObject *o)
     return a->state.compact && c->utf8 ? c->utf8 : "?";
 }
 
-int pql_python_merge(uintptr_t *frames, int n, int max)
+int PQL_PY_FN(merge)(uintptr_t *frames, int n, int max)
 {
     if (!enabled)
         return n;
     PyThreadState *ts = get_tstate();
-    if (!ts || !ts->cframe)
+    if (!ts)
         return n;
     int k = pql_app_first_in(frames, n, interp_lo, interp_hi);
     if (k == n) /* not called from Python code */
         return n;
     int out = k;
     pql_app_lock();
-    for (_PyInterpreterFrame *f = ts->cframe->current_frame; f && out < max; f = f->previous) {
-        PyCodeObject *code = f->f_code;
-        if (!code)
+    for (_PyInterpreterFrame *f = CURRENT_FRAME(ts); f && out < max; f = f->previous) {
+#if PY_VERSION_HEX >= 0x030c0000
+        if (f->owner == FRAME_OWNED_BY_CSTACK) /* the C stack's entry frames, no Python code */
             continue;
+#endif
+        PyCodeObject *code = FRAME_CODE(f);
         /* A frame being set up has no meaningful position yet. */
-        if (f->owner != FRAME_OWNED_BY_GENERATOR &&
-            f->prev_instr < _PyCode_CODE(code) + code->_co_firsttraceable)
+        if (!code || _PyFrame_IsIncomplete(f))
             continue;
-        int lasti = (int)(f->prev_instr - _PyCode_CODE(code));
+        int lasti = _PyInterpreterFrame_LASTI(f);
         struct pql_app_key key = {PQL_LANG_PYTHON, (uintptr_t)code, (uint64_t)lasti,
                                   (uintptr_t)code->co_qualname * 31 + (uintptr_t)code->co_filename};
         uint32_t id = pql_app_find(&key);
@@ -87,12 +108,12 @@ int pql_python_merge(uintptr_t *frames, int n, int max)
 
 #else /* no Python headers at build time */
 
-void pql_python_setup(bool on)
+void PQL_PY_FN(setup)(bool on)
 {
     (void)on;
 }
 
-int pql_python_merge(uintptr_t *frames, int n, int max)
+int PQL_PY_FN(merge)(uintptr_t *frames, int n, int max)
 {
     (void)frames;
     (void)max;
@@ -101,7 +122,9 @@ int pql_python_merge(uintptr_t *frames, int n, int max)
 
 #endif
 
+#if PQL_PY_VARIANT == 311
 void pql_py_setup(bool on)
 {
     pql_app_setup(on);
 }
+#endif

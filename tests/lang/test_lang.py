@@ -75,11 +75,11 @@ def marker_line(name, tag):
     return lines[0]
 
 
-def run_script(name, env=None, stdout=r"done\n"):
+def run_script(name, env=None, stdout=r"done\n", interpreter=None):
     """Runs a script under the shim with its own report directory; it must end normally having printed
     'done' (its whole output must match the regular expression STDOUT). Returns the harness's Run and the
     script's only report (validated)."""
-    cmd = INTERPRETERS[os.path.splitext(name)[1]] + [script(name)]
+    cmd = ([interpreter] if interpreter else INTERPRETERS[os.path.splitext(name)[1]]) + [script(name)]
     r = run(cmd, env={"PQLEAK_EXITCODE": LEAK_EXIT, **(env or {})}, timeout=TIMEOUT)
     check(re.fullmatch(stdout, r.out), f"{name} did not run to its end: stdout {r.out!r}, status {r.rc}\n{r.err}")
     rep = r.only_report()
@@ -148,8 +148,8 @@ def assert_clean(name, opened_at_least=1):
     eq(noise, [], f"pqleak output of a clean script:\n{r.err}")
 
 
-def assert_unclosed(name):
-    r, rep = run_script(name)
+def assert_unclosed(name, interpreter=None):
+    r, rep = run_script(name, interpreter=interpreter)
     eq(r.rc, int(LEAK_EXIT), f"exit status with PQLEAK_EXITCODE={LEAK_EXIT} (the program called _exit(0)):\n{r.err}")
     g = one_leak(rep, "unclosed")
     eq(g["tx_stack"], None, "tx_stack of an idle connection")
@@ -316,6 +316,40 @@ def psycopg3_hook_off():
     opens = [l for l in r.err.splitlines() if re.match(r"pqleak: open #\d+ ", l)]
     eq(len(opens), 1, f"traced opens with PQLEAK_HOOK_DLSYM=0 (psycopg2's only):\n{r.err}")
     check("leaked" not in r.err, f"no leak report with PQLEAK_HOOK_DLSYM=0:\n{r.err}")
+
+
+def cpython(version):
+    """A CPython VERSION ("3.12") interpreter: PQLEAK_TEST_PYTHON3XX, /usr/bin/pythonX.Y or pyenv's; the
+    test is skipped (77) when there is none (Debian 12 has 3.11 only)."""
+    var = "PQLEAK_TEST_PYTHON" + version.replace(".", "")
+    candidates = [os.environ.get(var, ""), f"/usr/bin/python{version}", f"/usr/local/bin/python{version}"]
+    pyenv = os.path.expanduser("~/.pyenv/versions")
+    if os.path.isdir(pyenv):
+        candidates += [os.path.join(pyenv, d, "bin", f"python{version}") for d in sorted(os.listdir(pyenv))
+                       if d.startswith(version + ".")]
+    for c in candidates:
+        if c and os.access(c, os.X_OK):
+            return c
+    print(f"SKIP: no CPython {version} (set {var})", file=sys.stderr)
+    sys.exit(SKIP)
+
+
+def ctypes_unclosed(version):
+    """libpq called through ctypes from CPython VERSION: its frames are read (3.11's, 3.12's and 3.13's
+    layouts differ) and the leak is named at the script's line."""
+    assert_unclosed("ctypes_unclosed.py", interpreter=cpython(version))
+
+
+def python311_frames():
+    ctypes_unclosed("3.11")
+
+
+def python312_frames():
+    ctypes_unclosed("3.12")
+
+
+def python313_frames():
+    ctypes_unclosed("3.13")
 
 
 # ------------------------------------------------------------------------------------------ SQLAlchemy
@@ -638,6 +672,7 @@ def mixed_clean():
 main({f.__name__: f for f in (psycopg2_unclosed, psycopg2_teardown, psycopg2_held, psycopg2_clean, psycopg2_python_off,
                               suspect_never_returned,
                               psycopg3_unclosed, psycopg3_teardown, psycopg3_held, psycopg3_clean, psycopg3_hook_off,
+                              python311_frames, python312_frames, python313_frames,
                               sqlalchemy_teardown, sqlalchemy_idle_pool, sqlalchemy_clean,
                               dbd_pg_teardown, dbd_pg_teardown_lexical, dbd_pg_unclosed, dbd_pg_held, dbd_pg_clean,
                               dbd_pg_exit, dbd_pg_die, dbd_pg_refused,
