@@ -1,6 +1,7 @@
 """Language runtimes under the shim, against the test server: for each client library a leaking and a
 clean script (scripts/), whose reports must say what leaked, of which kind, and on which line of the
-script (Python, Perl, Ruby and PHP frames in the stacks). Each function is one ctest test: python3 test_lang.py NAME."""
+script (Python, Perl, Ruby and PHP frames in the stacks). Each function is one ctest test:
+python3 test_lang.py NAME."""
 import functools
 import json
 import os
