@@ -121,6 +121,13 @@ static bool system_library(const char *module, const char *base)
     return false;
 }
 
+/* A source file of an installed library's headers: its code inlined into the program (libpqxx's
+ * templates, libstdc++'s containers, glibc's fortified wrappers) is the library's, not the program's. */
+static bool installed_header(const char *file)
+{
+    return prefixed(file, "/usr/include/") || prefixed(file, "/usr/local/include/");
+}
+
 enum pql_frame_kind pql_frame_classify(const char *function, const char *file, const char *module,
                                        const char *lang)
 {
@@ -131,12 +138,14 @@ enum pql_frame_kind pql_frame_classify(const char *function, const char *file, c
             return PQL_FRAME_LIBRARY;
         return PQL_FRAME_APP;
     }
-    if (!module)
-        return function || file ? PQL_FRAME_APP : PQL_FRAME_SYSTEM;
-    const char *base = base_name(module);
-    for (size_t i = 0; i < sizeof native / sizeof native[0]; i++)
+    const char *base = module ? base_name(module) : NULL;
+    for (size_t i = 0; base && i < sizeof native / sizeof native[0]; i++)
         if (native_match(base, i))
             return native[i].kind;
+    if (file && installed_header(file))
+        return PQL_FRAME_LIBRARY;
+    if (!module)
+        return function || file ? PQL_FRAME_APP : PQL_FRAME_SYSTEM;
     return system_library(module, base) ? PQL_FRAME_LIBRARY : PQL_FRAME_APP;
 }
 
@@ -161,6 +170,19 @@ int pql_frame_headline(const struct pql_frame_ref *f, size_t n, bool *own)
     if (own)
         *own = false;
     return library;
+}
+
+bool pql_frame_is_test_runner(const char *file)
+{
+    static const char *const dirs[] = {"/_pytest/", "/pytest/", "/pluggy/", "/unittest/", "/nose2/"};
+    if (!file)
+        return false;
+    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++)
+        if (strstr(file, dirs[i]))
+            return true;
+    const char *base = base_name(file);
+    bool launcher = prefixed(base, "pytest") || prefixed(base, "py.test");
+    return launcher && base - file >= 5 && strncmp(base - 5, "/bin/", 5) == 0;
 }
 
 /* Copies n bytes of s into buf as a string, cut to len; returns buf. */

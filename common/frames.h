@@ -21,7 +21,9 @@ enum pql_frame_kind {
                         * /usr/share/php, ...), frozen modules ("<frozen ...>"), an interpreted frame
                         * without a file (it cannot be told); native shared objects installed in the
                         * system's library directories (/usr/lib, /lib: libffi, libpqxx, drivers such
-                        * as DBD::Pg's Pg.so, psycopg2's _psycopg) */
+                        * as DBD::Pg's Pg.so, psycopg2's _psycopg); native code inlined into the
+                        * program from installed headers (/usr/include, /usr/local/include: libpqxx's
+                        * templates, libstdc++) */
 };
 
 /* Classifies a frame as the reports carry it; any argument may be NULL (unknown). lang is "c" (or
@@ -60,6 +62,13 @@ struct pql_frame_ref {
  * prefer another stack, "last used at"). -1 when every candidate is libpq's, the system's or an
  * interpreter's. own may be NULL. */
 int pql_frame_headline(const struct pql_frame_ref *f, size_t n, bool *own);
+
+/* True for an interpreted frame of a test runner's own machinery: pytest (its _pytest and pytest
+ * packages, pluggy, and its launcher scripts: a file named pytest, pytest-3, py.test... in a bin
+ * directory), unittest (the standard library's unittest/), nose2. Such frames are never the place to
+ * fix: the command folds them even when a launcher script would otherwise count as the program's own
+ * source. file may be NULL (false). */
+bool pql_frame_is_test_runner(const char *file);
 
 /* A short name for the code a frame belongs to, for "... N frames in NAME" lines: the module's file
  * name, the package of an installed interpreted module ("sqlalchemy", "six" for six.py), "pythonX.Y"

@@ -87,6 +87,7 @@ int pql_live_dir_default(char *buf, size_t len, const char *tmpdir_env, unsigned
 #define PQL_F_SUSPECT     "suspect"
 #define PQL_F_STACK       "stack"
 #define PQL_F_TX_STACK    "tx_stack"
+#define PQL_F_LAST_STACK  "last_stack"
 
 /* A connection's "target". */
 #define PQL_F_HOST             "host"
@@ -100,6 +101,16 @@ int pql_live_dir_default(char *buf, size_t len, const char *tmpdir_env, unsigned
 #define PQL_F_KIND       "kind"
 #define PQL_F_SUPPRESSED "suppressed"
 #define PQL_F_RULE       "rule"
+#define PQL_F_SITE       "site"      /* {"function", "file", "line"}: the line to fix */
+#define PQL_F_SITE_FROM  "site_from" /* "stack", "tx_stack" or "last_used" */
+
+/* A finding of the top-level "misuse" array: "kind", "connection", "server_pid", "pid", "opened_by",
+ * "time", "closed", "stack", "open_stack", "site". */
+#define PQL_F_MISUSE     "misuse"
+#define PQL_F_CONNECTION "connection"
+#define PQL_F_OPENED_BY  "opened_by"
+#define PQL_F_CLOSED     "closed"
+#define PQL_F_OPEN_STACK "open_stack"
 
 /* A frame of a stack in "stacks". */
 #define PQL_F_FUNCTION "function"
@@ -130,6 +141,7 @@ int pql_live_dir_default(char *buf, size_t len, const char *tmpdir_env, unsigned
 #define PQL_F_TRACE                "trace"
 #define PQL_F_DISABLE              "disable"
 #define PQL_F_TEXT_REPORT          "text_report"
+#define PQL_F_FULL_STACKS          "full_stacks"
 #define PQL_F_HOOK_DLSYM           "hook_dlsym"
 
 /* ---- values both sides interpret ---- */

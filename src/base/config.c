@@ -70,6 +70,8 @@ static const struct setting table[] = {
      "1: pass everything through and do nothing else"},
     {"PQLEAK_TEXT_REPORT", PQL_F_TEXT_REPORT, K_BOOL, F(text_report), "1", 0, 0,
      "0: no text leak report at exit, JSON only (pqleak run sets this)"},
+    {"PQLEAK_FULL_STACKS", PQL_F_FULL_STACKS, K_BOOL, F(full_stacks), "0", 0, 0,
+     "1: print every frame of text stacks (by default runs of library and runtime frames are folded)"},
     {"PQLEAK_HOOK_DLSYM", PQL_F_HOOK_DLSYM, K_BOOL, F(hook_dlsym), "1", 0, 0,
      "0: do not answer dlsym/dlopen for libpq (psycopg 3 and PHP connections then go unseen)"},
 };

@@ -26,6 +26,7 @@ struct pql_settings {
     bool strict, trace, disable;
     bool text_report; /* print the exit text report to the log */
     bool signal_set;  /* PQLEAK_SIGNAL was given (not the default) */
+    bool full_stacks; /* text stacks with every frame, none folded */
     bool hook_dlsym;  /* answer dlsym/dlopen for libpq (psycopg 3, PHP) */
 };
 

@@ -8,6 +8,7 @@
 #include "checkout.h"
 #include "live.h"
 #include "log.h"
+#include "misuse.h"
 #include "proc.h"
 #include "pyframes.h"
 #include "query.h"
@@ -19,6 +20,7 @@
 #include "runtime.h"
 #include "stack.h"
 #include "symbolize.h"
+#include "text.h"
 #include "track.h"
 
 #include <pthread.h>
@@ -43,6 +45,7 @@
  *                                                                    child's records are consistent
  *   stack.c     depot_lock           4    -                          HELD (the child's stacks resolve)
  *   live.c      pool_lock            5    -                          reset; the fork generation advances
+ *   misuse.c    lock                 5    -                          reset; the parent's events stay its own
  *   pyframes.c  lock                 5    -                          reset
  *   track.c     refusals_lock        5    -                          reset
  *   reporter.c  start_lock           5    log                        reset; thread and pipe stay the
@@ -99,6 +102,7 @@ static void init(void)
     pql_live_setup();
     bool unwind = pql_stack_setup();
     pql_registry_setup();
+    pql_misuse_setup();
     pql_sym_setup();
     pql_runtime_setup();
     pql_py_setup(settings.python);
@@ -109,6 +113,7 @@ static void init(void)
     struct pql_rules_error err;
     if (*settings.suppressions && !pql_rules_load(&rules, settings.suppressions, &err))
         pql_log("PQLEAK_SUPPRESSIONS: %s; using no suppressions", err.msg);
+    pql_text_setup(&settings);
     pql_track_setup(&settings);
     pthread_atfork(NULL, NULL, fork_child);
     active = true;

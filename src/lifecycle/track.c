@@ -7,6 +7,7 @@
 
 #include "checkout.h"
 #include "log.h"
+#include "misuse.h"
 #include "proc.h"
 #include "real.h"
 #include "registry.h"
@@ -113,10 +114,23 @@ static int client_port(const PGconn *conn)
 }
 
 /* The rare path: the warning names this call's stack and the stack that opened the connection. */
-static void misuse_report(const struct pql_conn *rec, bool forked, int other_tid)
+/* The rare path: kept for the reports (a finding, like a leak) and warned about, with this call's stack
+ * and the stack that opened the connection. closed: a forked child's PQfinish. */
+static void misuse_report(const struct pql_conn *rec, bool forked, int other_tid, bool closed)
 {
     uintptr_t frames[PQL_MAX_FRAMES];
     uint32_t here = pql_stack_intern(frames, pql_stack_capture(frames, cfg->stack_depth));
+    struct pql_misuse_event e = {.kind = forked ? PQL_MISUSE_FORK : PQL_MISUSE_THREADS,
+                                 .conn = rec->id,
+                                 .server_pid = rec->server_pid,
+                                 .pid = pql_pid(),
+                                 .opened_by = rec->pid,
+                                 .other_tid = other_tid,
+                                 .closed = closed,
+                                 .time = pql_clock_s(CLOCK_REALTIME),
+                                 .stack = here,
+                                 .open_stack = rec->stack};
+    pql_misuse_add(&e);
     pql_text_misuse(rec, forked, other_tid, here);
 }
 
@@ -248,7 +262,7 @@ void pql_track_close(PGconn *conn)
         return;
     /* PQfinish in a forked child sends the server a Terminate message: the parent's session ends. */
     if (rec.pid != pql_pid() && !rec.warned_fork)
-        misuse_report(&rec, true, 0);
+        misuse_report(&rec, true, 0, true);
     if (kind != PQL_LEAK_UNCLOSED)
         pql_sym_note_modules(); /* the runtime may unload its modules before the exit report */
     if (rec.refused)
@@ -272,9 +286,9 @@ void pql_track_misuse(PGconn *conn, const struct pql_misuse *m)
     if (!pql_registry_get(conn, &rec))
         return;
     if (m->forked)
-        misuse_report(&rec, true, 0);
+        misuse_report(&rec, true, 0, false);
     if (m->other_tid)
-        misuse_report(&rec, false, m->other_tid);
+        misuse_report(&rec, false, m->other_tid, false);
 }
 
 /* Another parent thread may have held the refusal table's lock. */

@@ -54,6 +54,7 @@ struct pql_live *pql_live_get(const PGconn *conn, uintptr_t key)
     atomic_store_explicit(&l->tx, PQTRANS_IDLE, memory_order_relaxed);
     atomic_store_explicit(&l->settled, PQTRANS_IDLE, memory_order_relaxed);
     atomic_store_explicit(&l->tx_stack, 0, memory_order_relaxed);
+    atomic_store_explicit(&l->last_stack, 0, memory_order_relaxed);
     atomic_store_explicit(&l->tx_began_ns, 0, memory_order_relaxed);
     atomic_store_explicit(&l->suspect, PQL_SUSPECT_NONE, memory_order_relaxed);
     atomic_store_explicit(&l->warned_fork, false, memory_order_relaxed);

@@ -14,14 +14,16 @@
 /* Cache-line aligned: each connection's state is written on every query call, by its own thread; two
  * connections sharing a line would make two threads fight over it. */
 struct __attribute__((aligned(64))) pql_live {
-    _Atomic uintptr_t key;     /* masked PGconn, 0 while the struct is free */
-    _Atomic uint32_t fork_gen; /* the process generation that opened the connection */
-    _Atomic int in_call;       /* a query call is running on it (best effort: plain stores) */
-    _Atomic int last_tid;      /* thread of the last (or running) query call */
-    _Atomic int64_t last_ns;   /* last activity (CLOCK_MONOTONIC_COARSE) */
-    _Atomic int tx;            /* last PGTransactionStatusType seen */
-    _Atomic int settled;       /* last status outside a running command */
-    _Atomic uint32_t tx_stack; /* where the current transaction began, 0 when none */
+    _Atomic uintptr_t key;       /* masked PGconn, 0 while the struct is free */
+    _Atomic uint32_t fork_gen;   /* the process generation that opened the connection */
+    _Atomic int in_call;         /* a query call is running on it (best effort: plain stores) */
+    _Atomic int last_tid;        /* thread of the last (or running) query call */
+    _Atomic int64_t last_ns;     /* last activity (CLOCK_MONOTONIC_COARSE) */
+    _Atomic int tx;              /* last PGTransactionStatusType seen */
+    _Atomic int settled;         /* last status outside a running command */
+    _Atomic uint32_t tx_stack;   /* where the current transaction began, 0 when none */
+    _Atomic uint32_t last_stack; /* where the last transaction began, kept after it ended: where the
+                                  * connection was last checked out or used */
     _Atomic int64_t tx_began_ns;
     _Atomic int suspect; /* enum pql_suspect, set once by the reporter thread */
     _Atomic bool warned_fork, warned_threads;

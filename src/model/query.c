@@ -67,7 +67,9 @@ void pql_query_end(struct pql_live *l, PGconn *conn)
             /* A transaction began in this call: remember where (the culprit when it is never ended). */
             uintptr_t frames[PQL_MAX_FRAMES];
             int n = pql_stack_capture(frames, stack_depth);
-            atomic_store_explicit(&l->tx_stack, pql_stack_intern(frames, n), memory_order_relaxed);
+            uint32_t id = pql_stack_intern(frames, n);
+            atomic_store_explicit(&l->tx_stack, id, memory_order_relaxed);
+            atomic_store_explicit(&l->last_stack, id, memory_order_relaxed);
             atomic_store_explicit(&l->tx_began_ns, now, memory_order_relaxed);
         }
     }

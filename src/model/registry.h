@@ -34,10 +34,11 @@ struct pql_conn {
     bool refused;    /* a refusal made by pqleak, not a real connection attempt */
     int client_port; /* local TCP port (pg_stat_activity.client_port), 0 for a unix socket */
     /* Copied from the live state by snapshots: */
-    int tx_status;     /* PGTransactionStatusType */
-    bool active;       /* a query call is running on it */
-    int64_t last_ns;   /* last activity, 0 when never used */
-    uint32_t tx_stack; /* where the current transaction began, 0 when none */
+    int tx_status;       /* PGTransactionStatusType */
+    bool active;         /* a query call is running on it */
+    int64_t last_ns;     /* last activity, 0 when never used */
+    uint32_t tx_stack;   /* where the current transaction began, 0 when none */
+    uint32_t last_stack; /* where the last transaction began (kept after it ended), 0 when none */
     int64_t tx_began_ns;
     int suspect;            /* enum pql_suspect */
     int leak_kind;          /* enum pql_leak_kind: set on connections retired by a runtime's teardown */

@@ -98,7 +98,51 @@ static void json_connection(struct pql_buf *b, const struct pql_report *r, const
     json_id(b, c->stack);
     pql_buf_puts(b, ", \"" PQL_F_TX_STACK "\": ");
     json_id(b, c->tx_stack);
+    pql_buf_puts(b, ", \"" PQL_F_LAST_STACK "\": ");
+    json_id(b, c->last_stack);
     pql_buf_puts(b, "}");
+}
+
+/* {"function", "file", "line"} of a headline frame, or null. */
+static void json_site(struct pql_buf *b, const struct pql_frame *f)
+{
+    if (!f) {
+        pql_buf_puts(b, "null");
+        return;
+    }
+    pql_buf_puts(b, "{\"" PQL_F_FUNCTION "\": ");
+    pql_buf_json_str(b, f->function);
+    pql_buf_puts(b, ", \"" PQL_F_FILE "\": ");
+    pql_buf_json_str(b, f->file);
+    pql_buf_puts(b, ", \"" PQL_F_LINE "\": ");
+    json_int_or_null(b, f->line > 0 ? f->line : 0);
+    pql_buf_puts(b, "}");
+}
+
+static void json_time(struct pql_buf *b, double wall);
+
+static void json_misuse(struct pql_buf *b, const struct pql_report *r)
+{
+    pql_buf_puts(b, ",\n \"" PQL_F_MISUSE "\": [");
+    for (size_t i = 0; i < r->nmisuse; i++) {
+        const struct pql_misuse_event *e = &r->misuse[i];
+        pql_buf_printf(
+            b,
+            "%s\n  {\"" PQL_F_KIND "\": \"%s\", \"" PQL_F_CONNECTION "\": %llu, \"" PQL_F_SERVER_PID "\": ",
+            i ? "," : "", e->kind == PQL_MISUSE_FORK ? "fork" : "threads", (unsigned long long)e->conn);
+        json_int_or_null(b, e->server_pid);
+        pql_buf_printf(b, ", \"" PQL_F_PID "\": %d, \"" PQL_F_OPENED_BY "\": %d, \"" PQL_F_TIME "\": ",
+                       (int)e->pid, (int)e->opened_by);
+        json_time(b, e->time);
+        pql_buf_printf(b, ", \"" PQL_F_CLOSED "\": %s, \"" PQL_F_STACK "\": ", e->closed ? "true" : "false");
+        json_id(b, e->stack);
+        pql_buf_puts(b, ", \"" PQL_F_OPEN_STACK "\": ");
+        json_id(b, e->open_stack);
+        pql_buf_puts(b, ", \"" PQL_F_SITE "\": ");
+        json_site(b, e->stack ? pql_rmodel_headline(r, e->stack, NULL) : NULL);
+        pql_buf_puts(b, "}");
+    }
+    pql_buf_puts(b, "]");
 }
 
 static void json_stack(struct pql_buf *b, const struct pql_report *r, uint32_t id)
@@ -150,6 +194,10 @@ static void json_leaks(struct pql_buf *b, const struct pql_report *r)
         } else {
             pql_buf_puts(b, "null");
         }
+        pql_buf_puts(b, ", \"" PQL_F_SITE "\": ");
+        json_site(b, gr->site);
+        pql_buf_puts(b, ", \"" PQL_F_SITE_FROM "\": ");
+        pql_buf_json_str(b, pql_site_from_name(gr->site_from));
         pql_buf_puts(b, "}");
     }
     pql_buf_puts(b, "]");
@@ -175,6 +223,7 @@ void pql_json_report(struct pql_buf *b, const struct pql_report *r, bool with_le
     pql_buf_puts(b, "]");
     if (with_leaks)
         json_leaks(b, r);
+    json_misuse(b, r);
     /* Every stack a connection refers to (open and transaction stacks), each once. */
     pql_buf_puts(b, ",\n \"" PQL_F_STACKS "\": {");
     const char *sep = "\n  ";

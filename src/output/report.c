@@ -21,8 +21,9 @@ struct pql_report_result pql_report_exit(const struct pql_settings *settings, st
     if (!pql_rmodel_begin(&r, PQL_TRIGGER_EXIT, settings, rules))
         return res;
     pql_rmodel_add_retired(&r);
-    /* A process that never opened a connection (a forked child, say) writes nothing. */
-    if (r.counters.opened_total == 0 && r.waits.refused_total == 0)
+    /* A process that never opened a connection (a forked child, say) writes nothing, unless it misused
+     * one of its parent's. */
+    if (r.counters.opened_total == 0 && r.waits.refused_total == 0 && r.nmisuse == 0)
         goto out;
     if (!pql_rmodel_group(&r)) {
         pql_log("out of memory while writing the exit report");

@@ -4,6 +4,8 @@
 #define _GNU_SOURCE
 #include "rmodel.h"
 
+#include "buf.h"
+#include "frames.h"
 #include "live.h"
 #include "log.h"
 #include "proc.h"
@@ -30,7 +32,8 @@ bool pql_rmodel_counts(const struct pql_report *r, const struct pql_group *g)
 
 static bool in_group(const struct pql_group *g, const struct pql_conn *c)
 {
-    return g->stack == c->stack && g->kind == leak_kind(c) && g->tx_stack == c->tx_stack;
+    return g->stack == c->stack && g->kind == leak_kind(c) && g->tx_stack == c->tx_stack &&
+           g->last_stack == c->last_stack;
 }
 
 static int group_order(const void *a, const void *b)
@@ -47,11 +50,10 @@ int pql_rmodel_frames(const struct pql_report *r, uint32_t stack, const struct p
     const uintptr_t *pcs = stack ? pql_stack_get(stack, &n) : NULL;
     if (!pcs || !r->sym)
         return 0;
-    if (n > max)
-        n = max;
-    for (int i = 0; i < n; i++)
-        out[i] = pql_sym_frame(r->sym, pcs[i]);
-    return n;
+    int m = 0;
+    for (int i = 0; i < n && m < max; i++)
+        m += pql_sym_frames(r->sym, pcs[i], out + m, max - m);
+    return m;
 }
 
 static int kind_rank(const struct pql_conn *c)
@@ -70,6 +72,8 @@ static int by_group(const void *a, const void *b, void *conns)
         return kind_rank(x) < kind_rank(y) ? -1 : 1;
     if (x->tx_stack != y->tx_stack)
         return x->tx_stack < y->tx_stack ? -1 : 1;
+    if (x->last_stack != y->last_stack)
+        return x->last_stack < y->last_stack ? -1 : 1;
     return i < j ? -1 : i > j;
 }
 
@@ -80,6 +84,61 @@ static int by_stack(const void *a, const void *b, void *conns)
     if (x != y)
         return x < y ? -1 : 1;
     return i < j ? -1 : i > j;
+}
+
+const struct pql_frame *pql_rmodel_headline(const struct pql_report *r, uint32_t stack, bool *own)
+{
+    const struct pql_frame *frames[PQL_MAX_FRAMES];
+    struct pql_frame_ref refs[PQL_MAX_FRAMES];
+    int n = pql_rmodel_frames(r, stack, frames, PQL_MAX_FRAMES), m = 0;
+    const struct pql_frame *kept[PQL_MAX_FRAMES];
+    for (int i = 0; i < n; i++) {
+        if (!frames[i])
+            continue;
+        kept[m] = frames[i];
+        refs[m++] =
+            (struct pql_frame_ref){frames[i]->function, frames[i]->file, frames[i]->module, frames[i]->lang};
+    }
+    int h = pql_frame_headline(refs, (size_t)m, own);
+    return h < 0 ? NULL : kept[h];
+}
+
+static bool same_site(const struct pql_frame *a, const struct pql_frame *b)
+{
+    return a && b && a->function && b->function && !strcmp(a->function, b->function) &&
+           ((!a->file && !b->file) || (a->file && b->file && !strcmp(a->file, b->file)));
+}
+
+/* The open stack's headline, unless the program's own code used the connections since in another
+ * place (a pool's worker, a handler that checked a connection out and kept it): then where they were
+ * last used. */
+static void find_site(const struct pql_report *r, struct pql_group *g)
+{
+    bool own_open = false, own_last = false;
+    const struct pql_frame *open = pql_rmodel_headline(r, g->stack, &own_open);
+    const struct pql_frame *last = g->last_stack ? pql_rmodel_headline(r, g->last_stack, &own_last) : NULL;
+    if (last && (own_last || !own_open) && !(own_open && same_site(open, last))) {
+        g->site = last;
+        g->site_from = g->last_stack == g->tx_stack ? PQL_SITE_TX_STACK : PQL_SITE_LAST_USED;
+    } else if (open) {
+        g->site = open;
+        g->site_from = PQL_SITE_STACK;
+    }
+}
+
+const char *pql_site_from_name(enum pql_site_from f)
+{
+    switch (f) {
+    case PQL_SITE_STACK:
+        return "stack";
+    case PQL_SITE_TX_STACK:
+        return "tx_stack";
+    case PQL_SITE_LAST_USED:
+        return "last_used";
+    case PQL_SITE_NONE:
+        break;
+    }
+    return NULL;
 }
 
 /* The first rule (in file order) that matches any frame of the stack, or -1. */
@@ -110,6 +169,7 @@ bool pql_rmodel_group(struct pql_report *r)
             r->groups[r->ngroups++] = (struct pql_group){.stack = c->stack,
                                                          .kind = leak_kind(c),
                                                          .tx_stack = c->tx_stack,
+                                                         .last_stack = c->last_stack,
                                                          .first = i,
                                                          .rule = -1,
                                                          .run = k};
@@ -128,6 +188,8 @@ bool pql_rmodel_group(struct pql_report *r)
                 r->rules->v[r->groups[g].rule].hits += (unsigned long)r->groups[g].count;
         }
     }
+    for (size_t g = 0; g < r->ngroups; g++)
+        find_site(r, &r->groups[g]);
     for (size_t g = 0; g < r->ngroups; g++) {
         const struct pql_group *gr = &r->groups[g];
         if (gr->rule >= 0) {
@@ -172,18 +234,25 @@ static int by_pos(const void *a, const void *b)
 
 uint32_t *pql_rmodel_stacks(const struct pql_report *r, size_t *n)
 {
-    struct stack_use *u = malloc((2 * r->nconns + 1) * sizeof(*u));
-    uint32_t *ids = malloc((2 * r->nconns + 1) * sizeof(*ids));
+    size_t slots = 3 * r->nconns + 2 * r->nmisuse + 1;
+    struct stack_use *u = malloc(slots * sizeof(*u));
+    uint32_t *ids = malloc(slots * sizeof(*ids));
     size_t m = 0, k = 0;
     if (!u || !ids) {
         free(u);
         free(ids);
         return NULL;
     }
-    for (size_t i = 0; i < 2 * r->nconns; i++) {
-        uint32_t id = i % 2 ? r->conns[i / 2].tx_stack : r->conns[i / 2].stack;
+    for (size_t i = 0; i < 3 * r->nconns; i++) {
+        const struct pql_conn *c = &r->conns[i / 3];
+        uint32_t id = i % 3 == 0 ? c->stack : i % 3 == 1 ? c->tx_stack : c->last_stack;
         if (id)
             u[m++] = (struct stack_use){id, i};
+    }
+    for (size_t i = 0; i < 2 * r->nmisuse; i++) {
+        uint32_t id = i % 2 ? r->misuse[i / 2].open_stack : r->misuse[i / 2].stack;
+        if (id)
+            u[m++] = (struct stack_use){id, 3 * r->nconns + i};
     }
     qsort(u, m, sizeof(*u), by_id_pos);
     for (size_t i = 0; i < m; i++)
@@ -226,6 +295,91 @@ size_t pql_rmodel_runs(const struct pql_report *r, size_t **order_out, size_t **
     return nruns;
 }
 
+/* A stack as the reader sees it: its frames' function, file and line (module and offset when the
+ * function is unknown), one line each. Two stacks with the same key read the same. */
+static char *stack_key(const struct pql_report *r, uint32_t id)
+{
+    const struct pql_frame *frames[PQL_MAX_FRAMES];
+    int n = pql_rmodel_frames(r, id, frames, PQL_MAX_FRAMES);
+    struct pql_buf b;
+    pql_buf_init(&b);
+    pql_buf_puts(&b, "");
+    for (int i = 0; i < n; i++) {
+        const struct pql_frame *f = frames[i];
+        if (!f)
+            pql_buf_puts(&b, "?\n");
+        else if (f->function)
+            pql_buf_printf(&b, "%s\x1f%s\x1f%d\n", f->function, f->file ? f->file : "", f->line);
+        else
+            pql_buf_printf(&b, "%s+0x%lx\n", f->module ? f->module : "?", (unsigned long)f->offset);
+    }
+    if (b.failed) {
+        pql_buf_free(&b);
+        return NULL;
+    }
+    return b.data;
+}
+
+struct keyed {
+    char *key;
+    uint32_t id, canon;
+};
+
+static int by_key(const void *a, const void *b)
+{
+    const struct keyed *x = a, *y = b;
+    int c = strcmp(x->key, y->key);
+    return c ? c : (x->id > y->id) - (x->id < y->id);
+}
+
+static int by_keyed_id(const void *a, const void *b)
+{
+    const struct keyed *x = a, *y = b;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+static uint32_t canon_of(const struct keyed *v, size_t n, uint32_t id)
+{
+    struct keyed probe = {NULL, id, 0};
+    const struct keyed *k = id ? bsearch(&probe, v, n, sizeof(*v), by_keyed_id) : NULL;
+    return k ? k->canon : id;
+}
+
+/* Stacks that differ only in addresses (a loop unrolled at -O1 calls PQconnectdb from two places of
+ * one source line) read the same: every connection and finding refers to one of them, the smallest id,
+ * so that they group as the reader sees them. On out of memory nothing changes. */
+static void canonicalize(struct pql_report *r)
+{
+    size_t n = 0;
+    uint32_t *ids = r->sym ? pql_rmodel_stacks(r, &n) : NULL;
+    struct keyed *v = ids && n ? calloc(n, sizeof(*v)) : NULL;
+    bool ok = v != NULL;
+    for (size_t i = 0; ok && i < n; i++) {
+        v[i].id = ids[i];
+        ok = (v[i].key = stack_key(r, ids[i])) != NULL;
+    }
+    if (ok) {
+        qsort(v, n, sizeof(*v), by_key);
+        for (size_t i = 0; i < n; i++)
+            v[i].canon = i && !strcmp(v[i].key, v[i - 1].key) ? v[i - 1].canon : v[i].id;
+        qsort(v, n, sizeof(*v), by_keyed_id);
+        for (size_t i = 0; i < r->nconns; i++) {
+            struct pql_conn *c = &r->conns[i];
+            c->stack = canon_of(v, n, c->stack);
+            c->tx_stack = canon_of(v, n, c->tx_stack);
+            c->last_stack = canon_of(v, n, c->last_stack);
+        }
+        for (size_t i = 0; i < r->nmisuse; i++) {
+            r->misuse[i].stack = canon_of(v, n, r->misuse[i].stack);
+            r->misuse[i].open_stack = canon_of(v, n, r->misuse[i].open_stack);
+        }
+    }
+    for (size_t i = 0; v && i < n; i++)
+        free(v[i].key);
+    free(v);
+    free(ids);
+}
+
 bool pql_rmodel_begin(struct pql_report *r, const char *trigger, const struct pql_settings *settings,
                       struct pql_rules *rules)
 {
@@ -244,9 +398,11 @@ bool pql_rmodel_begin(struct pql_report *r, const char *trigger, const struct pq
         return false;
     }
     pql_checkout_counters(&r->waits);
+    r->nmisuse = pql_misuse_snapshot(&r->misuse);
     /* Symbolizing costs milliseconds: only when there is something to show. */
-    if (r->nconns)
+    if (r->nconns || r->nmisuse)
         r->sym = pql_sym_acquire();
+    canonicalize(r);
     return true;
 }
 
@@ -263,12 +419,14 @@ void pql_rmodel_add_retired(struct pql_report *r)
         r->nconns += ngone;
         if (!r->sym)
             r->sym = pql_sym_acquire();
+        canonicalize(r);
     }
     free(gone);
 }
 
 void pql_rmodel_end(struct pql_report *r)
 {
+    free(r->misuse);
     pql_sym_release(r->sym);
     free(r->groups);
     free(r->order);

@@ -12,14 +12,23 @@
 
 #include "checkout.h"
 #include "config.h"
+#include "misuse.h"
 #include "registry.h"
 #include "rules.h"
 #include "symbolize.h"
 
+/* Which stack a group's site (its headline) comes from. */
+enum pql_site_from { PQL_SITE_NONE, PQL_SITE_STACK, PQL_SITE_TX_STACK, PQL_SITE_LAST_USED };
+
 struct pql_group {
     uint32_t stack;
-    const char *kind;  /* "unclosed", "teardown" or "held" */
-    uint32_t tx_stack; /* where the abandoned transaction began (teardown leaks) */
+    const char *kind;    /* "unclosed", "teardown" or "held" */
+    uint32_t tx_stack;   /* where the abandoned transaction began (teardown leaks) */
+    uint32_t last_stack; /* where the connections were last checked out or used */
+    /* The line to fix: the headline of the open stack, or of where the connections were last used when
+     * the open stack has no frame of the program's own or other code of the program used them since. */
+    enum pql_site_from site_from;
+    const struct pql_frame *site; /* NULL with PQL_SITE_NONE; owned by the symbolizer */
     long count;
     size_t first;  /* index of the first connection in the snapshot */
     int rule;      /* index of the suppressing rule, -1 when not suppressed */
@@ -37,6 +46,8 @@ struct pql_report {
     struct pql_group *groups; /* exit reports: largest first */
     size_t ngroups;
     size_t *order; /* connection indexes, grouped: each group's are consecutive, in opening order */
+    struct pql_misuse_event *misuse; /* this process's misuse findings */
+    size_t nmisuse;
     struct pql_rules *rules;
     struct pql_symbolizer *sym; /* NULL when there is nothing to symbolize */
     double now_wall, now_mono;
@@ -70,8 +81,9 @@ int pql_rmodel_frames(const struct pql_report *r, uint32_t stack, const struct p
 /* Seconds since the connection's last activity (since it opened, when never used). */
 double pql_rmodel_idle_s(const struct pql_report *r, const struct pql_conn *c);
 
-/* Every stack the connections refer to (open and transaction stacks), each once, in order of first
- * appearance; *n set to the count. NULL when out of memory (caller frees). */
+/* Every stack the report refers to (the connections' open, transaction and last-use stacks, the
+ * misuse findings' stacks), each once, in order of first appearance; *n set to the count. NULL when
+ * out of memory (caller frees). */
 uint32_t *pql_rmodel_stacks(const struct pql_report *r, size_t *n);
 
 /* The connections grouped by open stack, for live reports: order[] holds connection indexes sorted
@@ -94,6 +106,12 @@ struct pql_holders {
 
 /* The holders of every slot (bucket 0) or of one per-target bucket's. */
 void pql_rmodel_holders(struct pql_holders *h, uint32_t bucket);
+
+/* The headline frame of a stack (common/frames.h), own set when it is the program's own code; NULL
+ * when the stack has none. */
+const struct pql_frame *pql_rmodel_headline(const struct pql_report *r, uint32_t stack, bool *own);
+
+const char *pql_site_from_name(enum pql_site_from f); /* "stack", "tx_stack", "last_used", NULL */
 
 /* Names used by both writers. */
 const char *pql_tx_name(int tx);           /* "idle", "active", "intrans", "inerror", "unknown" */

@@ -1,7 +1,9 @@
 /* Symbolization with libdw (elfutils), dlopen'ed RTLD_LOCAL at the first report so that processes
  * that never report never load it. Separate debug files are searched only locally by build id
  * (dwfl_build_id_find_debuginfo): never debuginfod, which would reach for the network from inside
- * the host process. Runs on the reporting thread; not signal-safe. */
+ * the host process. An address inside inlined code yields one frame per inlined function, as
+ * addr2line -i does; C++ names are demangled by the process's own __cxa_demangle when the program has
+ * libstdc++ loaded (the shim never loads it). Runs on the reporting thread; not signal-safe. */
 #define _GNU_SOURCE
 #include "symbolize.h"
 
@@ -10,6 +12,7 @@
 #include "dlhook.h"
 #include "proc.h"
 #include "appframes.h"
+#include <dwarf.h>
 #include <elfutils/libdwfl.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -32,6 +35,23 @@ struct dw_api {
     const char *(*module_info)(Dwfl_Module *, void ***, Dwarf_Addr *, Dwarf_Addr *, Dwarf_Addr *,
                                Dwarf_Addr *, const char **, const char **);
     Dwfl_Callbacks callbacks;
+    /* Inline expansion; optional (all NULL: one frame per address). */
+    Dwarf_Die *(*module_addrdie)(Dwfl_Module *, Dwarf_Addr, Dwarf_Addr *);
+    int (*child)(Dwarf_Die *, Dwarf_Die *);
+    int (*siblingof)(Dwarf_Die *, Dwarf_Die *);
+    int (*haspc)(Dwarf_Die *, Dwarf_Addr);
+    Dwarf_Die *(*module_nextcu)(Dwfl_Module *, Dwarf_Die *, Dwarf_Addr *);
+    Dwarf_Line *(*getsrc_die)(Dwarf_Die *, Dwarf_Addr);
+    const char *(*linesrc)(Dwarf_Line *, Dwarf_Word *, Dwarf_Word *);
+    int (*lineno)(Dwarf_Line *, int *);
+    int (*tag)(Dwarf_Die *);
+    Dwarf_Attribute *(*attr)(Dwarf_Die *, unsigned int, Dwarf_Attribute *);
+    Dwarf_Attribute *(*attr_integrate)(Dwarf_Die *, unsigned int, Dwarf_Attribute *);
+    const char *(*formstring)(Dwarf_Attribute *);
+    int (*formudata)(Dwarf_Attribute *, Dwarf_Word *);
+    const char *(*diename)(Dwarf_Die *);
+    int (*getsrcfiles)(Dwarf_Die *, Dwarf_Files **, size_t *);
+    const char *(*filesrc)(Dwarf_Files *, size_t, Dwarf_Word *, Dwarf_Word *);
 };
 
 static struct dw_api dw;
@@ -62,18 +82,46 @@ static void dw_load(void)
         !dw.addrmodule || !dw.module_addrname || !dw.module_getsrc || !dw.lineinfo || !dw.module_info ||
         !dw.callbacks.find_elf || !dw.callbacks.find_debuginfo)
         dw.begin = NULL;
+    LOAD(h, module_addrdie, "dwfl_module_addrdie");
+    LOAD(h, child, "dwarf_child");
+    LOAD(h, siblingof, "dwarf_siblingof");
+    LOAD(h, haspc, "dwarf_haspc");
+    LOAD(h, module_nextcu, "dwfl_module_nextcu");
+    LOAD(h, getsrc_die, "dwarf_getsrc_die");
+    LOAD(h, linesrc, "dwarf_linesrc");
+    LOAD(h, lineno, "dwarf_lineno");
+    LOAD(h, tag, "dwarf_tag");
+    LOAD(h, attr, "dwarf_attr");
+    LOAD(h, attr_integrate, "dwarf_attr_integrate");
+    LOAD(h, formstring, "dwarf_formstring");
+    LOAD(h, formudata, "dwarf_formudata");
+    LOAD(h, diename, "dwarf_diename");
+    LOAD(h, getsrcfiles, "dwarf_getsrcfiles");
+    LOAD(h, filesrc, "dwarf_filesrc");
+    if (!dw.module_addrdie || !dw.child || !dw.siblingof || !dw.haspc || !dw.module_nextcu ||
+        !dw.getsrc_die || !dw.linesrc || !dw.lineno || !dw.tag || !dw.attr || !dw.attr_integrate ||
+        !dw.formstring || !dw.formudata || !dw.diename || !dw.getsrcfiles || !dw.filesrc)
+        dw.module_addrdie = NULL;
 }
 
+/* The frames of one address: inl[0..ninl) the functions inlined there, innermost first, then f, the
+ * function the address is in. */
 struct cached {
     struct pql_frame f;
+    struct pql_frame *inl;
+    int ninl;
     UT_hash_handle hh;
 };
+
+typedef char *(*demangle_fn)(const char *, char *, size_t *, int *);
 
 struct pql_symbolizer {
     Dwfl *dwfl;
     struct cached *cache;
     char exe[1024];
-    bool refreshed; /* modules re-read since acquired: at most once per use */
+    bool refreshed;       /* modules re-read since acquired: at most once per use */
+    demangle_fn demangle; /* the process's __cxa_demangle, or NULL */
+    bool demangle_looked; /* looked for it since acquired */
 };
 
 static pthread_mutex_t shared_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -114,8 +162,140 @@ static char *dup_or_null(const char *p)
     return p && *p ? strdup(p) : NULL;
 }
 
-static void resolve(struct pql_symbolizer *s, struct pql_frame *f)
+/* A function's name for a report, malloc'ed: a C++ name demangled by the process's own __cxa_demangle
+ * (looked up once per use of the session, so that a libstdc++ loaded late is found); else a copy.
+ * NULL only when name is NULL or memory is out. */
+static char *readable(struct pql_symbolizer *s, const char *name, size_t len)
 {
+    if (!name)
+        return NULL;
+    char *copy = strndup(name, len);
+    if (!copy || strncmp(copy, "_Z", 2) != 0)
+        return copy;
+    if (!s->demangle && !s->demangle_looked) {
+        s->demangle_looked = true;
+        *(void **)&s->demangle = pql_dlsym(RTLD_DEFAULT, "__cxa_demangle");
+    }
+    int status = -1;
+    char *out = s->demangle ? s->demangle(copy, NULL, NULL, &status) : NULL;
+    if (!out || status != 0) {
+        free(out);
+        return copy;
+    }
+    free(copy);
+    return out;
+}
+
+/* A DIE's function name as addr2line gives it: the linkage name (mangled, demangled here), following
+ * DW_AT_abstract_origin and DW_AT_specification, else the plain name. */
+static char *die_function(struct pql_symbolizer *s, Dwarf_Die *die)
+{
+    Dwarf_Attribute a;
+    const char *name = dw.formstring(dw.attr_integrate(die, DW_AT_linkage_name, &a));
+    if (!name)
+        name = dw.formstring(dw.attr_integrate(die, DW_AT_MIPS_linkage_name, &a));
+    if (!name)
+        name = dw.diename(die);
+    return name ? readable(s, name, strlen(name)) : NULL;
+}
+
+#define MAX_SCOPES 64
+
+/* Appends to path[*n] the DIEs under parent that contain pc, outermost first (functions, inlined
+ * functions, blocks); namespaces, which have no addresses, are looked into. Only the branch holding pc
+ * is read, unlike dwarf_getscopes_die, which reads the unit up to it: a report stays as fast in a large
+ * C++ unit. True when a DIE containing pc was found. Nesting deeper than MAX_SCOPES is cut. */
+static bool scope_path(Dwarf_Die *parent, Dwarf_Addr pc, Dwarf_Die *path, int *n)
+{
+    Dwarf_Die die, next;
+    if (dw.child(parent, &die) != 0)
+        return false;
+    for (;;) {
+        switch (dw.tag(&die)) {
+        case DW_TAG_namespace:
+        case DW_TAG_module:
+            if (scope_path(&die, pc, path, n))
+                return true;
+            break;
+        case DW_TAG_subprogram:
+        case DW_TAG_inlined_subroutine:
+        case DW_TAG_lexical_block:
+        case DW_TAG_try_block:
+        case DW_TAG_catch_block:
+            if (dw.haspc(&die, pc) > 0) {
+                if (*n < MAX_SCOPES)
+                    path[(*n)++] = die;
+                scope_path(&die, pc, path, n);
+                return true;
+            }
+            break;
+        default:
+            break;
+        }
+        if (dw.siblingof(&die, &next) != 0)
+            return false;
+        die = next;
+    }
+}
+
+/* The compilation unit holding pc (its bias in *bias): by .debug_aranges, else by the units' own
+ * ranges, since clang writes no .debug_aranges unless asked (-gdwarf-aranges). NULL when there is no
+ * such unit, or DWARF at all. */
+static Dwarf_Die *unit_of(Dwfl_Module *m, uintptr_t pc, Dwarf_Addr *bias)
+{
+    if (!dw.module_addrdie)
+        return NULL;
+    Dwarf_Die *cu = dw.module_addrdie(m, pc, bias);
+    for (Dwarf_Die *u = NULL; !cu && (u = dw.module_nextcu(m, u, bias)) != NULL;)
+        if (dw.haspc(u, pc - *bias) > 0)
+            cu = u;
+    return cu;
+}
+
+/* Expands the inlined functions at pc (already the call's address) into c->inl, as addr2line -i does:
+ * the innermost takes the line table's position (already in c->f), each caller the call position
+ * (DW_AT_call_file, DW_AT_call_line) of the function inlined into it; c->f, the containing function,
+ * keeps its symbol's name and takes the call position of the outermost inlined function. Leaves c as
+ * it is when there is no inlining or no DWARF, or memory is out. */
+static void expand_inlines(struct pql_symbolizer *s, Dwarf_Die *cu, Dwarf_Addr pc, struct cached *c)
+{
+    Dwarf_Die scopes[MAX_SCOPES];
+    int n = 0;
+    if (!cu || !scope_path(cu, pc, scopes, &n))
+        return;
+    Dwarf_Files *files = NULL;
+    int ninl = 0;
+    for (int i = 0; i < n; i++)
+        ninl += dw.tag(&scopes[i]) == DW_TAG_inlined_subroutine;
+    if (ninl == 0 || dw.getsrcfiles(cu, &files, NULL) != 0 ||
+        !(c->inl = calloc((size_t)ninl, sizeof(*c->inl))))
+        return;
+    /* Walk outwards: each inlined function's frame, then the position it was called from. */
+    const char *file = c->f.file;
+    int line = c->f.line;
+    c->f.file = NULL;
+    for (int i = n - 1; i >= 0 && c->ninl < ninl; i--) {
+        if (dw.tag(&scopes[i]) != DW_TAG_inlined_subroutine)
+            continue;
+        struct pql_frame *f = &c->inl[c->ninl++];
+        *f = c->f; /* pc, module (owned by c->f), offset, lang */
+        f->function = die_function(s, &scopes[i]);
+        f->file = file;
+        f->line = line;
+        Dwarf_Attribute a;
+        Dwarf_Word v = 0;
+        file = dw.formudata(dw.attr(&scopes[i], DW_AT_call_file, &a), &v) == 0
+                   ? dup_or_null(dw.filesrc(files, v, NULL, NULL))
+                   : NULL;
+        line = dw.formudata(dw.attr(&scopes[i], DW_AT_call_line, &a), &v) == 0 ? (int)v : 0;
+    }
+    c->f.file = file;
+    c->f.line = line;
+}
+
+static void resolve(struct pql_symbolizer *s, struct cached *c)
+{
+    struct pql_frame *f = &c->f;
     /* A return address points after the call; look up the call itself. */
     uintptr_t pc = f->pc ? f->pc - 1 : 0;
     Dl_info info;
@@ -124,7 +304,8 @@ static void resolve(struct pql_symbolizer *s, struct pql_frame *f)
         /* The main program's name from dladdr is empty or argv[0]. */
         const char *mod = info.dli_fname && info.dli_fname[0] == '/' ? info.dli_fname : s->exe;
         f->module = dup_or_null(mod);
-        f->function = dup_or_null(info.dli_sname);
+        f->function =
+            info.dli_sname && *info.dli_sname ? readable(s, info.dli_sname, strlen(info.dli_sname)) : NULL;
     }
     if (!s->dwfl)
         return;
@@ -146,7 +327,7 @@ static void resolve(struct pql_symbolizer *s, struct pql_frame *f)
     if (fn) {
         free((char *)f->function);
         /* "__libc_start_main@@GLIBC_2.34": the symbol version is noise in a report. */
-        f->function = strndup(fn, strcspn(fn, "@"));
+        f->function = readable(s, fn, strcspn(fn, "@"));
     }
     Dwfl_Line *line = dw.module_getsrc(m, pc);
     if (line) {
@@ -155,14 +336,23 @@ static void resolve(struct pql_symbolizer *s, struct pql_frame *f)
         f->file = dup_or_null(src);
         f->line = lineno;
     }
+    Dwarf_Addr bias = 0;
+    Dwarf_Die *cu = unit_of(m, pc, &bias);
+    Dwarf_Line *unit_line = !line && cu ? dw.getsrc_die(cu, pc - bias) : NULL;
+    if (unit_line) { /* a unit found by its ranges (no .debug_aranges) */
+        int lineno = 0;
+        f->file = dup_or_null(dw.linesrc(unit_line, NULL, NULL));
+        f->line = dw.lineno(unit_line, &lineno) == 0 ? lineno : 0;
+    }
+    expand_inlines(s, cu, pc - bias, c);
 }
 
-const struct pql_frame *pql_sym_frame(struct pql_symbolizer *s, uintptr_t pc)
+static struct cached *lookup(struct pql_symbolizer *s, uintptr_t pc)
 {
     struct cached *c;
     HASH_FIND(hh, s->cache, &pc, sizeof(pc), c);
     if (c)
-        return &c->f;
+        return c;
     c = calloc(1, sizeof(*c));
     if (!c)
         return NULL;
@@ -179,10 +369,27 @@ const struct pql_frame *pql_sym_frame(struct pql_symbolizer *s, uintptr_t pc)
         }
         c->f.lang = lang;
     } else {
-        resolve(s, &c->f);
+        resolve(s, c);
     }
     HASH_ADD(hh, s->cache, f.pc, sizeof(pc), c);
-    return &c->f;
+    return c;
+}
+
+const struct pql_frame *pql_sym_frame(struct pql_symbolizer *s, uintptr_t pc)
+{
+    struct cached *c = lookup(s, pc);
+    return c ? &c->f : NULL;
+}
+
+int pql_sym_frames(struct pql_symbolizer *s, uintptr_t pc, const struct pql_frame **out, int max)
+{
+    struct cached *c = lookup(s, pc);
+    int n = 0;
+    for (int i = 0; c && i < c->ninl && n < max; i++)
+        out[n++] = &c->inl[i];
+    if (c && n < max)
+        out[n++] = &c->f;
+    return n;
 }
 
 void pql_sym_close(struct pql_symbolizer *s)
@@ -193,6 +400,11 @@ void pql_sym_close(struct pql_symbolizer *s)
     HASH_ITER(hh, s->cache, c, tmp)
     {
         HASH_DEL(s->cache, c);
+        for (int i = 0; i < c->ninl; i++) {
+            free((char *)c->inl[i].function);
+            free((char *)c->inl[i].file);
+        }
+        free(c->inl);
         free((char *)c->f.function);
         free((char *)c->f.file);
         free((char *)c->f.module);
@@ -213,6 +425,7 @@ struct pql_symbolizer *pql_sym_acquire(void)
         return NULL;
     }
     shared->refreshed = false;
+    shared->demangle_looked = false;
     return shared;
 }
 

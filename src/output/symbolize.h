@@ -1,6 +1,8 @@
 /* Turns raw return addresses into function, source file, line, module and offset, at report time only
  * (never on the connect path). Uses libdw, loaded privately on first use; without it falls back to
- * dladdr (exported names only). A session caches by address. One thread at a time per session. */
+ * dladdr (exported names only). An address in inlined code gives one frame per inlined function, as
+ * addr2line -i does; C++ names are demangled when the process has libstdc++. A session caches by
+ * address. One thread at a time per session. */
 #ifndef PQL_SYMBOLIZE_H
 #define PQL_SYMBOLIZE_H
 
@@ -21,8 +23,15 @@ struct pql_symbolizer;
 /* Starts a session. Returns NULL only when out of memory. */
 struct pql_symbolizer *pql_sym_open(void);
 
-/* The frame for return address pc; owned by the session, valid until pql_sym_close. Never NULL while
- * memory lasts. */
+/* The frames for return address pc, innermost first: each function inlined at the call (its name; file
+ * and line where the call is in it), then the function that contains the code (its symbol's name; file
+ * and line of the call to the outermost inlined function, or of the call itself when nothing is
+ * inlined). All carry pc, module and offset. Stores at most max pointers in out, owned by the session
+ * and valid until pql_sym_close; returns how many: at least 1 while memory lasts (0 when out). */
+int pql_sym_frames(struct pql_symbolizer *s, uintptr_t pc, const struct pql_frame **out, int max);
+
+/* The last of pql_sym_frames: the function containing pc. Owned by the session, valid until
+ * pql_sym_close. Never NULL while memory lasts. */
 const struct pql_frame *pql_sym_frame(struct pql_symbolizer *s, uintptr_t pc);
 
 void pql_sym_close(struct pql_symbolizer *s);

@@ -58,14 +58,48 @@ static void text_frame(struct pql_buf *b, int i, const struct pql_frame *f)
     pql_buf_puts(b, "\n");
 }
 
+static bool full_stacks;
+
+void pql_text_setup(const struct pql_settings *s)
+{
+    full_stacks = s->full_stacks;
+}
+
+static bool own_frame(const struct pql_frame *f)
+{
+    return pql_frame_is_app(f->function, f->file, f->module, f->lang);
+}
+
+static const char *origin(const struct pql_frame *f, char *buf, size_t len)
+{
+    return pql_frame_origin(f->file, f->module, f->lang, buf, len);
+}
+
+/* Frames of the program's own code are always shown; runs of two or more frames of one library,
+ * runtime or the system fold into "... N frames in NAME" (PQLEAK_FULL_STACKS=1 shows them all). */
 void pql_text_stack(struct pql_buf *b, struct pql_symbolizer *sym, uint32_t stack)
 {
     int n = 0;
     const uintptr_t *pcs = stack ? pql_stack_get(stack, &n) : NULL;
-    for (int i = 0; pcs && sym && i < n; i++) {
-        const struct pql_frame *f = pql_sym_frame(sym, pcs[i]);
-        if (f)
+    const struct pql_frame *frames[PQL_MAX_FRAMES];
+    int m = 0; /* inlined functions are frames of their own, numbered as in LeakSanitizer */
+    for (int i = 0; pcs && sym && i < n && m < PQL_MAX_FRAMES; i++)
+        m += pql_sym_frames(sym, pcs[i], frames + m, PQL_MAX_FRAMES - m);
+    for (int i = 0; i < m;) {
+        const struct pql_frame *f = frames[i];
+        int run = 1;
+        char a[128], c[128];
+        if (f && !full_stacks && !own_frame(f)) {
+            const char *name = origin(f, a, sizeof(a));
+            while (i + run < m && frames[i + run] && !own_frame(frames[i + run]) &&
+                   !strcmp(origin(frames[i + run], c, sizeof(c)), name))
+                run++;
+        }
+        if (run > 1)
+            pql_buf_printf(b, "    ... %d frames in %s\n", run, origin(f, a, sizeof(a)));
+        else if (f)
             text_frame(b, i, f);
+        i += run;
     }
     if (!pcs || !n)
         pql_buf_puts(b, "    (no stack)\n");
@@ -93,11 +127,10 @@ static void text_site(struct pql_buf *b, struct pql_symbolizer *sym, uint32_t st
     struct pql_frame_ref refs[PQL_MAX_FRAMES];
     int m = 0;
     for (int i = 0; pcs && sym && i < n && m < PQL_MAX_FRAMES; i++) {
-        const struct pql_frame *f = pql_sym_frame(sym, pcs[i]);
-        if (!f)
-            continue;
-        frames[m] = f;
-        refs[m++] = (struct pql_frame_ref){f->function, f->file, f->module, f->lang};
+        int added = pql_sym_frames(sym, pcs[i], frames + m, PQL_MAX_FRAMES - m);
+        for (int end = m + added; m < end; m++)
+            refs[m] = (struct pql_frame_ref){frames[m]->function, frames[m]->file, frames[m]->module,
+                                             frames[m]->lang};
     }
     bool own = false;
     int h = pql_frame_headline(refs, (size_t)m, &own);
@@ -145,6 +178,10 @@ void pql_text_leaks(const struct pql_report *r)
         text_target(&b, &c->target);
         pql_buf_printf(&b, ", open %.1f s, opened by ", gr->oldest);
         text_site(&b, r->sym, gr->stack);
+        if (gr->site_from == PQL_SITE_LAST_USED || gr->site_from == PQL_SITE_TX_STACK) {
+            pql_buf_puts(&b, ", last used at ");
+            text_site(&b, r->sym, gr->last_stack);
+        }
         pql_buf_puts(&b, ":\n");
         pql_text_stack(&b, r->sym, gr->stack);
         if (gr->tx_stack) {
@@ -152,6 +189,11 @@ void pql_text_leaks(const struct pql_report *r)
             text_site(&b, r->sym, gr->tx_stack);
             pql_buf_puts(&b, ":\n");
             pql_text_stack(&b, r->sym, gr->tx_stack);
+        } else if (gr->site_from == PQL_SITE_LAST_USED) {
+            pql_buf_puts(&b, "  last used (its last transaction began) in ");
+            text_site(&b, r->sym, gr->last_stack);
+            pql_buf_puts(&b, ":\n");
+            pql_text_stack(&b, r->sym, gr->last_stack);
         }
     }
     if (r->held)

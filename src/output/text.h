@@ -15,6 +15,9 @@
 #include "rmodel.h"
 #include "symbolize.h"
 
+/* Takes the settings' PQLEAK_FULL_STACKS (text stacks fold library frames unless it is set). */
+void pql_text_setup(const struct pql_settings *s);
+
 /* Starts a multi-line message: "\n==PID==pqleak: SEVERITY: " (SEVERITY NULL: "==PID==pqleak: "). */
 void pql_text_header(struct pql_buf *b, const char *severity);
 

@@ -1,10 +1,14 @@
 /* A small libpq program for the pqleak command's end-to-end tests. Opens N connections (PQconnectdb
  * with the PG* environment) from one of three functions, each a distinct leak site, and exits without
- * closing them; "clean" closes its connections. Exits 1 when a connection fails. */
+ * closing them; "clean" closes its connections. "handoff" hands its connection to a forked child that
+ * uses and closes it, as pg_basebackup -X stream does, and never touches it again; "handoff-late" also
+ * queries it after the child's use (a leak and a misuse). Exits 1 when a connection fails. */
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #define MAX_CONNS 64
 
@@ -52,11 +56,41 @@ void clean_site(int n)
         PQfinish(conns[--nconns]);
 }
 
+__attribute__((noinline)) void stream_in_child(PGconn *c);
+__attribute__((noinline)) int hand_off(int late);
+
+void stream_in_child(PGconn *c)
+{
+    PQclear(PQexec(c, "SELECT 1"));
+    PQfinish(c);
+}
+
+/* Opens a connection, forks, the child streams on it and closes it; the parent waits for the child and
+ * (late) queries the connection once more. Returns 0, or 1 when something failed. */
+int hand_off(int late)
+{
+    PGconn *c = PQconnectdb("");
+    keep(c);
+    pid_t pid = fork();
+    if (pid < 0)
+        return 1;
+    if (pid == 0) {
+        stream_in_child(c);
+        _exit(0);
+    }
+    int st;
+    if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        return 1;
+    if (late)
+        PQclear(PQexec(c, "SELECT 1")); /* fails: the child ended the session; still a use */
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     int n = argc > 2 ? atoi(argv[2]) : 1;
     if (argc < 2 || n < 1 || n > MAX_CONNS) {
-        fprintf(stderr, "usage: cli_leaker a|b|c|clean [N (1-%d)]\n", MAX_CONNS);
+        fprintf(stderr, "usage: cli_leaker a|b|c|clean|handoff|handoff-late [N (1-%d)]\n", MAX_CONNS);
         return 2;
     }
     if (strcmp(argv[1], "a") == 0)
@@ -67,6 +101,10 @@ int main(int argc, char **argv)
         leak_site_c(n);
     else if (strcmp(argv[1], "clean") == 0)
         clean_site(n);
+    else if (strcmp(argv[1], "handoff") == 0 || strcmp(argv[1], "handoff-late") == 0) {
+        if (hand_off(strcmp(argv[1], "handoff-late") == 0))
+            return 1;
+    }
     else {
         fprintf(stderr, "cli_leaker: unknown mode %s\n", argv[1]);
         return 2;

@@ -33,7 +33,7 @@ static const char *const names[] = {
     "PQLEAK_WARN_PCT",      "PQLEAK_CRIT_PCT",      "PQLEAK_SIGNAL",           "PQLEAK_SUSPECT_AGE",
     "PQLEAK_SUSPECT_IDLE_TX", "PQLEAK_METRICS",     "PQLEAK_METRICS_INTERVAL", "PQLEAK_PYTHON",
     "PQLEAK_STRICT",        "PQLEAK_TRACE",         "PQLEAK_DISABLE",          "PQLEAK_TEXT_REPORT",
-    "PQLEAK_HOOK_DLSYM",
+    "PQLEAK_HOOK_DLSYM",    "PQLEAK_FULL_STACKS",
 };
 #define NNAMES (sizeof names / sizeof names[0])
 

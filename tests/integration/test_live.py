@@ -263,6 +263,8 @@ def fork_warnings(err):
             elif cur is not None and re.match(r"^    #\d+ ", l):
                 fn = re.match(r"^    #\d+ 0x[0-9a-f]+ in (\S+)", l)
                 cur.append(fn.group(1) if fn else "?")
+            elif cur is not None and re.match(r"^    \.\.\. \d+ frames in ", l):
+                continue  # a folded run of library frames
             else:
                 break
         found.append((int(m.group(1)), int(m.group(2)), int(m.group(3)), sections.get("used at", []),

@@ -81,6 +81,21 @@ static void test_native_without_module(void **state)
     assert_int_equal(pql_frame_classify(NULL, "app.c", NULL, "c"), PQL_FRAME_APP);
 }
 
+static void test_native_inlined_header(void **state)
+{
+    (void)state;
+    /* Code of an installed header inlined into the program: the library's; the program's own lines and
+     * the system's modules keep their kind. */
+    const char *hxx = "/usr/include/pqxx/basic_connection.hxx";
+    assert_int_equal(pql_frame_classify("f", hxx, "/home/u/app", "c"), PQL_FRAME_LIBRARY);
+    assert_int_equal(pql_frame_classify("f", "/usr/include/c++/12/bits/unique_ptr.h", "/home/u/app", "c"),
+                     PQL_FRAME_LIBRARY);
+    assert_int_equal(pql_frame_classify("f", hxx, NULL, "c"), PQL_FRAME_LIBRARY);
+    assert_int_equal(pql_frame_classify("f", "/home/u/include/db.h", "/home/u/app", "c"), PQL_FRAME_APP);
+    assert_int_equal(pql_frame_classify("f", "/usr/include/stdio.h", "/lib/x86_64-linux-gnu/libc.so.6", "c"),
+                     PQL_FRAME_SYSTEM);
+}
+
 static void test_interpreted(void **state)
 {
     (void)state;
@@ -189,12 +204,32 @@ static void test_origin(void **state)
         pql_frame_origin("/x/site-packages/sqlalchemy/a.py", NULL, "python", small, sizeof small), "sql");
 }
 
+static void test_test_runner(void **state)
+{
+    (void)state;
+    assert_true(pql_frame_is_test_runner("/usr/lib/python3/dist-packages/_pytest/python.py"));
+    assert_true(pql_frame_is_test_runner("/venv/lib/python3.11/site-packages/pluggy/_callers.py"));
+    assert_true(pql_frame_is_test_runner("/venv/lib/python3.11/site-packages/pytest/__main__.py"));
+    assert_true(pql_frame_is_test_runner("/usr/lib/python3.11/unittest/case.py"));
+    assert_true(pql_frame_is_test_runner("/usr/bin/pytest-3"));
+    assert_true(pql_frame_is_test_runner("/srv/venv/bin/pytest"));
+    assert_true(pql_frame_is_test_runner("/usr/local/bin/py.test"));
+    /* the program's own tests and a file merely named like pytest are not */
+    assert_false(pql_frame_is_test_runner("/src/shop/tests/test_orders.py"));
+    assert_false(pql_frame_is_test_runner("/src/shop/conftest.py"));
+    assert_false(pql_frame_is_test_runner("/src/shop/pytest_helpers.py"));
+    assert_false(pql_frame_is_test_runner("pytest"));
+    assert_false(pql_frame_is_test_runner(NULL));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_native),      cmocka_unit_test(test_native_without_module),
+        cmocka_unit_test(test_native_inlined_header),
         cmocka_unit_test(test_interpreted), cmocka_unit_test(test_runtime_and_shim),
         cmocka_unit_test(test_origin),      cmocka_unit_test(test_headline),
+        cmocka_unit_test(test_test_runner),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -101,6 +101,10 @@ enum cli_parsed cli_args_run(int argc, char **argv, struct cli_run_opts *o)
             o->strict = true;
             continue;
         }
+        if (is_flag(&c, "--full-stacks")) {
+            o->full_stacks = true;
+            continue;
+        }
         r = other_word(&c);
         if (r < 0)
             return CLI_PARSED_BAD;
@@ -175,6 +179,10 @@ enum cli_parsed cli_args_report(int argc, char **argv, struct cli_report_opts *o
             }
             if (is_flag(&c, "--strict")) {
                 o->strict = true;
+                continue;
+            }
+            if (is_flag(&c, "--full-stacks")) {
+                o->full_stacks = true;
                 continue;
             }
             int w = other_word(&c);

@@ -17,11 +17,12 @@ struct cli_run_opts {
     const char *max_conns, *checkout_timeout; /* validated, passed on as written */
     int exitcode;
     bool no_fail, strict;
-    char **command; /* NULL-terminated, at least one word */
+    bool full_stacks; /* print every frame, none folded */
+    char **command;   /* NULL-terminated, at least one word */
 };
 
 struct cli_report_opts {
-    bool json, strict;
+    bool json, strict, full_stacks;
     const char *suppressions, *junit;
     char **paths; /* NULL-terminated, at least one */
 };

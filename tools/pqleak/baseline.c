@@ -1,9 +1,12 @@
-/* Baseline suppressions (baseline.h). A rule names the innermost frame of the user's own code: its
- * function when known (a glob-escaped literal), else its source file, else its module. Rules match any
- * frame, so a name every stack passes through (main, a Python "<module>") would suppress everything:
- * such frames are named by their file instead. Command-line process only. */
+/* Baseline suppressions (baseline.h). A rule names a group's headline when it is the program's own
+ * code (common/frames.h, the rule of the summary and the shim), else where its connections were last
+ * used, else the headline library frame, each said in a comment: its function when known (a
+ * glob-escaped literal), else its source file, else its module. Rules match any frame, so a name every
+ * stack passes through (main, a Python "<module>") would suppress everything: such frames are named by
+ * their file instead. Command-line process only. */
 #include "baseline.h"
 
+#include "merge.h"
 #include "print.h"
 #include "suppress.h"
 
@@ -12,49 +15,38 @@
 
 struct rule {
     char *text;
+    char *site; /* "function (file:line)" of the frame named, with how it was chosen; owned */
     long conns;
     struct cli_vec programs; /* const char *, borrowed from the set, distinct */
-    bool broad;              /* no frame of the user's own code: the rule names a runtime frame */
+    enum pick { PICK_OWN, PICK_LAST_USED, PICK_LIBRARY, PICK_RUNTIME } pick;
 };
 
-static bool is_python(const struct cli_frame *f)
+/* The frame a rule should name, or NULL when the stack is empty: the group's headline as the summary
+ * names it (cli_group_site: the report's site, else the headline of the open stack) when it is the
+ * program's own code or where its connections were last used; else the headline library frame (a
+ * driver's, libpqxx's); else the innermost frame outside the shim. */
+static const struct cli_frame *pick_frame(const struct cli_group *g, enum pick *pick)
 {
-    return f->lang && strcmp(f->lang, "python") == 0;
-}
-
-/* Python code installed as a library (psycopg2 and the like, the standard library) is not the user's:
- * common/frames.h, the list the summary and the shim use too. */
-static bool is_python_library(const struct cli_frame *f)
-{
-    return cli_frame_kind(f) == PQL_FRAME_LIBRARY;
-}
-
-/* The frame a rule should name, or NULL when the stack is empty; *broad when it is no user frame. */
-static const struct cli_frame *pick_frame(const struct cli_stack *st, bool *broad)
-{
-    *broad = false;
-    /* In an interpreter, the native frames nearest libpq belong to the driver (psycopg2's C module,
-     * say); the user's code is the innermost Python frame outside installed libraries. */
-    const struct cli_frame *py = NULL;
-    for (size_t i = 0; i < st->n; i++) {
-        if (!is_python(&st->f[i]))
-            continue;
-        if (!is_python_library(&st->f[i]))
-            return &st->f[i];
-        if (!py)
-            py = &st->f[i];
+    bool own;
+    int h = cli_stack_headline(&g->stack, &own);
+    if (g->has_site && g->site_from && strcmp(g->site_from, "stack") != 0) {
+        *pick = PICK_LAST_USED;
+        return &g->site;
     }
-    if (py)
-        return py;
-    size_t u = cli_stack_first_user(st);
-    if (u < st->n)
-        return &st->f[u];
-    *broad = true;
-    /* Only runtime frames: the innermost one outside the shim is libpq's entry point. */
-    for (size_t i = 0; i < st->n; i++)
-        if (!pql_module_is_shim(st->f[i].module))
-            return &st->f[i];
-    return st->n ? &st->f[0] : NULL;
+    if (h >= 0) {
+        *pick = own ? PICK_OWN : PICK_LIBRARY;
+        /* The report's site is the same frame, when it names one; it lacks the module. */
+        return &g->stack.f[h];
+    }
+    if (g->has_site) {
+        *pick = PICK_LIBRARY;
+        return &g->site;
+    }
+    *pick = PICK_RUNTIME;
+    for (size_t i = 0; i < g->stack.n; i++)
+        if (!pql_module_is_shim(g->stack.f[i].module))
+            return &g->stack.f[i];
+    return g->stack.n ? &g->stack.f[0] : NULL;
 }
 
 static bool is_everywhere(const char *function)
@@ -67,6 +59,7 @@ static char *rule_for(const struct cli_frame *f)
     const char *what = f->function;
     if (!what || (is_everywhere(what) && f->file))
         what = f->file;
+    /* A library's file name ("pqxx/connection.cxx") is as narrow as its function; its module never. */
     if (!what)
         what = f->module;
     if (!what)
@@ -92,10 +85,10 @@ size_t cli_baseline_write(FILE *out, const struct cli_set *set)
     long covered = 0;
     for (size_t i = 0; i < set->groups.n; i++) {
         const struct cli_group *g = set->groups.v[i];
-        if (g->suppressed)
-            continue;
-        bool broad;
-        const struct cli_frame *f = pick_frame(&g->stack, &broad);
+        if (g->suppressed || g->count <= 0)
+            continue; /* nothing to cover: count 0, or handed to a child */
+        enum pick pick;
+        const struct cli_frame *f = pick_frame(g, &pick);
         char *text = f ? rule_for(f) : NULL;
         if (!text) {
             char n[64];
@@ -113,13 +106,14 @@ size_t cli_baseline_write(FILE *out, const struct cli_set *set)
         }
         if (r == nrules) {
             rules = cli_xrealloc(rules, (nrules + 1) * sizeof *rules);
-            rules[nrules++] = (struct rule){.text = text};
+            rules[nrules++] = (struct rule){.text = text, .site = cli_frame_short(f), .pick = pick};
         } else {
             free(text);
         }
-        rules[r].conns += g->count;
-        rules[r].broad = rules[r].broad || broad;
-        covered += g->count;
+        rules[r].conns = cli_count_add(rules[r].conns, g->count);
+        if (pick > rules[r].pick)
+            rules[r].pick = pick;
+        covered = cli_count_add(covered, g->count);
         for (size_t p = 0; p < g->procs.n; p++) {
             const struct cli_proc *proc = g->procs.v[p];
             push_program(&rules[r].programs, proc->program ? cli_basename(proc->program) : "?");
@@ -136,12 +130,39 @@ size_t cli_baseline_write(FILE *out, const struct cli_set *set)
         for (size_t p = 0; p < rules[r].programs.n; p++)
             fprintf(out, "%s%s", p ? ", " : "", (const char *)rules[r].programs.v[p]);
         fputc('\n', out);
-        if (rules[r].broad)
-            fprintf(out, "# warning: no frame of your own code in this stack; this rule is broad\n");
+        switch (rules[r].pick) {
+        case PICK_OWN:
+            fprintf(out, "# opened at %s\n", rules[r].site);
+            break;
+        case PICK_LAST_USED:
+            fprintf(out,
+                    "# last used at %s (where it was opened names no code of yours, or other code used it "
+                    "later)\n",
+                    rules[r].site);
+            break;
+        case PICK_LIBRARY:
+            fprintf(out,
+                    "# no frame of your own code in this stack: the rule names the library frame %s, and "
+                    "hides every leak through it; narrow it if you can\n",
+                    rules[r].site);
+            break;
+        case PICK_RUNTIME:
+            fprintf(
+                out,
+                "# warning: no frame of your own code or a library's in this stack; this rule is broad\n");
+            break;
+        }
         fprintf(out, "%s\n", rules[r].text);
         free(rules[r].text);
+        free(rules[r].site);
         cli_vec_free(&rules[r].programs);
     }
     free(rules);
+    size_t misuse = 0;
+    for (size_t i = 0; i < set->misuse.n; i++)
+        misuse += !((const struct cli_misuse *)set->misuse.v[i])->handed_off;
+    if (misuse)
+        fprintf(out, "\n# %zu connection misuse finding(s) in these reports: no rule covers misuse; fix it\n",
+                misuse);
     return uncovered;
 }

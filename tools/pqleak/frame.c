@@ -2,6 +2,7 @@
  * (frame.h). Pure functions of their arguments; command-line process only. */
 #include "frame.h"
 
+#include "names.h"
 #include "util.h"
 
 #include <stdio.h>
@@ -13,19 +14,59 @@ static char *dup_or_null(const char *s)
     return s ? cli_xstrdup(s) : NULL;
 }
 
+void cli_frame_free(struct cli_frame *f)
+{
+    free(f->function);
+    free(f->file);
+    free(f->module);
+    free(f->offset);
+    free(f->lang);
+    *f = (struct cli_frame){0};
+}
+
 void cli_stack_free(struct cli_stack *s)
 {
-    for (size_t i = 0; i < s->n; i++) {
-        struct cli_frame *f = &s->f[i];
-        free(f->function);
-        free(f->file);
-        free(f->module);
-        free(f->offset);
-        free(f->lang);
-    }
+    for (size_t i = 0; i < s->n; i++)
+        cli_frame_free(&s->f[i]);
     free(s->f);
     s->f = NULL;
     s->n = 0;
+}
+
+static char *json_str(const json_t *obj, const char *name)
+{
+    return dup_or_null(json_string_value(json_object_get(obj, name)));
+}
+
+bool cli_stack_from_report(const json_t *stacks, const json_t *obj, const char *name, struct cli_stack *out)
+{
+    *out = (struct cli_stack){0};
+    const json_t *id = json_object_get(obj, name);
+    if (!json_is_integer(id))
+        return false;
+    char key[32];
+    snprintf(key, sizeof key, "%lld", (long long)json_integer_value(id));
+    const json_t *frames = json_object_get(stacks, key);
+    if (!json_is_array(frames))
+        return false;
+    out->n = json_array_size(frames);
+    out->f = cli_xcalloc(out->n ? out->n : 1, sizeof *out->f);
+    for (size_t i = 0; i < out->n; i++) {
+        const json_t *f = json_array_get(frames, i);
+        struct cli_frame *d = &out->f[i];
+        d->function = json_str(f, PQL_F_FUNCTION);
+        d->file = json_str(f, PQL_F_FILE);
+        const json_t *line = json_object_get(f, PQL_F_LINE);
+        d->line = json_is_integer(line) ? (long)json_integer_value(line) : 0;
+        d->module = json_str(f, PQL_F_MODULE);
+        const json_t *off = json_object_get(f, PQL_F_OFFSET);
+        if (json_is_integer(off))
+            d->offset = cli_xasprintf("0x%llx", (unsigned long long)json_integer_value(off));
+        else
+            d->offset = json_str(f, PQL_F_OFFSET);
+        d->lang = json_str(f, PQL_F_LANG);
+    }
+    return true;
 }
 
 void cli_stack_copy(struct cli_stack *dst, const struct cli_stack *src)
@@ -115,17 +156,18 @@ bool cli_frame_is_app(const struct cli_frame *f)
     return f->lang && strcmp(f->lang, "c") != 0 && cli_frame_kind(f) == PQL_FRAME_APP;
 }
 
-size_t cli_stack_first_user(const struct cli_stack *s)
+int cli_stack_headline(const struct cli_stack *s, bool *own)
 {
-    /* In an interpreted program, the program's own source lines are its code: the C frames of
-     * extension modules (psycopg2's _psycopg) are libraries there. */
+    if (own)
+        *own = false;
+    if (s->n == 0)
+        return -1;
+    struct pql_frame_ref *refs = cli_xcalloc(s->n, sizeof *refs);
     for (size_t i = 0; i < s->n; i++)
-        if (cli_frame_is_app(&s->f[i]))
-            return i;
-    for (size_t i = 0; i < s->n; i++)
-        if (!cli_frame_is_runtime(&s->f[i]))
-            return i;
-    return s->n;
+        refs[i] = (struct pql_frame_ref){s->f[i].function, s->f[i].file, s->f[i].module, s->f[i].lang};
+    int h = pql_frame_headline(refs, s->n, own);
+    free(refs);
+    return h;
 }
 
 char *cli_frame_format(const struct cli_frame *f)

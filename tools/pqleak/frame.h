@@ -6,6 +6,7 @@
 
 #include "frames.h"
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -24,8 +25,13 @@ struct cli_stack {
     size_t n;
 };
 
+/* Frees the strings of one frame and empties it. */
+void cli_frame_free(struct cli_frame *f);
 /* Frees the frames and empties s. */
 void cli_stack_free(struct cli_stack *s);
+/* The stack that obj[name] refers to in a report's "stacks" object, as reportio.c reads it (frames
+ * already validated). Returns false, out empty, when obj names none or stacks lacks it. */
+bool cli_stack_from_report(const json_t *stacks, const json_t *obj, const char *name, struct cli_stack *out);
 /* Deep copy; dst is overwritten, not freed. */
 void cli_stack_copy(struct cli_stack *dst, const struct cli_stack *src);
 
@@ -46,8 +52,11 @@ bool cli_frame_is_runtime(const struct cli_frame *f);
  * frozen module. Without a file name it cannot tell, and says false. */
 bool cli_frame_is_app(const struct cli_frame *f);
 
-/* Index of the innermost frame of the user's own code, or s->n when there is none. */
-size_t cli_stack_first_user(const struct cli_stack *s);
+/* Index of the stack's headline, the frame a report names as the place to fix: common/frames.h
+ * pql_frame_headline, the one rule of the shim and the command (*own true when it is the program's own
+ * code, false for a library's; own may be NULL). -1 when every frame is libpq's, the system's or an
+ * interpreter's, or the stack is empty. */
+int cli_stack_headline(const struct cli_stack *s, bool *own);
 
 /* "function file:line (module+offset)", leaving out what is unknown. Caller frees. */
 char *cli_frame_format(const struct cli_frame *f);

@@ -3,6 +3,7 @@
  * lived in added to it. Command-line process only. */
 #include "jsonout.h"
 
+#include "findings.h"
 #include "names.h"
 
 #include <stdlib.h>
@@ -72,6 +73,45 @@ static json_t *now_iso(void)
     return json_string(buf);
 }
 
+static json_t *site_json(const struct cli_frame *f, bool has)
+{
+    if (!has)
+        return json_null();
+    json_t *o = json_object();
+    json_object_set_new(o, PQL_F_FUNCTION, str_or_null(f->function));
+    json_object_set_new(o, PQL_F_FILE, str_or_null(f->file));
+    json_object_set_new(o, PQL_F_LINE, f->line > 0 ? json_integer(f->line) : json_null());
+    return o;
+}
+
+static json_t *int_or_null(long v)
+{
+    return v >= 0 ? json_integer(v) : json_null();
+}
+
+/* The "misuse" list: every entry read, fork hand-offs included and marked "handed_off". */
+static json_t *misuse_json(struct depot *d, const struct cli_set *set)
+{
+    json_t *list = json_array();
+    for (size_t i = 0; i < set->misuse.n; i++) {
+        const struct cli_misuse *m = set->misuse.v[i];
+        json_t *o = json_object();
+        json_object_set_new(o, PQL_F_KIND, json_string(m->kind));
+        json_object_set_new(o, PQL_F_CONNECTION, int_or_null(m->connection));
+        json_object_set_new(o, PQL_F_SERVER_PID, int_or_null(m->server_pid));
+        json_object_set_new(o, PQL_F_PID, int_or_null(m->pid));
+        json_object_set_new(o, PQL_F_OPENED_BY, int_or_null(m->opened_by));
+        json_object_set_new(o, PQL_F_TIME, str_or_null(m->time));
+        json_object_set_new(o, PQL_F_CLOSED, json_boolean(m->closed));
+        json_object_set_new(o, PQL_F_STACK, depot_id(d, &m->stack));
+        json_object_set_new(o, PQL_F_OPEN_STACK, depot_id(d, &m->open_stack));
+        json_object_set_new(o, PQL_F_SITE, site_json(&m->site, m->has_site));
+        json_object_set_new(o, CLI_F_HANDED_OFF, json_boolean(m->handed_off));
+        json_array_append_new(list, o);
+    }
+    return list;
+}
+
 int cli_jsonout_write(FILE *out, const struct cli_set *set)
 {
     struct depot d = {json_object(), json_object()};
@@ -98,6 +138,16 @@ int cli_jsonout_write(FILE *out, const struct cli_set *set)
         json_object_set_new(l, PQL_F_STACK, depot_id(&d, &g->stack));
         json_object_set_new(l, PQL_F_TX_STACK, g->has_tx ? depot_id(&d, &g->tx) : json_null());
         json_object_set_new(l, PQL_F_COUNT, json_integer(g->count));
+        /* The headline: as the shim named it, else the headline of the open stack. */
+        int h = cli_stack_headline(&g->stack, NULL);
+        json_object_set_new(l, PQL_F_SITE,
+                            g->has_site ? site_json(&g->site, true)
+                            : h >= 0    ? site_json(&g->stack.f[h], true)
+                                        : json_null());
+        json_object_set_new(l, PQL_F_SITE_FROM,
+                            g->has_site && g->site_from ? json_string(g->site_from)
+                            : h >= 0                    ? json_string("stack")
+                                                        : json_null());
         json_t *ids = json_array();
         for (size_t j = 0; j < g->conns.n; j++) {
             const struct cli_conn *c = g->conns.v[j];
@@ -106,6 +156,7 @@ int cli_jsonout_write(FILE *out, const struct cli_set *set)
             json_object_update(o, c->obj);
             json_object_set_new(o, PQL_F_STACK, c->has_stack ? depot_id(&d, &c->stack) : json_null());
             json_object_set_new(o, PQL_F_TX_STACK, c->has_tx ? depot_id(&d, &c->tx) : json_null());
+            json_object_set_new(o, PQL_F_LAST_STACK, c->has_last ? depot_id(&d, &c->last) : json_null());
             json_object_set_new(o, PQL_F_PID,
                                 c->proc && c->proc->pid >= 0 ? json_integer(c->proc->pid) : json_null());
             json_object_set_new(o, PQL_F_PROGRAM, str_or_null(c->proc ? c->proc->program : NULL));
@@ -124,6 +175,7 @@ int cli_jsonout_write(FILE *out, const struct cli_set *set)
     }
     json_object_set_new(root, PQL_F_CONNECTIONS, conns);
     json_object_set_new(root, PQL_F_LEAKS, leaks);
+    json_object_set_new(root, PQL_F_MISUSE, misuse_json(&d, set));
     json_object_set(root, PQL_F_STACKS, d.stacks);
 
     /* 15 digits print 0.2 as 0.2; 17 would show binary noise (0.20000000000000001). */

@@ -69,7 +69,7 @@ static void xml_text(FILE *out, const char *str)
 }
 
 /* The stack text, as the summary prints it, in a memory buffer. Caller frees. */
-static char *stack_text(const struct cli_group *g)
+static char *stack_text(const struct cli_group *g, bool full)
 {
     char *buf = NULL;
     size_t len = 0;
@@ -81,32 +81,90 @@ static char *stack_text(const struct cli_group *g)
     free(where);
     for (size_t i = 0; i < g->targets.n; i++)
         fprintf(m, "to: %s\n", (const char *)g->targets.v[i]);
-    fprintf(m, "opened at:\n");
-    cli_print_stack(m, &g->stack, "  ");
-    if (g->has_tx) {
-        fprintf(m, "transaction began at:\n");
-        cli_print_stack(m, &g->tx, "  ");
-    }
+    cli_print_group_stacks(m, g, "", full);
     fclose(m);
     return buf;
 }
 
+/* The text of a misuse finding. Caller frees. */
+static char *misuse_text(const struct cli_misuse *u, bool full)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&buf, &len);
+    if (!m)
+        return cli_xstrdup("(out of memory)");
+    fprintf(m, "in: pid %ld (opened by pid %ld)%s\n", u->pid, u->opened_by, u->closed ? ", closed it" : "");
+    if (u->server_pid >= 0)
+        fprintf(m, "to: server pid %ld\n", u->server_pid);
+    fprintf(m, "used at:\n");
+    cli_print_stack(m, &u->stack, "  ", full);
+    fprintf(m, "opened at:\n");
+    cli_print_stack(m, &u->open_stack, "  ", full);
+    fclose(m);
+    return buf;
+}
+
+/* Misuse findings as failing test cases, one per kind and site; returns how many there are (when out is
+ * NULL, only counts). */
+static size_t misuse_cases(FILE *out, const struct cli_set *set, size_t first)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < set->misuse.n; i++) {
+        const struct cli_misuse *m = set->misuse.v[i];
+        if (m->handed_off)
+            continue;
+        char *site = cli_misuse_site(m);
+        bool seen = false;
+        for (size_t j = 0; j < i && !seen; j++) {
+            const struct cli_misuse *o = set->misuse.v[j];
+            char *s = cli_misuse_site(o);
+            seen = !o->handed_off && strcmp(o->kind, m->kind) == 0 && strcmp(s, site) == 0;
+            free(s);
+        }
+        if (seen) {
+            free(site);
+            continue;
+        }
+        n++;
+        if (out) {
+            char *text = misuse_text(m, set->full_stacks);
+            fputs("    <testcase classname=\"pqleak.misuse\" name=\"", out);
+            xml_text(out, m->kind);
+            fputs(" connection misuse at ", out);
+            xml_text(out, site);
+            fprintf(out, " [%zu]\">\n      <failure type=\"misuse\" message=\"connection misused (",
+                    first + n);
+            xml_text(out, m->kind);
+            fputs(")\">", out);
+            xml_text(out, text);
+            fputs("</failure>\n    </testcase>\n", out);
+            free(text);
+        }
+        free(site);
+    }
+    return n;
+}
+
 void cli_junit_write(FILE *out, const struct cli_set *set, bool strict)
 {
-    size_t failures = 0, skipped = 0;
+    size_t failures = 0, skipped = 0, groups = 0; /* groups holding connections */
     for (size_t i = 0; i < set->groups.n; i++) {
         const struct cli_group *g = set->groups.v[i];
         failures += cli_group_counts(g, strict);
-        skipped += g->suppressed;
+        skipped += g->suppressed && g->count > 0;
+        groups += g->count > 0;
     }
-    size_t tests = set->groups.n ? set->groups.n : 1;
+    size_t misuse = misuse_cases(NULL, set, 0);
+    failures += misuse;
+    size_t tests = groups + misuse ? groups + misuse : 1;
     fprintf(out, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     fprintf(out, "<testsuites name=\"pqleak\" tests=\"%zu\" failures=\"%zu\" errors=\"0\" skipped=\"%zu\">\n",
             tests, failures, skipped);
     fprintf(out,
             "  <testsuite name=\"pqleak\" tests=\"%zu\" failures=\"%zu\" errors=\"0\" skipped=\"%zu\">\n",
             tests, failures, skipped);
-    if (!set->groups.n) {
+    if (!groups && !misuse) {
         char n[64];
         fprintf(out, "    <testcase classname=\"pqleak\" name=\"no connection leaks\">\n");
         fprintf(out, "      <system-out>no connection leaks in %s</system-out>\n",
@@ -115,8 +173,10 @@ void cli_junit_write(FILE *out, const struct cli_set *set, bool strict)
     }
     for (size_t i = 0; i < set->groups.n; i++) {
         const struct cli_group *g = set->groups.v[i];
+        if (g->count <= 0)
+            continue; /* none left: count 0, or handed to a child */
         char *site = cli_group_site(g);
-        char *text = stack_text(g);
+        char *text = stack_text(g, set->full_stacks);
         char n[64];
         cli_plural(n, sizeof n, g->count, "connection");
         /* The name leaves out the count, so a CI's history follows the leak site from run to run; the
@@ -149,5 +209,6 @@ void cli_junit_write(FILE *out, const struct cli_set *set, bool strict)
         free(site);
         free(text);
     }
+    misuse_cases(out, set, set->groups.n);
     fputs("  </testsuite>\n</testsuites>\n", out);
 }

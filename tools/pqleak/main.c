@@ -2,6 +2,7 @@
  * process, single-threaded; only `run` forks. */
 #include "args.h"
 #include "baseline.h"
+#include "findings.h"
 #include "jsonout.h"
 #include "junit.h"
 #include "merge.h"
@@ -22,7 +23,7 @@
 
 static const char usage[] =
     "usage: pqleak run [options] -- COMMAND [ARGS...]\n"
-    "       pqleak report [--json] [--suppressions FILE] [--junit FILE] [--strict] PATH...\n"
+    "       pqleak report [--json] [--suppressions FILE] [--junit FILE] [--strict] [--full-stacks] PATH...\n"
     "       pqleak status [--json] [--timeout S] PID\n"
     "       pqleak suppressions PATH...\n"
     "       pqleak --help | --version\n"
@@ -41,10 +42,14 @@ static const char usage[] =
     "  --exitcode N           exit status when leaks are found (default 23)\n"
     "  --no-fail              always exit with COMMAND's status\n"
     "  --strict               connections held until exit (closed by a runtime's teardown) are leaks\n"
+    "  --full-stacks          print every frame (default: library, runtime and test-runner frames\n"
+    "                         folded into one line per run)\n"
+    "A connection used by a forked child or by two threads at once (misuse) fails the run like a leak,\n"
+    "unless the child took it over from a parent that never used it again (a fork hand-off).\n"
     "\n"
     "pqleak report: prints saved reports (files, or directories of *.json files) merged; --json prints\n"
-    "the merged report instead. Exits 0 with no unsuppressed leak, 23 with some, 2 when a report\n"
-    "cannot be read.\n"
+    "the merged report instead. Exits 0 with no unsuppressed leak or misuse, 23 with some, 2 when a\n"
+    "report cannot be read.\n"
     "\n"
     "pqleak status: asks the running process PID (started with the shim preloaded) for a live report,\n"
     "by its signal (PQLEAK_SIGNAL, default SIGUSR1; never sent to a process without pqleak's handler),\n"
@@ -77,12 +82,11 @@ static int cmd_report(int argc, char **argv)
     }
     struct cli_set set = {0};
     int rc = CLI_EXIT_USAGE;
+    set.full_stacks = o.full_stacks;
     if (cli_report_load_paths(&set, o.paths) == 0) {
+        cli_set_finish(&set);
         cli_rules_apply(&rules, &set);
-        rc = CLI_EXIT_OK;
-        for (size_t i = 0; i < set.groups.n; i++)
-            if (cli_group_counts(set.groups.v[i], o.strict))
-                rc = CLI_EXIT_LEAKS;
+        rc = cli_set_fails(&set, o.strict) ? CLI_EXIT_LEAKS : CLI_EXIT_OK;
         if (o.json) {
             if (cli_jsonout_write(stdout, &set) != 0 || fflush(stdout) != 0) {
                 cli_err("cannot write the report to standard output");
@@ -119,6 +123,7 @@ static int cmd_suppressions(int argc, char **argv)
     struct cli_set set = {0};
     int rc = CLI_EXIT_USAGE;
     if (cli_report_load_paths(&set, o.paths) == 0) {
+        cli_set_finish(&set);
         cli_baseline_write(stdout, &set);
         rc = fflush(stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
         if (rc)

@@ -5,6 +5,7 @@
 
 #include "names.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@ void cli_conn_free(struct cli_conn *c)
     json_decref(c->obj);
     cli_stack_free(&c->stack);
     cli_stack_free(&c->tx);
+    cli_stack_free(&c->last);
     free(c);
 }
 
@@ -26,6 +28,8 @@ static void group_free(struct cli_group *g)
     free(g->kind);
     cli_stack_free(&g->stack);
     cli_stack_free(&g->tx);
+    cli_frame_free(&g->site);
+    free(g->site_from);
     cli_vec_free(&g->procs);
     for (size_t i = 0; i < g->targets.n; i++)
         free(g->targets.v[i]);
@@ -63,6 +67,27 @@ void cli_set_free(struct cli_set *s)
     }
     json_decref(s->settings);
     s->settings = NULL;
+    for (size_t i = 0; i < s->misuse.n; i++) {
+        struct cli_misuse *m = s->misuse.v[i];
+        free(m->kind);
+        free(m->time);
+        cli_stack_free(&m->stack);
+        cli_stack_free(&m->open_stack);
+        cli_frame_free(&m->site);
+        free(m);
+    }
+    cli_vec_free(&s->misuse);
+    for (size_t i = 0; i < s->handoffs.n; i++)
+        free(s->handoffs.v[i]);
+    cli_vec_free(&s->handoffs);
+}
+
+long cli_count_add(long a, long b)
+{
+    long r;
+    if (__builtin_add_overflow(a, b, &r))
+        return b > 0 ? LONG_MAX : 0;
+    return r < 0 ? 0 : r;
 }
 
 const struct cli_proc *cli_set_proc(struct cli_set *s, const char *program, long pid)
@@ -140,7 +165,7 @@ void cli_set_add_leak(struct cli_set *s, const struct cli_stack *stack, const st
         HASH_ADD_KEYPTR(hh, s->group_map, g->key, strlen(g->key), g);
         cli_vec_push(&s->groups, g);
     }
-    g->count += count;
+    g->count = cli_count_add(g->count, count);
     g->occurrences++;
     if (suppressed) {
         g->shim_suppressed++;
@@ -242,5 +267,29 @@ bool cli_group_counts(const struct cli_group *g, bool strict)
 {
     if (g->suppressed)
         return false;
+    if (g->count <= 0)
+        return false;
     return strict || strcmp(g->kind, PQL_KIND_HELD) != 0;
+}
+
+struct cli_group *cli_set_find_group(const struct cli_set *s, const struct cli_stack *stack, const char *kind)
+{
+    char *skey = cli_stack_key(stack);
+    char *key = cli_xasprintf("%s\x1d%s", skey, kind);
+    free(skey);
+    struct cli_group *g;
+    HASH_FIND_STR(s->group_map, key, g);
+    free(key);
+    return g;
+}
+
+bool cli_set_fails(const struct cli_set *s, bool strict)
+{
+    for (size_t i = 0; i < s->groups.n; i++)
+        if (cli_group_counts(s->groups.v[i], strict))
+            return true;
+    for (size_t i = 0; i < s->misuse.n; i++)
+        if (!((const struct cli_misuse *)s->misuse.v[i])->handed_off)
+            return true;
+    return false;
 }

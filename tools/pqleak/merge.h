@@ -19,14 +19,16 @@ struct cli_proc {
     char *key;     /* "pid program": the hash key */
     char *program; /* NULL when unknown */
     long pid;      /* -1 when unknown */
+    double time;   /* its exit report's "time", seconds since the epoch; for fork hand-offs */
+    bool has_time;
     UT_hash_handle hh;
 };
 
 /* One leaked connection, as its report described it. */
 struct cli_conn {
     json_t *obj; /* the report's object minus "id", "stack", "tx_stack" (renumbered on output) */
-    struct cli_stack stack, tx;
-    bool has_stack, has_tx;
+    struct cli_stack stack, tx, last; /* last: where it was last checked out or used */
+    bool has_stack, has_tx, has_last;
     const struct cli_proc *proc;
 };
 
@@ -36,7 +38,12 @@ struct cli_group {
     struct cli_stack stack; /* from the first occurrence */
     struct cli_stack tx;
     bool has_tx;
-    long count;
+    long count; /* saturates at LONG_MAX */
+    /* The headline the shim chose ("site", "site_from" of the report), else none: the headline of the
+     * open stack (cli_group_site). site_from: "stack", "tx_stack" or "last_used". */
+    struct cli_frame site;
+    bool has_site;
+    char *site_from;
     struct cli_vec procs;   /* const struct cli_proc *, distinct, in order of appearance */
     struct cli_vec targets; /* char *, owned: "host:port dbname user", distinct */
     struct cli_vec conns;   /* struct cli_conn *, owned */
@@ -58,6 +65,22 @@ struct cli_util {
     UT_hash_handle hh;
 };
 
+/* A connection used by a process or thread that did not open it (the report's "misuse" list). */
+struct cli_misuse {
+    char *kind;      /* "fork" or "threads" */
+    long connection; /* its id in the opening process; -1 when unknown */
+    long server_pid; /* -1 when unknown */
+    long pid;        /* the process that misused it */
+    long opened_by;  /* the process that opened it */
+    char *time;      /* ISO 8601, when it was misused; NULL when unknown */
+    bool closed;     /* fork: the child closed it rather than queried it */
+    struct cli_stack stack, open_stack;
+    struct cli_frame site; /* the report's "site", else the headline of stack */
+    bool has_site;
+    const struct cli_proc *proc; /* the report it came from */
+    bool handed_off;             /* a fork hand-off (findings.c): not a finding */
+};
+
 struct cli_set {
     struct cli_proc *proc_map; /* owns the processes */
     struct cli_vec procs;      /* the same, in order of appearance */
@@ -66,6 +89,10 @@ struct cli_set {
     struct cli_util *util_map;
     json_t *settings; /* the reports' settings when all agree, else JSON null */
     size_t reports;
+    struct cli_vec misuse;   /* struct cli_misuse *, owned */
+    struct cli_vec handoffs; /* char *, owned: one summary line per fork hand-off */
+    bool finished;           /* cli_set_finish ran */
+    bool full_stacks;        /* print every frame (--full-stacks) */
 };
 
 /* Frees everything the set holds (not the set itself). */
@@ -89,8 +116,19 @@ void cli_set_add_settings(struct cli_set *s, const json_t *settings);
 /* The merged utilization object (new reference): see merge.c for how counters combine. */
 json_t *cli_set_utilization(const struct cli_set *s);
 
-/* True when the group fails a gate: not suppressed, and not "held" unless strict. */
+/* True when the group fails a gate: not suppressed, not "held" unless strict, and at least one
+ * connection (a group of count 0, or whose connections were all handed to a child, holds none). */
 bool cli_group_counts(const struct cli_group *g, bool strict);
+
+/* The group of this open stack and kind, or NULL. */
+struct cli_group *cli_set_find_group(const struct cli_set *s, const struct cli_stack *stack,
+                                     const char *kind);
+
+/* True when the merged set fails the gate: a group counts, or a misuse that was no fork hand-off. */
+bool cli_set_fails(const struct cli_set *s, bool strict);
+
+/* a + b for counts, saturating at LONG_MAX (and at 0 below). */
+long cli_count_add(long a, long b);
 
 void cli_conn_free(struct cli_conn *c);
 

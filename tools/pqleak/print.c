@@ -6,6 +6,7 @@
 #include "names.h"
 #include "suppress.h"
 
+#include <jansson.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,32 +23,48 @@ const char *cli_plural(char *buf, size_t size, long n, const char *noun)
 
 /* Which frames are the user's own code in a view of a stack. */
 enum user_rule {
-    USER_NOT_RUNTIME, /* every frame but a runtime's (cli_print_stack's rule) */
+    USER_NOT_RUNTIME, /* every frame but a runtime's (status's rule for native stacks) */
     USER_INTERPRETED, /* interpreted-language frames only: the C frames are the interpreter's */
     USER_APP,         /* interpreted frames of the program's own source, not of installed packages */
+    USER_OWN,         /* the headline's candidates that are the program's own code (cli_print_stack) */
+    USER_ALL,         /* every frame: --full-stacks */
 };
 
-static bool is_user(const struct cli_frame *f, enum user_rule rule)
+static bool interpreted(const struct cli_frame *f)
+{
+    return f->lang && strcmp(f->lang, "c") != 0;
+}
+
+static bool is_user(const struct cli_frame *f, enum user_rule rule, bool script)
 {
     switch (rule) {
+    case USER_ALL:
+        return true;
+    case USER_OWN:
+        return interpreted(f) == script && cli_frame_kind(f) == PQL_FRAME_APP &&
+               !(script && pql_frame_is_test_runner(f->file));
     case USER_APP:
         return cli_frame_is_app(f);
     case USER_INTERPRETED:
-        return f->lang && strcmp(f->lang, "c") != 0;
+        return interpreted(f);
     case USER_NOT_RUNTIME:
         break;
     }
     return !cli_frame_is_runtime(f);
 }
 
-/* Prints frames from the innermost, each run of other frames folded into one line, and stops after
- * max_user frames of the user's; returns how many frames were shown. */
+/* Prints frames from the innermost, each run of other frames folded into one line (the frame at index
+ * keep is always shown), and stops after max_user frames of the user's; returns how many frames were
+ * shown. */
 static size_t print_frames(FILE *out, const struct cli_stack *st, const char *indent, enum user_rule rule,
-                           size_t max_user)
+                           size_t max_user, long keep)
 {
+    bool script = false;
+    for (size_t i = 0; i < st->n && !script; i++)
+        script = interpreted(&st->f[i]);
     size_t users = 0;
     for (size_t i = 0; i < st->n;) {
-        if (is_user(&st->f[i], rule)) {
+        if (is_user(&st->f[i], rule, script) || (long)i == keep) {
             char *s = cli_frame_format(&st->f[i]);
             fprintf(out, "%s#%zu %s\n", indent, i, s);
             free(s);
@@ -58,7 +75,7 @@ static size_t print_frames(FILE *out, const struct cli_stack *st, const char *in
         }
         size_t j = i;
         struct cli_vec names = {0};
-        for (; j < st->n && !is_user(&st->f[j], rule); j++) {
+        for (; j < st->n && !is_user(&st->f[j], rule, script) && (long)j != keep; j++) {
             char buf[256];
             const char *m = pql_frame_origin(st->f[j].file, st->f[j].module, st->f[j].lang, buf, sizeof buf);
             size_t k;
@@ -79,13 +96,14 @@ static size_t print_frames(FILE *out, const struct cli_stack *st, const char *in
     return st->n;
 }
 
-void cli_print_stack(FILE *out, const struct cli_stack *st, const char *indent)
+void cli_print_stack(FILE *out, const struct cli_stack *st, const char *indent, bool full)
 {
     if (st->n == 0) {
         fprintf(out, "%s(no stack)\n", indent);
         return;
     }
-    print_frames(out, st, indent, USER_NOT_RUNTIME, SIZE_MAX);
+    /* The program's own frames and the headline; libraries, runtimes and test runners folded. */
+    print_frames(out, st, indent, full ? USER_ALL : USER_OWN, SIZE_MAX, cli_stack_headline(st, NULL));
 }
 
 void cli_print_stack_head(FILE *out, const struct cli_stack *st, const char *indent, size_t user_frames)
@@ -97,22 +115,41 @@ void cli_print_stack_head(FILE *out, const struct cli_stack *st, const char *ind
     /* The program's own source when the stack has any; else its interpreted frames; else C. */
     enum user_rule rule = USER_NOT_RUNTIME;
     for (size_t i = 0; i < st->n && rule != USER_APP; i++)
-        if (is_user(&st->f[i], USER_APP))
+        if (is_user(&st->f[i], USER_APP, false))
             rule = USER_APP;
-        else if (is_user(&st->f[i], USER_INTERPRETED))
+        else if (is_user(&st->f[i], USER_INTERPRETED, false))
             rule = USER_INTERPRETED;
-    size_t shown = print_frames(out, st, indent, rule, user_frames);
+    size_t shown = print_frames(out, st, indent, rule, user_frames, -1);
     if (shown < st->n)
         fprintf(out, "%s... %zu more frame%s\n", indent, st->n - shown, st->n - shown == 1 ? "" : "s");
 }
 
 char *cli_group_site(const struct cli_group *g)
 {
-    size_t u = cli_stack_first_user(&g->stack);
-    if (u < g->stack.n)
-        return cli_frame_short(&g->stack.f[u]);
+    if (g->has_site)
+        return cli_frame_short(&g->site);
+    int h = cli_stack_headline(&g->stack, NULL);
+    if (h >= 0)
+        return cli_frame_short(&g->stack.f[h]);
     if (g->stack.n)
         return cli_frame_short(&g->stack.f[0]);
+    return cli_xstrdup("an unknown place (no stack)");
+}
+
+const char *cli_group_site_verb(const struct cli_group *g)
+{
+    if (g->has_site && g->site_from &&
+        (strcmp(g->site_from, "last_used") == 0 || strcmp(g->site_from, "tx_stack") == 0))
+        return "last used at";
+    return "opened at";
+}
+
+char *cli_misuse_site(const struct cli_misuse *m)
+{
+    if (m->has_site)
+        return cli_frame_short(&m->site);
+    if (m->stack.n)
+        return cli_frame_short(&m->stack.f[0]);
     return cli_xstrdup("an unknown place (no stack)");
 }
 
@@ -176,14 +213,38 @@ static const char *kind_words(const char *kind, bool counted)
     return "a kind this version does not know";
 }
 
-static void print_group(FILE *out, const struct cli_group *g, bool counted)
+/* "app, worker": the distinct application_names of the group's connections, or NULL. Caller frees. */
+static char *app_names(const struct cli_group *g)
+{
+    char *out = NULL;
+    struct cli_vec seen = {0};
+    for (size_t i = 0; i < g->conns.n; i++) {
+        const struct cli_conn *c = g->conns.v[i];
+        const char *a =
+            json_string_value(json_object_get(json_object_get(c->obj, PQL_F_TARGET), PQL_F_APPLICATION_NAME));
+        size_t k;
+        for (k = 0; a && k < seen.n && strcmp(seen.v[k], a) != 0; k++) {
+        }
+        if (!a || !*a || k < seen.n)
+            continue;
+        cli_vec_push(&seen, (void *)a);
+        if (out)
+            cat(&out, ", ");
+        cat(&out, a);
+    }
+    cli_vec_free(&seen);
+    return out;
+}
+
+static void print_group(FILE *out, const struct cli_group *g, bool counted, bool full)
 {
     char n[64];
     char *site = cli_group_site(g);
     char *where = cli_group_where(g);
     bool held = strcmp(g->kind, PQL_KIND_HELD) == 0;
-    fprintf(out, "pqleak: %s %s (%s: %s), opened at %s\n", cli_plural(n, sizeof n, g->count, "connection"),
-            held ? "held until exit" : "leaked", g->kind, kind_words(g->kind, counted), site);
+    fprintf(out, "pqleak: %s %s (%s: %s), %s %s\n", cli_plural(n, sizeof n, g->count, "connection"),
+            held ? "held until exit" : "leaked", g->kind, kind_words(g->kind, counted),
+            cli_group_site_verb(g), site);
     fprintf(out, "    in: %s\n", where);
     if (g->targets.n) {
         fprintf(out, "    to:");
@@ -193,15 +254,90 @@ static void print_group(FILE *out, const struct cli_group *g, bool counted)
             fprintf(out, " and %zu more", g->targets.n - MAX_TARGETS);
         fputc('\n', out);
     }
-    fprintf(out, "    opened at:\n");
-    cli_print_stack(out, &g->stack, "      ");
-    if (g->has_tx) {
-        fprintf(out, "    transaction began at:\n");
-        cli_print_stack(out, &g->tx, "      ");
-    }
+    char *apps = app_names(g);
+    if (apps)
+        fprintf(out, "    application_name: %s\n", apps);
+    free(apps);
+    cli_print_group_stacks(out, g, "    ", full);
     fputc('\n', out);
     free(site);
     free(where);
+}
+
+void cli_print_group_stacks(FILE *out, const struct cli_group *g, const char *indent, bool full)
+{
+    char *more = cli_xasprintf("%s  ", indent);
+    fprintf(out, "%sopened at:\n", indent);
+    cli_print_stack(out, &g->stack, more, full);
+    if (g->has_tx) {
+        fprintf(out, "%stransaction began at:\n", indent);
+        cli_print_stack(out, &g->tx, more, full);
+    }
+    /* Where the connection was last checked out or used, when the site names it. */
+    if (g->has_site && g->site_from && strcmp(g->site_from, "last_used") == 0) {
+        for (size_t i = 0; i < g->conns.n; i++) {
+            const struct cli_conn *c = g->conns.v[i];
+            if (c->has_last) {
+                fprintf(out, "%slast used at:\n", indent);
+                cli_print_stack(out, &c->last, more, full);
+                break;
+            }
+        }
+    }
+    free(more);
+}
+
+static const char *misuse_words(const struct cli_misuse *m)
+{
+    if (strcmp(m->kind, "fork") == 0)
+        return m->closed ? "closed by a forked child that did not open it (the parent's session ends too)"
+                         : "used by a forked child that did not open it (parent and child share one session)";
+    if (strcmp(m->kind, "threads") == 0)
+        return "used by two threads at once";
+    return "misused in a way this version does not know";
+}
+
+/* The misuse findings, one block per kind and site, with how many times and in which processes. */
+static void print_misuse(FILE *out, const struct cli_set *set, bool full)
+{
+    bool *done = cli_xcalloc(set->misuse.n + 1, sizeof *done);
+    for (size_t i = 0; i < set->misuse.n; i++) {
+        const struct cli_misuse *m = set->misuse.v[i];
+        if (done[i] || m->handed_off)
+            continue;
+        char *site = cli_misuse_site(m);
+        size_t times = 0;
+        char *pids = NULL;
+        for (size_t j = i; j < set->misuse.n; j++) {
+            const struct cli_misuse *o = set->misuse.v[j];
+            char *s = cli_misuse_site(o);
+            bool same = !done[j] && !o->handed_off && strcmp(o->kind, m->kind) == 0 && strcmp(s, site) == 0;
+            free(s);
+            if (!same)
+                continue;
+            done[j] = true;
+            times++;
+            char num[96];
+            snprintf(num, sizeof num, "%spid %ld (opened by pid %ld)", pids ? ", " : "", o->pid,
+                     o->opened_by);
+            if (times <= MAX_PIDS)
+                cat(&pids, num);
+        }
+        fprintf(out, "pqleak: connection misuse (%s: %s), used at %s\n", m->kind, misuse_words(m), site);
+        fprintf(out, "    in: %s%s\n", pids ? pids : "?", times > MAX_PIDS ? " and others" : "");
+        if (times > 1)
+            fprintf(out, "    %zu times\n", times);
+        if (m->server_pid >= 0)
+            fprintf(out, "    to: server pid %ld\n", m->server_pid);
+        fprintf(out, "    used at:\n");
+        cli_print_stack(out, &m->stack, "      ", full);
+        fprintf(out, "    opened at:\n");
+        cli_print_stack(out, &m->open_stack, "      ", full);
+        fputc('\n', out);
+        free(pids);
+        free(site);
+    }
+    free(done);
 }
 
 void cli_print_summary(FILE *out, const struct cli_set *set, bool strict)
@@ -213,11 +349,14 @@ void cli_print_summary(FILE *out, const struct cli_set *set, bool strict)
         for (size_t i = 0; i < set->groups.n; i++) {
             const struct cli_group *g = set->groups.v[i];
             bool counted = cli_group_counts(g, strict);
-            if (counted != (pass == 0) || g->suppressed)
+            if (counted != (pass == 0) || g->suppressed || g->count <= 0)
                 continue;
-            print_group(out, g, counted);
+            print_group(out, g, counted, set->full_stacks);
         }
     }
+    print_misuse(out, set, set->full_stacks);
+    for (size_t i = 0; i < set->handoffs.n; i++)
+        fprintf(out, "pqleak: fork hand-off: %s\n", (const char *)set->handoffs.v[i]);
     for (size_t i = 0; i < set->groups.n; i++) {
         const struct cli_group *g = set->groups.v[i];
         bool is_leak = strict || strcmp(g->kind, PQL_KIND_HELD) != 0;
@@ -225,18 +364,20 @@ void cli_print_summary(FILE *out, const struct cli_set *set, bool strict)
             char n[64];
             char *site = cli_group_site(g);
             char *where = cli_group_where(g);
-            fprintf(out, "pqleak: suppressed: %s (%s) opened at %s in %s, by %s\n",
-                    cli_plural(n, sizeof n, g->count, "connection"), g->kind, site, where,
-                    g->rule ? g->rule : "a rule the report does not name");
+            fprintf(out, "pqleak: suppressed: %s (%s) %s %s in %s, by %s\n",
+                    cli_plural(n, sizeof n, g->count, "connection"), g->kind, cli_group_site_verb(g), site,
+                    where, g->rule ? g->rule : "a rule the report does not name");
             free(site);
             free(where);
         }
+        if (g->count <= 0)
+            continue; /* nothing left in it (count 0, or handed to a child) */
         if (is_leak) {
-            leaked += g->count;
+            leaked = cli_count_add(leaked, g->count);
             groups++;
             suppressed += g->suppressed;
         } else if (!g->suppressed) {
-            held += g->count;
+            held = cli_count_add(held, g->count);
             held_groups++;
         }
     }
@@ -265,5 +406,10 @@ void cli_print_summary(FILE *out, const struct cli_set *set, bool strict)
     if (held)
         fprintf(out, "; %s held until exit (not counted; --strict counts them)",
                 cli_plural(a, sizeof a, held, "connection"));
+    long misused = 0;
+    for (size_t i = 0; i < set->misuse.n; i++)
+        misused += !((const struct cli_misuse *)set->misuse.v[i])->handed_off;
+    if (misused)
+        fprintf(out, "; %s", cli_plural(a, sizeof a, misused, "connection misuse"));
     fputc('\n', out);
 }

@@ -11,9 +11,16 @@
 /* Writes the summary to out. strict: "held" groups count as leaks. */
 void cli_print_summary(FILE *out, const struct cli_set *set, bool strict);
 
-/* Writes the stack, one frame a line, each line starting with indent; consecutive runtime frames become
- * one "... N frames in libA, libB" line. Shared with the JUnit writer. */
-void cli_print_stack(FILE *out, const struct cli_stack *st, const char *indent);
+/* Writes the stack, one frame a line, each line starting with indent. Shown: the program's own frames
+ * (in a stack with interpreted frames, its own source lines; else its native frames) and the headline
+ * (cli_stack_headline); each run of other frames (libpq, libc, interpreters, installed libraries, test
+ * runners such as pytest, pluggy, unittest) becomes one "... N frames in A, B" line. full: every frame.
+ * Shared with the JUnit writer. */
+void cli_print_stack(FILE *out, const struct cli_stack *st, const char *indent, bool full);
+
+/* The "opened at:", "transaction began at:" and "last used at:" stacks of a group, headings starting
+ * with indent and frames two columns further. */
+void cli_print_group_stacks(FILE *out, const struct cli_group *g, const char *indent, bool full);
 
 /* The innermost frames of a stack, up to and including the user_frames-th frame of the user's own
  * code, the others folded into "... N frames in A, B" lines, then one "... N more frames" line for the
@@ -26,9 +33,16 @@ void cli_print_stack_head(FILE *out, const struct cli_stack *st, const char *ind
 /* "3 connections" / "1 connection": n and the noun, pluralized. Returns buf. */
 const char *cli_plural(char *buf, size_t size, long n, const char *noun);
 
-/* One-line title of a group: "leak_site_a (app.c:12)", the innermost frame of the user's code. Caller
- * frees. */
+/* One-line title of a group: "leak_site_a (app.c:12)": the site the report names ("site"), else the
+ * headline of its open stack (cli_stack_headline), else its innermost frame. Caller frees. */
 char *cli_group_site(const struct cli_group *g);
+
+/* "last used at" when the group's site is where its connections were last checked out or used
+ * ("site_from" "tx_stack" or "last_used"), else "opened at". */
+const char *cli_group_site_verb(const struct cli_group *g);
+
+/* One-line title of a misuse finding: its site, else its innermost frame. Caller frees. */
+char *cli_misuse_site(const struct cli_misuse *m);
 
 /* "app (pids 1, 2), psql (pid 3)". Caller frees. */
 char *cli_group_where(const struct cli_group *g);

@@ -3,6 +3,7 @@
  * Command-line process only. */
 #include "reportio.h"
 
+#include "findings.h"
 #include "names.h"
 
 #include <dirent.h>
@@ -328,6 +329,12 @@ static bool check_report(const json_t *root, json_t *conns, struct verdict *v)
     if (strcmp(trigger, PQL_TRIGGER_EXIT) == 0 || merged || (leaks && !json_is_null(leaks)))
         if (!check_leaks(leaks, stacks, merged, v))
             goto corrupt;
+    /* issue 12: site, site_from, last_stack, misuse (findings.c) */
+    char fmsg[256];
+    if (!cli_findings_check(root, fmsg, sizeof fmsg)) {
+        fail(v, "%s", fmsg);
+        goto corrupt;
+    }
     return true;
 corrupt:
     v->corrupt = true;
@@ -394,11 +401,13 @@ static struct cli_conn *make_conn(struct cli_set *set, const json_t *obj, const 
     c->obj = json_deep_copy(obj);
     c->has_stack = ref_stack(obj, PQL_F_STACK, stacks, &c->stack);
     c->has_tx = ref_stack(obj, PQL_F_TX_STACK, stacks, &c->tx);
+    c->has_last = ref_stack(obj, PQL_F_LAST_STACK, stacks, &c->last); /* issue 12 */
     /* A merged report names each connection's process in the connection itself. */
     if (json_object_get(obj, PQL_F_PID) || json_object_get(obj, PQL_F_PROGRAM))
         proc = cli_set_proc(set, json_string_value(json_object_get(obj, PQL_F_PROGRAM)), pid_of(obj));
     c->proc = proc;
-    static const char *const renumbered[] = {PQL_F_ID, PQL_F_STACK, PQL_F_TX_STACK, PQL_F_PID, PQL_F_PROGRAM};
+    static const char *const renumbered[] = {PQL_F_ID,  PQL_F_STACK,   PQL_F_TX_STACK,
+                                             PQL_F_PID, PQL_F_PROGRAM, PQL_F_LAST_STACK};
     for (size_t i = 0; i < sizeof renumbered / sizeof renumbered[0]; i++)
         json_object_del(c->obj, renumbered[i]);
     return c;
@@ -473,6 +482,7 @@ static void add_report(struct cli_set *set, const json_t *root, const json_t *co
     const json_t *leaks = json_object_get(root, PQL_F_LEAKS);
     for (size_t i = 0; i < json_array_size(leaks); i++)
         add_leak(set, json_array_get(leaks, i), stacks, conns, self);
+    cli_findings_add(set, root, self); /* issue 12: sites and misuse */
 }
 
 bool cli_report_load(struct cli_set *set, const char *path)

@@ -4,6 +4,7 @@
  * reports. The signal handler only calls kill(2) and sets a flag; all else runs in the main flow. */
 #include "run.h"
 
+#include "findings.h"
 #include "jsonout.h"
 #include "junit.h"
 #include "merge.h"
@@ -352,6 +353,8 @@ static int collect(const struct cli_run_opts *o, const char *dir, const struct c
         cli_set_free(&set);
         return CLI_EXIT_USAGE;
     }
+    cli_set_finish(&set); /* issue 12: fork hand-offs (findings.h) */
+    set.full_stacks = o->full_stacks;
     cli_rules_apply(rules, &set);
     if (nfiles == 0) {
         if (o->report_dir)
@@ -363,10 +366,7 @@ static int collect(const struct cli_run_opts *o, const char *dir, const struct c
         cli_print_summary(stderr, &set, strict);
         fflush(stderr);
     }
-    int rc = 0;
-    for (size_t i = 0; i < set.groups.n; i++)
-        if (cli_group_counts(set.groups.v[i], strict))
-            rc = CLI_EXIT_LEAKS;
+    int rc = cli_set_fails(&set, strict) ? CLI_EXIT_LEAKS : 0; /* issue 12: leaks or misuse */
     if (o->json && !write_output("--json", o->json, &set, strict))
         rc = CLI_EXIT_USAGE;
     if (o->junit && !write_output("--junit", o->junit, &set, strict))

@@ -32,7 +32,11 @@ void cli_rules_apply(const struct pql_rules *rules, struct cli_set *set)
         if (grp->suppressed)
             continue;
         for (size_t r = 0; r < rules->n; r++) {
-            if (match_stack(rules->v[r].pattern, &grp->stack)) {
+            /* The site too: a baseline names where a pool's connection was last used when its open
+             * stack has no frame of the program's own code. */
+            if (match_stack(rules->v[r].pattern, &grp->stack) ||
+                (grp->has_site &&
+                 pql_rule_matches(rules->v[r].pattern, grp->site.function, grp->site.file, NULL))) {
                 grp->suppressed = true;
                 grp->by_shim = false;
                 free(grp->rule);
@@ -63,7 +67,7 @@ size_t cli_rule_uses(const struct cli_set *set, struct cli_rule_use **out)
         } else {
             free(text);
         }
-        u[i].conns += grp->count;
+        u[i].conns = cli_count_add(u[i].conns, grp->count);
         u[i].groups++;
     }
     *out = u;

@@ -1,0 +1,38 @@
+/* Misuse found in this process (a connection used by a forked child of the process that opened it, or
+ * by two threads at once), kept as data for the reports: the command fails a run on it like on a leak.
+ * Found on the application's threads (rare paths); any thread reads. Not signal-safe. */
+#ifndef PQL_MISUSE_H
+#define PQL_MISUSE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+enum pql_misuse_kind { PQL_MISUSE_FORK, PQL_MISUSE_THREADS };
+
+struct pql_misuse_event {
+    enum pql_misuse_kind kind;
+    uint64_t conn;       /* the connection's id */
+    int server_pid;      /* 0 when unknown */
+    pid_t pid;           /* the process that misused it */
+    pid_t opened_by;     /* the process that opened it */
+    int other_tid;       /* threads: the thread that was using it */
+    bool closed;         /* fork: the child closed it (rather than queried it) */
+    double time;         /* seconds since the epoch */
+    uint32_t stack;      /* where it was misused */
+    uint32_t open_stack; /* where it was opened */
+};
+
+/* Registers the fork handler (the list's lock is reset in a child; the parent's events stay the
+ * parent's). */
+void pql_misuse_setup(void);
+
+/* Keeps a copy of e (dropped when memory runs out: the warning in the log remains). */
+void pql_misuse_add(const struct pql_misuse_event *e);
+
+/* Copies this process's events into a new array (*out, caller frees); returns their number (0 with
+ * *out NULL when there are none or memory ran out). */
+size_t pql_misuse_snapshot(struct pql_misuse_event **out);
+
+#endif

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# End to end, real shim and real server (issue 12): misuse fails `pqleak run` like a leak, named at the
+# using line; a fork hand-off (the child uses and closes the parent's connection, the parent never
+# touches it again, as pg_basebackup -X stream does) is neither a leak nor misuse; when the parent
+# queries it after the child's use, it is both.
+source "$(dirname "$0")/lib.sh"
+: "${CLI_LEAKER:?}" "${PGHOST:?run through tools/pgserver exec}"
+
+expect 0 "$PQLEAK" run --json "$T/h.json" -- "$CLI_LEAKER" handoff
+has "$T/err" "handed to child PID "
+has "$T/err" ", which used"
+hasnt "$T/err" "connection misuse ("
+hasnt "$T/err" "leaked (unclosed"
+pyjson "$T/h.json" 'len(d["misuse"]) >= 1 and all(m["handed_off"] for m in d["misuse"])' \
+  'sum(l["count"] for l in d["leaks"]) == 0'
+
+expect 23 "$PQLEAK" run --junit "$T/late.xml" -- "$CLI_LEAKER" handoff-late
+has "$T/err" "pqleak: 1 connection leaked (unclosed: not closed before exit), opened at hand_off (cli_leaker.c:"
+has "$T/err" "pqleak: connection misuse (fork: used by a forked child that did not open it (parent and child share one session)), used at stream_in_child (cli_leaker.c:"
+hasnt "$T/err" "handed to child"
+has "$T/late.xml" "fork connection misuse at stream_in_child (cli_leaker.c:"
+expect 0 "$PQLEAK" run --no-fail -- "$CLI_LEAKER" handoff-late
+echo PASS

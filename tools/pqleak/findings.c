@@ -1,0 +1,303 @@
+/* Leak sites, misuse findings and fork hand-offs (findings.h): read from each report after
+ * reportio.c validated it, resolved over the whole set by cli_set_finish. Command-line process only. */
+#include "findings.h"
+
+#include "names.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+bool cli_iso_time(const char *s, double *out)
+{
+    struct tm tm = {0};
+    double sec;
+    int n = 0;
+    if (!s ||
+        sscanf(s, "%4d-%2d-%2dT%2d:%2d:%lfZ%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min,
+               &sec, &n) != 6 ||
+        n == 0 || s[n] != '\0' || sec < 0 || sec >= 61)
+        return false;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    tm.tm_sec = 0;
+    *out = (double)timegm(&tm) + sec;
+    return true;
+}
+
+static bool present(const json_t *x)
+{
+    return x && !json_is_null(x);
+}
+
+static bool bad(char *msg, size_t len, const char *what)
+{
+    snprintf(msg, len, "%s", what);
+    return false;
+}
+
+static bool site_ok(const json_t *site)
+{
+    if (!present(site))
+        return true;
+    if (!json_is_object(site))
+        return false;
+    const json_t *fn = json_object_get(site, PQL_F_FUNCTION), *file = json_object_get(site, PQL_F_FILE),
+                 *line = json_object_get(site, PQL_F_LINE);
+    return (!present(fn) || json_is_string(fn)) && (!present(file) || json_is_string(file)) &&
+           (!present(line) || json_is_integer(line));
+}
+
+static bool stack_ref_ok(const json_t *stacks, const json_t *obj, const char *name)
+{
+    const json_t *x = json_object_get(obj, name);
+    if (!present(x))
+        return true;
+    if (!json_is_integer(x))
+        return false;
+    char key[32];
+    snprintf(key, sizeof key, "%lld", (long long)json_integer_value(x));
+    return json_object_get(stacks, key) != NULL;
+}
+
+static bool opt_int(const json_t *obj, const char *name)
+{
+    const json_t *x = json_object_get(obj, name);
+    return !present(x) || json_is_integer(x);
+}
+
+bool cli_findings_check(const json_t *root, char *msg, size_t len)
+{
+    const json_t *stacks = json_object_get(root, PQL_F_STACKS);
+    const json_t *leaks = json_object_get(root, PQL_F_LEAKS);
+    for (size_t i = 0; i < json_array_size(leaks); i++) {
+        const json_t *l = json_array_get(leaks, i);
+        const json_t *from = json_object_get(l, PQL_F_SITE_FROM);
+        if (!site_ok(json_object_get(l, PQL_F_SITE)))
+            return bad(msg, len, "a leak's \"site\" is not an object of function, file and line");
+        if (present(from) && !json_is_string(from))
+            return bad(msg, len, "a leak's \"site_from\" is not a string");
+    }
+    const json_t *conns = json_object_get(root, PQL_F_CONNECTIONS);
+    for (size_t i = 0; i < json_array_size(conns); i++)
+        if (!stack_ref_ok(stacks, json_array_get(conns, i), PQL_F_LAST_STACK))
+            return bad(msg, len, "a connection's \"last_stack\" refers to no entry of \"stacks\"");
+    const json_t *misuse = json_object_get(root, PQL_F_MISUSE);
+    if (!present(misuse))
+        return true;
+    if (!json_is_array(misuse))
+        return bad(msg, len, "\"misuse\" is not a list");
+    for (size_t i = 0; i < json_array_size(misuse); i++) {
+        const json_t *m = json_array_get(misuse, i);
+        const json_t *kind = json_object_get(m, PQL_F_KIND), *time = json_object_get(m, PQL_F_TIME),
+                     *closed = json_object_get(m, PQL_F_CLOSED);
+        if (!json_is_object(m) || !json_is_string(kind) || !*json_string_value(kind) ||
+            !opt_int(m, PQL_F_SERVER_PID) || !opt_int(m, PQL_F_PID) || !opt_int(m, PQL_F_OPENED_BY) ||
+            !opt_int(m, PQL_F_CONNECTION) || (present(time) && !json_is_string(time)) ||
+            (present(closed) && !json_is_boolean(closed)) || !stack_ref_ok(stacks, m, PQL_F_STACK) ||
+            !stack_ref_ok(stacks, m, PQL_F_OPEN_STACK) || !site_ok(json_object_get(m, PQL_F_SITE)))
+            return bad(msg, len, "a \"misuse\" entry is malformed");
+    }
+    return true;
+}
+
+static long int_or(const json_t *obj, const char *name, long dflt)
+{
+    const json_t *x = json_object_get(obj, name);
+    return json_is_integer(x) ? (long)json_integer_value(x) : dflt;
+}
+
+static char *str_dup(const json_t *obj, const char *name)
+{
+    const char *s = json_string_value(json_object_get(obj, name));
+    return s ? cli_xstrdup(s) : NULL;
+}
+
+/* A report's {"function","file","line"} into f; false when there is none. */
+static bool read_site(const json_t *site, struct cli_frame *f)
+{
+    if (!json_is_object(site))
+        return false;
+    *f = (struct cli_frame){0};
+    f->function = str_dup(site, PQL_F_FUNCTION);
+    f->file = str_dup(site, PQL_F_FILE);
+    f->line = int_or(site, PQL_F_LINE, 0);
+    if (!f->function && !f->file) {
+        cli_frame_free(f);
+        return false;
+    }
+    return true;
+}
+
+static void copy_frame(struct cli_frame *dst, const struct cli_frame *src)
+{
+    struct cli_stack one = {(struct cli_frame *)src, 1}, out;
+    cli_stack_copy(&out, &one);
+    *dst = out.f[0];
+    free(out.f);
+}
+
+/* The group's site when the report names none: the headline of the open stack if it is the program's
+ * own code; else, when a connection of the group was last used by the program's own code, there. */
+static void infer_site(struct cli_group *g, const json_t *root, const json_t *l)
+{
+    bool own;
+    if (cli_stack_headline(&g->stack, &own) >= 0 && own)
+        return;
+    const json_t *ids = json_object_get(l, PQL_F_CONNECTIONS);
+    const json_t *conns = json_object_get(root, PQL_F_CONNECTIONS);
+    for (size_t i = 0; i < json_array_size(ids); i++) {
+        json_int_t id = json_integer_value(json_array_get(ids, i));
+        for (size_t j = 0; j < json_array_size(conns); j++) {
+            const json_t *c = json_array_get(conns, j);
+            struct cli_stack last;
+            if (json_integer_value(json_object_get(c, PQL_F_ID)) != id ||
+                !cli_stack_from_report(json_object_get(root, PQL_F_STACKS), c, PQL_F_LAST_STACK, &last))
+                continue;
+            int h = cli_stack_headline(&last, &own);
+            if (h >= 0 && own) {
+                copy_frame(&g->site, &last.f[h]);
+                g->has_site = true;
+                g->site_from = cli_xstrdup("last_used");
+            }
+            cli_stack_free(&last);
+            if (g->has_site)
+                return;
+        }
+    }
+}
+
+static void add_sites(struct cli_set *set, const json_t *root)
+{
+    const json_t *leaks = json_object_get(root, PQL_F_LEAKS);
+    for (size_t i = 0; i < json_array_size(leaks); i++) {
+        const json_t *l = json_array_get(leaks, i);
+        struct cli_stack stack;
+        cli_stack_from_report(json_object_get(root, PQL_F_STACKS), l, PQL_F_STACK, &stack);
+        struct cli_group *g =
+            cli_set_find_group(set, &stack, json_string_value(json_object_get(l, PQL_F_KIND)));
+        cli_stack_free(&stack);
+        if (!g || g->has_site)
+            continue;
+        if (read_site(json_object_get(l, PQL_F_SITE), &g->site)) {
+            g->has_site = true;
+            g->site_from = str_dup(l, PQL_F_SITE_FROM);
+        } else {
+            infer_site(g, root, l);
+        }
+    }
+}
+
+void cli_findings_add(struct cli_set *set, const json_t *root, const struct cli_proc *self)
+{
+    double t;
+    if (self && cli_iso_time(json_string_value(json_object_get(root, PQL_F_TIME)), &t)) {
+        struct cli_proc *p = (struct cli_proc *)self; /* owned by set */
+        p->time = t;
+        p->has_time = true;
+    }
+    add_sites(set, root);
+    const json_t *misuse = json_object_get(root, PQL_F_MISUSE);
+    for (size_t i = 0; i < json_array_size(misuse); i++) {
+        const json_t *e = json_array_get(misuse, i);
+        struct cli_misuse *m = cli_xcalloc(1, sizeof *m);
+        m->kind = str_dup(e, PQL_F_KIND);
+        m->connection = int_or(e, PQL_F_CONNECTION, -1);
+        m->server_pid = int_or(e, PQL_F_SERVER_PID, -1);
+        m->pid = int_or(e, PQL_F_PID, self ? self->pid : -1);
+        m->opened_by = int_or(e, PQL_F_OPENED_BY, -1);
+        m->time = str_dup(e, PQL_F_TIME);
+        m->closed = json_is_true(json_object_get(e, PQL_F_CLOSED));
+        m->handed_off = json_is_true(json_object_get(e, CLI_F_HANDED_OFF));
+        cli_stack_from_report(json_object_get(root, PQL_F_STACKS), e, PQL_F_STACK, &m->stack);
+        cli_stack_from_report(json_object_get(root, PQL_F_STACKS), e, PQL_F_OPEN_STACK, &m->open_stack);
+        m->has_site = read_site(json_object_get(e, PQL_F_SITE), &m->site);
+        if (!m->has_site) {
+            int h = cli_stack_headline(&m->stack, NULL);
+            if (h >= 0) {
+                copy_frame(&m->site, &m->stack.f[h]);
+                m->has_site = true;
+            }
+        }
+        m->proc = self;
+        cli_vec_push(&set->misuse, m);
+    }
+}
+
+/* The earliest use by a child of the parent's connection to server_pid, or false. */
+static bool first_child_use(const struct cli_set *set, long opened_by, long server_pid, double *t)
+{
+    bool any = false;
+    for (size_t i = 0; i < set->misuse.n; i++) {
+        const struct cli_misuse *m = set->misuse.v[i];
+        double mt;
+        if (strcmp(m->kind, "fork") != 0 || m->opened_by != opened_by || m->server_pid != server_pid ||
+            m->pid == opened_by || !cli_iso_time(m->time, &mt))
+            continue;
+        if (!any || mt < *t)
+            *t = mt;
+        any = true;
+    }
+    return any;
+}
+
+/* Looks for the parent's leaked copy of m's connection; on a hand-off, takes it out of its group. */
+static void resolve(struct cli_set *set, struct cli_misuse *m)
+{
+    double child_t = 0;
+    if (strcmp(m->kind, "fork") != 0 || m->server_pid < 0 || m->opened_by < 0 ||
+        !first_child_use(set, m->opened_by, m->server_pid, &child_t))
+        return;
+    for (size_t i = 0; i < set->groups.n; i++) {
+        struct cli_group *g = set->groups.v[i];
+        for (size_t j = 0; j < g->conns.n; j++) {
+            struct cli_conn *c = g->conns.v[j];
+            const json_t *idle = json_object_get(c->obj, PQL_F_IDLE_S);
+            if (!c->proc || c->proc->pid != m->opened_by || !c->proc->has_time || !json_is_number(idle) ||
+                int_or(c->obj, PQL_F_SERVER_PID, -1) != m->server_pid)
+                continue;
+            /* The parent's last activity on it: its exit report's time minus the idle time. Reports
+             * carry milliseconds; a millisecond of rounding is no later use. */
+            double parent_last = c->proc->time - json_number_value(idle);
+            if (parent_last > child_t + 0.001)
+                return;
+            bool closed = false;
+            for (size_t k = 0; k < set->misuse.n; k++) {
+                const struct cli_misuse *o = set->misuse.v[k];
+                closed = closed || (strcmp(o->kind, "fork") == 0 && o->opened_by == m->opened_by &&
+                                    o->server_pid == m->server_pid && o->closed);
+            }
+            char *target = cli_conn_target(c->obj);
+            cli_vec_push(&set->handoffs,
+                         cli_xasprintf("connection to %s (server pid %ld), opened by pid %ld, handed to "
+                                       "child PID %ld, which %s it: not a leak of pid %ld, no misuse",
+                                       target ? target : "?", m->server_pid, m->opened_by, m->pid,
+                                       closed ? "used and closed" : "used", m->opened_by));
+            free(target);
+            cli_conn_free(c);
+            memmove(&g->conns.v[j], &g->conns.v[j + 1], (g->conns.n - j - 1) * sizeof *g->conns.v);
+            g->conns.n--;
+            g->count = cli_count_add(g->count, -1);
+            for (size_t k = 0; k < set->misuse.n; k++) {
+                struct cli_misuse *o = set->misuse.v[k];
+                if (strcmp(o->kind, "fork") == 0 && o->opened_by == m->opened_by &&
+                    o->server_pid == m->server_pid)
+                    o->handed_off = true;
+            }
+            return;
+        }
+    }
+}
+
+void cli_set_finish(struct cli_set *set)
+{
+    if (set->finished)
+        return;
+    set->finished = true;
+    for (size_t i = 0; i < set->misuse.n; i++) {
+        struct cli_misuse *m = set->misuse.v[i];
+        if (!m->handed_off)
+            resolve(set, m);
+    }
+}
