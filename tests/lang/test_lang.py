@@ -108,6 +108,9 @@ def app_frame(rep, stack_id, name, line):
     lang = LANGS[os.path.splitext(name)[1]]
     check(stack_id is not None, f"no stack for {name}:{line}")
     fs = frames(rep, stack_id)
+    if lang != "python":  # every frame read is a place in a script: no C method or dummy frame
+        junk = [f for f in fs if f["lang"] == lang and (f["file"] in (None, "?") or f["line"] <= 0)]
+        eq(junk, [], f"{lang} frames without a script place")
     for i, f in enumerate(fs):
         if f["lang"] == lang and f["file"] == script(name) and f["line"] == line:
             eq(f["module"], None, f"module of a {lang} frame")
@@ -124,7 +127,8 @@ python_frame = app_frame
 def site_names_line(r, what, name, line):
     """The text report's one-line site (WHAT: "opened by", "its transaction began in") names the
     script's line: the program's own code, not the client library's."""
-    site = re.compile(rf"{what} [^\n]*?\({re.escape(os.path.basename(name))}:{line}\)")
+    # The first site named (before any " <- " caller).
+    site = re.compile(rf"{what} (?:(?! <- )[^\n])*? \({re.escape(os.path.basename(name))}:{line}\)")
     check(site.search(r.err), f"text report: {what} does not name {os.path.basename(name)}:{line}:\n{r.err}")
 
 
