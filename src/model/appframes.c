@@ -12,6 +12,17 @@
 #define HASH_NONFATAL_OOM      1
 #define uthash_nonfatal_oom(e) (table_oom = true)
 static bool table_oom;
+/* Keys are four words (struct pql_app_key): mixed as words, far cheaper than uthash's byte-wise hash on
+ * the capture path (one lookup per interpreted frame). */
+#define HASH_FUNCTION(keyptr, keylen, hashv) ((hashv) = key_hash((const struct pql_app_key *)(keyptr)))
+static unsigned key_hash(const struct pql_app_key *k)
+{
+    uint64_t h = k->lang * 0x9e3779b97f4a7c15u;
+    h = (h ^ k->k1) * 0xff51afd7ed558ccdu;
+    h = (h ^ k->k2) * 0xc4ceb9fe1a85ec53u;
+    h = (h ^ k->ident) * 0xff51afd7ed558ccdu;
+    return (unsigned)(h ^ (h >> 32));
+}
 #include <uthash.h>
 
 struct appframe {
