@@ -13,7 +13,7 @@
 #include "names.h"
 #include "outfile.h"
 #include "proc.h"
-#include "pyframes.h"
+#include "appframes.h"
 #include "query.h"
 #include "real.h"
 #include "registry.h"
@@ -202,7 +202,7 @@ static void init(void)
     pql_misuse_setup();
     pql_sym_setup();
     pql_runtime_setup();
-    pql_py_setup(settings.python);
+    pql_app_setup(settings.python);
     if (!unwind)
         pql_log("libunwind.so.8 cannot be loaded; connections are tracked without stacks");
     /* A malformed file is refused whole (as pqleak refuses it): leaks stay unsuppressed, a gate fails

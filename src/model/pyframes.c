@@ -1,18 +1,28 @@
-/* Reads CPython 3.11's interpreter frames of the calling thread. Safe without the GIL because only this
- * thread's own frame chain is read, and it cannot change while this thread is inside libpq: the frames
- * and the code objects they hold stay alive until the call returns. Built only where Python 3.11's
- * headers are (for the struct layouts; nothing of libpython is linked: its few functions are looked up
- * at run time); elsewhere, and for any other runtime version, stacks carry C frames only. */
+/* Reads CPython's interpreter frames of the calling thread (appframes.h): 3.11's as this file, 3.12's and
+ * 3.13's as py312frames.c and py313frames.c, which compile it again against those versions' headers
+ * (PQL_PY_VARIANT). Safe without the GIL because only this thread's own frame chain is read, and it
+ * cannot change while this thread is inside libpq: the frames and the code objects they hold stay alive
+ * until the call returns. Built only where the version's headers are (for the struct layouts; nothing
+ * of libpython is linked: its few functions and objects are looked up at run time); elsewhere, and for
+ * any other runtime version, the reader is inert. */
+#ifndef PQL_PY_VARIANT
+#define PQL_PY_VARIANT 311
+#endif
+#define PQL_PY_CAT(a, b)  a##b
+#define PQL_PY_CAT2(a, b) PQL_PY_CAT(a, b)
+#define PQL_PY_FN(name)   PQL_PY_CAT2(PQL_PY_CAT2(pql_python, PQL_PY_VARIANT), _##name)
+
 #define _GNU_SOURCE
-#include "pyframes.h"
+#include "appreaders.h"
 
 #include "codemap.h"
 #include "dlhook.h"
 
 #include <dlfcn.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "appframes.h"
 
 #ifdef PQL_HAVE_PYTHON_HEADERS
 #define Py_BUILD_CORE 1
@@ -20,53 +30,31 @@
 #include <internal/pycore_code.h>
 #include <internal/pycore_frame.h>
 
-#define HASH_NONFATAL_OOM 1
-#include <uthash.h>
-
-struct pyframe {
-    uint64_t key[2]; /* code object, instruction offset: the line is computed once per call site */
-    uint32_t id;
-    int line;
-    char *function, *file;
-    UT_hash_handle hh;
-};
+#if PY_VERSION_HEX >= 0x030d0000 /* 3.13: no cframe; a frame's executable may be other than code */
+#define CURRENT_FRAME(ts) ((ts)->current_frame)
+#define FRAME_CODE(f)     (Py_TYPE((f)->f_executable) == code_type ? (PyCodeObject *)(f)->f_executable : NULL)
+#else
+#define CURRENT_FRAME(ts) ((ts)->cframe ? (ts)->cframe->current_frame : NULL)
+#define FRAME_CODE(f)     ((f)->f_code)
+#endif
 
 static bool enabled;
 static PyThreadState *(*get_tstate)(void);
 static int (*addr2line)(PyCodeObject *, int);
+static const PyTypeObject *code_type;
 static uintptr_t interp_lo, interp_hi; /* the interpreter's code (python3.x or libpython) */
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static struct pyframe *by_key;
-static struct pyframe **by_id;
-static uint32_t count, cap;
-static pthread_once_t once = PTHREAD_ONCE_INIT;
-static bool want;
 
-static void fork_child(void);
-
-static void setup(void)
+void PQL_PY_FN(setup)(bool on)
 {
-    pthread_atfork(NULL, NULL, fork_child);
     const unsigned long *version = pql_dlsym(RTLD_DEFAULT, "Py_Version");
     *(void **)&get_tstate = pql_dlsym(RTLD_DEFAULT, "PyGILState_GetThisThreadState");
     *(void **)&addr2line = pql_dlsym(RTLD_DEFAULT, "PyCode_Addr2Line");
+    code_type = pql_dlsym(RTLD_DEFAULT, "PyCode_Type");
     /* The frame layout is this version's: another one is left alone rather than misread. */
-    if (!want || !version || (*version >> 16) != (PY_VERSION_HEX >> 16) || !get_tstate || !addr2line)
+    if (!on || !version || (*version >> 16) != (PY_VERSION_HEX >> 16) || !get_tstate || !addr2line ||
+        !code_type)
         return;
     enabled = pql_code_range((uintptr_t)get_tstate, &interp_lo, &interp_hi);
-}
-
-/* Another parent thread may have held the table's lock (a Python thread connecting without the GIL
- * while another one forks): the child resets it. */
-static void fork_child(void)
-{
-    pthread_mutex_init(&lock, NULL);
-}
-
-void pql_py_setup(bool on)
-{
-    want = on;
-    pthread_once(&once, setup);
 }
 
 /* UTF-8 of a str object, read without any API call: compact ASCII (the usual case for names and paths)
@@ -82,109 +70,53 @@ static const char *utf8_of(PyObject *o)
     return a->state.compact && c->utf8 ? c->utf8 : "?";
 }
 
-/* The id of a frame (code, instruction offset), interned with copies of its strings and its line; 0 on
- * out of memory. Lock held. */
-static uint32_t intern(PyCodeObject *code, int lasti)
-{
-    const char *function = utf8_of(code->co_qualname), *file = utf8_of(code->co_filename);
-    uint64_t key[2] = {(uint64_t)(uintptr_t)code, (uint64_t)lasti};
-    struct pyframe *f;
-    HASH_FIND(hh, by_key, key, sizeof(key), f);
-    /* A freed code object's address may be reused: the strings tell. */
-    if (f && !strcmp(f->function, function) && !strcmp(f->file, file))
-        return f->id;
-    if (f)
-        HASH_DEL(by_key, f); /* the old entry stays reachable by id for stacks that use it */
-    if (count == cap) {
-        uint32_t ncap = cap ? 2 * cap : 256;
-        struct pyframe **v = realloc(by_id, ncap * sizeof(*v));
-        if (!v)
-            return 0;
-        by_id = v;
-        cap = ncap;
-    }
-    f = calloc(1, sizeof(*f));
-    if (!f || !(f->function = strdup(function)) || !(f->file = strdup(file))) {
-        if (f)
-            free(f->function);
-        free(f);
-        return 0;
-    }
-    memcpy(f->key, key, sizeof(key));
-    f->line = addr2line(code, lasti * (int)sizeof(_Py_CODEUNIT));
-    f->id = ++count;
-    by_id[f->id - 1] = f;
-    HASH_ADD(hh, by_key, key, sizeof(f->key), f);
-    return f->id;
-}
-
-int pql_py_merge(uintptr_t *frames, int n, int max)
+int PQL_PY_FN(merge)(uintptr_t *frames, int n, int max)
 {
     if (!enabled)
         return n;
     PyThreadState *ts = get_tstate();
-    if (!ts || !ts->cframe)
+    if (!ts)
         return n;
-    int k = 0;
-    while (k < n && !(frames[k] - 1 >= interp_lo && frames[k] - 1 < interp_hi))
-        k++;
+    int k = pql_app_first_in(frames, n, interp_lo, interp_hi);
     if (k == n) /* not called from Python code */
         return n;
     int out = k;
-    pthread_mutex_lock(&lock);
-    for (_PyInterpreterFrame *f = ts->cframe->current_frame; f && out < max; f = f->previous) {
-        PyCodeObject *code = f->f_code;
-        if (!code)
+    pql_app_lock();
+    for (_PyInterpreterFrame *f = CURRENT_FRAME(ts); f && out < max; f = f->previous) {
+#if PY_VERSION_HEX >= 0x030c0000
+        if (f->owner == FRAME_OWNED_BY_CSTACK) /* the C stack's entry frames, no Python code */
             continue;
+#endif
+        PyCodeObject *code = FRAME_CODE(f);
         /* A frame being set up has no meaningful position yet. */
-        if (f->owner != FRAME_OWNED_BY_GENERATOR &&
-            f->prev_instr < _PyCode_CODE(code) + code->_co_firsttraceable)
+        if (!code || _PyFrame_IsIncomplete(f))
             continue;
-        int lasti = (int)(f->prev_instr - _PyCode_CODE(code));
-        uint32_t id = intern(code, lasti);
+        int lasti = _PyInterpreterFrame_LASTI(f);
+        struct pql_app_key key = {PQL_LANG_PYTHON, (uintptr_t)code, (uint64_t)lasti,
+                                  (uintptr_t)code->co_qualname * 31 + (uintptr_t)code->co_filename};
+        uint32_t id = pql_app_find(&key);
+        if (!id)
+            id = pql_app_add(&key, utf8_of(code->co_qualname), utf8_of(code->co_filename),
+                             addr2line(code, lasti * (int)sizeof(_Py_CODEUNIT)));
         if (id)
-            frames[out++] = PQL_PYFRAME_TAG | id;
+            frames[out++] = PQL_APPFRAME_TAG | id;
     }
-    pthread_mutex_unlock(&lock);
+    pql_app_unlock();
     return out > k ? out : n;
-}
-
-bool pql_py_frame(uintptr_t entry, const char **function, const char **file, int *line)
-{
-    uint32_t id = (uint32_t)(entry & ~PQL_PYFRAME_TAG);
-    bool ok = false;
-    pthread_mutex_lock(&lock);
-    if (id >= 1 && id <= count) {
-        *function = by_id[id - 1]->function;
-        *file = by_id[id - 1]->file;
-        *line = by_id[id - 1]->line;
-        ok = true;
-    }
-    pthread_mutex_unlock(&lock);
-    return ok;
 }
 
 #else /* no Python headers at build time */
 
-void pql_py_setup(bool on)
+void PQL_PY_FN(setup)(bool on)
 {
     (void)on;
 }
 
-int pql_py_merge(uintptr_t *frames, int n, int max)
+int PQL_PY_FN(merge)(uintptr_t *frames, int n, int max)
 {
     (void)frames;
     (void)max;
     return n;
-}
-
-bool pql_py_frame(uintptr_t entry, const char **function, const char **file, int *line)
-{
-    (void)entry;
-    (void)function;
-    (void)file;
-    (void)line;
-    return false;
 }
 
 #endif

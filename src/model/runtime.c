@@ -70,7 +70,7 @@ void pql_runtime_saw_open(void)
         return;
     /* Once, and deep: a Ruby VM stack is far deeper than PQLEAK_STACK_DEPTH. */
     uintptr_t frames[PQL_MAX_FRAMES];
-    int n = pql_stack_capture(frames, PQL_MAX_FRAMES);
+    int n = pql_stack_capture_raw(frames, PQL_MAX_FRAMES);
     for (int i = 0; i < n; i++)
         if (in(&ruby_run_node, frames[i]))
             atomic_store(&ruby_exec_site, frames[i]);
@@ -83,7 +83,7 @@ bool pql_runtime_in_teardown(void)
     if (!nteardown && !ruby_run_node.lo)
         return false;
     uintptr_t frames[PQL_MAX_FRAMES];
-    int n = pql_stack_capture(frames, PQL_MAX_FRAMES);
+    int n = pql_stack_capture_raw(frames, PQL_MAX_FRAMES);
     uintptr_t exec_site = atomic_load(&ruby_exec_site);
     for (int i = 0; i < n; i++) {
         for (int j = 0; j < nteardown; j++)

@@ -9,7 +9,7 @@
 
 #include "codemap.h"
 #include "dlhook.h"
-#include "pyframes.h"
+#include "appframes.h"
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -69,7 +69,7 @@ bool pql_stack_setup(void)
     return unw_backtrace_fn != NULL;
 }
 
-int pql_stack_capture(uintptr_t *frames, int max)
+int pql_stack_capture_raw(uintptr_t *frames, int max)
 {
     if (!unw_backtrace_fn || max <= 0)
         return 0;
@@ -83,7 +83,12 @@ int pql_stack_capture(uintptr_t *frames, int max)
     int out = 0;
     for (int i = skip; i < n && out < max; i++)
         frames[out++] = (uintptr_t)raw[i];
-    return pql_py_merge(frames, out, max);
+    return out;
+}
+
+int pql_stack_capture(uintptr_t *frames, int max)
+{
+    return pql_app_merge(frames, pql_stack_capture_raw(frames, max), max);
 }
 
 /* The kernel's view of a signal action (rt_sigaction), whose restorer glibc sets to its trampoline. */

@@ -1,7 +1,8 @@
 /* Stack capture and the stack depot. Capture records raw return addresses (libunwind's fast path),
- * with the calling thread's Python frames merged in where the interpreter's were (pyframes.h, tagged
- * entries); identical stacks are stored once and named by a small id, as a sanitizer's stack depot
- * does. Symbolizing happens in the output layer, at report time. Thread-safe; not for signal handlers. */
+ * with the calling thread's application frames (Python, Perl, Ruby, PHP) merged in where the interpreter's
+ * were (appframes.h, tagged entries); identical stacks are stored once and named by a small id, as a
+ * sanitizer's stack depot does. Symbolizing happens in the output layer, at report time. Thread-safe; not for
+ * signal handlers. */
 #ifndef PQL_STACK_H
 #define PQL_STACK_H
 
@@ -24,6 +25,10 @@ int pql_stack_capture(uintptr_t *frames, int max);
  * handler left with siglongjmp is not. 0 when not, -1 when unknown (no libunwind). Async-signal-safe as
  * far as libunwind's unw_backtrace is (no lock of pqleak's, no allocation). */
 int pql_stack_in_signal_handler(void);
+
+/* As pql_stack_capture, C frames only (no application frames merged): for code that looks for the
+ * interpreter's own functions in the stack. */
+int pql_stack_capture_raw(uintptr_t *frames, int max);
 
 /* Stores a stack (or finds the identical one) and returns its id, >= 1; 0 when n == 0 or memory ran
  * out. */

@@ -11,7 +11,7 @@
 
 #include "dlhook.h"
 #include "proc.h"
-#include "pyframes.h"
+#include "appframes.h"
 #include <dwarf.h>
 #include <elfutils/libdwfl.h>
 #include <pthread.h>
@@ -360,13 +360,14 @@ static struct cached *lookup(struct pql_symbolizer *s, uintptr_t pc)
     c->f.lang = "c";
     const char *function, *file;
     int line;
-    if (pc & PQL_PYFRAME_TAG) {
-        if (pql_py_frame(pc, &function, &file, &line)) {
+    if (pc & PQL_APPFRAME_TAG) {
+        const char *lang = "?";
+        if (pql_app_frame(pc, &lang, &function, &file, &line)) {
             c->f.function = strdup(function);
             c->f.file = strdup(file);
             c->f.line = line;
         }
-        c->f.lang = "python";
+        c->f.lang = lang;
     } else {
         resolve(s, c);
     }

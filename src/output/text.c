@@ -8,7 +8,7 @@
 #include "live.h"
 #include "log.h"
 #include "proc.h"
-#include "pyframes.h"
+#include "appframes.h"
 #include "stack.h"
 
 #include <libpq-fe.h>
@@ -45,8 +45,9 @@ static void text_target(struct pql_buf *b, const struct pql_target *t)
 
 static void text_frame(struct pql_buf *b, int i, const struct pql_frame *f)
 {
-    if (!strcmp(f->lang, "python"))
-        pql_buf_printf(b, "    #%d %-14s", i, "(python)");
+    char lang[16];
+    if (strcmp(f->lang, "c") != 0 && snprintf(lang, sizeof(lang), "(%s)", f->lang) > 0)
+        pql_buf_printf(b, "    #%d %-14s", i, lang);
     else
         pql_buf_printf(b, "    #%d 0x%lx", i, (unsigned long)f->pc);
     pql_buf_printf(b, " in %s", f->function ? f->function : "??");

@@ -1,6 +1,7 @@
 """Language runtimes under the shim, against the test server: for each client library a leaking and a
-clean script (scripts/), whose reports must say what leaked, of which kind, and, for Python, on which
-line of the script. Each function is one ctest test: python3 test_lang.py NAME."""
+clean script (scripts/), whose reports must say what leaked, of which kind, and on which line of the
+script (Python, Perl, Ruby and PHP frames in the stacks). Each function is one ctest test:
+python3 test_lang.py NAME."""
 import functools
 import json
 import os
@@ -32,6 +33,8 @@ REQUIREMENTS = {
     "ruby pg": (["/usr/bin/ruby", "-rpg", "-e", "1"], "ruby ruby-pg"),
     "PHP pgsql": (["/usr/bin/php", "-r", "exit(extension_loaded('pgsql') ? 0 : 1);"], "php-cli php-pgsql"),
     "PHP pdo_pgsql": (["/usr/bin/php", "-r", "exit(extension_loaded('pdo_pgsql') ? 0 : 1);"], "php-cli php-pgsql"),
+    # The unclosed PHP scripts leave through libc's exit, called by FFI (PHP's own exits shut down first).
+    "PHP FFI": (["/usr/bin/php", "-r", "FFI::cdef('int abs(int);')->abs(-1);"], "php-cli"),
 }
 ALL_RUNTIMES = tuple(REQUIREMENTS)
 
@@ -73,11 +76,11 @@ def marker_line(name, tag):
     return lines[0]
 
 
-def run_script(name, env=None, stdout=r"done\n"):
+def run_script(name, env=None, stdout=r"done\n", interpreter=None):
     """Runs a script under the shim with its own report directory; it must end normally having printed
     'done' (its whole output must match the regular expression STDOUT). Returns the harness's Run and the
     script's only report (validated)."""
-    cmd = INTERPRETERS[os.path.splitext(name)[1]] + [script(name)]
+    cmd = ([interpreter] if interpreter else INTERPRETERS[os.path.splitext(name)[1]]) + [script(name)]
     r = run(cmd, env={"PQLEAK_EXITCODE": LEAK_EXIT, **(env or {})}, timeout=TIMEOUT)
     check(re.fullmatch(stdout, r.out), f"{name} did not run to its end: stdout {r.out!r}, status {r.rc}\n{r.err}")
     rep = r.only_report()
@@ -95,23 +98,48 @@ def one_leak(rep, kind):
     return g
 
 
-def python_frame(rep, stack_id, name, line):
-    """The Python frame of script NAME at LINE in the stack, or a failure listing the stack."""
+# The lang of a script's frames in the stacks, by the script's extension.
+LANGS = {".py": "python", ".pl": "perl", ".rb": "ruby", ".php": "php"}
+
+
+def app_frame(rep, stack_id, name, line):
+    """The frame of script NAME at LINE in the stack, in the script's language, or a failure listing the
+    stack."""
+    lang = LANGS[os.path.splitext(name)[1]]
     check(stack_id is not None, f"no stack for {name}:{line}")
     fs = frames(rep, stack_id)
+    if lang != "python":  # every frame read is a place in a script: no C method or dummy frame
+        junk = [f for f in fs if f["lang"] == lang and (f["file"] in (None, "?") or f["line"] <= 0)]
+        eq(junk, [], f"{lang} frames without a script place")
     for i, f in enumerate(fs):
-        if f["lang"] == "python" and f["file"] == script(name) and f["line"] == line:
-            eq(f["module"], None, "module of a Python frame")
-            # Innermost first: the library's Python code that called libpq comes before the script.
+        if f["lang"] == lang and f["file"] == script(name) and f["line"] == line:
+            eq(f["module"], None, f"module of a {lang} frame")
+            # Innermost first: the library's code that called libpq comes before the script.
             check(all(g["lang"] == "c" or g["file"] != script(name) for g in fs[:i]), "innermost first")
             return f
     listing = "\n".join(f"  {f['lang']} {f['function']} {f['file']}:{f['line']} {f['module']}" for f in fs)
-    check(False, f"stack {stack_id} has no Python frame {script(name)}:{line}:\n{listing}")
+    check(False, f"stack {stack_id} has no {lang} frame {script(name)}:{line}:\n{listing}")
+
+
+python_frame = app_frame
+
+
+def site_names_line(r, what, name, line):
+    """The text report's one-line site (WHAT: "opened by", "its transaction began in") names the
+    script's line: the program's own code, not the client library's."""
+    # The first site named (before any " <- " caller).
+    site = re.compile(rf"{what} (?:(?! <- )[^\n])*? \({re.escape(os.path.basename(name))}:{line}\)")
+    check(site.search(r.err), f"text report: {what} does not name {os.path.basename(name)}:{line}:\n{r.err}")
 
 
 def text_names_line(r, name, line):
-    """The text report on stderr shows the script's line too: what a developer reads first."""
-    check(f"{script(name)}:{line}" in r.err, f"text report does not name {script(name)}:{line}:\n{r.err}")
+    """The text report on stderr shows the script's line too, as a frame of the script's language: what
+    a developer reads first (the shim's "#N (perl) in FUNCTION FILE:LINE", pqleak run's "#N FUNCTION
+    FILE:LINE [perl]")."""
+    lang = LANGS[os.path.splitext(name)[1]]
+    at = re.escape(f"{script(name)}:{line}")
+    frame = re.compile(rf"^ +#\d+ (\({lang}\) +in \S.* {at}|\S.* {at} \[{lang}\])$", re.M)
+    check(frame.search(r.err), f"text report has no ({lang}) frame {script(name)}:{line}:\n{r.err}")
 
 
 def assert_clean(name, opened_at_least=1):
@@ -125,29 +153,30 @@ def assert_clean(name, opened_at_least=1):
     eq(noise, [], f"pqleak output of a clean script:\n{r.err}")
 
 
-def assert_unclosed(name, python=True):
-    r, rep = run_script(name)
+def assert_unclosed(name, interpreter=None):
+    r, rep = run_script(name, interpreter=interpreter)
     eq(r.rc, int(LEAK_EXIT), f"exit status with PQLEAK_EXITCODE={LEAK_EXIT} (the program called _exit(0)):\n{r.err}")
     g = one_leak(rep, "unclosed")
     eq(g["tx_stack"], None, "tx_stack of an idle connection")
     check("(unclosed)" in r.err and "SUMMARY: pqleak: 1 connection leaked" in r.err, r.err)
-    if python:
-        python_frame(rep, g["stack"], name, marker_line(name, "open"))
-        text_names_line(r, name, marker_line(name, "open"))
+    app_frame(rep, g["stack"], name, marker_line(name, "open"))
+    text_names_line(r, name, marker_line(name, "open"))
+    site_names_line(r, "opened by", name, marker_line(name, "open"))
     return rep, g
 
 
-def assert_teardown(name, python=True):
+def assert_teardown(name):
     r, rep = run_script(name)
     eq(r.rc, int(LEAK_EXIT), f"exit status with PQLEAK_EXITCODE={LEAK_EXIT}: teardown leaks count:\n{r.err}")
     g = one_leak(rep, "teardown")
     check(g["tx_stack"] is not None, f"a teardown leak says where its transaction began: {g}")
     check(g["stack"] != g["tx_stack"], "open and transaction stacks differ")
     check("teardown" in r.err and "its transaction began" in r.err, f"text report:\n{r.err}")
-    if python:
-        python_frame(rep, g["stack"], name, marker_line(name, "open"))
-        python_frame(rep, g["tx_stack"], name, marker_line(name, "begin"))
-        text_names_line(r, name, marker_line(name, "begin"))
+    app_frame(rep, g["stack"], name, marker_line(name, "open"))
+    app_frame(rep, g["tx_stack"], name, marker_line(name, "begin"))
+    text_names_line(r, name, marker_line(name, "begin"))
+    site_names_line(r, "opened by", name, marker_line(name, "open"))
+    site_names_line(r, "its transaction began in", name, marker_line(name, "begin"))
     return rep, g
 
 
@@ -164,6 +193,7 @@ def assert_held(name):
     one_leak(rep, "held")
     check("SUMMARY: pqleak: 1 connection leaked" in r.err, f"strict mode reports it:\n{r.err}")
     text_names_line(r, name, marker_line(name, "open"))
+    site_names_line(r, "opened by", name, marker_line(name, "open"))
 
 
 def module_names(rep, stack_id):
@@ -293,6 +323,40 @@ def psycopg3_hook_off():
     check("leaked" not in r.err, f"no leak report with PQLEAK_HOOK_DLSYM=0:\n{r.err}")
 
 
+def cpython(version):
+    """A CPython VERSION ("3.12") interpreter: PQLEAK_TEST_PYTHON3XX, /usr/bin/pythonX.Y or pyenv's; the
+    test is skipped (77) when there is none (Debian 12 has 3.11 only)."""
+    var = "PQLEAK_TEST_PYTHON" + version.replace(".", "")
+    candidates = [os.environ.get(var, ""), f"/usr/bin/python{version}", f"/usr/local/bin/python{version}"]
+    pyenv = os.path.expanduser("~/.pyenv/versions")
+    if os.path.isdir(pyenv):
+        candidates += [os.path.join(pyenv, d, "bin", f"python{version}") for d in sorted(os.listdir(pyenv))
+                       if d.startswith(version + ".")]
+    for c in candidates:
+        if c and os.access(c, os.X_OK):
+            return c
+    print(f"SKIP: no CPython {version} (set {var})", file=sys.stderr)
+    sys.exit(SKIP)
+
+
+def ctypes_unclosed(version):
+    """libpq called through ctypes from CPython VERSION: its frames are read (3.11's, 3.12's and 3.13's
+    layouts differ) and the leak is named at the script's line."""
+    assert_unclosed("ctypes_unclosed.py", interpreter=cpython(version))
+
+
+def python311_frames():
+    ctypes_unclosed("3.11")
+
+
+def python312_frames():
+    ctypes_unclosed("3.12")
+
+
+def python313_frames():
+    ctypes_unclosed("3.13")
+
+
 # ------------------------------------------------------------------------------------------ SQLAlchemy
 
 @needs("sqlalchemy", "psycopg2")
@@ -322,20 +386,25 @@ def sqlalchemy_clean():
 
 @needs("DBD::Pg")
 def dbd_pg_teardown():
-    rep, g = assert_teardown("dbd_pg_teardown.pl", python=False)
+    rep, g = assert_teardown("dbd_pg_teardown.pl")
     check("Pg.so" in module_names(rep, g["stack"]), f"opened in DBD::Pg: {module_names(rep, g['stack'])}")
     check("Pg.so" in module_names(rep, g["tx_stack"]), f"began in DBD::Pg: {module_names(rep, g['tx_stack'])}")
 
 
 @needs("DBD::Pg")
 def dbd_pg_teardown_lexical():
-    assert_teardown("dbd_pg_teardown_lexical.pl", python=False)
+    assert_teardown("dbd_pg_teardown_lexical.pl")
 
 
 @needs("DBD::Pg")
 def dbd_pg_unclosed():
-    rep, g = assert_unclosed("dbd_pg_unclosed.pl", python=False)
+    rep, g = assert_unclosed("dbd_pg_unclosed.pl")
     check("Pg.so" in module_names(rep, g["stack"]), f"opened in DBD::Pg: {module_names(rep, g['stack'])}")
+
+
+@needs("DBD::Pg")
+def dbd_pg_held():
+    assert_held("dbd_pg_held.pl")
 
 
 @needs("DBD::Pg")
@@ -384,9 +453,10 @@ REFUSAL = re.compile(r"connection refused by pqleak \((?P<why>[^)]*)\): PQLEAK_M
                      r"waited (?P<waited>\d+\.\d) s; 1 held by (?P<holder>.+), oldest \d+\.\d s")
 
 
-def assert_refused(name, whys, module):
+def assert_refused(name, whys):
     """Runs a refusal script: it holds one connection, is refused a second, prints 'refused: MESSAGE' as
-    its client library gave it, closes the first and connects again. Returns the report."""
+    its client library gave it, closes the first and connects again. The holder is named by the script's
+    line that opened it (marked open). Returns the report."""
     r, rep = run_script(name, env={"PQLEAK_MAX_CONNS": "1", "PQLEAK_CHECKOUT_TIMEOUT": "5"},
                         stdout=r"refused: [^\n]*\ndone\n")
     eq(r.rc, 0, f"exit status (no connection leaked):\n{r.err}")
@@ -395,7 +465,8 @@ def assert_refused(name, whys, module):
     check(m, f"the client library's error is not pqleak's refusal: {msg!r}\n{r.err}")
     check(m["why"] in whys, f"refused without waiting ({' or '.join(whys)}): {msg!r}")
     eq(m["waited"], "0.0", f"waited: {msg!r}")
-    check(module in m["holder"], f"the holder is named by the code that opened it ({module}): {msg!r}")
+    site = f"({os.path.basename(name)}:{marker_line(name, 'open')})"
+    check(site in m["holder"], f"the holder is named by the script's line that opened it {site}: {msg!r}")
     u = rep["utilization"]
     eq((u["cap"], u["peak_open"], u["refused_total"], u["opened_total"], u["closed_total"], u["open"]),
        (1, 1, 1, 2, 2, 0), f"cap, peak, refused, opened, closed, open: {u}")
@@ -407,8 +478,7 @@ def assert_refused(name, whys, module):
 def dbd_pg_refused():
     """DBI->connect returns undef and $DBI::errstr is pqleak's message."""
     rep = assert_refused("dbd_pg_refused.pl",
-                         ["would wait forever: this thread holds connections and every other holder is waiting"],
-                         "Pg.so")
+                         ["would wait forever: this thread holds connections and every other holder is waiting"])
     eq(rep["leaks"], [], "leaks (DBD::Pg finishes the refused connection itself)")
     eq(rep["connections"], [], "connections left")
 
@@ -417,13 +487,18 @@ def dbd_pg_refused():
 
 @needs("ruby pg")
 def ruby_pg_teardown():
-    rep, g = assert_teardown("ruby_pg_teardown.rb", python=False)
+    rep, g = assert_teardown("ruby_pg_teardown.rb")
     check("pg_ext.so" in module_names(rep, g["stack"]), f"opened in pg_ext: {module_names(rep, g['stack'])}")
 
 
 @needs("ruby pg")
 def ruby_pg_unclosed():
-    assert_unclosed("ruby_pg_unclosed.rb", python=False)
+    assert_unclosed("ruby_pg_unclosed.rb")
+
+
+@needs("ruby pg")
+def ruby_pg_held():
+    assert_held("ruby_pg_held.rb")
 
 
 @needs("ruby pg")
@@ -437,8 +512,7 @@ def ruby_pg_refused():
     refused at once; a pg that connected blocking would get the would-wait-forever refusal."""
     rep = assert_refused("ruby_pg_refused.rb",
                          ["non-blocking connect, no free slot",
-                          "would wait forever: this thread holds connections and every other holder is waiting"],
-                         "pg_ext.so")
+                          "would wait forever: this thread holds connections and every other holder is waiting"])
     # pg raises without finishing the refused PGconn; its finalizer closes it at exit (held, not counted).
     bad = {c["id"] for c in rep["connections"] if c["status"] == "bad"}
     for g in rep["leaks"]:
@@ -449,7 +523,17 @@ def ruby_pg_refused():
 
 @needs("PHP pgsql")
 def php_pgsql_teardown():
-    assert_teardown("php_pgsql_teardown.php", python=False)
+    assert_teardown("php_pgsql_teardown.php")
+
+
+@needs("PHP pgsql", "PHP FFI")
+def php_pgsql_unclosed():
+    assert_unclosed("php_pgsql_unclosed.php")
+
+
+@needs("PHP pgsql")
+def php_pgsql_held():
+    assert_held("php_pgsql_held.php")
 
 
 @needs("PHP pgsql")
@@ -459,7 +543,17 @@ def php_pgsql_clean():
 
 @needs("PHP pdo_pgsql")
 def pdo_pgsql_teardown():
-    assert_teardown("pdo_pgsql_teardown.php", python=False)
+    assert_teardown("pdo_pgsql_teardown.php")
+
+
+@needs("PHP pdo_pgsql", "PHP FFI")
+def pdo_pgsql_unclosed():
+    assert_unclosed("pdo_pgsql_unclosed.php")
+
+
+@needs("PHP pdo_pgsql")
+def pdo_pgsql_held():
+    assert_held("pdo_pgsql_held.php")
 
 
 @needs("PHP pdo_pgsql")
@@ -583,9 +677,11 @@ def mixed_clean():
 main({f.__name__: f for f in (psycopg2_unclosed, psycopg2_teardown, psycopg2_held, psycopg2_clean, psycopg2_python_off,
                               suspect_never_returned,
                               psycopg3_unclosed, psycopg3_teardown, psycopg3_held, psycopg3_clean, psycopg3_hook_off,
+                              python311_frames, python312_frames, python313_frames,
                               sqlalchemy_teardown, sqlalchemy_idle_pool, sqlalchemy_clean,
-                              dbd_pg_teardown, dbd_pg_teardown_lexical, dbd_pg_unclosed, dbd_pg_clean,
+                              dbd_pg_teardown, dbd_pg_teardown_lexical, dbd_pg_unclosed, dbd_pg_held, dbd_pg_clean,
                               dbd_pg_exit, dbd_pg_die, dbd_pg_refused,
-                              ruby_pg_teardown, ruby_pg_unclosed, ruby_pg_clean, ruby_pg_refused,
-                              php_pgsql_teardown, php_pgsql_clean, pdo_pgsql_teardown, pdo_pgsql_clean, php_frames,
+                              ruby_pg_teardown, ruby_pg_unclosed, ruby_pg_held, ruby_pg_clean, ruby_pg_refused,
+                              php_pgsql_teardown, php_pgsql_unclosed, php_pgsql_held, php_pgsql_clean,
+                              pdo_pgsql_teardown, pdo_pgsql_unclosed, pdo_pgsql_held, pdo_pgsql_clean, php_frames,
                               strict_shim, mixed_leaks, mixed_clean)})

@@ -4,6 +4,6 @@ use strict;
 use warnings;
 use DBI;
 
-our $dbh = DBI->connect("dbi:Pg:application_name=dbd_pg_held", "", "", {AutoCommit => 1, RaiseError => 1});
+our $dbh = DBI->connect("dbi:Pg:application_name=dbd_pg_held", "", "", {AutoCommit => 1, RaiseError => 1});  # pqleak-test: open
 $dbh->do("select 1");
 print "done\n";

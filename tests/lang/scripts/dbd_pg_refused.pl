@@ -8,7 +8,7 @@ use DBI;
 
 $| = 1;
 my %attr = (AutoCommit => 1, RaiseError => 0, PrintError => 0, PrintWarn => 0);
-my $held = DBI->connect("dbi:Pg:application_name=dbd_pg_refused_held", "", "", \%attr)
+my $held = DBI->connect("dbi:Pg:application_name=dbd_pg_refused_held", "", "", \%attr)  # pqleak-test: open
     or die "first connect failed: $DBI::errstr\n";
 $held->do("select 1") or die "select failed: $DBI::errstr\n";
 my $second = DBI->connect("dbi:Pg:application_name=dbd_pg_refused_second", "", "", \%attr);

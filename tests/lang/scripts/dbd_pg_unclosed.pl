@@ -4,7 +4,7 @@ use warnings;
 use DBI;
 use POSIX ();
 
-my $dbh = DBI->connect("dbi:Pg:", "", "", {AutoCommit => 1, RaiseError => 1});
+my $dbh = DBI->connect("dbi:Pg:", "", "", {AutoCommit => 1, RaiseError => 1});  # pqleak-test: open
 $dbh->do("select 1");
 $| = 1;
 print "done\n";

@@ -4,7 +4,7 @@
 require "pg"
 
 $stdout.sync = true
-held = PG.connect(application_name: "ruby_pg_refused_held")
+held = PG.connect(application_name: "ruby_pg_refused_held")  # pqleak-test: open
 held.exec("select 1")
 begin
   second = PG.connect(application_name: "ruby_pg_refused_second")

@@ -2,8 +2,8 @@
 # the server rolls the insert back (teardown).
 require "pg"
 
-$conn = PG.connect
-$conn.exec("begin")
+$conn = PG.connect  # pqleak-test: open
+$conn.exec("begin")  # pqleak-test: begin
 $conn.exec("create temporary table pending (n int)")
 $conn.exec("insert into pending values (1)")
 puts "done"

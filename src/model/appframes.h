@@ -1,0 +1,31 @@
+/* Application frames in captured stacks: in a Python, Perl, Ruby or PHP process, the calling thread's
+ * interpreted frames (file, function, line) are read straight from the interpreter's own structures,
+ * without its lock (waiting for it could stall: another thread may hold it while waiting on this one)
+ * and without calling into it, the way faulthandler reads Python's. One reader per runtime
+ * (pyframes.c, plframes.c, rbframes.c, phpframes.c), each inert unless its runtime is in the process.
+ * The strings are copied at capture into one table of frames, interned per call site; a stack refers
+ * to them by tagged ids. Any application thread; not signal-safe (it takes the table's lock). */
+#ifndef PQL_APPFRAMES_H
+#define PQL_APPFRAMES_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Stack entries with this bit set are application frames (user-space addresses never have it). */
+#define PQL_APPFRAME_TAG ((uintptr_t)1 << 63)
+
+/* Enables each runtime's reader whose runtime (of a version this build can read) is in the process;
+ * python false disables Python's (PQLEAK_PYTHON=off). Registers the fork handler (the table's lock
+ * is reset in a child). Idempotent. */
+void pql_app_setup(bool python);
+
+/* Merges application frames into a raw C stack: C frames up to the interpreter's, then the thread's
+ * interpreted frames, innermost first (the interpreter's own C frames say nothing to a script's
+ * developer). Returns the new number of entries (at most max); frames unchanged when none apply. */
+int pql_app_merge(uintptr_t *frames, int n, int max);
+
+/* The language ("python", "perl", "ruby", "php") and strings of an application frame entry; false for
+ * an unknown id. Pointers live as long as the process. */
+bool pql_app_frame(uintptr_t entry, const char **lang, const char **function, const char **file, int *line);
+
+#endif

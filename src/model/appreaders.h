@@ -1,0 +1,48 @@
+/* What the runtimes' frame readers share with appframes.c, and nothing else includes: the table of
+ * interned frames (appframes.c) and each reader's setup and merge. */
+#ifndef PQL_APPREADERS_H
+#define PQL_APPREADERS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+enum pql_app_lang { PQL_LANG_PYTHON, PQL_LANG_PERL, PQL_LANG_RUBY, PQL_LANG_PHP };
+
+/* The table's lock, held by a reader around its calls to pql_app_intern. */
+void pql_app_lock(void);
+void pql_app_unlock(void);
+
+/* A call site: the runtime's code object and position (k1, k2), and ident, the addresses of the strings
+ * the site's function and file names are read from: a freed object's address reused by another is
+ * another key, with no string compared on the capture path. */
+struct pql_app_key {
+    uint64_t lang, k1, k2, ident;
+};
+
+/* The id of a site interned before; 0 when it is new. Lock held. */
+uint32_t pql_app_find(const struct pql_app_key *key);
+
+/* Interns a new site with copies of function and file and its line; its id, 0 on out of memory. Lock
+ * held. */
+uint32_t pql_app_add(const struct pql_app_key *key, const char *function, const char *file, int line);
+
+/* Index of the first of frames[0..n) inside [lo, hi) (return addresses, so pc - 1 is tested); n when
+ * none is: the stack was not called from that interpreter. */
+int pql_app_first_in(const uintptr_t *frames, int n, uintptr_t lo, uintptr_t hi);
+
+/* Each reader: setup finds its runtime (idempotent, called once by pql_app_setup); merge is as
+ * pql_app_merge for its runtime, returning n untouched when its runtime is absent or not calling. */
+void pql_python311_setup(bool on);
+int pql_python311_merge(uintptr_t *frames, int n, int max);
+void pql_python312_setup(bool on);
+int pql_python312_merge(uintptr_t *frames, int n, int max);
+void pql_python313_setup(bool on);
+int pql_python313_merge(uintptr_t *frames, int n, int max);
+void pql_perl_setup(void);
+int pql_perl_merge(uintptr_t *frames, int n, int max);
+void pql_ruby_setup(void);
+int pql_ruby_merge(uintptr_t *frames, int n, int max);
+void pql_php_setup(void);
+int pql_php_merge(uintptr_t *frames, int n, int max);
+
+#endif
