@@ -15,7 +15,7 @@ struct pql_frame {
     int line;             /* 0 when unknown */
     const char *module;   /* path of the object, or NULL */
     uintptr_t offset;     /* pc relative to the module's load address */
-    const char *lang;     /* "c" or "python" */
+    const char *lang;     /* "c" for a native frame; "python", "perl", "ruby" or "php" for a script frame */
 };
 
 struct pql_symbolizer;
