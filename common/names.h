@@ -44,6 +44,16 @@ bool pql_report_file_parse(const char *name, int *pid, char *trigger, size_t tle
 #define PQL_LIVE_DIR_PREFIX "pqleak-"
 int pql_live_dir_default(char *buf, size_t len, const char *tmpdir_env, unsigned uid);
 
+/* ---- the reporter's advertisement ---- */
+
+/* While the shim's reporter thread answers PQLEAK_SIGNAL, it keeps a file "pqleak-PID.reporter" (0600) in
+ * the private live-report directory above (whatever PQLEAK_REPORT_DIR says), holding one line:
+ * "pqleak-reporter pid=PID tid=TID signal=N start=T\n", T being field 22 of /proc/PID/stat (the
+ * process's start time, so that a stale file of an earlier process with the same pid never matches).
+ * `pqleak status` signals only the thread TID of a process that matches it in every respect. */
+#define PQL_ADVERT_SUFFIX ".reporter"
+#define PQL_ADVERT_MAGIC  "pqleak-reporter"
+
 /* ---- the report's field names (docs/report-schema.md), as string literals: "\"" PQL_F_OPEN "\": %ld" ----
  */
 

@@ -80,18 +80,19 @@ def signal_requests_written(pid, sig=signal.SIGUSR1):
 
 
 def reporter_sleeping(pid):
-    """True when pid's reporter thread sleeps in poll: it answered every request already in its pipe (a
-    byte written to the pipe makes it runnable at once)."""
+    """True when pid's reporter thread sleeps in sigtimedwait with no signal pending for it: it answered
+    every request forwarded to it (a pending signal makes it runnable at once)."""
     for tid, (_, f) in tasks(pid).items():
         if f["Name"] == "pqleak-sig":
             try:
                 try:
                     with open(f"/proc/{pid}/task/{tid}/syscall") as fh:  # "running" unless it sleeps
                         call = fh.read().split()
-                    return bool(call) and call[0] in ("7", "271")  # poll, ppoll (x86-64)
+                    asleep = bool(call) and call[0] == "128"  # rt_sigtimedwait (x86-64)
                 except PermissionError:  # ptrace restricted: where it sleeps, "0" unless it sleeps
                     with open(f"/proc/{pid}/task/{tid}/wchan") as fh:
-                        return "poll" in fh.read()
+                        asleep = "sigtimedwait" in fh.read()
+                return asleep and not int(f["SigPnd"], 16) & (1 << (signal.SIGUSR1 - 1))
             except FileNotFoundError:
                 return False
     check(False, f"no pqleak-sig thread in {pid}")

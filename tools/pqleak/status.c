@@ -1,6 +1,8 @@
-/* `pqleak status PID` (status.h). A signal is sent only after proof: the process is ours (or we are
- * root), it has a thread named "pqleak-sig" (the shim names its reporter thread so only when it
- * installed its own handler) and it catches the signal its environment names. The report is looked
+/* `pqleak status PID` (status.h). A signal is sent only after proof, and only to the shim's reporter
+ * thread (tgkill): the process is ours (or we are root); the reporter's advertisement (names.h) in the
+ * process's private live-report directory names this pid, its start time, the signal and a thread of it
+ * named "pqleak-sig"; and the process catches that signal. The program's own threads never see the
+ * signal, so none of their waits (select, poll, sleep) is cut short. The report is looked
  * for where that process writes it, from its own environment (/proc/PID/environ) and uid; a file
  * counts only when it appeared after the signal was sent, is a regular file (no symlink) and belongs
  * to the process's user. Command-line process only; single-threaded. */
@@ -48,7 +50,8 @@ struct target {
     int pidfd;       /* pins the process, so a reused pid is never signalled; -1 when unavailable */
     char *env;       /* /proc/PID/environ, NUL-separated, NUL-terminated */
     size_t envlen;
-    int sig;
+    int sig;   /* from the advertisement */
+    int tid;   /* the reporter thread, from the advertisement */
     char *dir; /* where it writes live reports */
     bool private_dir;
 };
@@ -214,6 +217,72 @@ static int shim_thread(int pid)
     return found;
 }
 
+/* The comm of thread tid of pid is name. */
+static bool thread_named(int pid, int tid, const char *name)
+{
+    char path[96], comm[32] = "";
+    snprintf(path, sizeof path, "/proc/%d/task/%d/comm", pid, tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t n = read(fd, comm, sizeof comm - 1);
+    close(fd);
+    comm[n > 0 ? n : 0] = '\0';
+    comm[strcspn(comm, "\n")] = '\0';
+    return strcmp(comm, name) == 0;
+}
+
+/* Field 22 of /proc/PID/stat (the start time); 0 when unreadable. */
+static unsigned long long proc_start_time(int pid)
+{
+    char *stat = read_proc(pid, "stat", NULL);
+    if (!stat)
+        return 0;
+    const char *p = strrchr(stat, ')');
+    unsigned long long t = 0;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
+                     &t) != 1)
+        t = 0;
+    free(stat);
+    return t;
+}
+
+/* Reads and checks the reporter's advertisement (names.h) in the process's private directory: a
+ * regular file of the process's user in a 0700 directory of that user, naming this pid, its start time,
+ * USR1 or USR2 and a thread of it named "pqleak-sig". Sets t->tid and t->sig; false with msg (a
+ * parenthesised reason) otherwise. */
+static bool read_advert(struct target *t, char *msg)
+{
+    const char *tmp = env_get(t, "TMPDIR");
+    char dir[SHIM_PATH_MAX + 64], path[SHIM_PATH_MAX + 128], buf[256];
+    if (pql_live_dir_default(dir, sizeof dir, tmp, (unsigned)t->uid) < 0)
+        return why(msg, "its TMPDIR is too long");
+    snprintf(path, sizeof path, "%s/" PQL_REPORT_PREFIX "%d" PQL_ADVERT_SUFFIX, dir, t->pid);
+    struct stat st;
+    if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != t->uid || (st.st_mode & 077))
+        return why(msg, "no advertisement %s from pqleak's reporter", path);
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return why(msg, "no advertisement %s from pqleak's reporter", path);
+    ssize_t n = -1;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == t->uid)
+        n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    buf[n > 0 ? n : 0] = '\0';
+    int pid, tid, sig;
+    unsigned long long start;
+    if (sscanf(buf, PQL_ADVERT_MAGIC " pid=%d tid=%d signal=%d start=%llu", &pid, &tid, &sig, &start) != 4 ||
+        pid != t->pid || (sig != SIGUSR1 && sig != SIGUSR2) || tid <= 0)
+        return why(msg, "%s is not an advertisement of pqleak's reporter in process %d", path, t->pid);
+    if (start == 0 || start != proc_start_time(t->pid))
+        return why(msg, "%s was left by an earlier process with the same pid", path);
+    if (!thread_named(t->pid, tid, PQL_THREAD_SIGNAL))
+        return why(msg, "%s names thread %d, which is not pqleak's reporter", path, tid);
+    t->tid = tid;
+    t->sig = sig;
+    return true;
+}
+
 /* ---- the checks before the signal ---- */
 
 static int pidfd_open_compat(int pid)
@@ -227,13 +296,18 @@ static int pidfd_open_compat(int pid)
 #endif
 }
 
+static bool process_gone(const struct target *t);
+
+/* To the reporter thread only: a signal sent to the process could be taken by any thread of the program
+ * and cut its select, poll or sleep short. tgkill checks that the thread belongs to the pid; the pidfd
+ * shows that the process verified is still the one running. */
 static int send_signal(const struct target *t)
 {
-#ifdef SYS_pidfd_send_signal
-    if (t->pidfd >= 0)
-        return (int)syscall(SYS_pidfd_send_signal, t->pidfd, t->sig, NULL, 0);
-#endif
-    return kill(t->pid, t->sig);
+    if (process_gone(t)) {
+        errno = ESRCH;
+        return -1;
+    }
+    return (int)syscall(SYS_tgkill, t->pid, t->tid, t->sig);
 }
 
 static bool process_gone(const struct target *t)
@@ -296,38 +370,42 @@ static bool check_process(struct target *t, char *msg)
                    "process %d belongs to %s, not to you; only its owner or root may ask it for a report",
                    pid, user_name(t->uid, who, sizeof who));
 
-    /* The environment says which signal; a process without the shim needs no more than its threads. */
-    int thread = shim_thread(pid);
+    /* The reporter's advertisement says which thread and which signal (the environment may be stale: a
+     * program can setenv PQLEAK_SIGNAL before it connects). The environment says where reports go. */
     t->env = read_proc(pid, "environ", &t->envlen);
     int env_errno = errno;
-    t->sig = t->env ? env_signal(env_get(t, "PQLEAK_SIGNAL")) : SIGUSR1;
-    char head[80];
-    snprintf(head, sizeof head, "process %d does not run pqleak's signal handler", pid);
-    if (t->env && !t->sig)
-        return why(msg, "%s (its PQLEAK_SIGNAL is none)", head);
-    if (thread == 0)
-        return why(msg,
-                   "%s (PQLEAK_SIGNAL=none, the program handles SIG%s itself, or it has not connected yet)",
-                   head, sig_name(t->sig));
     if (!t->env)
-        return why(msg,
-                   "cannot read /proc/%d/environ (%s), so cannot tell its PQLEAK_SIGNAL and report directory",
-                   pid, strerror(env_errno));
+        return why(msg, "cannot read /proc/%d/environ (%s), so cannot tell where it writes live reports", pid,
+                   strerror(env_errno));
+    char head[80], advert[WHY_MAX - 200];
+    snprintf(head, sizeof head, "process %d does not run pqleak's signal handler", pid);
+    if (read_advert(t, advert)) {
+        if (!(caught & (1ULL << (t->sig - 1))))
+            return why(msg, "%s (it does not catch SIG%s, the signal its pqleak reporter answers)", head,
+                       sig_name(t->sig));
+        return true;
+    }
+    int env_sig = env_signal(env_get(t, "PQLEAK_SIGNAL"));
+    int thread = shim_thread(pid);
+    if (thread == 2)
+        return why(msg, "%s (it has a thread named " PQL_THREAD_SIGNAL ", but %s)", head, advert);
     if (thread == 1) {
         /* Ruby and PHP take both signals: then naming the other one would not help. */
-        int other = t->sig == SIGUSR1 ? SIGUSR2 : SIGUSR1;
+        int sig = env_sig ? env_sig : SIGUSR1, other = sig == SIGUSR1 ? SIGUSR2 : SIGUSR1;
+        if (!env_sig)
+            return why(msg, "%s (its PQLEAK_SIGNAL is none)", head);
         if (caught & (1ULL << (other - 1)))
             return why(msg, "%s (pqleak runs in it, but the program handles SIGUSR1 and SIGUSR2 itself)",
                        head);
         return why(
             msg,
             "%s (pqleak runs in it, but the program handles SIG%s itself; start it with PQLEAK_SIGNAL=%s)",
-            head, sig_name(t->sig), sig_name(other));
+            head, sig_name(sig), sig_name(other));
     }
-    if (!(caught & (1ULL << (t->sig - 1))))
-        return why(msg, "%s (it does not catch SIG%s, the signal its PQLEAK_SIGNAL names)", head,
-                   sig_name(t->sig));
-    return true;
+    if (!env_sig)
+        return why(msg, "%s (its PQLEAK_SIGNAL is none)", head);
+    return why(msg, "%s (no pqleak reporter in it: it does not run the shim, or has not opened a connection yet)",
+               head);
 }
 
 /* Where the process writes its live reports (src/reporter.c, pql_reporter_live_dir), from its
