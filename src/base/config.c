@@ -197,7 +197,8 @@ void pql_settings_load(struct pql_settings *s, pql_getenv_fn get, pql_warn_fn wa
         if (warn) {
             char line[512], exp[64], value[201];
             snprintf(line, sizeof(line), "%s='%s' is not %s; using %s", t->name,
-                     escaped(raw, value, sizeof(value)), expected(t, exp, sizeof(exp)), *t->def ? t->def : "unset");
+                     escaped(raw, value, sizeof(value)), expected(t, exp, sizeof(exp)),
+                     *t->def ? t->def : "unset");
             warn(line);
         }
     }

@@ -26,9 +26,11 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -92,6 +94,7 @@ bool pql_reporter_live_dir(const struct pql_settings *s, char *dir, size_t len)
 /* ---- the advertisement (names.h) ---- */
 
 static char advert_path[PQL_PATH_MAX + 64]; /* "" when none is written */
+static uint64_t advert_token;               /* random; `pqleak status` sends it back with the signal */
 
 /* Field 22 of /proc/self/stat, the start time in clock ticks; 0 when unreadable. */
 static unsigned long long start_time(void)
@@ -108,8 +111,9 @@ static unsigned long long start_time(void)
     char *p = strrchr(buf, ')'); /* the command name may hold spaces and parentheses */
     unsigned long long t = 0;
     /* After ") ": state (3), then fields 4..21, then the start time (22). */
-    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
-                     &t) != 1)
+    if (!p ||
+        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
+               &t) != 1)
         return 0;
     return t;
 }
@@ -123,8 +127,12 @@ static void advertise(int tid, int sig)
     int pid = getpid();
     snprintf(tmp, sizeof(tmp), "%s/" PQL_TEMP_PREFIX "%d-reporter" PQL_TEMP_SUFFIX, dir, pid);
     snprintf(advert_path, sizeof(advert_path), "%s/" PQL_REPORT_PREFIX "%d" PQL_ADVERT_SUFFIX, dir, pid);
-    int len = snprintf(line, sizeof(line), PQL_ADVERT_MAGIC " pid=%d tid=%d signal=%d start=%llu\n", pid, tid,
-                       sig, start_time());
+    if (getrandom(&advert_token, sizeof(advert_token), GRND_NONBLOCK) != sizeof(advert_token))
+        advert_token = (uint64_t)pql_coarse_ns() ^ ((uint64_t)pid << 32) ^ (uint64_t)(uintptr_t)&advert_token;
+    advert_token |= 1; /* never 0, the value of a sigqueue without one */
+    int len =
+        snprintf(line, sizeof(line), PQL_ADVERT_MAGIC " pid=%d tid=%d signal=%d start=%llu token=%016llx\n",
+                 pid, tid, sig, start_time(), (unsigned long long)advert_token);
     unlink(tmp);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     bool ok = fd >= 0 && write(fd, line, (size_t)len) == len;
@@ -271,13 +279,14 @@ static bool handler_still_ours(void)
            cur.sa_handler == on_signal;
 }
 
-/* True when the signal came from this process's own handler or a kill of the whole process (a user's
- * kill -USR1): then the text report goes to the log too. `pqleak status` sends it with tgkill from
- * another process: JSON only. */
+/* `pqleak status` queues the signal to this thread with the advertisement's token as its value
+ * (rt_tgsigqueueinfo, SI_QUEUE): JSON only. Anything else (a user's kill -USR1, taken by this thread in
+ * sigtimedwait or forwarded by the handler) writes the text report to the log too. */
 static bool asked_for_text(const siginfo_t *si)
 {
     bool flag = atomic_exchange(&text_wanted, false);
-    return flag || si->si_code != SI_TKILL || si->si_pid == getpid();
+    bool probe = si->si_code == SI_QUEUE && (uint64_t)(uintptr_t)si->si_value.sival_ptr == advert_token;
+    return flag || !probe;
 }
 
 static void *reporter_main(void *arg)

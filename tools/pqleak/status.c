@@ -50,9 +50,10 @@ struct target {
     int pidfd;       /* pins the process, so a reused pid is never signalled; -1 when unavailable */
     char *env;       /* /proc/PID/environ, NUL-separated, NUL-terminated */
     size_t envlen;
-    int sig;   /* from the advertisement */
-    int tid;   /* the reporter thread, from the advertisement */
-    char *dir; /* where it writes live reports */
+    int sig;                  /* from the advertisement */
+    int tid;                  /* the reporter thread, from the advertisement */
+    unsigned long long token; /* from the advertisement, sent back as the signal's value */
+    char *dir;                /* where it writes live reports */
     bool private_dir;
 };
 
@@ -185,8 +186,8 @@ static int env_signal(const char *v)
     return SIGUSR1;
 }
 
-/* 2: a thread of pid is named "pqleak-sig"; 1: one is named "pqleak" (the shim without its handler);
- * 0: neither. */
+/* 2: a thread of pid other than the main thread is named "pqleak-sig"; 1: one is named "pqleak" (the
+ * shim without its handler); 0: neither. */
 static int shim_thread(int pid)
 {
     char path[64];
@@ -197,7 +198,8 @@ static int shim_thread(int pid)
     int found = 0;
     struct dirent *e;
     while (found < 2 && (e = readdir(d))) {
-        if (e->d_name[0] == '.')
+        /* The shim never names the main thread; a program called pqleak (pqleak run itself) is not it. */
+        if (e->d_name[0] == '.' || atoi(e->d_name) == pid)
             continue;
         char comm_path[128], comm[32] = "";
         snprintf(comm_path, sizeof comm_path, "/proc/%d/task/%.20s/comm", pid, e->d_name);
@@ -240,8 +242,9 @@ static unsigned long long proc_start_time(int pid)
         return 0;
     const char *p = strrchr(stat, ')');
     unsigned long long t = 0;
-    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
-                     &t) != 1)
+    if (!p ||
+        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
+               &t) != 1)
         t = 0;
     free(stat);
     return t;
@@ -270,8 +273,9 @@ static bool read_advert(struct target *t, char *msg)
     close(fd);
     buf[n > 0 ? n : 0] = '\0';
     int pid, tid, sig;
-    unsigned long long start;
-    if (sscanf(buf, PQL_ADVERT_MAGIC " pid=%d tid=%d signal=%d start=%llu", &pid, &tid, &sig, &start) != 4 ||
+    unsigned long long start, token;
+    if (sscanf(buf, PQL_ADVERT_MAGIC " pid=%d tid=%d signal=%d start=%llu token=%llx", &pid, &tid, &sig,
+               &start, &token) != 5 ||
         pid != t->pid || (sig != SIGUSR1 && sig != SIGUSR2) || tid <= 0)
         return why(msg, "%s is not an advertisement of pqleak's reporter in process %d", path, t->pid);
     if (start == 0 || start != proc_start_time(t->pid))
@@ -280,6 +284,7 @@ static bool read_advert(struct target *t, char *msg)
         return why(msg, "%s names thread %d, which is not pqleak's reporter", path, tid);
     t->tid = tid;
     t->sig = sig;
+    t->token = token;
     return true;
 }
 
@@ -299,15 +304,23 @@ static int pidfd_open_compat(int pid)
 static bool process_gone(const struct target *t);
 
 /* To the reporter thread only: a signal sent to the process could be taken by any thread of the program
- * and cut its select, poll or sleep short. tgkill checks that the thread belongs to the pid; the pidfd
- * shows that the process verified is still the one running. */
+ * and cut its select, poll or sleep short. rt_tgsigqueueinfo checks that the thread belongs to the pid
+ * and carries the advertisement's token (the shim then writes JSON only); the pidfd shows that the
+ * process verified is still the one running. */
 static int send_signal(const struct target *t)
 {
     if (process_gone(t)) {
         errno = ESRCH;
         return -1;
     }
-    return (int)syscall(SYS_tgkill, t->pid, t->tid, t->sig);
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    si.si_signo = t->sig;
+    si.si_code = SI_QUEUE;
+    si.si_pid = getpid();
+    si.si_uid = getuid();
+    si.si_value.sival_ptr = (void *)(uintptr_t)t->token;
+    return (int)syscall(SYS_rt_tgsigqueueinfo, t->pid, t->tid, t->sig, &si);
 }
 
 static bool process_gone(const struct target *t)
@@ -379,7 +392,14 @@ static bool check_process(struct target *t, char *msg)
                    strerror(env_errno));
     char head[80], advert[WHY_MAX - 200];
     snprintf(head, sizeof head, "process %d does not run pqleak's signal handler", pid);
-    if (read_advert(t, advert)) {
+    /* The reporter names itself, then advertises: just after the first connection, wait a moment. */
+    bool ok = read_advert(t, advert);
+    for (int i = 0; !ok && i < 1000 / POLL_MS && shim_thread(pid) == 2; i++) {
+        struct timespec ts = {0, POLL_MS * 1000000L};
+        nanosleep(&ts, NULL);
+        ok = read_advert(t, advert);
+    }
+    if (ok) {
         if (!(caught & (1ULL << (t->sig - 1))))
             return why(msg, "%s (it does not catch SIG%s, the signal its pqleak reporter answers)", head,
                        sig_name(t->sig));
@@ -404,7 +424,8 @@ static bool check_process(struct target *t, char *msg)
     }
     if (!env_sig)
         return why(msg, "%s (its PQLEAK_SIGNAL is none)", head);
-    return why(msg, "%s (no pqleak reporter in it: it does not run the shim, or has not opened a connection yet)",
+    return why(msg,
+               "%s (no pqleak reporter in it: it does not run the shim, or has not opened a connection yet)",
                head);
 }
 
