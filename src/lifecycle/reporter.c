@@ -20,6 +20,7 @@
 #include "report.h"
 #include "text.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -118,6 +119,28 @@ static unsigned long long start_time(void)
     return t;
 }
 
+/* Removes the advertisements of processes that no longer exist (killed, so they could not remove
+ * their own). */
+static void remove_stale(const char *dir, int self)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        char *end;
+        if (strncmp(e->d_name, PQL_REPORT_PREFIX, strlen(PQL_REPORT_PREFIX)) != 0)
+            continue;
+        long pid = strtol(e->d_name + strlen(PQL_REPORT_PREFIX), &end, 10);
+        if (end == e->d_name + strlen(PQL_REPORT_PREFIX) || strcmp(end, PQL_ADVERT_SUFFIX) != 0 || pid <= 0 ||
+            pid == self)
+            continue;
+        if (kill((pid_t)pid, 0) != 0 && errno == ESRCH)
+            unlinkat(dirfd(d), e->d_name, 0);
+    }
+    closedir(d);
+}
+
 /* Writes the advertisement (temp file + rename). Reporter thread. */
 static void advertise(int tid, int sig)
 {
@@ -125,6 +148,7 @@ static void advertise(int tid, int sig)
     if (!private_dir(dir, sizeof(dir)))
         return;
     int pid = getpid();
+    remove_stale(dir, pid);
     snprintf(tmp, sizeof(tmp), "%s/" PQL_TEMP_PREFIX "%d-reporter" PQL_TEMP_SUFFIX, dir, pid);
     snprintf(advert_path, sizeof(advert_path), "%s/" PQL_REPORT_PREFIX "%d" PQL_ADVERT_SUFFIX, dir, pid);
     if (getrandom(&advert_token, sizeof(advert_token), GRND_NONBLOCK) != sizeof(advert_token))

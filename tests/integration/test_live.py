@@ -333,10 +333,10 @@ def status(pid, *args):
     return p.returncode, p.stdout, p.stderr
 
 
-def probed(mode, probes=6, env=None, args=()):
+def probed(mode, probes=6, env=None, args=(), tmp=None):
     """Runs `it_prog MODE STOP` with its own TMPDIR (so its own private report directory), asks it for
     probes live reports with pqleak status (each must answer OK), stops it; returns (bg, status, out, err)."""
-    tmp = tempfile.mkdtemp(prefix="pqleak-tmp-")
+    tmp = tmp or tempfile.mkdtemp(prefix="pqleak-tmp-")
     bg = Background(lambda stop: [PROG, mode, stop, *args], env={"TMPDIR": tmp, **(env or {})}, report_dir=False)
     bg.tmp = tmp
     for i in range(probes):
@@ -409,9 +409,33 @@ def status_verifies():
     eq(rc, 0, f"the program got no SIGUSR1:\n{err}")
     # The program set PQLEAK_SIGNAL=USR2 with setenv before connecting: its /proc environ still says
     # nothing, but the shim answers USR2, and a SIGUSR1 would kill it.
-    bg = probed("setenv-usr2", probes=2)
+    # A killed process's advertisement (its pid gone) is removed by the next reporter that starts.
+    tmp = tempfile.mkdtemp(prefix="pqleak-tmp-")
+    d = os.path.join(tmp, f"pqleak-{os.getuid()}")
+    os.mkdir(d, 0o700)
+    stale = os.path.join(d, "pqleak-4194304.reporter")  # above any pid_max
+    with open(stale, "w") as f:
+        f.write("pqleak-reporter pid=4194304 tid=4194305 signal=10 start=1 token=0000000000000001\n")
+    bg = probed("setenv-usr2", probes=2, tmp=tmp)
+    check(not os.path.exists(stale), "the stale advertisement was removed")
+    # The advertisement must name this very process: one with another start time (an earlier process
+    # with the same pid) is refused, and nothing is sent.
+    mine = os.path.join(d, f"pqleak-{bg.proc.pid}.reporter")
+    with open(mine) as f:
+        good = f.read()
+    with open(mine + ".x", "w") as f:
+        f.write(re.sub(r"start=\d+", "start=1", good))
+    os.rename(mine + ".x", mine)
+    rc, out, _ = status(bg.proc.pid)
+    eq(rc, 3, out)
+    check("was left by an earlier process with the same pid" in out, out)
+    with open(mine + ".x", "w") as f:
+        f.write(good)
+    os.rename(mine + ".x", mine)
+    eq(status(bg.proc.pid)[0], 0, "asked again with its own advertisement")
     rc, _, err = bg.stop()
     eq(rc, 0, f"probed with the shim's signal, USR2:\n{err}")
+    check(not os.path.exists(mine), "the advertisement is removed at exit")
     # pqleak run's own process runs no shim: status says so without claiming it handles a signal.
     run_ = subprocess.Popen([os.environ["PQLEAK_CLI"], "run", "--", "sleep", "30"], env=environment(preload=False),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
