@@ -1,12 +1,15 @@
-/* The signal trigger and the reporter thread. No file descriptor is held between reports: the thread
- * starts with every signal blocked and waits in sigtimedwait() for PQLEAK_SIGNAL, with a timeout for
- * periodic work (suspects each second, metrics every PQLEAK_METRICS_INTERVAL); it does all the writing.
- * `pqleak status` sends the signal to this thread only (tgkill), so the program's threads see nothing
- * and the report is JSON only. A process-directed signal (a user's kill -USR1) runs the handler on some
- * program thread; the handler saves errno, raises a flag (text to the log as well) and forwards the
- * signal to the reporter thread with tgkill, nothing else. Pending signals coalesce: a burst gives one
- * report. The thread advertises itself (pid, tid, signal, start time) in a file of the private
- * live-report directory, which `pqleak status` checks before it signals anything. */
+/* The signal trigger and the reporter thread. No file descriptor is held between reports. The thread
+ * keeps every signal blocked, so it never takes a signal sent to the process (a program that reads
+ * PQLEAK_SIGNAL with signalfd or sigwait keeps getting it), and waits on a semaphore with a timeout for
+ * periodic work (suspects each second, metrics every PQLEAK_METRICS_INTERVAL, a quarter of a second
+ * while it answers the signal); it does all the writing.
+ * - A signal sent to the process (a user's kill -USR1) runs the handler on a program thread; the handler
+ *   saves errno, raises a flag and posts the semaphore (async-signal-safe, never blocks), nothing else:
+ *   a text report to the log and a JSON report. Posts that arrive before the report coalesce.
+ * - `pqleak status` queues the signal to this thread alone (rt_tgsigqueueinfo) with the token of the
+ *   thread's advertisement (a file in the private live-report directory naming pid, tid, signal, start
+ *   time and token): the program's threads see nothing. It stays pending here (blocked) until the
+ *   thread finds it in its own pending set and takes it: a JSON report only. */
 #define _GNU_SOURCE
 #include "reporter.h"
 
@@ -25,6 +28,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -40,21 +44,21 @@
 static atomic_bool started;
 static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER;
 static atomic_int reporter_tid; /* the reporter thread's tid; 0 before it runs and in a forked child */
-static atomic_bool text_wanted; /* a process-directed signal asked: write the text report to the log too */
+static atomic_bool text_wanted; /* the handler ran: write the text report to the log too */
+static sem_t wake;              /* posted by the handler */
 static const struct pql_settings *cfg;
 static char last_live[PQL_PATH_MAX + 64]; /* this process's previous signal report */
 static atomic_long suspects_total;
 static char program[1024];
 
-/* Runs on a program thread (the reporter blocks every signal): only lock-free atomics and a raw tgkill,
- * which are async-signal-safe and never block. In a forked child the tid is 0: nothing is sent. */
+/* Runs on a program thread (the reporter blocks every signal): a lock-free atomic and sem_post, both
+ * async-signal-safe and never blocking. In a forked child nobody waits: the next reporter answers. */
 static void on_signal(int sig)
 {
+    (void)sig;
     int saved = errno;
     atomic_store(&text_wanted, true);
-    int tid = atomic_load(&reporter_tid);
-    if (tid > 0)
-        syscall(SYS_tgkill, (long)getpid(), (long)tid, (long)sig);
+    sem_post(&wake);
     errno = saved;
 }
 
@@ -303,14 +307,36 @@ static bool handler_still_ours(void)
            cur.sa_handler == on_signal;
 }
 
-/* `pqleak status` queues the signal to this thread with the advertisement's token as its value
- * (rt_tgsigqueueinfo, SI_QUEUE): JSON only. Anything else (a user's kill -USR1, taken by this thread in
- * sigtimedwait or forwarded by the handler) writes the text report to the log too. */
-static bool asked_for_text(const siginfo_t *si)
+/* sig is pending for this thread itself, not only for the process (/proc/thread-self/status, SigPnd). */
+static bool pending_here(int sig)
 {
-    bool flag = atomic_exchange(&text_wanted, false);
-    bool probe = si->si_code == SI_QUEUE && (uint64_t)(uintptr_t)si->si_value.sival_ptr == advert_token;
-    return flag || !probe;
+    char buf[2048];
+    int fd = open("/proc/thread-self/status", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    buf[n > 0 ? n : 0] = '\0';
+    const char *p = strstr(buf, "\nSigPnd:");
+    return p && (strtoull(p + 8, NULL, 16) >> (sig - 1)) & 1;
+}
+
+/* Takes the signal queued to this thread, if any: 1 for `pqleak status`'s request (SI_QUEUE with the
+ * advertisement's token: JSON only), 2 for another one sent to this thread (text too), 0 for none. A
+ * signal pending for the process only is the program's (its signalfd or sigwait): never taken. */
+static int take_request(void)
+{
+    sigset_t pend, one;
+    if (sigpending(&pend) != 0 || !sigismember(&pend, cfg->signal) || !pending_here(cfg->signal))
+        return 0;
+    /* The thread's own queue is searched before the process's: this takes the one found above. */
+    sigemptyset(&one);
+    sigaddset(&one, cfg->signal);
+    siginfo_t si;
+    struct timespec zero = {0, 0};
+    if (sigtimedwait(&one, &si, &zero) != cfg->signal)
+        return 0;
+    return si.si_code == SI_QUEUE && (uint64_t)(uintptr_t)si.si_value.sival_ptr == advert_token ? 1 : 2;
 }
 
 static void *reporter_main(void *arg)
@@ -319,17 +345,9 @@ static void *reporter_main(void *arg)
     int tid = pql_tid();
     /* `pqleak status` looks for this name (and the advertisement), before the advertisement exists. */
     pthread_setname_np(pthread_self(), handler_named ? PQL_THREAD_SIGNAL : PQL_THREAD_PLAIN);
-    sigset_t wait_set; /* every signal stays blocked; this one is taken with sigtimedwait */
-    sigemptyset(&wait_set);
-    if (handler_named) {
-        sigaddset(&wait_set, cfg->signal);
+    if (handler_named)
         advertise(tid, cfg->signal);
-    }
     atomic_store(&reporter_tid, tid);
-    /* A signal handled before the tid was known sent nothing; its flag (set before the handler read the
-     * tid) is seen here (read after the tid was stored). */
-    if (handler_named && atomic_exchange(&text_wanted, false))
-        live_report(PQL_TRIGGER_SIGNAL, true);
     bool suspects = cfg->suspect_age > 0 || cfg->suspect_idle_tx > 0;
     double next_suspects = mono_s() + 1, next_metrics = mono_s();
     for (;;) {
@@ -347,25 +365,28 @@ static void *reporter_main(void *arg)
             wait = next_suspects - now;
         if (*cfg->metrics && next_metrics - now < wait)
             wait = next_metrics - now;
-        if (handler_named && wait > 1)
-            wait = 1; /* notice within a second when the program takes the signal over */
+        if (handler_named && wait > 0.25)
+            wait = 0.25; /* answer `pqleak status` soon; notice when the program takes the signal over */
         if (wait < 0)
             wait = 0;
-        struct timespec ts = {(time_t)wait, (long)((wait - (double)(time_t)wait) * 1e9) + 1000000};
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        siginfo_t si;
-        int got = sigtimedwait(&wait_set, &si, &ts);
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        double end = (double)ts.tv_nsec / 1e9 + wait + 0.001;
+        ts.tv_sec += (time_t)end;
+        ts.tv_nsec = (long)((end - (double)(time_t)end) * 1e9);
+        bool posted = sem_clockwait(&wake, CLOCK_MONOTONIC, &ts) == 0;
+        while (posted && sem_trywait(&wake) == 0)
+            ; /* a burst of signals gives one report */
         if (handler_named && !handler_still_ours()) {
             /* The program installed its own handler since: `pqleak status` must not signal it. */
             unadvertise();
             pthread_setname_np(pthread_self(), PQL_THREAD_PLAIN);
             handler_named = false;
         }
-        if (got > 0 && got == cfg->signal)
-            live_report(PQL_TRIGGER_SIGNAL, asked_for_text(&si));
+        int request = handler_named ? take_request() : 0;
+        bool text = atomic_exchange(&text_wanted, false);
+        if (posted || text || request)
+            live_report(PQL_TRIGGER_SIGNAL, text || request == 2);
     }
     return NULL;
 }
@@ -387,6 +408,7 @@ void pql_reporter_ensure(const struct pql_settings *s)
     cfg = s;
     ssize_t n = readlink("/proc/self/exe", program, sizeof(program) - 1);
     program[n > 0 ? n : 0] = '\0';
+    sem_init(&wake, 0, 0); /* before the handler can post it */
     bool handler = false;
     if (s->signal) {
         struct sigaction old;
@@ -433,7 +455,7 @@ static void fork_child(void)
 {
     pthread_mutex_init(&start_lock, NULL);
     atomic_store(&reporter_tid, 0);
-    atomic_store(&text_wanted, false);
+    sem_init(&wake, 0, 0);
     advert_path[0] = '\0'; /* the parent's file, not ours */
     last_live[0] = '\0';
     atomic_store(&started, false);

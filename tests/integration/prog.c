@@ -11,6 +11,7 @@
 #include <poll.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <sys/select.h>
 #include <sys/wait.h>
 #include <dirent.h>
@@ -854,6 +855,31 @@ static int mode_setenv_usr2(const char *stop_file)
     return 0;
 }
 
+/* A program that takes SIGUSR1 through a signalfd (blocked in every thread, disposition default): each
+ * kill -USR1 must reach it, not pqleak. Prints "got N" (the signals read) at the end. */
+static int mode_signalfd(const char *stop_file)
+{
+    sigset_t usr1;
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    must(sigprocmask(SIG_BLOCK, &usr1, NULL) == 0, "sigprocmask");
+    int sfd = signalfd(-1, &usr1, SFD_NONBLOCK);
+    must(sfd >= 0, "signalfd");
+    PGconn *c = connect_ok();
+    say_ready();
+    int got = 0;
+    for (int i = 0; i < 1200 && access(stop_file, F_OK) != 0; i++) {
+        struct pollfd p = {sfd, POLLIN, 0};
+        poll(&p, 1, 50);
+        struct signalfd_siginfo si;
+        while (read(sfd, &si, sizeof si) == (ssize_t)sizeof si)
+            got++;
+    }
+    printf("got %d\n", got);
+    PQfinish(c);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *m = argc > 1 ? argv[1] : "";
@@ -930,6 +956,8 @@ int main(int argc, char **argv)
         return mode_fake_reporter(argv[2]);
     if (!strcmp(m, "setenv-usr2") && argc > 2)
         return mode_setenv_usr2(argv[2]);
+    if (!strcmp(m, "signalfd") && argc > 2)
+        return mode_signalfd(argv[2]);
     if (!strcmp(m, "puts")) {
         puts("hello");
         return 0;
