@@ -1,5 +1,5 @@
-/* Live diagnosis: the PQLEAK_SIGNAL handler (it only forwards the signal to the reporter thread) and the
- * reporter thread, which waits for the signal in sigtimedwait, advertises itself for `pqleak status`,
+/* Live diagnosis: the PQLEAK_SIGNAL handler (it only posts a semaphore) and the reporter thread, which
+ * waits on it, takes `pqleak status`'s requests queued to it, advertises itself for `pqleak status`,
  * writes live reports, checks for suspects and rewrites the metrics file. Started at the first
  * connection of a process, never before. */
 #ifndef PQL_REPORTER_H

@@ -1,5 +1,5 @@
 /* `pqleak status PID` (status.h). A signal is sent only after proof, and only to the shim's reporter
- * thread (tgkill): the process is ours (or we are root); the reporter's advertisement (names.h) in the
+ * thread (rt_tgsigqueueinfo): the process is ours (or we are root); the reporter's advertisement (names.h) in the
  * process's private live-report directory names this pid, its start time, the signal and a thread of it
  * named "pqleak-sig"; and the process catches that signal. The program's own threads never see the
  * signal, so none of their waits (select, poll, sleep) is cut short. The report is looked
