@@ -1,8 +1,8 @@
 /* `pqleak status PID` (status.h). A signal is sent only after proof, and only to the shim's reporter
- * thread (rt_tgsigqueueinfo): the process is ours (or we are root); the reporter's advertisement (names.h) in the
- * process's private live-report directory names this pid, its start time, the signal and a thread of it
- * named "pqleak-sig"; and the process catches that signal. The program's own threads never see the
- * signal, so none of their waits (select, poll, sleep) is cut short. The report is looked
+ * thread (rt_tgsigqueueinfo): the process is ours (or we are root); the reporter's advertisement
+ * (names.h) in the process's private live-report directory names this pid, its start time, the signal
+ * and a thread of it named "pqleak-sig"; and the process catches that signal. The program's own threads
+ * never see the signal, so none of their waits (select, poll, sleep) is cut short. The report is looked
  * for where that process writes it, from its own environment (/proc/PID/environ) and uid; a file
  * counts only when it appeared after the signal was sent, is a regular file (no symlink) and belongs
  * to the process's user. Command-line process only; single-threaded. */
