@@ -54,6 +54,18 @@ int pql_live_dir_default(char *buf, size_t len, const char *tmpdir_env, unsigned
 #define PQL_RUN_SOCKET_PREFIX "pqleak-run:"
 int pql_run_socket_name(char *buf, size_t len, const char *dir);
 
+/* ---- the reporter's advertisement ---- */
+
+/* While the shim's reporter thread answers PQLEAK_SIGNAL, it keeps a file "pqleak-PID.reporter" (0600) in
+ * the private live-report directory above (whatever PQLEAK_REPORT_DIR says), holding one line:
+ * "pqleak-reporter pid=PID tid=TID signal=N start=T token=X\n", T being field 22 of /proc/PID/stat (the
+ * process's start time, so that a stale file of an earlier process with the same pid never matches), X
+ * 16 hex digits, random. `pqleak status` queues signal N to the thread TID only (rt_tgsigqueueinfo), with
+ * X as the signal's value, and only to a process that matches the file in every respect; the shim
+ * answers such a request with a JSON report only, any other signal with the text report as well. */
+#define PQL_ADVERT_SUFFIX ".reporter"
+#define PQL_ADVERT_MAGIC  "pqleak-reporter"
+
 /* ---- the report's field names (docs/report-schema.md), as string literals: "\"" PQL_F_OPEN "\": %ld" ----
  */
 

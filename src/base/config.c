@@ -168,6 +168,21 @@ static const char *expected(const struct setting *t, char *buf, size_t len)
     return buf;
 }
 
+/* raw with every control byte written as \xNN, so that a value cannot break or forge a log line; at
+ * most len - 1 bytes, cut at a whole escape. */
+static const char *escaped(const char *raw, char *buf, size_t len)
+{
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)raw; *p && o + 5 <= len; p++) {
+        if (*p < 0x20 || *p == 0x7f)
+            o += (size_t)snprintf(buf + o, len - o, "\\x%02x", *p);
+        else
+            buf[o++] = (char)*p;
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
 void pql_settings_load(struct pql_settings *s, pql_getenv_fn get, pql_warn_fn warn)
 {
     memset(s, 0, sizeof(*s));
@@ -182,9 +197,10 @@ void pql_settings_load(struct pql_settings *s, pql_getenv_fn get, pql_warn_fn wa
         if (!raw || parse(t, raw, field))
             continue;
         if (warn) {
-            char line[512], exp[64];
-            snprintf(line, sizeof(line), "%s='%.200s' is not %s; using %s", t->name, raw,
-                     expected(t, exp, sizeof(exp)), *t->def ? t->def : "unset");
+            char line[512], exp[64], value[201];
+            snprintf(line, sizeof(line), "%s='%s' is not %s; using %s", t->name,
+                     escaped(raw, value, sizeof(value)), expected(t, exp, sizeof(exp)),
+                     *t->def ? t->def : "unset");
             warn(line);
         }
     }

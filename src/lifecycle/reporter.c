@@ -1,7 +1,15 @@
-/* The signal trigger and the reporter thread. The handler saves errno and writes one byte to a
- * non-blocking pipe, nothing else (a burst of signals fills the pipe and coalesces into one report).
- * The thread starts with every signal blocked, waits on the pipe with a timeout for periodic work
- * (suspects each second, metrics every PQLEAK_METRICS_INTERVAL), and does all the writing. */
+/* The signal trigger and the reporter thread. No file descriptor is held between reports. The thread
+ * keeps every signal blocked, so it never takes a signal sent to the process (a program that reads
+ * PQLEAK_SIGNAL with signalfd or sigwait keeps getting it), and waits on a semaphore with a timeout for
+ * periodic work (suspects each second, metrics every PQLEAK_METRICS_INTERVAL, a quarter of a second
+ * while it answers the signal); it does all the writing.
+ * - A signal sent to the process (a user's kill -USR1) runs the handler on a program thread; the handler
+ *   saves errno, raises a flag and posts the semaphore (async-signal-safe, never blocks), nothing else:
+ *   a text report to the log and a JSON report. Posts that arrive before the report coalesce.
+ * - `pqleak status` queues the signal to this thread alone (rt_tgsigqueueinfo) with the token of the
+ *   thread's advertisement (a file in the private live-report directory naming pid, tid, signal, start
+ *   time and token): the program's threads see nothing. It stays pending here (blocked) until the
+ *   thread finds it in its own pending set and takes it: a JSON report only. */
 #define _GNU_SOURCE
 #include "reporter.h"
 
@@ -15,36 +23,41 @@
 #include "report.h"
 #include "text.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 static atomic_bool started;
 static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER;
-static int pipe_fd[2] = {-1, -1};
+static atomic_int reporter_tid; /* the reporter thread's tid; 0 before it runs and in a forked child */
+static atomic_bool text_wanted; /* the handler ran: write the text report to the log too */
+static sem_t wake;              /* posted by the handler */
 static const struct pql_settings *cfg;
 static char last_live[PQL_PATH_MAX + 64]; /* this process's previous signal report */
 static atomic_long suspects_total;
 static char program[1024];
 
+/* Runs on a program thread (the reporter blocks every signal): a lock-free atomic and sem_post, both
+ * async-signal-safe and never blocking. In a forked child nobody waits: the next reporter answers. */
 static void on_signal(int sig)
 {
     (void)sig;
     int saved = errno;
-    int fd = pipe_fd[1];
-    if (fd >= 0) {
-        ssize_t n = write(fd, "s", 1);
-        (void)n; /* a full pipe already holds a pending request */
-    }
+    atomic_store(&text_wanted, true);
+    sem_post(&wake);
     errno = saved;
 }
 
@@ -53,12 +66,9 @@ static double mono_s(void)
     return pql_clock_s(CLOCK_MONOTONIC);
 }
 
-bool pql_reporter_live_dir(const struct pql_settings *s, char *dir, size_t len)
+/* The private directory ${TMPDIR:-/tmp}/pqleak-UID, created 0700; false (logged) when it is not ours. */
+static bool private_dir(char *dir, size_t len)
 {
-    if (*s->report_dir) {
-        snprintf(dir, len, "%s", s->report_dir);
-        return true;
-    }
     if (pql_live_dir_default(dir, len, getenv("TMPDIR"), (unsigned)getuid()) < 0) {
         pql_log("the live report directory's path is too long (TMPDIR)");
         return false;
@@ -76,11 +86,107 @@ bool pql_reporter_live_dir(const struct pql_settings *s, char *dir, size_t len)
     return true;
 }
 
-static void live_report(const char *trigger)
+bool pql_reporter_live_dir(const struct pql_settings *s, char *dir, size_t len)
+{
+    if (*s->report_dir) {
+        snprintf(dir, len, "%s", s->report_dir);
+        return true;
+    }
+    return private_dir(dir, len);
+}
+
+/* ---- the advertisement (names.h) ---- */
+
+static char advert_path[PQL_PATH_MAX + 64]; /* "" when none is written */
+static uint64_t advert_token;               /* random; `pqleak status` sends it back with the signal */
+
+/* Field 22 of /proc/self/stat, the start time in clock ticks; 0 when unreadable. */
+static unsigned long long start_time(void)
+{
+    char buf[1024];
+    int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')'); /* the command name may hold spaces and parentheses */
+    unsigned long long t = 0;
+    /* After ") ": state (3), then fields 4..21, then the start time (22). */
+    if (!p ||
+        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
+               &t) != 1)
+        return 0;
+    return t;
+}
+
+/* Removes the advertisements of processes that no longer exist (killed, so they could not remove
+ * their own). */
+static void remove_stale(const char *dir, int self)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        char *end;
+        if (strncmp(e->d_name, PQL_REPORT_PREFIX, strlen(PQL_REPORT_PREFIX)) != 0)
+            continue;
+        long pid = strtol(e->d_name + strlen(PQL_REPORT_PREFIX), &end, 10);
+        if (end == e->d_name + strlen(PQL_REPORT_PREFIX) || strcmp(end, PQL_ADVERT_SUFFIX) != 0 || pid <= 0 ||
+            pid == self)
+            continue;
+        if (kill((pid_t)pid, 0) != 0 && errno == ESRCH)
+            unlinkat(dirfd(d), e->d_name, 0);
+    }
+    closedir(d);
+}
+
+/* Writes the advertisement (temp file + rename). Reporter thread. */
+static void advertise(int tid, int sig)
+{
+    char dir[PQL_PATH_MAX], tmp[PQL_PATH_MAX + 64], line[160];
+    if (!private_dir(dir, sizeof(dir)))
+        return;
+    int pid = getpid();
+    remove_stale(dir, pid);
+    snprintf(tmp, sizeof(tmp), "%s/" PQL_TEMP_PREFIX "%d-reporter" PQL_TEMP_SUFFIX, dir, pid);
+    snprintf(advert_path, sizeof(advert_path), "%s/" PQL_REPORT_PREFIX "%d" PQL_ADVERT_SUFFIX, dir, pid);
+    if (getrandom(&advert_token, sizeof(advert_token), GRND_NONBLOCK) != sizeof(advert_token))
+        advert_token = (uint64_t)pql_coarse_ns() ^ ((uint64_t)pid << 32) ^ (uint64_t)(uintptr_t)&advert_token;
+    advert_token |= 1; /* never 0, the value of a sigqueue without one */
+    int len =
+        snprintf(line, sizeof(line), PQL_ADVERT_MAGIC " pid=%d tid=%d signal=%d start=%llu token=%016llx\n",
+                 pid, tid, sig, start_time(), (unsigned long long)advert_token);
+    unlink(tmp);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    bool ok = fd >= 0 && write(fd, line, (size_t)len) == len;
+    if (fd >= 0)
+        ok = close(fd) == 0 && ok;
+    if (!ok || rename(tmp, advert_path) != 0) {
+        pql_log("cannot write '%s' (%s): pqleak status cannot ask this process for live reports", advert_path,
+                strerror(errno));
+        unlink(tmp);
+        advert_path[0] = '\0';
+    }
+}
+
+static void unadvertise(void)
+{
+    if (*advert_path)
+        unlink(advert_path);
+    advert_path[0] = '\0';
+}
+
+/* text: also the text report to the log (a user's kill); `pqleak status` asks for JSON only, so that a
+ * probe every minute does not fill the service's log. */
+static void live_report(const char *trigger, bool text)
 {
     char dir[PQL_PATH_MAX], path[PQL_PATH_MAX + 64];
     bool have_dir = pql_reporter_live_dir(cfg, dir, sizeof(dir));
-    if (pql_report_live(cfg, trigger, have_dir ? dir : NULL, true, path, sizeof(path)) &&
+    if (pql_report_live(cfg, trigger, have_dir ? dir : NULL, text || !have_dir, path, sizeof(path)) &&
         !strcmp(trigger, PQL_TRIGGER_SIGNAL)) {
         /* Keep one signal report per process: an operator polling with pqleak status fills no disk. */
         if (*last_live)
@@ -95,6 +201,8 @@ struct suspect_scan {
     double now_mono;
     int64_t now_ns;
     int found;
+    uint64_t *ids; /* the connections that became suspects in this scan (malloc'd; NULL if out of memory) */
+    size_t nids, cap;
 };
 
 static void find_suspects(const struct pql_conn *rec, struct pql_live *live, void *arg)
@@ -111,23 +219,41 @@ static void find_suspects(const struct pql_conn *rec, struct pql_live *live, voi
         kind = PQL_SUSPECT_IDLE_TX;
     if (kind != PQL_SUSPECT_NONE) {
         int none = PQL_SUSPECT_NONE;
-        if (atomic_compare_exchange_strong(&live->suspect, &none, kind))
+        if (atomic_compare_exchange_strong(&live->suspect, &none, kind)) {
             sc->found++;
+            if (sc->nids == sc->cap) {
+                size_t cap = sc->cap ? 2 * sc->cap : 16;
+                uint64_t *ids = realloc(sc->ids, cap * sizeof(*ids));
+                if (!ids)
+                    return; /* counted, not logged */
+                sc->ids = ids;
+                sc->cap = cap;
+            }
+            sc->ids[sc->nids++] = rec->id;
+        }
     }
 }
 
 static void check_suspects(void)
 {
-    struct suspect_scan sc = {mono_s(), pql_coarse_ns(), 0};
+    struct suspect_scan sc = {.now_mono = mono_s(), .now_ns = pql_coarse_ns()};
     pql_registry_each(find_suspects, &sc);
     if (!sc.found)
         return;
     atomic_fetch_add(&suspects_total, sc.found);
-    /* One warning per new suspect, with its stacks; then one JSON report of everything open. */
+    /* One warning per new suspect, with its stacks: only those found by this scan (the snapshot also
+     * holds the suspects of earlier scans, already logged); then one JSON report of everything open. */
     struct pql_conn *conns;
     struct pql_counters c;
-    size_t n = pql_registry_snapshot(&conns, &c);
-    pql_text_suspects(cfg, conns, n, sc.now_mono, sc.now_ns);
+    size_t n = pql_registry_snapshot(&conns, &c), kept = 0;
+    for (size_t i = 0; conns && i < n; i++)
+        for (size_t j = 0; j < sc.nids; j++)
+            if (conns[i].id == sc.ids[j]) {
+                conns[kept++] = conns[i];
+                break;
+            }
+    free(sc.ids);
+    pql_text_suspects(cfg, conns, kept, sc.now_mono, sc.now_ns);
     free(conns);
     char dir[PQL_PATH_MAX];
     if (pql_reporter_live_dir(cfg, dir, sizeof(dir)))
@@ -164,6 +290,9 @@ void pql_reporter_exit(long leaked)
 {
     if (atomic_load(&started))
         write_metrics(leaked);
+    /* A report asked for from now on could not be written: say so by removing the advertisement. */
+    if (atomic_load(&reporter_tid) > 0)
+        unadvertise();
 }
 
 /* ---- the thread ---- */
@@ -177,9 +306,47 @@ static bool handler_still_ours(void)
            cur.sa_handler == on_signal;
 }
 
+/* sig is pending for this thread itself, not only for the process (/proc/thread-self/status, SigPnd). */
+static bool pending_here(int sig)
+{
+    char buf[2048];
+    int fd = open("/proc/thread-self/status", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    buf[n > 0 ? n : 0] = '\0';
+    const char *p = strstr(buf, "\nSigPnd:");
+    return p && (strtoull(p + 8, NULL, 16) >> (sig - 1)) & 1;
+}
+
+/* Takes the signal queued to this thread, if any: 1 for `pqleak status`'s request (SI_QUEUE with the
+ * advertisement's token: JSON only), 2 for another one sent to this thread (text too), 0 for none. A
+ * signal pending for the process only is the program's (its signalfd or sigwait): never taken. */
+static int take_request(void)
+{
+    sigset_t pend, one;
+    if (sigpending(&pend) != 0 || !sigismember(&pend, cfg->signal) || !pending_here(cfg->signal))
+        return 0;
+    /* The thread's own queue is searched before the process's: this takes the one found above. */
+    sigemptyset(&one);
+    sigaddset(&one, cfg->signal);
+    siginfo_t si;
+    struct timespec zero = {0, 0};
+    if (sigtimedwait(&one, &si, &zero) != cfg->signal)
+        return 0;
+    return si.si_code == SI_QUEUE && (uint64_t)(uintptr_t)si.si_value.sival_ptr == advert_token ? 1 : 2;
+}
+
 static void *reporter_main(void *arg)
 {
     (void)arg;
+    int tid = pql_tid();
+    /* `pqleak status` looks for this name (and the advertisement), before the advertisement exists. */
+    pthread_setname_np(pthread_self(), handler_named ? PQL_THREAD_SIGNAL : PQL_THREAD_PLAIN);
+    if (handler_named)
+        advertise(tid, cfg->signal);
+    atomic_store(&reporter_tid, tid);
     bool suspects = cfg->suspect_age > 0 || cfg->suspect_idle_tx > 0;
     double next_suspects = mono_s() + 1, next_metrics = mono_s();
     for (;;) {
@@ -197,21 +364,28 @@ static void *reporter_main(void *arg)
             wait = next_suspects - now;
         if (*cfg->metrics && next_metrics - now < wait)
             wait = next_metrics - now;
-        if (handler_named && wait > 1)
-            wait = 1; /* notice within a second when the program takes the signal over */
-        struct pollfd p = {pipe_fd[0], POLLIN, 0};
-        int r = poll(&p, 1, wait < 0 ? 0 : (int)(wait * 1000) + 1);
+        if (handler_named && wait > 0.25)
+            wait = 0.25; /* answer `pqleak status` soon; notice when the program takes the signal over */
+        if (wait < 0)
+            wait = 0;
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        double end = (double)ts.tv_nsec / 1e9 + wait + 0.001;
+        ts.tv_sec += (time_t)end;
+        ts.tv_nsec = (long)((end - (double)(time_t)end) * 1e9);
+        bool posted = sem_clockwait(&wake, CLOCK_MONOTONIC, &ts) == 0;
+        while (posted && sem_trywait(&wake) == 0)
+            ; /* a burst of signals gives one report */
         if (handler_named && !handler_still_ours()) {
             /* The program installed its own handler since: `pqleak status` must not signal it. */
+            unadvertise();
             pthread_setname_np(pthread_self(), PQL_THREAD_PLAIN);
             handler_named = false;
         }
-        if (r > 0 && (p.revents & POLLIN)) {
-            char drain[256];
-            while (read(pipe_fd[0], drain, sizeof(drain)) > 0)
-                ;
-            live_report(PQL_TRIGGER_SIGNAL);
-        }
+        int request = handler_named ? take_request() : 0;
+        bool text = atomic_exchange(&text_wanted, false);
+        if (posted || text || request)
+            live_report(PQL_TRIGGER_SIGNAL, text || request == 2);
     }
     return NULL;
 }
@@ -233,10 +407,7 @@ void pql_reporter_ensure(const struct pql_settings *s)
     cfg = s;
     ssize_t n = readlink("/proc/self/exe", program, sizeof(program) - 1);
     program[n > 0 ? n : 0] = '\0';
-    if (pipe2(pipe_fd, O_CLOEXEC | O_NONBLOCK) != 0) {
-        pql_log("cannot create a pipe (%s): no live reports", strerror(errno));
-        goto out;
-    }
+    sem_init(&wake, 0, 0); /* before the handler can post it */
     bool handler = false;
     if (s->signal) {
         struct sigaction old;
@@ -250,9 +421,10 @@ void pql_reporter_ensure(const struct pql_settings *s)
             handler = sigaction(s->signal, &sa, NULL) == 0;
         } else if (s->signal_set) {
             /* Said only when asked for: Ruby and PHP take SIGUSR1 and SIGUSR2 in every run. */
+            const char *taken = s->signal == SIGUSR1 ? "USR1" : "USR2";
             pql_log("PQLEAK_SIGNAL=%s: the program handles SIG%s itself; no live reports on that signal "
-                    "(choose another with PQLEAK_SIGNAL=USR1|USR2, or none)",
-                    s->signal == SIGUSR1 ? "USR1" : "USR2", s->signal == SIGUSR1 ? "USR1" : "USR2");
+                    "(choose PQLEAK_SIGNAL=%s, or none)",
+                    taken, taken, s->signal == SIGUSR1 ? "USR2" : "USR1");
         }
     }
     handler_named = handler;
@@ -271,24 +443,19 @@ void pql_reporter_ensure(const struct pql_settings *s)
         pql_log("cannot start the reporter thread (%s): no live reports", strerror(err));
         goto out;
     }
-    /* `pqleak status` looks for this name: it proves the shim and its handler are in the process. */
-    pthread_setname_np(t, handler ? PQL_THREAD_SIGNAL : PQL_THREAD_PLAIN);
     atomic_store_explicit(&started, true, memory_order_release);
 out:
     pthread_mutex_unlock(&start_lock);
 }
 
-/* The thread and the pipe stay the parent's: the handler (inherited) now writes nowhere, and the
- * child's next connection starts its own. */
+/* The thread stays the parent's: the handler (inherited) finds no reporter tid and sends nothing, and
+ * the child's next connection starts its own thread (and advertisement). */
 static void fork_child(void)
 {
     pthread_mutex_init(&start_lock, NULL);
-    if (pipe_fd[0] >= 0) {
-        int r = pipe_fd[0], w = pipe_fd[1];
-        pipe_fd[0] = pipe_fd[1] = -1;
-        close(r);
-        close(w);
-    }
+    atomic_store(&reporter_tid, 0);
+    sem_init(&wake, 0, 0);
+    advert_path[0] = '\0'; /* the parent's file, not ours */
     last_live[0] = '\0';
     atomic_store(&started, false);
 }

@@ -1,5 +1,6 @@
-/* Live diagnosis: the PQLEAK_SIGNAL handler (it only writes a byte to a pipe) and the reporter thread,
- * which writes live reports, checks for suspects and rewrites the metrics file. Started at the first
+/* Live diagnosis: the PQLEAK_SIGNAL handler (it only posts a semaphore) and the reporter thread, which
+ * waits on it, takes `pqleak status`'s requests queued to it, advertises itself for `pqleak status`,
+ * writes live reports, checks for suspects and rewrites the metrics file. Started at the first
  * connection of a process, never before. */
 #ifndef PQL_REPORTER_H
 #define PQL_REPORTER_H

@@ -57,8 +57,8 @@
  *   misuse.c    lock                 5    -                          reset; the parent's events stay its own
  *   pyframes.c  lock                 5    -                          reset
  *   track.c     refusals_lock        5    -                          reset
- *   reporter.c  start_lock           5    log                        reset; thread and pipe stay the
- *                                                                    parent's
+ *   reporter.c  start_lock           5    log                        reset; the thread (and its
+ *                                                                    advertisement) stay the parent's
  *   real.c      resolve_lock         5    (the loader's)             reset
  *   log.c       log_lock             6    -                          reset; a %p file is reopened
  *

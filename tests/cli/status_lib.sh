@@ -63,11 +63,16 @@ all_stopped() {
   done
 }
 
-# pending PID SIG: the signal is pending for the (stopped) process PID.
+# pending PID SIG: the signal is pending for the (stopped) process PID, or for one of its threads (status
+# sends it to the shim's reporter thread only).
 pending() {
-  local mask
-  mask=$(sed -n 's/^ShdPnd:[[:space:]]*//p' "/proc/$1/status")
-  [ $(((0x$mask >> ($(kill -l "$2") - 1)) & 1)) = 1 ]
+  local mask t
+  for t in /proc/"$1"/status /proc/"$1"/task/*/status; do
+    for mask in $(sed -n 's/^\(ShdPnd\|SigPnd\):[[:space:]]*//p' "$t"); do
+      [ $(((0x$mask >> ($(kill -l "$2") - 1)) & 1)) = 0 ] || return 0
+    done
+  done
+  return 1
 }
 
 # still_alive PID: PID was not killed by the status command's signal: ending it with SIGTERM now makes

@@ -32,7 +32,9 @@ has "$T/tx" "forget_commit "
 # The report is in the process's private default directory, under its own TMPDIR.
 dir=$T/tmp/pqleak-$(id -u)
 [ "$(stat -c %a "$dir")" = 700 ] || fail "$dir is not mode 700"
-first=$(ls "$dir")
+# Besides reports, the directory holds the reporter's advertisement (pqleak-PID.reporter).
+[ -f "$dir/pqleak-$pid.reporter" ] || fail "no advertisement $dir/pqleak-$pid.reporter"
+first=$(ls "$dir" | grep -v '\.reporter$')
 case "$first" in pqleak-$pid-signal-*.json) ;; *) fail "unexpected files in $dir: $first" ;; esac
 has "$T/out" "$dir/$first"
 
@@ -42,7 +44,7 @@ pyjson "$T/out" 'd["schema"] == "pqleak/1"' 'd["trigger"] == "signal"' "d['pid']
   '"leaks" not in d' 'len(d["connections"]) == 2' 'd["utilization"]["open"] == 2' \
   'sorted(c["tx_status"] for c in d["connections"]) == ["idle", "intrans"]'
 # One signal report per process: the second request replaced the first.
-second=$(ls "$dir")
+second=$(ls "$dir" | grep -v '\.reporter$')
 [ "$(echo "$second" | wc -l)" = 1 ] && [ "$second" != "$first" ] || fail "expected one new report, got: $second"
 # ... and --json printed that report byte for byte.
 cmp "$T/out" "$dir/$second" || fail "--json did not print the report $dir/$second as it is"

@@ -40,7 +40,7 @@ sleep 30 &
 p=$!
 wait_for 10 runs "$p" sleep
 expect 3 "$PQLEAK" status "$p"
-has "$T/out" "PQLEAK UNKNOWN - process $p $NOHANDLER (PQLEAK_SIGNAL=none, the program handles SIGUSR1 itself, or it has not connected yet)"
+has "$T/out" "PQLEAK UNKNOWN - process $p $NOHANDLER (no pqleak reporter in it: it does not run the shim, or has not opened a connection yet)"
 one_line "$T/out"
 still_alive "$p"
 

@@ -7,6 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <sys/select.h>
 #include <sys/wait.h>
 #include <dirent.h>
@@ -647,6 +652,231 @@ static int mode_metrics(const char *stop_file)
     return 0;
 }
 
+/* ---- live-report probes (pqleak status): modes that check the program's own calls and fds ---- */
+
+static void say_ready(void)
+{
+    printf("ready\n");
+    fflush(stdout);
+}
+
+/* Waits (50 ms steps, each restarted if interrupted) until stop_file appears; 60 s at most. */
+static void wait_stop(const char *stop_file)
+{
+    for (int i = 0; i < 1200 && access(stop_file, F_OK) != 0; i++) {
+        struct timespec ts = {0, 50000000}, rem;
+        while (nanosleep(&ts, &rem) != 0 && errno == EINTR)
+            ts = rem;
+    }
+}
+
+/* Waits that SA_RESTART never restarts, while pqleak status probes the process: select, poll,
+ * nanosleep and sleep must each run their full time. Prints which one was cut short and exits 1. Rounds
+ * of waits until stop_file appears. */
+static int mode_waits(const char *stop_file)
+{
+    PGconn *c = connect_ok();
+    say_ready();
+    int rounds = 0;
+    while (access(stop_file, F_OK) != 0 && rounds++ < 60) {
+        struct timeval tv = {0, 300000};
+        if (select(0, NULL, NULL, NULL, &tv) != 0) {
+            fprintf(stderr, "prog: select cut short (%s)\n", strerror(errno));
+            return 1;
+        }
+        if (poll(NULL, 0, 300) != 0) {
+            fprintf(stderr, "prog: poll cut short (%s)\n", strerror(errno));
+            return 1;
+        }
+        struct timespec ts = {0, 300000000}, rem = {0, 0};
+        if (nanosleep(&ts, &rem) != 0) {
+            fprintf(stderr, "prog: nanosleep cut short, %ld ns early (%s)\n", rem.tv_nsec, strerror(errno));
+            return 1;
+        }
+        unsigned left = sleep(1);
+        if (left) {
+            fprintf(stderr, "prog: sleep(1) returned %u s early\n", left);
+            return 1;
+        }
+    }
+    PQfinish(c);
+    return 0;
+}
+
+/* Open descriptors of this process as a bit set (fds below 1024; the one reading the list excluded). */
+static void fd_set_of(unsigned char *set)
+{
+    memset(set, 0, 1024);
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        int fd = atoi(e->d_name);
+        if (e->d_name[0] != '.' && fd < 1024 && fd != dirfd(d))
+            set[fd] = 1;
+    }
+    if (d)
+        closedir(d);
+}
+
+/* Prints " FD:TARGET:cloexec|inherit" for each fd in now and not in before; returns how many. */
+static int print_added(const unsigned char *before, const unsigned char *now)
+{
+    int n = 0;
+    for (int fd = 0; fd < 1024; fd++) {
+        if (!now[fd] || before[fd])
+            continue;
+        char path[64], target[256] = "?";
+        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+        ssize_t k = readlink(path, target, sizeof target - 1);
+        target[k > 0 ? k : 1] = '\0';
+        int flags = fcntl(fd, F_GETFD);
+        printf(" %d:%s:%s", fd, target, flags >= 0 && (flags & FD_CLOEXEC) ? "cloexec" : "inherit");
+        n++;
+    }
+    return n;
+}
+
+/* Daemonizing: connects (starting pqleak's reporter), then closes every fd >= 3 and makes pipes of its
+ * own, which take the lowest numbers (those pqleak's fds had). While pqleak status probes it, no byte may
+ * appear in or vanish from those pipes; a byte the program writes must come back. Exits 1 otherwise. */
+static int mode_close_fds(const char *stop_file)
+{
+    PGconn *c = connect_ok();
+    (void)c; /* its socket is closed below; PQfinish would write into whatever has its number now */
+    for (int fd = 3; fd < 1024; fd++)
+        close(fd);
+    int p[4][2];
+    for (int i = 0; i < 4; i++) {
+        must(pipe(p[i]) == 0, "pipe");
+        fcntl(p[i][0], F_SETFL, O_NONBLOCK);
+        must(write(p[i][1], "x", 1) == 1, "write");
+    }
+    say_ready();
+    wait_stop(stop_file);
+    for (int i = 0; i < 4; i++) {
+        char buf[64];
+        ssize_t n = read(p[i][0], buf, sizeof buf);
+        if (n != 1 || buf[0] != 'x') {
+            fprintf(stderr, "prog: pipe %d (fds %d, %d) read %zd bytes, expected the program's 1\n", i, p[i][0],
+                    p[i][1], n);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* pqleak's descriptors: lists the fds added by the first connection ("connected:", the socket among
+ * them) and those added since, after the live reports asked for while it waits ("after:"), one line each.
+ * Under a low RLIMIT_NOFILE (argv[3], set before connecting) a second connection must still succeed. */
+static int mode_fds(const char *stop_file, int limit)
+{
+    if (limit > 0) {
+        struct rlimit rl = {(rlim_t)limit, (rlim_t)limit};
+        must(setrlimit(RLIMIT_NOFILE, &rl) == 0, "setrlimit");
+    }
+    static unsigned char before[1024], connected[1024], after[1024];
+    fd_set_of(before);
+    PGconn *c = connect_ok();
+    usleep(200000); /* the reporter thread starts with the connection: let it set itself up */
+    fd_set_of(connected);
+    say_ready();
+    wait_stop(stop_file);
+    fd_set_of(after);
+    PGconn *d = connect_ok(); /* room for one more connection under the limit */
+    printf("connected:");
+    print_added(before, connected);
+    printf("\nafter:");
+    print_added(connected, after);
+    printf("\n");
+    PQfinish(d);
+    PQfinish(c);
+    return 0;
+}
+
+/* Two connections that become suspects a few seconds apart (idle in a transaction): each must be logged
+ * once, although the second scan's snapshot still holds the first. */
+static int mode_two_suspects(void)
+{
+    PGconn *a = connect_ok();
+    exec_ok(a, "begin");
+    sleep(3);
+    PGconn *b = connect_ok();
+    exec_ok(b, "begin");
+    sleep(3);
+    exec_ok(a, "commit");
+    exec_ok(b, "commit");
+    PQfinish(a);
+    PQfinish(b);
+    return 0;
+}
+
+/* The program's own thread named "pqleak-sig" (no shim needed) and its own SIGUSR1 handler: pqleak
+ * status must not signal it. Exits 1 when a SIGUSR1 arrived. */
+static volatile sig_atomic_t got_usr1;
+static void on_usr1(int sig)
+{
+    (void)sig;
+    got_usr1 = 1;
+}
+
+static volatile int fake_named;
+
+static void *fake_reporter(void *arg)
+{
+    prctl(PR_SET_NAME, "pqleak-sig");
+    fake_named = 1;
+    wait_stop(arg);
+    return NULL;
+}
+
+static int mode_fake_reporter(const char *stop_file)
+{
+    signal(SIGUSR1, on_usr1);
+    pthread_t t;
+    must(pthread_create(&t, NULL, fake_reporter, (void *)stop_file) == 0, "pthread_create");
+    while (!fake_named)
+        usleep(1000);
+    say_ready();
+    pthread_join(t, NULL);
+    if (got_usr1)
+        fprintf(stderr, "prog: got SIGUSR1\n");
+    return got_usr1 ? 1 : 0;
+}
+
+/* PQLEAK_SIGNAL=USR2 set by the program itself before it connects (its /proc environ still says
+ * otherwise): a SIGUSR1 would kill it. */
+static int mode_setenv_usr2(const char *stop_file)
+{
+    setenv("PQLEAK_SIGNAL", "USR2", 1);
+    PGconn *c = connect_ok();
+    say_ready();
+    wait_stop(stop_file);
+    PQfinish(c);
+    return 0;
+}
+
+/* A program that takes SIGUSR1 through a signalfd (blocked in every thread, disposition default), read
+ * once at the end: a kill -USR1 must stay pending for it, not be taken by pqleak. Prints "got N". */
+static int mode_signalfd(const char *stop_file)
+{
+    sigset_t usr1;
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    must(sigprocmask(SIG_BLOCK, &usr1, NULL) == 0, "sigprocmask");
+    int sfd = signalfd(-1, &usr1, SFD_NONBLOCK);
+    must(sfd >= 0, "signalfd");
+    PGconn *c = connect_ok();
+    say_ready();
+    wait_stop(stop_file); /* the signal stays pending for the process meanwhile: pqleak must leave it */
+    int got = 0;
+    struct signalfd_siginfo si;
+    while (read(sfd, &si, sizeof si) == (ssize_t)sizeof si)
+        got++;
+    printf("got %d\n", got);
+    PQfinish(c);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *m = argc > 1 ? argv[1] : "";
@@ -711,6 +941,20 @@ int main(int argc, char **argv)
         return mode_metrics(argv[2]);
     if (!strcmp(m, "misuse-threads"))
         return mode_misuse_threads();
+    if (!strcmp(m, "waits") && argc > 2)
+        return mode_waits(argv[2]);
+    if (!strcmp(m, "close-fds") && argc > 2)
+        return mode_close_fds(argv[2]);
+    if (!strcmp(m, "fds") && argc > 2)
+        return mode_fds(argv[2], argc > 3 ? atoi(argv[3]) : 0);
+    if (!strcmp(m, "two-suspects"))
+        return mode_two_suspects();
+    if (!strcmp(m, "fake-reporter") && argc > 2)
+        return mode_fake_reporter(argv[2]);
+    if (!strcmp(m, "setenv-usr2") && argc > 2)
+        return mode_setenv_usr2(argv[2]);
+    if (!strcmp(m, "signalfd") && argc > 2)
+        return mode_signalfd(argv[2]);
     if (!strcmp(m, "puts")) {
         puts("hello");
         return 0;

@@ -5,9 +5,12 @@ import os
 import re
 import shutil
 import signal
+import subprocess
+import tempfile
 import time
 
-from harness import PROG, Background, check, eq, frames, main, read_reports, run, validate_schema, wait_for
+from harness import (PROG, Background, check, eq, environment, frames, main, read_reports, run, validate_schema,
+                     wait_for)
 
 
 def signal_reports(bg, n=1):
@@ -80,18 +83,19 @@ def signal_requests_written(pid, sig=signal.SIGUSR1):
 
 
 def reporter_sleeping(pid):
-    """True when pid's reporter thread sleeps in poll: it answered every request already in its pipe (a
-    byte written to the pipe makes it runnable at once)."""
+    """True when pid's reporter thread sleeps on its semaphore with no request pending for it: it answered
+    every request (the handler's post makes it runnable at once)."""
     for tid, (_, f) in tasks(pid).items():
         if f["Name"] == "pqleak-sig":
             try:
                 try:
                     with open(f"/proc/{pid}/task/{tid}/syscall") as fh:  # "running" unless it sleeps
                         call = fh.read().split()
-                    return bool(call) and call[0] in ("7", "271")  # poll, ppoll (x86-64)
+                    asleep = bool(call) and call[0] == "202"  # futex (x86-64): sem_clockwait
                 except PermissionError:  # ptrace restricted: where it sleeps, "0" unless it sleeps
                     with open(f"/proc/{pid}/task/{tid}/wchan") as fh:
-                        return "poll" in fh.read()
+                        asleep = "futex" in fh.read()
+                return asleep and not int(f["SigPnd"], 16) & (1 << (signal.SIGUSR1 - 1))
             except FileNotFoundError:
                 return False
     check(False, f"no pqleak-sig thread in {pid}")
@@ -318,7 +322,164 @@ def no_handler_over_the_programs():
     r = run([os.environ.get("PYTHON", "python3"), "-c", script], env={"PQLEAK_SIGNAL": "USR2"})
     eq(r.out, "handled 1\n", f"the program's own handler runs:\n{r.err}")
     check("PQLEAK_SIGNAL=USR2: the program handles SIGUSR2 itself" in r.err, r.err)
+    # The way out it suggests is the other signal, not the one the program took.
+    check("(choose PQLEAK_SIGNAL=USR1, or none)" in r.err, r.err)
+
+
+# ---- pqleak status probes: only the shim's thread sees them ----
+
+def status(pid, *args):
+    """pqleak status PID: (status, stdout, stderr)."""
+    p = subprocess.run([os.environ["PQLEAK_CLI"], "status", *args, str(pid)], capture_output=True, text=True,
+                       timeout=60, env=environment(preload=False))
+    return p.returncode, p.stdout, p.stderr
+
+
+def probed(mode, probes=6, env=None, args=(), tmp=None):
+    """Runs `it_prog MODE STOP` with its own TMPDIR (so its own private report directory), asks it for
+    probes live reports with pqleak status (each must answer OK), stops it; returns (bg, status, out, err)."""
+    tmp = tmp or tempfile.mkdtemp(prefix="pqleak-tmp-")
+    bg = Background(lambda stop: [PROG, mode, stop, *args], env={"TMPDIR": tmp, **(env or {})}, report_dir=False)
+    bg.tmp = tmp
+    for i in range(probes):
+        rc, out, err = status(bg.proc.pid)
+        eq(rc, 0, f"probe {i}: pqleak status answered\n{out}{err}")
+        check(out.startswith("PQLEAK OK - "), out)
+        time.sleep(0.1)
+    return bg
+
+
+def status_waits_whole():
+    # select, poll, nanosleep and sleep in the program run their full time while status probes it (a
+    # process-directed signal would interrupt one of them: SA_RESTART does not restart these).
+    bg = probed("waits", probes=8)
+    rc, _, err = bg.stop()
+    check("cut short" not in err and "early" not in err, f"the program's waits:\n{err}")
+    eq(rc, 0, f"exit status:\n{err}")
+    # A probe writes JSON only: the service's log gets nothing.
+    check("live report (signal)" not in err, f"status probes wrote text reports to the log:\n{err[-2000:]}")
+
+
+def status_after_closing_fds():
+    # The program closes every fd >= 3 after connecting and makes pipes that take the lowest numbers:
+    # pqleak must neither read from nor write into them, probed by status or by the user's kill.
+    bg = probed("close-fds", probes=4)
+    d = os.path.join(bg.tmp, f"pqleak-{os.getuid()}")
+    before = sorted(glob.glob(os.path.join(d, f"pqleak-{bg.proc.pid}-signal-*.json")))
+    eq(len(before), 1, f"one signal report of the process: {os.listdir(d)}")
+    os.kill(bg.proc.pid, signal.SIGUSR1)  # a user's kill: a process signal, text to the log as well
+    wait_for(lambda: (lambda n: n and n != before)(sorted(glob.glob(os.path.join(d, "pqleak-*-signal-*.json")))),
+             "a report for the user's kill")
+    rc, _, err = bg.stop()
+    eq(rc, 0, f"the program's pipes after closing its fds:\n{err}")
+    eq(err.count("live report (signal)"), 1, f"one text report, the user's kill's:\n{err[-3000:]}")
+
+
+def added_fds(out, label):
+    """The fds `it_prog fds` listed after label: [(fd, target, cloexec)]."""
+    line = next(l for l in out.splitlines() if l.startswith(label + ":"))
+    fds = [(x.split(":", 1)[0], x.split(":", 1)[1].rsplit(":", 1)) for x in line.split()[1:]]
+    return [(int(f), t, c == "cloexec") for f, (t, c) in fds]
+
+
+def status_fds():
+    # Under RLIMIT_NOFILE=16, the reporter thread holds no fd of the host's: the first connection adds as
+    # many fds with live reports (PQLEAK_SIGNAL) as without (no reporter thread at all), and every fd
+    # pqleak opens is close-on-exec.
+    bg = probed("fds", probes=3, args=("16",))
+    rc, out, err = bg.stop()
+    eq(rc, 0, err)
+    bare = run([PROG, "fds", "/", "16"], env={"PQLEAK_SIGNAL": "none"})
+    eq(bare.rc, 0, bare.err)
+    live, base = added_fds(out, "connected"), added_fds(bare.out, "connected")
+    eq(len(live), len(base), f"fds added by the first connection with a reporter thread {live} and without {base}")
+    check(all(c for _, _, c in live), f"fds that a child would inherit: {live}")
+    # Live reports keep only the symbolizer's ELF files (src/output/symbolize.c, libdw: not close-on-exec
+    # today), no pipe or socket.
+    after = added_fds(out, "after")
+    check(all(t.startswith("/") for _, t, _ in after), f"fds added by live reports: {after}")
+
+
+def status_verifies():
+    # A thread named pqleak-sig is not proof: without pqleak's advertisement, no signal is sent.
+    bg = Background(lambda stop: [PROG, "fake-reporter", stop], env={"TMPDIR": tempfile.mkdtemp()})
+    rc, out, err = status(bg.proc.pid)
+    eq(rc, 3, out + err)
+    check("does not run pqleak's signal handler (it has a thread named pqleak-sig, but no advertisement" in out,
+          out)
+    rc, _, err = bg.stop()
+    eq(rc, 0, f"the program got no SIGUSR1:\n{err}")
+    # The program set PQLEAK_SIGNAL=USR2 with setenv before connecting: its /proc environ still says
+    # nothing, but the shim answers USR2, and a SIGUSR1 would kill it.
+    # A killed process's advertisement (its pid gone) is removed by the next reporter that starts.
+    tmp = tempfile.mkdtemp(prefix="pqleak-tmp-")
+    d = os.path.join(tmp, f"pqleak-{os.getuid()}")
+    os.mkdir(d, 0o700)
+    stale = os.path.join(d, "pqleak-4194304.reporter")  # above any pid_max
+    with open(stale, "w") as f:
+        f.write("pqleak-reporter pid=4194304 tid=4194305 signal=10 start=1 token=0000000000000001\n")
+    bg = probed("setenv-usr2", probes=2, tmp=tmp)
+    check(not os.path.exists(stale), "the stale advertisement was removed")
+    # The advertisement must name this very process: one with another start time (an earlier process
+    # with the same pid) is refused, and nothing is sent.
+    mine = os.path.join(d, f"pqleak-{bg.proc.pid}.reporter")
+    with open(mine) as f:
+        good = f.read()
+    with open(mine + ".x", "w") as f:
+        f.write(re.sub(r"start=\d+", "start=1", good))
+    os.rename(mine + ".x", mine)
+    rc, out, _ = status(bg.proc.pid)
+    eq(rc, 3, out)
+    check("was left by an earlier process with the same pid" in out, out)
+    with open(mine + ".x", "w") as f:
+        f.write(good)
+    os.rename(mine + ".x", mine)
+    eq(status(bg.proc.pid)[0], 0, "asked again with its own advertisement")
+    rc, _, err = bg.stop()
+    eq(rc, 0, f"probed with the shim's signal, USR2:\n{err}")
+    check(not os.path.exists(mine), "the advertisement is removed at exit")
+    # pqleak run's own process runs no shim: status says so without claiming it handles a signal.
+    run_ = subprocess.Popen([os.environ["PQLEAK_CLI"], "run", "--", "sleep", "30"], env=environment(preload=False),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        rc, out, _ = status(run_.pid)
+        eq(rc, 3, out)
+        check("(no pqleak reporter in it: it does not run the shim, or has not opened a connection yet)" in out
+              and "handles" not in out, out)
+    finally:
+        run_.kill()
+        run_.wait()
+
+
+def status_signalfd():
+    # A program that reads SIGUSR1 from a signalfd (blocked everywhere) gets every kill -USR1: pqleak's
+    # reporter never takes a signal sent to the process. pqleak status still gets its report.
+    bg = probed("signalfd", probes=2)
+    os.kill(bg.proc.pid, signal.SIGUSR1)
+    time.sleep(0.8)  # the reporter wakes every quarter second: it has looked at least twice
+    rc, out, err = bg.stop()
+    eq(rc, 0, err)
+    eq(out.strip().splitlines()[-1], "got 1", f"the program's signalfd read the SIGUSR1:\n{err[-2000:]}")
+
+
+def suspect_once():
+    # The second suspect's scan must not log the first again: one SUSPECT warning per connection.
+    r = run([PROG, "two-suspects"], env={"PQLEAK_SUSPECT_IDLE_TX": "1"})
+    eq(r.rc, 0, r.err)
+    ids = re.findall(r"SUSPECT: connection #(\d+) ", r.err)
+    eq(sorted(ids), sorted(set(ids)), f"each suspect logged once:\n{r.err}")
+    eq(len(ids), 2, f"two suspects:\n{r.err}")
+
+
+def warning_escaped():
+    # A setting's value with a newline cannot forge a log line: control bytes are written as \xNN.
+    r = run([PROG, "open-close", "1"], env={"PQLEAK_SIGNAL": "USR3\n==1==pqleak: ERROR: forged"})
+    eq(r.rc, 0, r.err)
+    check("PQLEAK_SIGNAL='USR3\\x0a==1==pqleak: ERROR: forged' is not" in r.err, r.err)
+    check(not any(l.startswith("==1==") for l in r.err.splitlines()), f"a forged line:\n{r.err}")
 
 
 main({f.__name__: f for f in (signal_report, signal_burst, suspect_idle_tx, suspect_age, metrics, misuse_fork,
-                              misuse_fork_close, misuse_threads, no_handler_over_the_programs)})
+                              misuse_fork_close, misuse_threads, no_handler_over_the_programs, status_waits_whole,
+                              status_after_closing_fds, status_fds, status_verifies, status_signalfd, suspect_once,
+                              warning_escaped)})

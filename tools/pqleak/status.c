@@ -1,6 +1,8 @@
-/* `pqleak status PID` (status.h). A signal is sent only after proof: the process is ours (or we are
- * root), it has a thread named "pqleak-sig" (the shim names its reporter thread so only when it
- * installed its own handler) and it catches the signal its environment names. The report is looked
+/* `pqleak status PID` (status.h). A signal is sent only after proof, and only to the shim's reporter
+ * thread (rt_tgsigqueueinfo): the process is ours (or we are root); the reporter's advertisement
+ * (names.h) in the process's private live-report directory names this pid, its start time, the signal
+ * and a thread of it named "pqleak-sig"; and the process catches that signal. The program's own threads
+ * never see the signal, so none of their waits (select, poll, sleep) is cut short. The report is looked
  * for where that process writes it, from its own environment (/proc/PID/environ) and uid; a file
  * counts only when it appeared after the signal was sent, is a regular file (no symlink) and belongs
  * to the process's user. Command-line process only; single-threaded. */
@@ -48,8 +50,10 @@ struct target {
     int pidfd;       /* pins the process, so a reused pid is never signalled; -1 when unavailable */
     char *env;       /* /proc/PID/environ, NUL-separated, NUL-terminated */
     size_t envlen;
-    int sig;
-    char *dir; /* where it writes live reports */
+    int sig;                  /* from the advertisement */
+    int tid;                  /* the reporter thread, from the advertisement */
+    unsigned long long token; /* from the advertisement, sent back as the signal's value */
+    char *dir;                /* where it writes live reports */
     bool private_dir;
 };
 
@@ -182,8 +186,8 @@ static int env_signal(const char *v)
     return SIGUSR1;
 }
 
-/* 2: a thread of pid is named "pqleak-sig"; 1: one is named "pqleak" (the shim without its handler);
- * 0: neither. */
+/* 2: a thread of pid other than the main thread is named "pqleak-sig"; 1: one is named "pqleak" (the
+ * shim without its handler); 0: neither. */
 static int shim_thread(int pid)
 {
     char path[64];
@@ -194,7 +198,8 @@ static int shim_thread(int pid)
     int found = 0;
     struct dirent *e;
     while (found < 2 && (e = readdir(d))) {
-        if (e->d_name[0] == '.')
+        /* The shim never names the main thread; a program called pqleak (pqleak run itself) is not it. */
+        if (e->d_name[0] == '.' || atoi(e->d_name) == pid)
             continue;
         char comm_path[128], comm[32] = "";
         snprintf(comm_path, sizeof comm_path, "/proc/%d/task/%.20s/comm", pid, e->d_name);
@@ -214,6 +219,75 @@ static int shim_thread(int pid)
     return found;
 }
 
+/* The comm of thread tid of pid is name. */
+static bool thread_named(int pid, int tid, const char *name)
+{
+    char path[96], comm[32] = "";
+    snprintf(path, sizeof path, "/proc/%d/task/%d/comm", pid, tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t n = read(fd, comm, sizeof comm - 1);
+    close(fd);
+    comm[n > 0 ? n : 0] = '\0';
+    comm[strcspn(comm, "\n")] = '\0';
+    return strcmp(comm, name) == 0;
+}
+
+/* Field 22 of /proc/PID/stat (the start time); 0 when unreadable. */
+static unsigned long long proc_start_time(int pid)
+{
+    char *stat = read_proc(pid, "stat", NULL);
+    if (!stat)
+        return 0;
+    const char *p = strrchr(stat, ')');
+    unsigned long long t = 0;
+    if (!p ||
+        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
+               &t) != 1)
+        t = 0;
+    free(stat);
+    return t;
+}
+
+/* Reads and checks the reporter's advertisement (names.h) in the process's private directory: a
+ * regular file of the process's user in a 0700 directory of that user, naming this pid, its start time,
+ * USR1 or USR2 and a thread of it named "pqleak-sig". Sets t->tid and t->sig; false with msg (a
+ * parenthesised reason) otherwise. */
+static bool read_advert(struct target *t, char *msg)
+{
+    const char *tmp = env_get(t, "TMPDIR");
+    char dir[SHIM_PATH_MAX + 64], path[SHIM_PATH_MAX + 128], buf[256];
+    if (pql_live_dir_default(dir, sizeof dir, tmp, (unsigned)t->uid) < 0)
+        return why(msg, "its TMPDIR is too long");
+    snprintf(path, sizeof path, "%s/" PQL_REPORT_PREFIX "%d" PQL_ADVERT_SUFFIX, dir, t->pid);
+    struct stat st;
+    if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != t->uid || (st.st_mode & 077))
+        return why(msg, "no advertisement %s from pqleak's reporter", path);
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return why(msg, "no advertisement %s from pqleak's reporter", path);
+    ssize_t n = -1;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == t->uid)
+        n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    buf[n > 0 ? n : 0] = '\0';
+    int pid, tid, sig;
+    unsigned long long start, token;
+    if (sscanf(buf, PQL_ADVERT_MAGIC " pid=%d tid=%d signal=%d start=%llu token=%llx", &pid, &tid, &sig,
+               &start, &token) != 5 ||
+        pid != t->pid || (sig != SIGUSR1 && sig != SIGUSR2) || tid <= 0)
+        return why(msg, "%s is not an advertisement of pqleak's reporter in process %d", path, t->pid);
+    if (start == 0 || start != proc_start_time(t->pid))
+        return why(msg, "%s was left by an earlier process with the same pid", path);
+    if (!thread_named(t->pid, tid, PQL_THREAD_SIGNAL))
+        return why(msg, "%s names thread %d, which is not pqleak's reporter", path, tid);
+    t->tid = tid;
+    t->sig = sig;
+    t->token = token;
+    return true;
+}
+
 /* ---- the checks before the signal ---- */
 
 static int pidfd_open_compat(int pid)
@@ -227,13 +301,26 @@ static int pidfd_open_compat(int pid)
 #endif
 }
 
+static bool process_gone(const struct target *t);
+
+/* To the reporter thread only: a signal sent to the process could be taken by any thread of the program
+ * and cut its select, poll or sleep short. rt_tgsigqueueinfo checks that the thread belongs to the pid
+ * and carries the advertisement's token (the shim then writes JSON only); the pidfd shows that the
+ * process verified is still the one running. */
 static int send_signal(const struct target *t)
 {
-#ifdef SYS_pidfd_send_signal
-    if (t->pidfd >= 0)
-        return (int)syscall(SYS_pidfd_send_signal, t->pidfd, t->sig, NULL, 0);
-#endif
-    return kill(t->pid, t->sig);
+    if (process_gone(t)) {
+        errno = ESRCH;
+        return -1;
+    }
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    si.si_signo = t->sig;
+    si.si_code = SI_QUEUE;
+    si.si_pid = getpid();
+    si.si_uid = getuid();
+    si.si_value.sival_ptr = (void *)(uintptr_t)t->token;
+    return (int)syscall(SYS_rt_tgsigqueueinfo, t->pid, t->tid, t->sig, &si);
 }
 
 static bool process_gone(const struct target *t)
@@ -296,38 +383,50 @@ static bool check_process(struct target *t, char *msg)
                    "process %d belongs to %s, not to you; only its owner or root may ask it for a report",
                    pid, user_name(t->uid, who, sizeof who));
 
-    /* The environment says which signal; a process without the shim needs no more than its threads. */
-    int thread = shim_thread(pid);
+    /* The reporter's advertisement says which thread and which signal (the environment may be stale: a
+     * program can setenv PQLEAK_SIGNAL before it connects). The environment says where reports go. */
     t->env = read_proc(pid, "environ", &t->envlen);
     int env_errno = errno;
-    t->sig = t->env ? env_signal(env_get(t, "PQLEAK_SIGNAL")) : SIGUSR1;
-    char head[80];
-    snprintf(head, sizeof head, "process %d does not run pqleak's signal handler", pid);
-    if (t->env && !t->sig)
-        return why(msg, "%s (its PQLEAK_SIGNAL is none)", head);
-    if (thread == 0)
-        return why(msg,
-                   "%s (PQLEAK_SIGNAL=none, the program handles SIG%s itself, or it has not connected yet)",
-                   head, sig_name(t->sig));
     if (!t->env)
-        return why(msg,
-                   "cannot read /proc/%d/environ (%s), so cannot tell its PQLEAK_SIGNAL and report directory",
-                   pid, strerror(env_errno));
+        return why(msg, "cannot read /proc/%d/environ (%s), so cannot tell where it writes live reports", pid,
+                   strerror(env_errno));
+    char head[80], advert[WHY_MAX - 200];
+    snprintf(head, sizeof head, "process %d does not run pqleak's signal handler", pid);
+    /* The reporter names itself, then advertises: just after the first connection, wait a moment. */
+    bool ok = read_advert(t, advert);
+    for (int i = 0; !ok && i < 1000 / POLL_MS && shim_thread(pid) == 2; i++) {
+        struct timespec ts = {0, POLL_MS * 1000000L};
+        nanosleep(&ts, NULL);
+        ok = read_advert(t, advert);
+    }
+    if (ok) {
+        if (!(caught & (1ULL << (t->sig - 1))))
+            return why(msg, "%s (it does not catch SIG%s, the signal its pqleak reporter answers)", head,
+                       sig_name(t->sig));
+        return true;
+    }
+    int env_sig = env_signal(env_get(t, "PQLEAK_SIGNAL"));
+    int thread = shim_thread(pid);
+    if (thread == 2)
+        return why(msg, "%s (it has a thread named " PQL_THREAD_SIGNAL ", but %s)", head, advert);
     if (thread == 1) {
         /* Ruby and PHP take both signals: then naming the other one would not help. */
-        int other = t->sig == SIGUSR1 ? SIGUSR2 : SIGUSR1;
+        int sig = env_sig ? env_sig : SIGUSR1, other = sig == SIGUSR1 ? SIGUSR2 : SIGUSR1;
+        if (!env_sig)
+            return why(msg, "%s (its PQLEAK_SIGNAL is none)", head);
         if (caught & (1ULL << (other - 1)))
             return why(msg, "%s (pqleak runs in it, but the program handles SIGUSR1 and SIGUSR2 itself)",
                        head);
         return why(
             msg,
             "%s (pqleak runs in it, but the program handles SIG%s itself; start it with PQLEAK_SIGNAL=%s)",
-            head, sig_name(t->sig), sig_name(other));
+            head, sig_name(sig), sig_name(other));
     }
-    if (!(caught & (1ULL << (t->sig - 1))))
-        return why(msg, "%s (it does not catch SIG%s, the signal its PQLEAK_SIGNAL names)", head,
-                   sig_name(t->sig));
-    return true;
+    if (!env_sig)
+        return why(msg, "%s (its PQLEAK_SIGNAL is none)", head);
+    return why(msg,
+               "%s (no pqleak reporter in it: it does not run the shim, or has not opened a connection yet)",
+               head);
 }
 
 /* Where the process writes its live reports (src/reporter.c, pql_reporter_live_dir), from its
