@@ -1,5 +1,5 @@
 /* A fault injector for the stress tests, preloaded next to the shim: the write() that would complete the
- * KILLPOINT_AT-th report temp file (".pqleak-*.tmp"; 1 = the first) writes only half of its bytes and
+ * KILLPOINT_AT-th report temp file (".pqleak-*.json.*.tmp"; 1 = the first) writes only half of its bytes and
  * then stops the process (SIGSTOP), so that the test can kill it with SIGKILL at a known point in the
  * middle of a report. Other writes pass through untouched. write() may run in a signal handler (the
  * shim's writes a byte to a pipe): only async-signal-safe calls here. */
@@ -45,7 +45,9 @@ static int is_report_temp(int fd)
     const char *base = strrchr(path, '/');
     base = base ? base + 1 : path;
     size_t bl = strlen(base);
-    return !strncmp(base, ".pqleak-", 8) && bl > 4 && !strcmp(base + bl - 4, ".tmp");
+    /* A report's temp file (".pqleak-PID-TRIGGER-SEQ.json.PID.SEQ.tmp"), not another file the shim
+     * writes the same way (the reporter's ".pqleak-PID.reporter.PID.SEQ.tmp"). */
+    return !strncmp(base, ".pqleak-", 8) && bl > 4 && !strcmp(base + bl - 4, ".tmp") && strstr(base, ".json.");
 }
 
 ssize_t write(int fd, const void *buf, size_t n)
