@@ -44,16 +44,30 @@ static int group_order(const void *a, const void *b)
     return x->first < y->first ? -1 : x->first > y->first;
 }
 
-int pql_rmodel_frames(const struct pql_report *r, uint32_t stack, const struct pql_frame **out, int max)
+int pql_stack_frames(struct pql_symbolizer *sym, uint32_t stack, const struct pql_frame **out, int max)
 {
     int n = 0;
     const uintptr_t *pcs = stack ? pql_stack_get(stack, &n) : NULL;
-    if (!pcs || !r->sym)
-        return 0;
     int m = 0;
-    for (int i = 0; i < n && m < max; i++)
-        m += pql_sym_frames(r->sym, pcs[i], out + m, max - m);
+    for (int i = 0; pcs && sym && i < n && m < max; i++)
+        m += pql_sym_frames(sym, pcs[i], out + m, max - m);
     return m;
+}
+
+int pql_rmodel_frames(const struct pql_report *r, uint32_t stack, const struct pql_frame **out, int max)
+{
+    return pql_stack_frames(r->sym, stack, out, max);
+}
+
+int pql_frames_headline(const struct pql_frame *const *frames, int n, bool *own)
+{
+    struct pql_frame_ref refs[PQL_MAX_FRAMES];
+    if (n > PQL_MAX_FRAMES)
+        n = PQL_MAX_FRAMES;
+    for (int i = 0; i < n; i++)
+        refs[i] =
+            (struct pql_frame_ref){frames[i]->function, frames[i]->file, frames[i]->module, frames[i]->lang};
+    return pql_frame_headline(refs, (size_t)n, own);
 }
 
 static int kind_rank(const struct pql_conn *c)
@@ -89,18 +103,8 @@ static int by_stack(const void *a, const void *b, void *conns)
 const struct pql_frame *pql_rmodel_headline(const struct pql_report *r, uint32_t stack, bool *own)
 {
     const struct pql_frame *frames[PQL_MAX_FRAMES];
-    struct pql_frame_ref refs[PQL_MAX_FRAMES];
-    int n = pql_rmodel_frames(r, stack, frames, PQL_MAX_FRAMES), m = 0;
-    const struct pql_frame *kept[PQL_MAX_FRAMES];
-    for (int i = 0; i < n; i++) {
-        if (!frames[i])
-            continue;
-        kept[m] = frames[i];
-        refs[m++] =
-            (struct pql_frame_ref){frames[i]->function, frames[i]->file, frames[i]->module, frames[i]->lang};
-    }
-    int h = pql_frame_headline(refs, (size_t)m, own);
-    return h < 0 ? NULL : kept[h];
+    int h = pql_frames_headline(frames, pql_rmodel_frames(r, stack, frames, PQL_MAX_FRAMES), own);
+    return h < 0 ? NULL : frames[h];
 }
 
 static bool same_site(const struct pql_frame *a, const struct pql_frame *b)

@@ -75,7 +75,15 @@ bool pql_rmodel_group(struct pql_report *r);
 /* True when the group counts as a leak: not suppressed, and not held unless PQLEAK_STRICT. */
 bool pql_rmodel_counts(const struct pql_report *r, const struct pql_group *g);
 
-/* Symbolizes a stack into frames (NULL entries where memory ran out); returns the count. */
+/* A stack's frames, symbolized by sym (inlined functions expanded), innermost first; at most max stored
+ * in out. Returns the count: 0 for no stack, no symbolizer or no memory. */
+int pql_stack_frames(struct pql_symbolizer *sym, uint32_t stack, const struct pql_frame **out, int max);
+
+/* The index of the headline frame (common/frames.h) among frames, own set when it is the program's own
+ * code; -1 when there is none. */
+int pql_frames_headline(const struct pql_frame *const *frames, int n, bool *own);
+
+/* pql_stack_frames with the report's symbolizer. */
 int pql_rmodel_frames(const struct pql_report *r, uint32_t stack, const struct pql_frame **out, int max);
 
 /* Seconds since the connection's last activity (since it opened, when never used). */

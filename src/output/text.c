@@ -79,12 +79,9 @@ static const char *origin(const struct pql_frame *f, char *buf, size_t len)
  * runtime or the system fold into "... N frames in NAME" (PQLEAK_FULL_STACKS=1 shows them all). */
 void pql_text_stack(struct pql_buf *b, struct pql_symbolizer *sym, uint32_t stack)
 {
-    int n = 0;
-    const uintptr_t *pcs = stack ? pql_stack_get(stack, &n) : NULL;
     const struct pql_frame *frames[PQL_MAX_FRAMES];
-    int m = 0; /* inlined functions are frames of their own, numbered as in LeakSanitizer */
-    for (int i = 0; pcs && sym && i < n && m < PQL_MAX_FRAMES; i++)
-        m += pql_sym_frames(sym, pcs[i], frames + m, PQL_MAX_FRAMES - m);
+    /* Inlined functions are frames of their own, numbered as in LeakSanitizer. */
+    int m = pql_stack_frames(sym, stack, frames, PQL_MAX_FRAMES);
     for (int i = 0; i < m;) {
         const struct pql_frame *f = frames[i];
         int run = 1;
@@ -101,7 +98,8 @@ void pql_text_stack(struct pql_buf *b, struct pql_symbolizer *sym, uint32_t stac
             text_frame(b, i, f);
         i += run;
     }
-    if (!pcs || !n)
+    int n = 0;
+    if (!m && (!stack || !pql_stack_get(stack, &n) || !n))
         pql_buf_puts(b, "    (no stack)\n");
 }
 
@@ -121,27 +119,17 @@ static void site_frame(struct pql_buf *b, const struct pql_frame *f)
  * frame of the program's own; without a frame of its own, the innermost library frame alone. */
 static void text_site(struct pql_buf *b, struct pql_symbolizer *sym, uint32_t stack)
 {
-    int n = 0;
-    const uintptr_t *pcs = stack ? pql_stack_get(stack, &n) : NULL;
     const struct pql_frame *frames[PQL_MAX_FRAMES];
-    struct pql_frame_ref refs[PQL_MAX_FRAMES];
-    int m = 0;
-    for (int i = 0; pcs && sym && i < n && m < PQL_MAX_FRAMES; i++) {
-        int added = pql_sym_frames(sym, pcs[i], frames + m, PQL_MAX_FRAMES - m);
-        for (int end = m + added; m < end; m++)
-            refs[m] = (struct pql_frame_ref){frames[m]->function, frames[m]->file, frames[m]->module,
-                                             frames[m]->lang};
-    }
+    int m = pql_stack_frames(sym, stack, frames, PQL_MAX_FRAMES);
     bool own = false;
-    int h = pql_frame_headline(refs, (size_t)m, &own);
+    int h = pql_frames_headline(frames, m, &own);
     if (h < 0) {
         pql_buf_puts(b, "an unknown site");
         return;
     }
     site_frame(b, frames[h]);
     for (int i = h + 1; own && i < m; i++) {
-        if (!strcmp(frames[i]->lang, frames[h]->lang) &&
-            pql_frame_is_app(refs[i].function, refs[i].file, refs[i].module, refs[i].lang)) {
+        if (!strcmp(frames[i]->lang, frames[h]->lang) && own_frame(frames[i])) {
             pql_buf_puts(b, " <- ");
             site_frame(b, frames[i]);
             break;
