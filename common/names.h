@@ -110,6 +110,8 @@ int pql_run_socket_name(char *buf, size_t len, const char *dir);
 #define PQL_F_STACK       "stack"
 #define PQL_F_TX_STACK    "tx_stack"
 #define PQL_F_LAST_STACK  "last_stack"
+#define PQL_F_TEST        "test"
+#define PQL_F_TX_TEST     "tx_test"
 
 /* A connection's "target". */
 #define PQL_F_HOST             "host"

@@ -15,6 +15,7 @@
 #include "runtime.h"
 #include "stack.h"
 #include "target.h"
+#include "testname.h"
 #include "text.h"
 
 #include <pthread.h>
@@ -144,6 +145,7 @@ static void new_record(struct pql_conn *rec)
     uintptr_t frames[PQL_MAX_FRAMES];
     int n = pql_stack_capture(frames, cfg->stack_depth);
     rec->stack = pql_stack_intern(frames, n);
+    rec->test = pql_testname_now();
 }
 
 PGconn *pql_track_checkout(bool nonblocking, const struct pql_connect_args *args, struct pql_slot *slot)

@@ -25,7 +25,8 @@ struct __attribute__((aligned(64))) pql_live {
     _Atomic uint32_t last_stack; /* where the last transaction began, kept after it ended: where the
                                   * connection was last checked out or used */
     _Atomic int64_t tx_began_ns;
-    _Atomic int suspect; /* enum pql_suspect, set once by the reporter thread */
+    _Atomic uint16_t tx_test; /* the test running when it began (testname.h), 0 when none */
+    _Atomic int suspect;      /* enum pql_suspect, set once by the reporter thread */
     _Atomic bool warned_fork, warned_threads;
     _Atomic bool ended_in_teardown; /* a transaction was ended by the runtime's teardown (Perl's DBI
                                        rolls back before closing): its work was rolled back */

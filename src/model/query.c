@@ -11,6 +11,7 @@
 #include "registry.h"
 #include "runtime.h"
 #include "stack.h"
+#include "testname.h"
 
 #include <stdatomic.h>
 
@@ -68,6 +69,7 @@ void pql_query_end(struct pql_live *l, PGconn *conn)
             uintptr_t frames[PQL_MAX_FRAMES];
             int n = pql_stack_capture(frames, stack_depth);
             uint32_t id = pql_stack_intern(frames, n);
+            atomic_store_explicit(&l->tx_test, pql_testname_now(), memory_order_relaxed);
             atomic_store_explicit(&l->tx_stack, id, memory_order_relaxed);
             atomic_store_explicit(&l->last_stack, id, memory_order_relaxed);
             atomic_store_explicit(&l->tx_began_ns, now, memory_order_relaxed);

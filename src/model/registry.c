@@ -60,6 +60,7 @@ static void copy_live(struct pql_conn *rec, const struct pql_live *l)
     rec->tx_stack = atomic_load_explicit(&l->tx_stack, memory_order_relaxed);
     rec->last_stack = atomic_load_explicit(&l->last_stack, memory_order_relaxed);
     rec->tx_began_ns = atomic_load_explicit(&l->tx_began_ns, memory_order_relaxed);
+    rec->tx_test = atomic_load_explicit(&l->tx_test, memory_order_relaxed);
     rec->suspect = atomic_load_explicit(&l->suspect, memory_order_relaxed);
     rec->ended_in_teardown = atomic_load_explicit(&l->ended_in_teardown, memory_order_relaxed);
     rec->warned_fork = atomic_load_explicit(&l->warned_fork, memory_order_relaxed);

@@ -7,6 +7,7 @@
 #include "names.h"
 #include "proc.h"
 #include "stack.h"
+#include "testname.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,6 +79,16 @@ static void json_int_or_null(struct pql_buf *b, long v)
         pql_buf_puts(b, "null");
 }
 
+/* ", "NAME": "test name"", left out when the test (testname.h) is none. */
+static void json_test(struct pql_buf *b, const char *name, uint16_t test)
+{
+    const char *s = pql_testname(test);
+    if (!s)
+        return;
+    pql_buf_printf(b, ", \"%s\": ", name);
+    pql_buf_json_str(b, s);
+}
+
 static void json_connection(struct pql_buf *b, const struct pql_report *r, const struct pql_conn *c)
 {
     pql_buf_printf(b, "{\"" PQL_F_ID "\": %llu, \"" PQL_F_STATUS "\": \"%s\", \"" PQL_F_TARGET "\": ",
@@ -100,6 +111,8 @@ static void json_connection(struct pql_buf *b, const struct pql_report *r, const
     json_id(b, c->tx_stack);
     pql_buf_puts(b, ", \"" PQL_F_LAST_STACK "\": ");
     json_id(b, c->last_stack);
+    json_test(b, PQL_F_TEST, c->test);
+    json_test(b, PQL_F_TX_TEST, c->tx_stack ? c->tx_test : 0);
     pql_buf_puts(b, "}");
 }
 

@@ -10,6 +10,7 @@
 #include "proc.h"
 #include "appframes.h"
 #include "stack.h"
+#include "testname.h"
 
 #include <libpq-fe.h>
 #include <stdio.h>
@@ -146,6 +147,34 @@ static const char *kind_text(const char *kind)
     return "unclosed";
 }
 
+/* "  test: NAME (and N other tests)": the test running when the group's connections were opened (tx
+ * false) or began their transactions (tx true), the first connection's, and how many others ran. */
+static void text_group_tests(struct pql_buf *b, const struct pql_report *r, const struct pql_group *gr,
+                             bool tx)
+{
+    unsigned char seen[PQL_TESTNAME_MAX / 8] = {0};
+    const char *first = NULL;
+    long others = 0;
+    for (long k = 0; k < gr->count; k++) {
+        const struct pql_conn *c = &r->conns[r->order[gr->run + (size_t)k]];
+        uint16_t t = tx ? c->tx_test : c->test;
+        const char *name = pql_testname(t);
+        if (!name || seen[t / 8] & (1u << t % 8))
+            continue;
+        seen[t / 8] |= (unsigned char)(1u << t % 8);
+        if (first)
+            others++;
+        else
+            first = name;
+    }
+    if (!first)
+        return;
+    pql_buf_printf(b, "  test: %s", first);
+    if (others)
+        pql_buf_printf(b, " (and %ld other test%s)", others, others == 1 ? "" : "s");
+    pql_buf_puts(b, "\n");
+}
+
 void pql_text_leaks(const struct pql_report *r)
 {
     struct pql_buf b;
@@ -171,11 +200,13 @@ void pql_text_leaks(const struct pql_report *r)
             text_site(&b, r->sym, gr->last_stack);
         }
         pql_buf_puts(&b, ":\n");
+        text_group_tests(&b, r, gr, false);
         pql_text_stack(&b, r->sym, gr->stack);
         if (gr->tx_stack) {
             pql_buf_puts(&b, "  its transaction began in ");
             text_site(&b, r->sym, gr->tx_stack);
             pql_buf_puts(&b, ":\n");
+            text_group_tests(&b, r, gr, true);
             pql_text_stack(&b, r->sym, gr->tx_stack);
         } else if (gr->site_from == PQL_SITE_LAST_USED) {
             pql_buf_puts(&b, "  last used (its last transaction began) in ");
@@ -244,6 +275,8 @@ void pql_text_live(const struct pql_report *r)
                            pql_rmodel_idle_s(r, k), pql_conn_tx_name(k), (int)k->tid);
             if (pql_suspect_name(k->suspect))
                 pql_buf_printf(&b, ", SUSPECT (%s)", pql_suspect_name(k->suspect));
+            if (pql_testname(k->test))
+                pql_buf_printf(&b, ", test %s", pql_testname(k->test));
             pql_buf_puts(&b, "\n");
             if (k->tx_stack) {
                 pql_buf_printf(&b, "    its transaction began %.1f s ago at:\n",

@@ -213,15 +213,16 @@ static const char *kind_words(const char *kind, bool counted)
     return "a kind this version does not know";
 }
 
-/* "app, worker": the distinct application_names of the group's connections, or NULL. Caller frees. */
-static char *app_names(const struct cli_group *g)
+/* "app, worker": the distinct non-empty strings of the group's connections' member key (of their member
+ * within, or of the connection itself when within is NULL), or NULL. Caller frees. */
+static char *conn_strings(const struct cli_group *g, const char *within, const char *key)
 {
     char *out = NULL;
     struct cli_vec seen = {0};
     for (size_t i = 0; i < g->conns.n; i++) {
         const struct cli_conn *c = g->conns.v[i];
         const char *a =
-            json_string_value(json_object_get(json_object_get(c->obj, PQL_F_TARGET), PQL_F_APPLICATION_NAME));
+            json_string_value(json_object_get(within ? json_object_get(c->obj, within) : c->obj, key));
         size_t k;
         for (k = 0; a && k < seen.n && strcmp(seen.v[k], a) != 0; k++) {
         }
@@ -254,10 +255,18 @@ static void print_group(FILE *out, const struct cli_group *g, bool counted, bool
             fprintf(out, " and %zu more", g->targets.n - MAX_TARGETS);
         fputc('\n', out);
     }
-    char *apps = app_names(g);
+    char *apps = conn_strings(g, PQL_F_TARGET, PQL_F_APPLICATION_NAME);
     if (apps)
         fprintf(out, "    application_name: %s\n", apps);
     free(apps);
+    /* Under pytest, the tests that opened the connections and began their transactions. */
+    char *tests = conn_strings(g, NULL, PQL_F_TEST), *tx_tests = conn_strings(g, NULL, PQL_F_TX_TEST);
+    if (tests)
+        fprintf(out, "    test: %s\n", tests);
+    if (tx_tests)
+        fprintf(out, "    transaction began in test: %s\n", tx_tests);
+    free(tests);
+    free(tx_tests);
     cli_print_group_stacks(out, g, "    ", full);
     fputc('\n', out);
     free(site);
