@@ -25,8 +25,12 @@ for v in $settings; do
 done
 
 # pqleak(1) and the completion name every option of every subcommand.
+# The subcommands are those `pqleak --help` lists, so a new one must be documented here too.
 sed 's/\\-/-/g' "$MAN1" >"$T/man1.txt"
-for sub in run report status suppressions; do
+expect 0 "$PQLEAK" --help
+subs=$(sed -n 's/^\(usage:\)\{0,1\} *pqleak \([a-z][a-z]*\)\( .*\)\{0,1\}$/\2/p' "$T/out" | sort -u)
+[ "$(wc -w <<<"$subs")" -ge 4 ] || fail "pqleak --help lists these subcommands only: $subs"
+for sub in $subs; do
   expect 0 "$PQLEAK" "$sub" --help
   opts=$(grep -o -- '--[a-z][a-z-]*' "$T/out" | sort -u)
   [ -n "$opts" ] || fail "no options in pqleak $sub --help"
