@@ -14,6 +14,12 @@
  * line number) when the file cannot be read or any line is malformed; *rules is then empty. */
 bool cli_rules_load(struct pql_rules *rules, const char *path);
 
+/* Reads the n files of paths in order (each checked as cli_rules_load does) into one list, as if they
+ * were one file: several --suppressions add up, as Valgrind's do. When text is not NULL, *text gets
+ * that file (one "leak:PATTERN" line a rule; caller frees) for the shim to read. Returns false after
+ * printing one line; *rules is then empty. */
+bool cli_rules_load_all(struct pql_rules *rules, const char *const *paths, size_t n, char **text);
+
 /* Marks every group not yet suppressed whose open stack has a frame (function, source file or module
  * path, each whole or its last path component) matching a rule; the first matching rule wins. */
 void cli_rules_apply(const struct pql_rules *rules, struct cli_set *set);
