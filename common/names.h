@@ -9,6 +9,11 @@
 
 #define PQL_SCHEMA "pqleak/1"
 
+/* pqleak's version, the one place it is written: CMakeLists.txt reads it from here for project(VERSION),
+ * every report carries it ("pqleak_version"), the text report's header and `pqleak --version` print it.
+ * CHANGELOG.md has a section for each. */
+#define PQL_VERSION "0.1.0"
+
 /* The shim's reporter thread: "pqleak-sig" when the shim installed its own signal handler (so that
  * `pqleak status` may signal the process), else "pqleak". */
 #define PQL_THREAD_SIGNAL "pqleak-sig"
@@ -44,6 +49,12 @@ bool pql_report_file_parse(const char *name, int *pid, char *trigger, size_t tle
 #define PQL_LIVE_DIR_PREFIX "pqleak-"
 int pql_live_dir_default(char *buf, size_t len, const char *tmpdir_env, unsigned uid);
 
+/* ---- per-process file names (PQLEAK_LOG, PQLEAK_METRICS) ---- */
+
+/* Writes pattern into buf with every "%p" replaced by pid, in decimal. Returns the length written, or
+ * -1 when it does not fit in len bytes (buf then holds no usable name). Signal-safe. */
+int pql_expand_pid(char *buf, size_t len, const char *pattern, int pid);
+
 /* ---- the run channel (pqleak run) ---- */
 
 /* `pqleak run` binds an abstract unix datagram socket named after its report directory; a process that
@@ -71,6 +82,7 @@ int pql_run_socket_name(char *buf, size_t len, const char *dir);
 
 /* The report object. "processes" only in a merged report (the command's). */
 #define PQL_F_SCHEMA      "schema"
+#define PQL_F_VERSION     "pqleak_version"
 #define PQL_F_TRIGGER     "trigger"
 #define PQL_F_PID         "pid"
 #define PQL_F_PROGRAM     "program"
@@ -165,6 +177,7 @@ int pql_run_socket_name(char *buf, size_t len, const char *dir);
 #define PQL_F_TEXT_REPORT          "text_report"
 #define PQL_F_FULL_STACKS          "full_stacks"
 #define PQL_F_HOOK_DLSYM           "hook_dlsym"
+#define PQL_F_SERVICE              "service"
 
 /* ---- values both sides interpret ---- */
 

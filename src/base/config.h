@@ -22,7 +22,8 @@ struct pql_settings {
     double suspect_age, suspect_idle_tx;
     char metrics[PQL_PATH_MAX];
     double metrics_interval;
-    bool python; /* auto (true) or off */
+    char service[PQL_PATH_MAX]; /* the metrics' service label, "" for the program's name */
+    bool python;                /* auto (true) or off */
     bool strict, trace, disable;
     bool text_report; /* print the exit text report to the log */
     bool signal_set;  /* PQLEAK_SIGNAL was given (not the default) */

@@ -205,7 +205,8 @@ static void json_leaks(struct pql_buf *b, const struct pql_report *r)
 
 void pql_json_report(struct pql_buf *b, const struct pql_report *r, bool with_leaks)
 {
-    pql_buf_puts(b, "{\"" PQL_F_SCHEMA "\": \"" PQL_SCHEMA "\", \"" PQL_F_TRIGGER "\": ");
+    pql_buf_puts(b, "{\"" PQL_F_SCHEMA "\": \"" PQL_SCHEMA "\", \"" PQL_F_VERSION "\": \"" PQL_VERSION
+                    "\", \"" PQL_F_TRIGGER "\": ");
     pql_buf_json_str(b, r->trigger);
     pql_buf_printf(b, ", \"" PQL_F_PID "\": %d, \"" PQL_F_PROGRAM "\": ", (int)pql_pid());
     pql_buf_json_str(b, r->program);

@@ -7,6 +7,7 @@
 #include "frames.h"
 #include "live.h"
 #include "log.h"
+#include "names.h"
 #include "proc.h"
 #include "appframes.h"
 #include "stack.h"
@@ -195,9 +196,10 @@ void pql_text_leaks(const struct pql_report *r)
             if (r->rules->v[i].hits)
                 pql_buf_printf(&b, "  %lu %s\n", r->rules->v[i].hits, r->rules->v[i].text);
     }
-    pql_buf_printf(&b, "\nSUMMARY: pqleak: %ld connection%s leaked in %d group%s (%s, pid %d)\n", r->leaked,
-                   r->leaked == 1 ? "" : "s", r->leak_groups, r->leak_groups == 1 ? "" : "s", r->program,
-                   (int)pql_pid());
+    pql_buf_printf(
+        &b, "\nSUMMARY: pqleak: %ld connection%s leaked in %d group%s (%s, pid %d, pqleak " PQL_VERSION ")\n",
+        r->leaked, r->leaked == 1 ? "" : "s", r->leak_groups, r->leak_groups == 1 ? "" : "s", r->program,
+        (int)pql_pid());
     emit(&b);
 }
 
