@@ -140,9 +140,11 @@ static void text_site(struct pql_buf *b, struct pql_symbolizer *sym, uint32_t st
 static const char *kind_text(const char *kind)
 {
     if (!strcmp(kind, "teardown"))
-        return "teardown: closed by the runtime at exit inside a transaction, its work rolled back";
+        return "teardown: closed by the runtime at exit or by its garbage collector inside a transaction, "
+               "its "
+               "work rolled back";
     if (!strcmp(kind, "held"))
-        return "held: closed idle by the runtime at exit";
+        return "held: closed idle by the runtime at exit or by its garbage collector";
     return "unclosed";
 }
 
