@@ -122,6 +122,13 @@ def tx_stack():
     check(any(f["function"] == "Connection.execute" for f in run.rep["stacks"][str(g["tx_stack"])]), "control")
     assert_suppressed(run, rule)
     run.done()
+    # ... and only there: not the open stack's frames (the pool's connect), for the shim nor the command.
+    run = Shimmed(cmd, ["tx:ConnectionPool._connect@pool.py"], env)
+    check(any(f["function"] == "ConnectionPool._connect" for f in run.rep["stacks"][str(g["stack"])]), "control")
+    assert_not_suppressed(run, "tx:ConnectionPool._connect@pool.py")
+    rc, merged = run.command(["tx:ConnectionPool._connect@pool.py"])
+    eq(rc, LEAK_EXIT, "pqleak report --suppressions with a tx: rule naming the open stack only")
+    run.done()
     run = Shimmed(cmd, ["leak:Connection.execute@connection.py"], env)
     assert_not_suppressed(run, "leak:Connection.execute@connection.py")
     rc, merged = run.command([rule])
