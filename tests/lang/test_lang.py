@@ -318,6 +318,12 @@ def psycopg_pool_keeps():
     check(all(f["file"] != script(name) for f in frames(rep, g["stack"])), "opened by the pool's thread")
     check(re.search(rf"last used at handle_order \(pool_psycopg3\.py:{line}\):", r.err), f"text headline:\n{r.err}")
     check("by its garbage collector inside a transaction" in r.err, r.err)
+    # pqleak run's summary names the worker's line as well.
+    cli = run([os.environ["PQLEAK_CLI"], "run", "--", PYTHON, script(name)], env={"POOL_MODE": "keeps"},
+              preload=False, report_dir=False, timeout=TIMEOUT)
+    eq(cli.rc, int(LEAK_EXIT), f"pqleak run status:\n{cli.err}")
+    check(re.search(rf"1 connection leaked \(teardown[^\n]*\), last used at handle_order \(pool_psycopg3\.py:{line}\)",
+                    cli.err), f"pqleak run's summary:\n{cli.err}")
 
 
 @needs("psycopg_pool")
