@@ -15,6 +15,45 @@ bool cli_rules_load(struct pql_rules *rules, const char *path)
     return false;
 }
 
+bool cli_rules_load_all(struct pql_rules *rules, const char *const *paths, size_t n, char **text)
+{
+    *rules = (struct pql_rules){0};
+    char *all = cli_xstrdup("");
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct pql_rules one;
+        if (!cli_rules_load(&one, paths[i])) {
+            free(all);
+            return false;
+        }
+        for (size_t r = 0; r < one.n; r++) {
+            size_t add = strlen(one.v[r].text);
+            all = cli_xrealloc(all, len + add + 2);
+            memcpy(all + len, one.v[r].text, add);
+            len += add;
+            all[len++] = '\n';
+            all[len] = '\0';
+        }
+        pql_rules_free(&one);
+    }
+    /* The shim refuses a larger file; refuse it here, before anything runs. */
+    struct pql_rules_error err;
+    if (len > PQL_RULES_FILE_MAX) {
+        cli_err("--suppressions: the files hold %zu bytes of rules together, more than %d", len,
+                PQL_RULES_FILE_MAX);
+    } else if (pql_rules_parse(rules, all, len, "--suppressions", &err)) {
+        if (text)
+            *text = all;
+        else
+            free(all);
+        return true;
+    } else {
+        cli_err("%s", err.msg);
+    }
+    free(all);
+    return false;
+}
+
 static bool match_stack(const struct pql_rule *rule, const struct cli_stack *st)
 {
     for (size_t i = 0; i < st->n; i++) {

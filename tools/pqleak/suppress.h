@@ -14,6 +14,12 @@
  * line number) when the file cannot be read or any line is malformed; *rules is then empty. */
 bool cli_rules_load(struct pql_rules *rules, const char *path);
 
+/* Reads the n files of paths in order (each checked as cli_rules_load does) into one list, as if they
+ * were one file: several --suppressions add up, as Valgrind's do. When text is not NULL, *text gets
+ * that file (one "leak:PATTERN" or "tx:PATTERN" line a rule; caller frees) for the shim to read. Returns
+ * false after printing one line; *rules is then empty. */
+bool cli_rules_load_all(struct pql_rules *rules, const char *const *paths, size_t n, char **text);
+
 /* Marks every group not yet suppressed that a rule matches (pql_rule_matches_frame): a leak: rule a
  * frame of its open stack or its site, a tx: rule a frame of its transaction stack; the first matching
  * rule wins. */
