@@ -28,12 +28,31 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 }
 
 static const char *const names[] = {
-    "PQLEAK_LOG",           "PQLEAK_REPORT_DIR",    "PQLEAK_EXITCODE",         "PQLEAK_SUPPRESSIONS",
-    "PQLEAK_STACK_DEPTH",   "PQLEAK_MAX_CONNS",     "PQLEAK_CHECKOUT_TIMEOUT", "PQLEAK_MAX_CONNS_PER_TARGET",
-    "PQLEAK_WARN_PCT",      "PQLEAK_CRIT_PCT",      "PQLEAK_SIGNAL",           "PQLEAK_SUSPECT_AGE",
-    "PQLEAK_SUSPECT_IDLE_TX", "PQLEAK_METRICS",     "PQLEAK_METRICS_INTERVAL", "PQLEAK_PYTHON",
-    "PQLEAK_STRICT",        "PQLEAK_TRACE",         "PQLEAK_DISABLE",          "PQLEAK_TEXT_REPORT",
-    "PQLEAK_HOOK_DLSYM",    "PQLEAK_FULL_STACKS",   "PQLEAK_SERVICE",          "PQLEAK_OPTIONS",
+    "PQLEAK_LOG",
+    "PQLEAK_REPORT_DIR",
+    "PQLEAK_EXITCODE",
+    "PQLEAK_SUPPRESSIONS",
+    "PQLEAK_STACK_DEPTH",
+    "PQLEAK_MAX_CONNS",
+    "PQLEAK_CHECKOUT_TIMEOUT",
+    "PQLEAK_MAX_CONNS_PER_TARGET",
+    "PQLEAK_WARN_PCT",
+    "PQLEAK_CRIT_PCT",
+    "PQLEAK_SIGNAL",
+    "PQLEAK_SUSPECT_AGE",
+    "PQLEAK_SUSPECT_IDLE_TX",
+    "PQLEAK_METRICS",
+    "PQLEAK_METRICS_INTERVAL",
+    "PQLEAK_PYTHON",
+    "PQLEAK_STRICT",
+    "PQLEAK_TRACE",
+    "PQLEAK_DISABLE",
+    "PQLEAK_TEXT_REPORT",
+    "PQLEAK_HOOK_DLSYM",
+    "PQLEAK_FULL_STACKS",
+    "PQLEAK_SERVICE",
+    "PQLEAK_OPTIONS",
+    "PQLEAK_STRIP_PATH_PREFIX",
 };
 #define NNAMES (sizeof names / sizeof names[0])
 
@@ -58,10 +77,10 @@ static void fuzz_warn(const char *line)
 }
 
 #define RANGE(cond)                                                                                          \
-    do {                                                                                                   \
-        if (!(cond)) {                                                                                     \
-            fuzz_fail("out of range: %s\ninput: %s", #cond, current_input);                                \
-        }                                                                                                  \
+    do {                                                                                                     \
+        if (!(cond)) {                                                                                       \
+            fuzz_fail("out of range: %s\ninput: %s", #cond, current_input);                                  \
+        }                                                                                                    \
     } while (0)
 
 static void same_string(const json_t *obj, const char *key, const char *want)
@@ -74,8 +93,8 @@ static void same_string(const json_t *obj, const char *key, const char *want)
     for (const unsigned char *p = (const unsigned char *)want; *p; p++)
         utf8 = utf8 && *p < 0x80 && *p >= 0x20 && *p != 0x7f;
     if (!ok && utf8) {
-        fuzz_fail("settings JSON \"%s\" is not the setting: '%s' vs '%s'\ninput: %s", key, got ? got : "null", want,
-                  current_input);
+        fuzz_fail("settings JSON \"%s\" is not the setting: '%s' vs '%s'\ninput: %s", key, got ? got : "null",
+                  want, current_input);
     }
 }
 
