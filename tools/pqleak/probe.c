@@ -143,9 +143,7 @@ static int env_signal(const char *v)
     return SIGUSR1;
 }
 
-/* 2: a thread of pid other than the main thread is named "pqleak-sig"; 1: one is named "pqleak" (the
- * shim without its handler); 0: neither. */
-static int shim_thread(int pid)
+int cli_probe_shim_thread(int pid)
 {
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/task", pid);
@@ -351,7 +349,7 @@ static bool check_process(struct cli_target *t, char *msg)
     snprintf(head, sizeof head, "process %d does not run pqleak's signal handler", pid);
     /* The reporter names itself, then advertises: just after the first connection, wait a moment. */
     bool ok = read_advert(t, advert);
-    for (int i = 0; !ok && i < 1000 / POLL_MS && shim_thread(pid) == 2; i++) {
+    for (int i = 0; !ok && i < 1000 / POLL_MS && cli_probe_shim_thread(pid) == 2; i++) {
         struct timespec ts = {0, POLL_MS * 1000000L};
         nanosleep(&ts, NULL);
         ok = read_advert(t, advert);
@@ -363,7 +361,7 @@ static bool check_process(struct cli_target *t, char *msg)
         return true;
     }
     int env_sig = env_signal(env_get(t, "PQLEAK_SIGNAL"));
-    int thread = shim_thread(pid);
+    int thread = cli_probe_shim_thread(pid);
     if (thread == 2)
         return why(msg, "%s (it has a thread named " PQL_THREAD_SIGNAL ", but %s)", head, advert);
     if (thread == 1) {
@@ -539,42 +537,61 @@ static bool take_new(const struct cli_target *t, struct cli_vec *seen, size_t *i
     return got;
 }
 
-/* Sends the signal and waits for the report it asks for. */
-static bool ask(const struct cli_target *t, double timeout, struct cli_found *out, char *msg)
+bool cli_probe_send(const struct cli_target *t, double timeout, struct cli_probe_req *r, char *msg)
 {
-    struct cli_vec seen = {0};
-    scan_reports(t, &seen, NULL);
+    *r = (struct cli_probe_req){.timeout = timeout};
+    scan_reports(t, &r->seen, NULL);
     if (send_signal(t) != 0) {
         int e = errno;
-        free_strs(&seen);
+        free_strs(&r->seen);
         if (e == ESRCH)
             return why(msg, "process %d exited before it could be asked for a report", t->pid);
         return why(msg, "cannot send SIG%s to process %d (%s)", sig_name(t->sig), t->pid, strerror(e));
     }
-    double deadline = mono_s() + timeout;
-    size_t ignored = 0;
-    bool failed = false, got = false;
-    for (;;) {
-        bool gone = process_gone(t);
-        /* A report written just before the process exited still counts: look once more after exit. */
-        if ((got = take_new(t, &seen, &ignored, out, msg, &failed)) || failed)
-            break;
-        if (gone) {
-            why(msg, "process %d exited before it wrote a live report", t->pid);
-            break;
-        }
-        double left = deadline - mono_s();
-        if (left <= 0) {
-            char extra[160] = "";
-            if (ignored)
-                snprintf(extra, sizeof extra, "; ignored %zu file%s there not owned by its user", ignored,
-                         ignored == 1 ? "" : "s");
-            why(msg,
-                "no live report from process %d in %s after %g s (is the directory writable by it? its log "
-                "says why%s)",
-                t->pid, t->dir, timeout, extra);
-            break;
-        }
+    r->deadline = mono_s() + timeout;
+    return true;
+}
+
+enum cli_probe_state cli_probe_poll(const struct cli_target *t, struct cli_probe_req *r,
+                                    struct cli_found *out, char *msg)
+{
+    bool gone = process_gone(t), failed = false;
+    /* A report written just before the process exited still counts: look once more after exit. */
+    if (take_new(t, &r->seen, &r->ignored, out, msg, &failed))
+        return CLI_PROBE_GOT;
+    if (failed)
+        return CLI_PROBE_FAILED;
+    if (gone) {
+        why(msg, "process %d exited before it wrote a live report", t->pid);
+        return CLI_PROBE_FAILED;
+    }
+    if (mono_s() < r->deadline)
+        return CLI_PROBE_PENDING;
+    char extra[160] = "";
+    if (r->ignored)
+        snprintf(extra, sizeof extra, "; ignored %zu file%s there not owned by its user", r->ignored,
+                 r->ignored == 1 ? "" : "s");
+    why(msg,
+        "no live report from process %d in %s after %g s (is the directory writable by it? its log says "
+        "why%s)",
+        t->pid, t->dir, r->timeout, extra);
+    return CLI_PROBE_FAILED;
+}
+
+void cli_probe_req_free(struct cli_probe_req *r)
+{
+    free_strs(&r->seen);
+}
+
+/* Sends the signal and waits for the report it asks for. */
+static bool ask(const struct cli_target *t, double timeout, struct cli_found *out, char *msg)
+{
+    struct cli_probe_req r;
+    if (!cli_probe_send(t, timeout, &r, msg))
+        return false;
+    enum cli_probe_state s;
+    while ((s = cli_probe_poll(t, &r, out, msg)) == CLI_PROBE_PENDING) {
+        double left = r.deadline - mono_s();
         int ms = left * 1000 < POLL_MS ? (int)(left * 1000) + 1 : POLL_MS;
         if (t->pidfd >= 0) {
             struct pollfd p = {t->pidfd, POLLIN, 0};
@@ -584,8 +601,8 @@ static bool ask(const struct cli_target *t, double timeout, struct cli_found *ou
             nanosleep(&ts, NULL);
         }
     }
-    free_strs(&seen);
-    return got;
+    cli_probe_req_free(&r);
+    return s == CLI_PROBE_GOT;
 }
 
 /* Parses and validates the report; false with msg naming the file. */

@@ -4,6 +4,8 @@
 #ifndef CLI_PROBE_H
 #define CLI_PROBE_H
 
+#include "util.h"
+
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -41,6 +43,34 @@ bool cli_probe_target(struct cli_target *t, int pid, char *msg);
 /* Signals t's reporter thread and waits up to timeout seconds for the live report it asks for. False
  * with msg saying why none came. */
 bool cli_probe_ask(const struct cli_target *t, double timeout, struct cli_found *out, char *msg);
+
+/* A request sent and not yet answered (cli_probe_send), for asking many processes at once. */
+struct cli_probe_req {
+    struct cli_vec seen; /* reports there before the signal: never taken for its answer */
+    size_t ignored;      /* files there not the process's */
+    double timeout, deadline;
+};
+
+enum cli_probe_state {
+    CLI_PROBE_PENDING, /* no report yet, time left */
+    CLI_PROBE_GOT,     /* out holds the report */
+    CLI_PROBE_FAILED,  /* msg says why: the process exited, a file could not be read, or the time is up */
+};
+
+/* Signals t's reporter thread without waiting. False with msg when the signal could not be sent (then r
+ * holds nothing); else r must be freed with cli_probe_req_free. */
+bool cli_probe_send(const struct cli_target *t, double timeout, struct cli_probe_req *r, char *msg);
+
+/* Looks once for the answer to r, without waiting. */
+enum cli_probe_state cli_probe_poll(const struct cli_target *t, struct cli_probe_req *r,
+                                    struct cli_found *out, char *msg);
+
+void cli_probe_req_free(struct cli_probe_req *r);
+
+/* 2: a thread of pid other than the main thread is named "pqleak-sig" (the shim's reporter with its
+ * signal handler); 1: one is named "pqleak" (the shim without its handler); 0: neither. Reads only
+ * /proc/PID/task/ * /comm, which any user may. */
+int cli_probe_shim_thread(int pid);
 
 /* Parses and validates the report; false with msg naming the file. *root is the caller's to decref. */
 bool cli_probe_check_found(const struct cli_target *t, const struct cli_found *f, json_t **root, char *msg);
