@@ -14,17 +14,16 @@
 
 /* Every client backend but our own, with max_connections on every row; the outer join keeps one row
  * (pid NULL) when there is no other backend, so that max_connections is known anyway. Times in the
- * reports' format (UTC, milliseconds). */
-#define TS(col) "to_char(a." col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
-static const char activity_sql[] =                                /* 12 columns, read by take_rows */
-    "SELECT current_setting('max_connections'), a.pid, a.state, " /* 0-2 */
-    TS("xact_start") ", " TS(
-        "query_start") ", " /* 3-4 */
-                       "a.query, a.wait_event, a.application_name, host(a.client_addr), a.client_port, " /* 5-9
-                                                                                                          */
-    TS("backend_start") ", extract(epoch FROM now() - a.xact_start) " /* 10-11 */
-                        "FROM (SELECT 1) one LEFT JOIN pg_stat_activity a "
-                        "ON a.backend_type = 'client backend' AND a.pid <> pg_backend_pid() ORDER BY a.pid";
+ * reports' format (UTC, milliseconds). 12 columns, read by take_rows. */
+static const char activity_sql[] =
+    "SELECT current_setting('max_connections'), a.pid, a.state, "
+    "to_char(a.xact_start AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), "
+    "to_char(a.query_start AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), "
+    "a.query, a.wait_event, a.application_name, host(a.client_addr), a.client_port, "
+    "to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), "
+    "extract(epoch FROM now() - a.xact_start) "
+    "FROM (SELECT 1) one LEFT JOIN pg_stat_activity a "
+    "ON a.backend_type = 'client backend' AND a.pid <> pg_backend_pid() ORDER BY a.pid";
 
 /* Connects to host:port (either NULL: from db or the environment) with db's other parameters (a
  * conninfo string, or NULL for the caller's PG* environment). */
