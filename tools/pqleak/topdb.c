@@ -132,22 +132,22 @@ void cli_top_add_default_server(struct top_round *r, const char *db)
 {
     struct top_server s = {0};
     PGconn *conn = connect_to(db, NULL, NULL);
-    if (PQstatus(conn) == CONNECTION_OK) {
-        const char *h = PQhost(conn), *p = PQport(conn);
-        for (size_t i = 0; i < r->ns; i++)
-            if (strcmp(r->s[i].host, h ? h : "") == 0 && strcmp(r->s[i].port, p ? p : "") == 0) {
-                PQfinish(conn);
-                return; /* joined with the others */
+    /* libpq names the host and port it tried even when it failed. */
+    const char *h = PQhost(conn), *p = PQport(conn);
+    for (size_t i = 0; h && p && i < r->ns; i++)
+        if (strcmp(r->s[i].host, h) == 0 && strcmp(r->s[i].port, p) == 0) {
+            if (!r->s[i].queried && !r->s[i].error) { /* asked now: no second connection */
+                r->s[i].queried = query(&r->s[i], conn);
+                finish_error(&r->s[i]);
             }
-        s.host = cli_xstrdup(h ? h : "");
-        s.port = cli_xstrdup(p ? p : "");
-        s.name = cli_xasprintf("%s:%s", s.host, s.port);
-    } else {
-        /* Which server was meant is all the caller can be told; never the conninfo (a password). */
-        s.host = cli_xstrdup("");
-        s.port = cli_xstrdup("");
-        s.name = cli_xstrdup(db ? "the server of --db" : "the server of the PG* environment");
-    }
+            PQfinish(conn);
+            return;
+        }
+    s.host = cli_xstrdup(h ? h : "");
+    s.port = cli_xstrdup(p ? p : "");
+    /* Which server was meant is all the caller can be told; never the conninfo (a password). */
+    s.name = h && p ? cli_xasprintf("%s:%s", h, p)
+                    : cli_xstrdup(db ? "the server of --db" : "the server of the PG* environment");
     s.queried = query(&s, conn);
     finish_error(&s);
     PQfinish(conn);

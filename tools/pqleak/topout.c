@@ -26,7 +26,7 @@
 static const char *esc(char *buf, size_t len, const char *s, size_t cols)
 {
     if (!s)
-        return "-";
+        s = "-"; /* an SQL NULL, or unknown */
     size_t o = 0, shown = 0;
     bool cut = false;
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
