@@ -39,19 +39,41 @@ print("ready", flush=True)
 while not os.path.exists(sys.argv[1]):
     time.sleep(0.05)
 PY
-cat >"$T/svc_b.py" <<'PY'
-import os, sys, time
+# svc_b's connection comes from a pool, an installed library (site-packages) that opens it in a thread
+# of its own: no line of the program opened it, so the line holding it is where the program last used it.
+mkdir -p "$T/lib/site-packages"
+cat >"$T/lib/site-packages/tinypool.py" <<'PY'
+import threading
 import psycopg2
 
 
-def open_idle():
-    conn = psycopg2.connect("")
+class Pool:
+    def __init__(self):
+        self.conns = []
+        t = threading.Thread(target=self._fill)
+        t.start()
+        t.join()
+
+    def _fill(self):
+        self.conns.append(psycopg2.connect(""))
+
+    def get(self):
+        return self.conns[0]
+PY
+cat >"$T/svc_b.py" <<'PY'
+import os, sys, time
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib", "site-packages"))
+import tinypool
+
+
+def handle_request(pool):
+    conn = pool.get()
     conn.cursor().execute("select 'svc_b'")
     conn.commit()
-    return conn
 
 
-conn = open_idle()
+pool = tinypool.Pool()
+handle_request(pool)
 print("ready", flush=True)
 while not os.path.exists(sys.argv[1]):
     time.sleep(0.05)
@@ -97,7 +119,7 @@ pyjson "$T/out" 'd["schema"] == "pqleak-top/1"' 'd["status"] == "OK"' \
 pyjson "$T/out" \
   "[(c['site']['function'], c['server']['state'], c['server']['query'], c['tx_status']) for c in d['connections'] if c['pid'] == $pa] == [('hold_connection', 'idle in transaction', \"select 'svc_a'\", 'intrans')]" \
   "[(c['site']['function'], c['site']['file'].endswith('/svc_a.py'), c['site']['line'], c['site_from']) for c in d['connections'] if c['pid'] == $pa] == [('hold_connection', True, 6, 'stack')]" \
-  "[(c['site']['function'], c['server']['state'], c['server']['query']) for c in d['connections'] if c['pid'] == $pb] == [('open_idle', 'idle', 'COMMIT')]" \
+  "[(c['site']['function'], c['site']['line'], c['site_from'], c['server']['state'], c['server']['query']) for c in d['connections'] if c['pid'] == $pb] == [('handle_request', 8, 'last_used', 'idle', 'COMMIT')]" \
   "sorted((c['site']['function'], c['server']['state']) for c in d['connections'] if c['pid'] == $pc) == [('connect_ok', 'idle'), ('connect_ok', 'idle in transaction')]" \
   "all(c['script'].endswith('/svc_a.py') for c in d['connections'] if c['pid'] == $pa)" \
   "all(c['server']['xact_start'] for c in d['connections'] if c['tx_status'] == 'intrans')" \
@@ -112,7 +134,7 @@ first_line "$T/out" "PQLEAK OK - 4 connections in 3 processes, 1 unattributed ba
 has "$T/out" "python3"
 grep -E "^  $pa +python3[.0-9]* svc_a\.py +[0-9]+ +idle in transaction +[0-9.]+ s +select 'svc_a' +hold_connection \(svc_a\.py:6\)$" "$T/out" >/dev/null ||
   { cat "$T/out" >&2; fail "no line of svc_a's connection with its state, query and line"; }
-grep -E "^  $pb +python3[.0-9]* svc_b\.py +[0-9]+ +idle +- +COMMIT +open_idle \(svc_b\.py:6\)$" "$T/out" >/dev/null ||
+grep -E "^  $pb +python3[.0-9]* svc_b\.py +[0-9]+ +idle +- +COMMIT +last used at handle_request \(svc_b\.py:8\)$" "$T/out" >/dev/null ||
   { cat "$T/out" >&2; fail "no line of svc_b's connection"; }
 [ "$(grep -cE "^  $pc +it_prog .* connect_ok \(prog\.c:[0-9]+\)$" "$T/out")" = 2 ] ||
   { cat "$T/out" >&2; fail "expected two lines of it_prog's connections"; }
