@@ -173,6 +173,18 @@ pyjson "$T/out" 'not d["servers"][0]["queried"] and "pqleak_no_such_role" in d["
   "[c['site']['function'] for c in d['connections'] if c['pid'] == $pa] == ['hold_connection']" \
   'd["unattributed"] == []'
 
+# Another user's processes: listed with --all-users, never asked (only root may); without it, not seen.
+# (Skipped where setpriv or a 'nobody' that can run the command is missing.)
+as_nobody() { setpriv --reuid=nobody --regid=nogroup --clear-groups "$@"; }
+if command -v setpriv >/dev/null && as_nobody test -x "$PQLEAK"; then
+  as_nobody env TMPDIR=/tmp "$PQLEAK" top --json --all-users >"$T/out" 2>"$T/err" || true
+  pyjson "$T/out" "sorted(p['pid'] for p in d['processes']) == sorted([$pa, $pb, $pc])" \
+    'all(not p["answered"] and "belongs to user root (uid 0), not to you" in p["error"] for p in d["processes"])' \
+    'd["connections"] == [] and d["status"] == "UNKNOWN"'
+  as_nobody env TMPDIR=/tmp "$PQLEAK" top --json >"$T/out" 2>"$T/err" || true
+  pyjson "$T/out" 'd["processes"] == []'
+fi
+
 # --interval: a round every S seconds until interrupted, one JSON document a line.
 got=0
 timeout --preserve-status -s INT 3 "$PQLEAK" top --json --interval 0.5 >"$T/out" 2>"$T/err" || got=$?
