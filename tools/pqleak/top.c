@@ -240,13 +240,6 @@ static void find_procs(const struct top_opts *o, struct top_round *r)
 
 /* ---- asking them ---- */
 
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* Asks every process of r at once: the checks and the signal one after the other, then one look at
  * each pending answer per turn until all are in or their time is up (cli_probe_poll says so). */
 static void ask_all(struct top_round *r, double timeout)
@@ -446,8 +439,8 @@ int cli_top(int argc, char **argv)
         rc = one_round(&o, clear);
         if (rc == CLI_STATUS_UNKNOWN && ferror(stdout))
             break;
-        /* Sleeps in slices so that an interrupt ends the wait at once. */
-        for (double end = mono_s() + o.interval; !interrupted && mono_s() < end;) {
+        /* Sleeps in slices so that an interrupt ends the wait at once (a drift of a slice is fine). */
+        for (double slept = 0; !interrupted && slept < o.interval; slept += 0.1) {
             struct timespec ts = {0, 100000000L};
             nanosleep(&ts, NULL);
         }
