@@ -202,7 +202,23 @@ expect 2 "$PQLEAK" top extra
 expect 0 "$PQLEAK" top --help
 has "$T/out" "usage: pqleak top"
 
+# A suspect (idle in a transaction longer than PQLEAK_SUSPECT_IDLE_TX) is marked, once the shim has
+# found it so.
+cp "$T/svc_a.py" "$T/svc_s.py"
+PQLEAK_SUSPECT_IDLE_TX=1 py svc_s
+ps_=$pid
+suspect_seen() {
+  "$PQLEAK" top --json >"$T/out" 2>"$T/err" || true
+  pyjson "$T/out" "[c['suspect'] for c in d['connections'] if c['pid'] == $ps_] == ['idle_tx']" 2>/dev/null
+}
+wait_for 30 suspect_seen
+expect 0 "$PQLEAK" top
+grep -E "^  $ps_ +python3[.0-9]* svc_s\.py .* hold_connection \(svc_s\.py:6\)  SUSPECT \(idle in transaction\)$" "$T/out" >/dev/null ||
+  { cat "$T/out" >&2; fail "the suspect is not marked"; }
+first_line "$T/out" "PQLEAK OK - 5 connections in 4 processes, 1 suspect,"
+[ "$(count "$T/out" SUSPECT)" = 1 ] || { cat "$T/out" >&2; fail "expected one suspect"; }
+
 exec 3>&-
-touch "$T/stop.svc_a" "$T/stop.svc_b"
+touch "$T/stop.svc_a" "$T/stop.svc_b" "$T/stop.svc_s"
 unserve
 echo PASS
