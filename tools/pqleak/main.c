@@ -12,6 +12,7 @@
 #include "run.h"
 #include "status.h"
 #include "suppress.h"
+#include "top.h"
 #include "util.h"
 
 #include <stdio.h>
@@ -212,6 +213,8 @@ int main(int argc, char **argv)
         return cmd_suppressions(argc - 1, argv + 1);
     if (strcmp(cmd, "status") == 0)
         return cmd_status(argc - 1, argv + 1);
+    if (strcmp(cmd, "top") == 0)
+        return cli_top(argc - 1, argv + 1);
     cli_err("unknown subcommand '%s'; see pqleak --help", cmd);
     return CLI_EXIT_USAGE;
 }
