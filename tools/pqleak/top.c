@@ -28,7 +28,7 @@
 #define INTERVAL_MAX    86400.0
 #define POLL_NS         10000000L /* between looks for the answers */
 
-static const char usage[] =
+const char cli_top_usage[] =
     "usage: pqleak top [--json] [--db CONNINFO] [--user U | --all-users] [--interval S] [--sort "
     "age|idle|tx]\n"
     "                  [--timeout S]\n"
@@ -44,7 +44,8 @@ static const char usage[] =
     "  --all-users       every user's processes (default as root; others' are listed, asked only by root)\n"
     "  --interval S      print a new round every S seconds until interrupted\n"
     "  --sort KEY        tx (oldest transaction first, default), age (longest open), idle (longest idle)\n"
-    "  --timeout S       seconds each process has to answer (default 2; all are asked at once)\n";
+    "  --timeout S       seconds each process has to answer (default 2; all are asked at once)\n"
+    "  -h, --help        print this text\n";
 
 struct top_opts {
     bool json, all_users, user_given;
@@ -141,7 +142,7 @@ static int parse(int argc, char **argv, struct top_opts *o)
             }
             break;
         case 'h':
-            fputs(usage, stdout);
+            fputs(cli_top_usage, stdout);
             return CLI_EXIT_OK;
         case ':':
             cli_err("top: %s needs a value; see pqleak top --help", argv[optind - 1]);

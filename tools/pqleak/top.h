@@ -9,4 +9,7 @@
  * statuses of `status` (CLI_STATUS_*), or CLI_EXIT_USAGE after one line on a usage error. */
 int cli_top(int argc, char **argv);
 
+/* Its usage text, printed by `pqleak top --help` and as part of `pqleak --help`. */
+extern const char cli_top_usage[];
+
 #endif
