@@ -163,6 +163,22 @@ int pql_live_dir_default(char *buf, size_t len, const char *tmpdir_env, unsigned
     return done(&o);
 }
 
+int pql_expand_pid(char *buf, size_t len, const char *pattern, int pid)
+{
+    struct out o = start(buf, len);
+    char c[2] = {0, 0};
+    for (const char *p = pattern ? pattern : ""; *p && o.ok; p++) {
+        if (p[0] == '%' && p[1] == 'p') {
+            put_int(&o, pid);
+            p++;
+        } else {
+            c[0] = *p;
+            put(&o, c);
+        }
+    }
+    return done(&o);
+}
+
 int pql_run_socket_name(char *buf, size_t len, const char *dir)
 {
     size_t o = 0;

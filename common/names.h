@@ -9,6 +9,11 @@
 
 #define PQL_SCHEMA "pqleak/1"
 
+/* pqleak's version, the one place it is written: CMakeLists.txt reads it from here for project(VERSION),
+ * every report carries it ("pqleak_version"), the text report's header and `pqleak --version` print it.
+ * CHANGELOG.md has a section for each. */
+#define PQL_VERSION "0.1.0"
+
 /* The shim's reporter thread: "pqleak-sig" when the shim installed its own signal handler (so that
  * `pqleak status` may signal the process), else "pqleak". */
 #define PQL_THREAD_SIGNAL "pqleak-sig"
@@ -44,6 +49,12 @@ bool pql_report_file_parse(const char *name, int *pid, char *trigger, size_t tle
 #define PQL_LIVE_DIR_PREFIX "pqleak-"
 int pql_live_dir_default(char *buf, size_t len, const char *tmpdir_env, unsigned uid);
 
+/* ---- per-process file names (PQLEAK_LOG, PQLEAK_METRICS) ---- */
+
+/* Writes pattern into buf with every "%p" replaced by pid, in decimal. Returns the length written, or
+ * -1 when it does not fit in len bytes (buf then holds no usable name). Signal-safe. */
+int pql_expand_pid(char *buf, size_t len, const char *pattern, int pid);
+
 /* ---- the run channel (pqleak run) ---- */
 
 /* `pqleak run` binds an abstract unix datagram socket named after its report directory; a process that
@@ -71,6 +82,7 @@ int pql_run_socket_name(char *buf, size_t len, const char *dir);
 
 /* The report object. "processes" only in a merged report (the command's). */
 #define PQL_F_SCHEMA      "schema"
+#define PQL_F_VERSION     "pqleak_version"
 #define PQL_F_TRIGGER     "trigger"
 #define PQL_F_PID         "pid"
 #define PQL_F_PROGRAM     "program"
@@ -128,6 +140,11 @@ int pql_run_socket_name(char *buf, size_t len, const char *dir);
 #define PQL_F_SITE       "site"      /* {"function", "file", "line"}: the line to fix */
 #define PQL_F_SITE_FROM  "site_from" /* "stack", "tx_stack" or "last_used" */
 
+/* An entry of the top-level "suppressions_used" array (exit reports): each rule that matched, in file
+ * order, with "rule", "count" (connections) and "groups". */
+#define PQL_F_SUPPRESSIONS_USED "suppressions_used"
+#define PQL_F_GROUPS            "groups"
+
 /* A finding of the top-level "misuse" array: "kind", "connection", "server_pid", "pid", "opened_by",
  * "time", "closed", "stack", "open_stack", "site". */
 #define PQL_F_MISUSE     "misuse"
@@ -166,7 +183,9 @@ int pql_run_socket_name(char *buf, size_t len, const char *dir);
 #define PQL_F_DISABLE              "disable"
 #define PQL_F_TEXT_REPORT          "text_report"
 #define PQL_F_FULL_STACKS          "full_stacks"
+#define PQL_F_STRIP_PATH_PREFIX    "strip_path_prefix"
 #define PQL_F_HOOK_DLSYM           "hook_dlsym"
+#define PQL_F_SERVICE              "service"
 
 /* ---- values both sides interpret ---- */
 

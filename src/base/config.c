@@ -1,5 +1,6 @@
-/* The one table of PQLEAK_* settings: name, JSON key, type, default, range and help text. Nothing else
- * in the shim reads a PQLEAK_* variable. pql_settings_load() runs once at the first connection, on the
+/* The one table of PQLEAK_* settings: name, JSON key, type, default, range and help text; each setting
+ * is a PQLEAK_NAME variable or a name=value item of PQLEAK_OPTIONS (the variable wins). Nothing else in
+ * the shim reads a PQLEAK_* variable. pql_settings_load() runs once at the first connection, on the
  * connecting thread, never in signal context; pql_settings_early_bool() serves the two switches needed
  * before that (library constructors); tests call both with their own getenv and warning sink. */
 #include "config.h"
@@ -7,6 +8,7 @@
 #include "buf.h"
 #include "names.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -38,7 +40,7 @@ static const struct setting table[] = {
     {"PQLEAK_EXITCODE", PQL_F_EXITCODE, K_INT, F(exitcode), "0", 0, 255,
      "if > 0 and leaks are found at exit, the process exits with this status"},
     {"PQLEAK_SUPPRESSIONS", PQL_F_SUPPRESSIONS, K_STR, F(suppressions), "", 0, 0,
-     "suppressions file: one leak:PATTERN rule a line"},
+     "suppressions file: one leak:PATTERN or tx:PATTERN rule a line"},
     {"PQLEAK_STACK_DEPTH", PQL_F_STACK_DEPTH, K_INT, F(stack_depth), "32", 1, 256, "frames kept per stack"},
     {"PQLEAK_MAX_CONNS", PQL_F_MAX_CONNS, K_INT, F(max_conns), "0", 0, 1000000,
      "cap on connections open at once in the process; 0 = no cap"},
@@ -57,9 +59,12 @@ static const struct setting table[] = {
     {"PQLEAK_SUSPECT_IDLE_TX", PQL_F_SUSPECT_IDLE_TX_S, K_SECONDS, F(suspect_idle_tx), "0", 0, 1e9,
      "seconds idle inside a transaction after which a connection is a suspect; 0 = off"},
     {"PQLEAK_METRICS", PQL_F_METRICS, K_STR, F(metrics), "", 0, 0,
-     "Prometheus text-format file, rewritten whole every PQLEAK_METRICS_INTERVAL seconds"},
+     "Prometheus text-format file (%p becomes the pid), rewritten every PQLEAK_METRICS_INTERVAL seconds, "
+     "removed at exit"},
     {"PQLEAK_METRICS_INTERVAL", PQL_F_METRICS_INTERVAL_S, K_SECONDS, F(metrics_interval), "10", 0.1, 86400,
      "seconds between metrics rewrites"},
+    {"PQLEAK_SERVICE", PQL_F_SERVICE, K_STR, F(service), "", 0, 0,
+     "the metrics' service label; unset: the program's base name (an interpreter's: the script's)"},
     {"PQLEAK_PYTHON", PQL_F_PYTHON, K_PYTHON, F(python), "auto", 0, 0,
      "auto: add Python frames to stacks in a CPython process; off"},
     {"PQLEAK_STRICT", PQL_F_STRICT, K_BOOL, F(strict), "0", 0, 0,
@@ -74,6 +79,8 @@ static const struct setting table[] = {
      "1: print every frame of text stacks (by default runs of library and runtime frames are folded)"},
     {"PQLEAK_HOOK_DLSYM", PQL_F_HOOK_DLSYM, K_BOOL, F(hook_dlsym), "1", 0, 0,
      "0: do not answer dlsym/dlopen for libpq (psycopg 3 and PHP connections then go unseen)"},
+    {"PQLEAK_STRIP_PATH_PREFIX", PQL_F_STRIP_PATH_PREFIX, K_STR, F(strip_path_prefix), "", 0, 0,
+     "text reports print file and module paths without everything up to and including this prefix"},
 };
 #undef F
 
@@ -183,27 +190,300 @@ static const char *escaped(const char *raw, char *buf, size_t len)
     return buf;
 }
 
-void pql_settings_load(struct pql_settings *s, pql_getenv_fn get, pql_warn_fn warn)
+/* The value in effect, as a user would write it ("unset" for an empty path), for "using ..." */
+static const char *shown(const struct setting *t, const void *field, char *buf, size_t len)
 {
-    memset(s, 0, sizeof(*s));
+    switch (t->kind) {
+    case K_STR:
+        return *(const char *)field ? escaped(field, buf, len) : "unset";
+    case K_INT:
+        snprintf(buf, len, "%d", *(const int *)field);
+        return buf;
+    case K_SECONDS:
+        snprintf(buf, len, "%g", *(const double *)field);
+        return buf;
+    case K_BOOL:
+        return *(const bool *)field ? "1" : "0";
+    case K_SIGNAL: {
+        int sig = *(const int *)field;
+        return sig == SIGUSR1 ? "USR1" : sig == SIGUSR2 ? "USR2" : "none";
+    }
+    case K_PYTHON:
+        return *(const bool *)field ? "auto" : "off";
+    }
+    return "";
+}
+
+/* Parses raw into the setting's field; on failure warns "WHO='raw' is not EXPECTED; using IN-EFFECT"
+ * (who: the variable, or "PQLEAK_OPTIONS name") and keeps the field. */
+static void apply(const struct setting *t, const char *who, const char *raw, struct pql_settings *s,
+                  pql_warn_fn warn)
+{
+    void *field = (char *)s + t->off;
+    if (parse(t, raw, field) || !warn)
+        return;
+    char line[512], exp[64], value[201], now[201];
+    snprintf(line, sizeof(line), "%s='%s' is not %s; using %s", who, escaped(raw, value, sizeof(value)),
+             expected(t, exp, sizeof(exp)), shown(t, field, now, sizeof(now)));
+    warn(line);
+}
+
+/* ---- PQLEAK_OPTIONS: name=value items separated by ':', as LSAN_OPTIONS ----
+ * A value may be quoted with ' or " to hold a ':' (a path). Read without copying or allocating, so that
+ * the early path (library constructors) can use it too. */
+
+#define OPTIONS_VAR   "PQLEAK_OPTIONS"
+#define OPTIONS_MAX   8192 /* bytes; longer is malformed */
+#define PREFIX_LEN    7    /* strlen("PQLEAK_") */
+#define NEAR_DISTANCE 2    /* an unknown PQLEAK_* variable this close to a setting's name is a misspelling */
+
+struct option {
+    const char *name, *value;
+    size_t name_len, value_len;
+};
+
+/* Reads the item at *p into *o and moves *p past it (and its ':'). Returns 1 for an item, 0 at the end,
+ * -1 when malformed (*why says how). Empty items (a doubled or trailing ':') are skipped. */
+static int option_next(const char **p, struct option *o, const char **why)
+{
+    const char *c = *p;
+    while (*c == ':')
+        c++;
+    if (!*c)
+        return 0;
+    o->name = c;
+    while ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '_')
+        c++;
+    o->name_len = (size_t)(c - o->name);
+    if (*c != '=' || !o->name_len) {
+        *why = o->name_len ? "a name must be followed by '='"
+                           : "an item must start with a name (letters, digits, _)";
+        return -1;
+    }
+    c++;
+    if (*c == '\'' || *c == '"') {
+        char q = *c++;
+        o->value = c;
+        while (*c && *c != q)
+            c++;
+        if (!*c) {
+            *why = "a quote is not closed";
+            return -1;
+        }
+        o->value_len = (size_t)(c - o->value);
+        c++;
+        if (*c && *c != ':') {
+            *why = "a quoted value must be followed by ':' or the end";
+            return -1;
+        }
+    } else {
+        o->value = c;
+        while (*c && *c != ':')
+            c++;
+        o->value_len = (size_t)(c - o->value);
+    }
+    *p = c;
+    return 1;
+}
+
+/* True when PQLEAK_OPTIONS's value opts is well formed; else *why and *item (1-based) say where. */
+static bool options_valid(const char *opts, const char **why, int *item)
+{
+    struct option o;
+    int r;
+    *item = 0;
+    if (strnlen(opts, OPTIONS_MAX + 1) > OPTIONS_MAX) {
+        *why = "it is longer than 8192 bytes";
+        return false;
+    }
+    do {
+        ++*item;
+        r = option_next(&opts, &o, why);
+    } while (r > 0);
+    return r == 0;
+}
+
+/* The setting an option names: its variable's name without "PQLEAK_", in any case. */
+static const struct setting *setting_for(const char *name, size_t len)
+{
+    for (size_t i = 0; i < NSETTINGS; i++)
+        if (strlen(table[i].name) == PREFIX_LEN + len && !strncasecmp(table[i].name + PREFIX_LEN, name, len))
+            return &table[i];
+    return NULL;
+}
+
+/* Levenshtein distance between a and b (letters in any case), both at most 63 bytes. */
+static size_t distance(const char *a, size_t la, const char *b, size_t lb)
+{
+    size_t row[64];
+    if (la > 63 || lb > 63)
+        return (size_t)-1;
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t cost = tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]);
+            size_t best = diag + cost;
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+/* The setting whose name (without "PQLEAK_") is nearest to name; *d gets the distance. */
+static const struct setting *nearest(const char *name, size_t len, size_t *d)
+{
+    const struct setting *best = &table[0];
+    *d = (size_t)-1;
     for (size_t i = 0; i < NSETTINGS; i++) {
-        const struct setting *t = &table[i];
-        void *field = (char *)s + t->off;
-        if (!parse(t, t->def, field))
-            continue; /* cannot happen: defaults are checked by the unit tests */
-        const char *raw = get ? get(t->name) : NULL;
-        if (raw && t->kind == K_SIGNAL)
-            s->signal_set = true;
-        if (!raw || parse(t, raw, field))
-            continue;
+        const char *n = table[i].name + PREFIX_LEN;
+        size_t di = distance(name, len, n, strlen(n));
+        if (di < *d) {
+            *d = di;
+            best = &table[i];
+        }
+    }
+    return best;
+}
+
+/* Applies PQLEAK_OPTIONS's items in order (a later item wins); returns true when help=1 was among them.
+ * A malformed value is ignored whole, with one warning. */
+static bool load_options(const char *opts, struct pql_settings *s, pql_warn_fn warn)
+{
+    const char *why;
+    int item;
+    char line[512], value[201];
+    if (!options_valid(opts, &why, &item)) {
         if (warn) {
-            char line[512], exp[64], value[201];
-            snprintf(line, sizeof(line), "%s='%s' is not %s; using %s", t->name,
-                     escaped(raw, value, sizeof(value)), expected(t, exp, sizeof(exp)),
-                     *t->def ? t->def : "unset");
+            snprintf(line, sizeof(line),
+                     "%s='%s' is malformed at item %d (%s); expected name=value:name=value; "
+                     "ignored",
+                     OPTIONS_VAR, escaped(opts, value, sizeof(value)), item, why);
+            warn(line);
+        }
+        return false;
+    }
+    bool help = false;
+    struct option o;
+    char raw[PQL_PATH_MAX + 1], who[96];
+    while (option_next(&opts, &o, &why) > 0) {
+        /* A value too long for any setting is kept too long, so that parse() refuses it. */
+        size_t n = o.value_len < sizeof(raw) - 1 ? o.value_len : sizeof(raw) - 1;
+        memcpy(raw, o.value, n);
+        raw[n] = '\0';
+        const struct setting *t = setting_for(o.name, o.name_len);
+        snprintf(who, sizeof(who), "%s %.*s", OPTIONS_VAR, (int)(o.name_len < 64 ? o.name_len : 64), o.name);
+        if (t) {
+            s->signal_set |= t->kind == K_SIGNAL;
+            apply(t, who, raw, s, warn);
+        } else if (o.name_len == 4 && !strncasecmp(o.name, "help", 4)) {
+            bool want;
+            static const struct setting help_option = {"help", "", K_BOOL, 0, "0", 0, 0, ""};
+            if (parse(&help_option, raw, &want))
+                help = want;
+            else if (warn) {
+                snprintf(line, sizeof(line), "%s help='%s' is not 0 or 1; using 0", OPTIONS_VAR,
+                         escaped(raw, value, sizeof(value)));
+                warn(line);
+            }
+        } else if (warn) {
+            size_t d;
+            const struct setting *near = nearest(o.name, o.name_len, &d);
+            char lower[64];
+            size_t k = 0;
+            for (const char *c = near->name + PREFIX_LEN; *c && k + 1 < sizeof(lower); c++)
+                lower[k++] = (char)tolower((unsigned char)*c);
+            lower[k] = '\0';
+            snprintf(line, sizeof(line),
+                     "%s: '%.*s' is not a setting (the nearest is %s, PQLEAK_%s); ignored", OPTIONS_VAR,
+                     (int)(o.name_len < 64 ? o.name_len : 64), o.name, lower, near->name + PREFIX_LEN);
             warn(line);
         }
     }
+    return help;
+}
+
+/* The option named key (without "PQLEAK_", any case) in PQLEAK_OPTIONS's value, copied into buf; false
+ * when absent, when opts is malformed or when the value does not fit. The last item of that name wins. */
+static bool option_value(const char *opts, const char *key, char *buf, size_t len)
+{
+    const char *why;
+    int item;
+    bool found = false;
+    if (!opts || !options_valid(opts, &why, &item))
+        return false;
+    struct option o;
+    size_t klen = strlen(key);
+    while (option_next(&opts, &o, &why) > 0) {
+        if (o.name_len != klen || strncasecmp(o.name, key, klen))
+            continue;
+        found = o.value_len < len;
+        if (found) {
+            memcpy(buf, o.value, o.value_len);
+            buf[o.value_len] = '\0';
+        }
+    }
+    return found;
+}
+
+extern char **environ;
+
+/* One warning for each PQLEAK_* variable of the environment that is set (as get sees it) and is not a
+ * setting but is within NEAR_DISTANCE edits of one: a misspelling. Other PQLEAK_* names are left alone:
+ * scripts, pqleak's own tests among them, use the prefix for their own variables. */
+static void warn_unknown(pql_getenv_fn get, pql_warn_fn warn)
+{
+    for (char **e = environ; e && *e; e++) {
+        if (strncmp(*e, "PQLEAK_", PREFIX_LEN) != 0)
+            continue;
+        const char *eq = strchr(*e, '=');
+        size_t len = eq ? (size_t)(eq - *e) : strlen(*e);
+        char name[72];
+        if (len >= sizeof(name))
+            continue;
+        memcpy(name, *e, len);
+        name[len] = '\0';
+        /* PQLEAK_LIB: the command's variable, which `pqleak run` passes on to every process. */
+        if (!strcmp(name, OPTIONS_VAR) || !strcmp(name, "PQLEAK_LIB") ||
+            setting_for(name + PREFIX_LEN, len - PREFIX_LEN))
+            continue;
+        size_t d;
+        const struct setting *near = nearest(name + PREFIX_LEN, len - PREFIX_LEN, &d);
+        if (d > NEAR_DISTANCE || !get(name))
+            continue;
+        char line[256], shown_name[72 * 4];
+        snprintf(line, sizeof(line), "%s is not a setting (the nearest is %s); ignored",
+                 escaped(name, shown_name, sizeof(shown_name)), near->name);
+        warn(line);
+    }
+}
+
+void pql_settings_load(struct pql_settings *s, pql_getenv_fn get, pql_warn_fn warn)
+{
+    memset(s, 0, sizeof(*s));
+    for (size_t i = 0; i < NSETTINGS; i++)
+        parse(&table[i], table[i].def, (char *)s + table[i].off); /* defaults: checked by the unit tests */
+    const char *opts = get ? get(OPTIONS_VAR) : NULL;
+    bool help = opts && load_options(opts, s, warn);
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        const struct setting *t = &table[i];
+        const char *raw = get ? get(t->name) : NULL;
+        if (!raw)
+            continue;
+        if (t->kind == K_SIGNAL)
+            s->signal_set = true;
+        apply(t, t->name, raw, s, warn);
+    }
+    if (get && warn)
+        warn_unknown(get, warn);
     /* A critical level below the warning level would warn in the wrong order. */
     if (s->crit_pct < s->warn_pct) {
         if (warn) {
@@ -214,8 +494,17 @@ void pql_settings_load(struct pql_settings *s, pql_getenv_fn get, pql_warn_fn wa
         }
         s->crit_pct = s->warn_pct;
     }
+    if (help) {
+        dprintf(2,
+                "pqleak: the settings, as PQLEAK_NAME=VALUE variables or as %s=name=value:name=value (names "
+                "in lower case without PQLEAK_; a variable wins over an option). NAME, default, meaning:\n",
+                OPTIONS_VAR);
+        pql_settings_help(2);
+        dprintf(2, "pqleak: %s help=1: pqleak does nothing else in this process (as PQLEAK_DISABLE=1)\n",
+                OPTIONS_VAR);
+        s->disable = true;
+    }
 }
-
 void pql_settings_json(const struct pql_settings *s, struct pql_buf *b)
 {
     for (size_t i = 0; i < NSETTINGS; i++) {
@@ -256,6 +545,10 @@ bool pql_settings_early_bool(const char *name, pql_getenv_fn get)
             continue;
         void *field = (char *)&s + t->off;
         const char *raw = get ? get(t->name) : NULL;
+        char opt[16];
+        /* PQLEAK_OPTIONS is read only when the variable is unset: one getenv more, nothing when unset. */
+        if (!raw && get && option_value(get(OPTIONS_VAR), t->name + PREFIX_LEN, opt, sizeof(opt)))
+            raw = opt;
         if (!raw || !parse(t, raw, field))
             parse(t, t->def, field);
         return *(bool *)field;

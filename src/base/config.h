@@ -21,8 +21,10 @@ struct pql_settings {
     int signal; /* signal number, 0 for none */
     double suspect_age, suspect_idle_tx;
     char metrics[PQL_PATH_MAX];
+    char strip_path_prefix[PQL_PATH_MAX]; /* cut from paths in text reports; "" unset */
     double metrics_interval;
-    bool python; /* auto (true) or off */
+    char service[PQL_PATH_MAX]; /* the metrics' service label, "" for the program's name */
+    bool python;                /* auto (true) or off */
     bool strict, trace, disable;
     bool text_report; /* print the exit text report to the log */
     bool signal_set;  /* PQLEAK_SIGNAL was given (not the default) */
@@ -35,8 +37,12 @@ typedef const char *(*pql_getenv_fn)(const char *name);
 /* Receives one complete warning line (without newline). */
 typedef void (*pql_warn_fn)(const char *line);
 
-/* Fills *s from the environment. Every malformed value gives one call to warn naming the variable, the
- * bad value and the value used instead; loading never fails. */
+/* Fills *s from the environment: defaults, then PQLEAK_OPTIONS's name=value items, then the PQLEAK_*
+ * variables (a variable wins over an item). Every malformed value gives one call to warn naming the
+ * variable or item, the bad value and the value used instead; so do a malformed PQLEAK_OPTIONS (ignored
+ * whole), an item naming no setting, and a variable of environ that get reports set whose name is a
+ * near miss of a setting's. With help=1 among the items, the settings table is printed to stderr and
+ * s->disable is set. Loading never fails. */
 void pql_settings_load(struct pql_settings *s, pql_getenv_fn get, pql_warn_fn warn);
 
 struct pql_buf;
@@ -45,8 +51,9 @@ struct pql_buf;
 void pql_settings_json(const struct pql_settings *s, struct pql_buf *b);
 
 /* The value of one boolean setting (PQLEAK_DISABLE, PQLEAK_HOOK_DLSYM) before the settings are loaded:
- * parsed as pql_settings_load would, its default when unset or malformed (the warning comes with the
- * full load). No allocation, no output: safe in library constructors. */
+ * the variable, else its PQLEAK_OPTIONS item, parsed as pql_settings_load would; its default when unset
+ * or malformed (the warning comes with the full load). No allocation, no output: safe in library
+ * constructors. */
 bool pql_settings_early_bool(const char *name, pql_getenv_fn get);
 
 /* Writes "NAME  default  help" lines for every setting to fd (for documentation and --help). */

@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include "log.h"
 
+#include "names.h"
 #include "proc.h"
 
 #include <errno.h>
@@ -36,24 +37,19 @@ void pql_log_setup(const char *dest)
     pthread_mutex_unlock(&log_lock);
 }
 
-/* Expands %p in the destination; returns false if the result does not fit. */
+/* Opens the destination (%p expanded); stderr (2), with one warning, when it cannot. */
 static int open_dest(void)
 {
     if (!strcmp(log_dest, "stderr"))
         return 2;
     char path[1200];
-    size_t o = 0;
-    for (const char *p = log_dest; *p && o < sizeof(path) - 24; p++) {
-        if (p[0] == '%' && p[1] == 'p') {
-            o += (size_t)snprintf(path + o, sizeof(path) - o, "%d", (int)getpid());
-            p++;
-        } else {
-            path[o++] = *p;
-        }
-    }
-    path[o] = '\0';
+    int fd = -1;
+    errno = ENAMETOOLONG;
     /* O_NONBLOCK: a FIFO with no reader fails at once (ENXIO) instead of blocking the host forever. */
-    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
+    if (pql_expand_pid(path, sizeof(path), log_dest, (int)getpid()) >= 0)
+        fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
+    else
+        snprintf(path, sizeof(path), "%s", log_dest);
     if (fd < 0) {
         dprintf(2, "pqleak: PQLEAK_LOG='%s' cannot be opened (%s); using stderr\n", path, strerror(errno));
         return 2;
@@ -132,22 +128,9 @@ void pql_log_write_signal_safe(const char *text, size_t len)
     int fd = log_fd;
     bool opened = false;
     if (fd < 0 && strcmp(log_dest, "stderr") != 0) {
-        char path[1200], num[24];
-        size_t o = 0;
-        for (const char *p = log_dest; *p && o < sizeof(path) - 24; p++) {
-            if (p[0] == '%' && p[1] == 'p') {
-                int n = 0;
-                for (long v = (long)getpid(); v > 0 || n == 0; v /= 10)
-                    num[n++] = (char)('0' + v % 10);
-                while (n > 0)
-                    path[o++] = num[--n];
-                p++;
-            } else {
-                path[o++] = *p;
-            }
-        }
-        path[o] = '\0';
-        fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
+        char path[1200];
+        if (pql_expand_pid(path, sizeof(path), log_dest, (int)getpid()) >= 0)
+            fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
         opened = fd >= 0;
     }
     if (fd < 0)

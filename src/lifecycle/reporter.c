@@ -262,23 +262,17 @@ static void check_suspects(void)
 
 /* ---- metrics ---- */
 
-static void count_suspect(const struct pql_conn *rec, struct pql_live *live, void *arg)
-{
-    (void)live;
-    *(long *)arg += rec->suspect != 0;
-}
-
-static void write_metrics(long leaked)
+static void write_metrics(void)
 {
     if (!*cfg->metrics)
         return;
     /* Counted in place: copying every record each interval would cost megabytes with many connections. */
-    struct pql_metrics m = {.cap = cfg->max_conns, .leaked = leaked};
-    pql_registry_each(count_suspect, &m.suspects);
+    struct pql_metrics m = {.cap = cfg->max_conns};
+    pql_registry_each(pql_metrics_count, &m);
     pql_registry_counters(&m.conns);
     pql_checkout_counters(&m.waits);
     m.suspects_total = atomic_load(&suspects_total);
-    if (!pql_metrics_write(cfg->metrics, program, &m)) {
+    if (!pql_metrics_write(cfg->metrics, cfg->service, program, &m)) {
         static bool warned;
         if (!warned)
             pql_log("cannot write PQLEAK_METRICS='%s' (%s)", cfg->metrics, strerror(errno));
@@ -286,10 +280,11 @@ static void write_metrics(long leaked)
     }
 }
 
-void pql_reporter_exit(long leaked)
+void pql_reporter_exit(void)
 {
-    if (atomic_load(&started))
-        write_metrics(leaked);
+    /* A dead process's numbers must not be served on: its metrics file goes. */
+    if (atomic_load(&started) && *cfg->metrics)
+        pql_metrics_remove(cfg->metrics);
     /* A report asked for from now on could not be written: say so by removing the advertisement. */
     if (atomic_load(&reporter_tid) > 0)
         unadvertise();
@@ -356,7 +351,7 @@ static void *reporter_main(void *arg)
             next_suspects = now + 1;
         }
         if (*cfg->metrics && now >= next_metrics) {
-            write_metrics(0);
+            write_metrics();
             next_metrics = now + cfg->metrics_interval;
         }
         double wait = 3600;

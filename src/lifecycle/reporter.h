@@ -14,8 +14,8 @@
  * and it is not running in this process yet. Cheap when already started. Application threads. */
 void pql_reporter_ensure(const struct pql_settings *s);
 
-/* Rewrites the metrics file one last time at exit, with the number of leaked connections. */
-void pql_reporter_exit(long leaked);
+/* At exit: removes the metrics file this process wrote, and the reporter's advertisement. */
+void pql_reporter_exit(void);
 
 /* The directory for live JSON reports: PQLEAK_REPORT_DIR, or a private per-user directory
  * (${TMPDIR:-/tmp}/pqleak-UID, created 0700, refused when not ours). False when none is usable. */

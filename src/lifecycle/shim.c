@@ -235,7 +235,7 @@ int pql_shim_exit_report(void)
     if (!active || foreign_process() || atomic_exchange(&exit_done, true))
         return -1;
     struct pql_report_result r = pql_report_exit(&settings, &rules);
-    pql_reporter_exit(r.leaked);
+    pql_reporter_exit();
     if (r.json_errno) {
         char why[256];
         snprintf(why, sizeof(why), "cannot write its exit report: %s", strerror(r.json_errno));

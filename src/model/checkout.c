@@ -132,6 +132,21 @@ static void take(struct holder *h, struct bucket *b, struct pql_slot *slot)
     check_levels();
 }
 
+const double pql_wait_bounds[PQL_WAIT_BUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                                  0.5,   1,    2.5,   5,    10,  30};
+
+/* Adds an ended wait to the counters, under the lock. */
+static void count_wait(double waited)
+{
+    size_t i = 0;
+    while (i < PQL_WAIT_BUCKETS && waited > pql_wait_bounds[i])
+        i++;
+    counts.waited[i]++;
+    counts.wait_s_total += waited;
+    if (waited > counts.wait_s_max)
+        counts.wait_s_max = waited;
+}
+
 /* Nothing can free a slot for this thread: it holds some, and every other holder is waiting too. */
 static bool would_deadlock(const struct holder *me)
 {
@@ -227,6 +242,7 @@ bool pql_checkout_acquire(const struct pql_target *target, bool blocking, struct
         if (me)
             me->waiting++;
         counts.waits_total++;
+        counts.waiting++;
         if (s->trace)
             pql_log("wait: thread %d waits for a free slot (%ld open, cap %d)", (int)tid, used, s->max_conns);
         double start = mono_s();
@@ -239,9 +255,8 @@ bool pql_checkout_acquire(const struct pql_target *target, bool blocking, struct
         while (!w.granted && rc != ETIMEDOUT)
             rc = pthread_cond_timedwait(&w.cond, &mu, &deadline);
         waited = mono_s() - start;
-        counts.wait_s_total += waited;
-        if (waited > counts.wait_s_max)
-            counts.wait_s_max = waited;
+        counts.waiting--;
+        count_wait(waited);
         pthread_cond_destroy(&w.cond);
         if (w.granted) {
             /* grant() took the slot on our behalf. */

@@ -19,10 +19,18 @@ struct pql_slot {
     uint32_t target; /* per-target cap bucket, 0 when none */
 };
 
-/* Counters of the checkout: waits, their seconds, timeouts, refusals. */
+/* Upper bounds (seconds) of the wait-time histogram's buckets; a last bucket counts longer waits. */
+#define PQL_WAIT_BUCKETS 12
+extern const double pql_wait_bounds[PQL_WAIT_BUCKETS];
+
+/* Counters of the checkout: waits, their seconds, timeouts, refusals; threads waiting now; each ended
+ * wait counted once in the bucket of its length (waited[i]: at most pql_wait_bounds[i] seconds and more
+ * than the bound before; waited[PQL_WAIT_BUCKETS]: longer). */
 struct pql_wait_counters {
     long waits_total, timeouts_total, refused_total;
     double wait_s_total, wait_s_max;
+    long waiting;
+    long waited[PQL_WAIT_BUCKETS + 1];
 };
 
 enum pql_refusal_reason {

@@ -1,16 +1,113 @@
-/* Prometheus text format (metrics.h): HELP, TYPE and one sample per metric, label values escaped. */
+/* Prometheus text format (metrics.h): HELP, TYPE and the samples of each metric family, label values
+ * escaped; no two families share a name once a counter's "_total" or a histogram's "_bucket", "_sum"
+ * and "_count" are taken off (OpenMetrics parsers refuse that). The service label's default is read
+ * from /proc/self once. */
 #define _GNU_SOURCE
 #include "metrics.h"
 
 #include "buf.h"
+#include "names.h"
 #include "outfile.h"
 #include "proc.h"
 
-static void metric(struct pql_buf *b, const char *program, const char *name, const char *type,
-                   const char *help, double v)
+#include <errno.h>
+#include <fcntl.h>
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ---- the service label ---- */
+
+static char default_service[256];
+static pthread_once_t service_once = PTHREAD_ONCE_INIT;
+
+static const char *base_name(const char *path)
 {
-    pql_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s{program=\"", name, help, name, type, name);
-    for (const char *p = program; *p; p++) {
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+/* Interpreters whose service is their script: the option that runs inline code (no script: the
+ * interpreter's own name stays), the one that names a module (python -m) or a script file (php -f), and
+ * the options that take the next argument as their value. */
+struct interpreter {
+    const char *prefix, *code, *module, *file, *with_value;
+};
+static const struct interpreter interpreters[] = {
+    {"python", "-c", "-m", NULL, " -W -X "},         {"perl", "-e -E", NULL, NULL, " -I -M -m "},
+    {"ruby", "-e", NULL, NULL, " -I -r -C -E "},     {"php", "-r", NULL, "-f", " -c -d -z -t "},
+    {"node", "-e -p", NULL, NULL, " -r --require "},
+};
+
+/* True when word is one of the space-separated words of list. */
+static bool in_list(const char *list, const char *word)
+{
+    size_t n = strlen(word);
+    for (const char *p = list ? strstr(list, word) : NULL; p; p = strstr(p + 1, word))
+        if ((p == list || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0'))
+            return true;
+    return false;
+}
+
+/* The script (or module) an interpreter runs, from its arguments args[0..n); NULL when none. */
+static const char *script_of(const struct interpreter *in, char **args, int n)
+{
+    for (int i = 0; i < n; i++) {
+        const char *a = args[i];
+        if (!strcmp(a, "--"))
+            return i + 1 < n ? base_name(args[i + 1]) : NULL;
+        if (a[0] != '-' || !a[1])
+            return base_name(a);
+        if (in_list(in->code, a))
+            return NULL;
+        if ((in->module && !strcmp(a, in->module)) || (in->file && !strcmp(a, in->file)))
+            return i + 1 < n ? base_name(args[i + 1]) : NULL;
+        if (in_list(in->with_value, a))
+            i++;
+    }
+    return NULL;
+}
+
+static void find_default_service(void)
+{
+    char exe[1024];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    exe[len > 0 ? len : 0] = '\0';
+    const char *name = base_name(exe);
+    char cmdline[4096];
+    char *args[64];
+    int nargs = 0;
+    int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t n = read(fd, cmdline, sizeof(cmdline) - 1);
+        close(fd);
+        cmdline[n > 0 ? n : 0] = '\0';
+        for (ssize_t o = 0; o < n && nargs < (int)(sizeof(args) / sizeof(args[0]));
+             o += (ssize_t)strlen(cmdline + o) + 1)
+            args[nargs++] = cmdline + o;
+    }
+    for (size_t i = 0; i < sizeof(interpreters) / sizeof(interpreters[0]) && nargs > 1; i++) {
+        if (strncmp(name, interpreters[i].prefix, strlen(interpreters[i].prefix)) != 0)
+            continue;
+        const char *script = script_of(&interpreters[i], args + 1, nargs - 1);
+        if (script && *script)
+            name = script;
+        break;
+    }
+    snprintf(default_service, sizeof(default_service), "%.255s", *name ? name : "unknown");
+}
+
+/* ---- the text ---- */
+
+struct labels {
+    const char *service, *program;
+};
+
+static void label_value(struct pql_buf *b, const char *v)
+{
+    for (const char *p = v; *p; p++) {
         if (*p == '\\' || *p == '"')
             pql_buf_printf(b, "\\%c", *p);
         else if (*p == '\n')
@@ -18,41 +115,142 @@ static void metric(struct pql_buf *b, const char *program, const char *name, con
         else
             pql_buf_append(b, p, 1);
     }
-    pql_buf_printf(b, "\",pid=\"%d\"} %.17g\n", (int)pql_pid(), v);
 }
 
-bool pql_metrics_write(const char *path, const char *program, const struct pql_metrics *m)
+static void family(struct pql_buf *b, const char *name, const char *type, const char *help)
 {
+    pql_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* One sample: NAME{service="...",program="...",pid="...",EXTRA} VALUE; extra is "" or 'key="value"'. */
+static void sample(struct pql_buf *b, const struct labels *l, const char *name, const char *extra, double v)
+{
+    pql_buf_printf(b, "%s{service=\"", name);
+    label_value(b, l->service);
+    pql_buf_puts(b, "\",program=\"");
+    label_value(b, l->program);
+    pql_buf_printf(b, "\",pid=\"%d\"%s%s} %.17g\n", (int)pql_pid(), *extra ? "," : "", extra, v);
+}
+
+static void metric(struct pql_buf *b, const struct labels *l, const char *name, const char *type,
+                   const char *help, double v)
+{
+    family(b, name, type, help);
+    sample(b, l, name, "", v);
+}
+
+static const char *const state_names[PQL_MS_N] = {"idle", "active", "idle in transaction",
+                                                  "idle in transaction (aborted)"};
+
+static void states(struct pql_buf *b, const struct labels *l, const struct pql_metrics *m)
+{
+    family(b, "pqleak_connections_in_state", "gauge",
+           "Connected connections by state, named as pg_stat_activity.state.");
+    for (int i = 0; i < PQL_MS_N; i++) {
+        char extra[64];
+        snprintf(extra, sizeof(extra), "state=\"%s\"", state_names[i]);
+        sample(b, l, "pqleak_connections_in_state", extra, (double)m->in_state[i]);
+    }
+}
+
+static void wait_histogram(struct pql_buf *b, const struct labels *l, const struct pql_wait_counters *w)
+{
+    const char *name = "pqleak_checkout_wait_duration_seconds";
+    family(b, name, "histogram", "Seconds each ended wait at the cap lasted.");
+    long cumulative = 0;
+    char bucket[128], extra[64];
+    snprintf(bucket, sizeof(bucket), "%s_bucket", name);
+    for (int i = 0; i <= PQL_WAIT_BUCKETS; i++) {
+        cumulative += w->waited[i];
+        if (i < PQL_WAIT_BUCKETS)
+            snprintf(extra, sizeof(extra), "le=\"%g\"", pql_wait_bounds[i]);
+        else
+            snprintf(extra, sizeof(extra), "le=\"+Inf\"");
+        sample(b, l, bucket, extra, (double)cumulative);
+    }
+    char sum[128], count[128];
+    snprintf(sum, sizeof(sum), "%s_sum", name);
+    snprintf(count, sizeof(count), "%s_count", name);
+    sample(b, l, sum, "", w->wait_s_total);
+    sample(b, l, count, "", (double)cumulative);
+}
+
+void pql_metrics_count(const struct pql_conn *rec, struct pql_live *live, void *arg)
+{
+    (void)live; /* rec carries the live fields */
+    struct pql_metrics *m = arg;
+    m->suspects += rec->suspect != 0;
+    if (rec->state != PQL_OK)
+        return;
+    if (rec->active)
+        m->in_state[PQL_MS_ACTIVE]++;
+    else if (rec->tx_status == PQTRANS_IDLE)
+        m->in_state[PQL_MS_IDLE]++;
+    else if (rec->tx_status == PQTRANS_INTRANS)
+        m->in_state[PQL_MS_IDLE_IN_TX]++;
+    else if (rec->tx_status == PQTRANS_INERROR)
+        m->in_state[PQL_MS_IDLE_IN_TX_ABORTED]++;
+}
+
+/* The pid whose file was last written, and its path (%p expanded): only that file is removed at exit. */
+static pid_t wrote_pid;
+static char wrote_path[PQL_PATH_MAX + 256];
+
+bool pql_metrics_write(const char *path, const char *service, const char *program,
+                       const struct pql_metrics *m)
+{
+    char file[sizeof(wrote_path)];
+    if (pql_expand_pid(file, sizeof(file), path, (int)pql_pid()) < 0) {
+        errno = ENAMETOOLONG;
+        return false;
+    }
+    pthread_once(&service_once, find_default_service);
+    const struct labels l = {*service ? service : default_service, program};
     const struct pql_counters *c = &m->conns;
     const struct pql_wait_counters *w = &m->waits;
     struct pql_buf b;
     pql_buf_init(&b);
-    metric(&b, program, "pqleak_connections_open", "gauge", "Connections open now (connected or connecting).",
+    metric(&b, &l, "pqleak_connections_open", "gauge", "Connections open now (connected or connecting).",
            (double)c->open);
-    metric(&b, program, "pqleak_connections_peak", "gauge", "Most connections open at once.",
+    metric(&b, &l, "pqleak_connections_peak", "gauge", "Most connections open at once.",
            (double)c->peak_open);
-    metric(&b, program, "pqleak_connections_cap", "gauge", "PQLEAK_MAX_CONNS, 0 when no cap.", m->cap);
-    metric(&b, program, "pqleak_connections_opened_total", "counter", "Connections opened.",
+    metric(&b, &l, "pqleak_connections_cap", "gauge", "PQLEAK_MAX_CONNS, 0 when no cap.", m->cap);
+    states(&b, &l, m);
+    metric(&b, &l, "pqleak_connections_opened_total", "counter", "Connections opened.",
            (double)c->opened_total);
-    metric(&b, program, "pqleak_connections_closed_total", "counter", "Connections closed with PQfinish.",
+    metric(&b, &l, "pqleak_connections_closed_total", "counter", "Connections closed with PQfinish.",
            (double)c->closed_total);
-    metric(&b, program, "pqleak_connections_failed_total", "counter", "Connection attempts that failed.",
+    metric(&b, &l, "pqleak_connections_failed_total", "counter", "Connection attempts that failed.",
            (double)c->failed_total);
-    metric(&b, program, "pqleak_checkout_waits_total", "counter", "Connects that waited at the cap.",
+    metric(&b, &l, "pqleak_checkout_waiting", "gauge", "Threads waiting at the cap now.", (double)w->waiting);
+    metric(&b, &l, "pqleak_checkout_waits_total", "counter", "Connects that waited at the cap.",
            (double)w->waits_total);
-    metric(&b, program, "pqleak_checkout_wait_seconds_total", "counter", "Seconds spent waiting at the cap.",
+    metric(&b, &l, "pqleak_checkout_wait_seconds_total", "counter", "Seconds spent waiting at the cap.",
            w->wait_s_total);
-    metric(&b, program, "pqleak_checkout_timeouts_total", "counter", "Waits that timed out.",
+    wait_histogram(&b, &l, w);
+    metric(&b, &l, "pqleak_checkout_timeouts_total", "counter", "Waits that timed out.",
            (double)w->timeouts_total);
-    metric(&b, program, "pqleak_checkout_refused_total", "counter", "Connects refused at the cap.",
+    metric(&b, &l, "pqleak_checkout_refused_total", "counter", "Connects refused at the cap.",
            (double)w->refused_total);
-    metric(&b, program, "pqleak_suspects", "gauge", "Open connections reported as suspects.",
+    metric(&b, &l, "pqleak_suspects_open", "gauge", "Open connections reported as suspects.",
            (double)m->suspects);
-    metric(&b, program, "pqleak_suspects_total", "counter", "Connections reported as suspects.",
+    metric(&b, &l, "pqleak_suspects_total", "counter", "Connections reported as suspects.",
            (double)m->suspects_total);
-    metric(&b, program, "pqleak_leaked_connections", "gauge", "Connections leaked (known at exit; 0 before).",
-           (double)m->leaked);
-    bool ok = pql_outfile_write(path, 0644, &b);
+    bool ok = pql_outfile_write(file, 0644, &b);
     pql_buf_free(&b);
+    if (ok) {
+        memcpy(wrote_path, file, sizeof(wrote_path));
+        wrote_pid = pql_pid();
+    }
     return ok;
+}
+
+void pql_metrics_remove(const char *path)
+{
+    char file[sizeof(wrote_path)];
+    if (wrote_pid != pql_pid() || pql_expand_pid(file, sizeof(file), path, (int)pql_pid()) < 0 ||
+        strcmp(file, wrote_path) != 0)
+        return;
+    unlink(file);
+    wrote_pid = 0;
 }

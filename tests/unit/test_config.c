@@ -1,11 +1,14 @@
-/* Unit tests of the settings table: defaults, parsing, one warning per malformed value. */
+/* Unit tests of the settings table: defaults, parsing, one warning per malformed value, PQLEAK_OPTIONS,
+ * misspelled names. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "buf.h"
 #include "config.h"
@@ -62,9 +65,21 @@ static void test_defaults(void **state)
 static void test_valid_values(void **state)
 {
     (void)state;
-    const char *env[] = {"PQLEAK_MAX_CONNS", "20", "PQLEAK_CHECKOUT_TIMEOUT", "2.5", "PQLEAK_SIGNAL", "none",
-                         "PQLEAK_STRICT", "1", "PQLEAK_PYTHON", "off", "PQLEAK_LOG", "/tmp/x-%p",
-                         "PQLEAK_SIGNAL", "ignored: first match wins", NULL};
+    const char *env[] = {"PQLEAK_MAX_CONNS",
+                         "20",
+                         "PQLEAK_CHECKOUT_TIMEOUT",
+                         "2.5",
+                         "PQLEAK_SIGNAL",
+                         "none",
+                         "PQLEAK_STRICT",
+                         "1",
+                         "PQLEAK_PYTHON",
+                         "off",
+                         "PQLEAK_LOG",
+                         "/tmp/x-%p",
+                         "PQLEAK_SIGNAL",
+                         "ignored: first match wins",
+                         NULL};
     struct pql_settings s;
     load(&s, env);
     assert_int_equal(nwarnings, 0);
@@ -82,9 +97,19 @@ static void test_valid_values(void **state)
 static void test_malformed_values_warn_once_each(void **state)
 {
     (void)state;
-    const char *env[] = {"PQLEAK_MAX_CONNS", "twenty", "PQLEAK_CHECKOUT_TIMEOUT", "-1",
-                         "PQLEAK_STACK_DEPTH", "100000", "PQLEAK_SIGNAL", "HUP", "PQLEAK_STRICT", "maybe",
-                         "PQLEAK_EXITCODE", "12x", NULL};
+    const char *env[] = {"PQLEAK_MAX_CONNS",
+                         "twenty",
+                         "PQLEAK_CHECKOUT_TIMEOUT",
+                         "-1",
+                         "PQLEAK_STACK_DEPTH",
+                         "100000",
+                         "PQLEAK_SIGNAL",
+                         "HUP",
+                         "PQLEAK_STRICT",
+                         "maybe",
+                         "PQLEAK_EXITCODE",
+                         "12x",
+                         NULL};
     struct pql_settings s;
     load(&s, env);
     assert_int_equal(nwarnings, 6);
@@ -130,6 +155,130 @@ static void test_json(void **state)
     pql_buf_free(&b);
 }
 
+static void test_options(void **state)
+{
+    (void)state;
+    const char *env[] = {"PQLEAK_OPTIONS",
+                         "max_conns=20:checkout_timeout=2.5::LOG='/tmp/a:b':signal=\"usr2\":", NULL};
+    struct pql_settings s;
+    load(&s, env);
+    assert_int_equal(nwarnings, 0);
+    assert_int_equal(s.max_conns, 20);
+    assert_true(s.checkout_timeout == 2.5);
+    assert_string_equal(s.log, "/tmp/a:b");
+    assert_int_equal(s.signal, SIGUSR2);
+    assert_true(s.signal_set);
+}
+
+static void test_variable_wins_over_option(void **state)
+{
+    (void)state;
+    const char *env[] = {"PQLEAK_OPTIONS", "max_conns=20:strict=1:max_conns=21", "PQLEAK_MAX_CONNS", "5",
+                         NULL};
+    struct pql_settings s;
+    load(&s, env);
+    assert_int_equal(nwarnings, 0);
+    assert_int_equal(s.max_conns, 5);
+    assert_true(s.strict);
+    /* A malformed variable falls back to the option's value, and says so. */
+    const char *env2[] = {"PQLEAK_OPTIONS", "max_conns=7", "PQLEAK_MAX_CONNS", "ten", NULL};
+    load(&s, env2);
+    assert_int_equal(nwarnings, 1);
+    assert_non_null(strstr(warnings[0], "PQLEAK_MAX_CONNS='ten'"));
+    assert_non_null(strstr(warnings[0], "using 7"));
+    assert_int_equal(s.max_conns, 7);
+}
+
+static void test_option_bad_value_and_unknown_name(void **state)
+{
+    (void)state;
+    const char *env[] = {"PQLEAK_OPTIONS", "max_conns=ten:maxconns=3:strict=1", NULL};
+    struct pql_settings s;
+    load(&s, env);
+    assert_int_equal(nwarnings, 2);
+    assert_non_null(strstr(warnings[0], "PQLEAK_OPTIONS max_conns='ten' is not a whole number"));
+    assert_non_null(strstr(warnings[0], "using 0"));
+    assert_non_null(strstr(warnings[1], "'maxconns' is not a setting (the nearest is max_conns"));
+    assert_int_equal(s.max_conns, 0);
+    assert_true(s.strict);
+}
+
+static void test_options_malformed_ignored_whole(void **state)
+{
+    (void)state;
+    const char *bad[] = {"max_conns=3:strict", "max_conns=3:log='/tmp/x", "max_conns=3:=1",
+                         "max_conns=3:log='a'b", "max-conns=3"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        const char *env[] = {"PQLEAK_OPTIONS", bad[i], NULL};
+        struct pql_settings s;
+        load(&s, env);
+        assert_int_equal(nwarnings, 1);
+        assert_non_null(strstr(warnings[0], "PQLEAK_OPTIONS='"));
+        assert_non_null(strstr(warnings[0], "is malformed at item"));
+        assert_int_equal(s.max_conns, 0);
+    }
+}
+
+/* The unknown-name check reads the process's environment; get decides what counts as set. */
+static void test_misspelled_variable(void **state)
+{
+    (void)state;
+    setenv("PQLEAK_MAXCONNS", "20", 1);
+    setenv("PQLEAK_SHIM_FOR_TESTS", "x", 1); /* a script's own variable, far from any setting */
+    const char *env[] = {"PQLEAK_MAXCONNS", "20", "PQLEAK_SHIM_FOR_TESTS", "x", NULL};
+    struct pql_settings s;
+    load(&s, env);
+    unsetenv("PQLEAK_MAXCONNS");
+    unsetenv("PQLEAK_SHIM_FOR_TESTS");
+    assert_int_equal(nwarnings, 1);
+    assert_string_equal(warnings[0],
+                        "PQLEAK_MAXCONNS is not a setting (the nearest is PQLEAK_MAX_CONNS); ignored");
+    assert_int_equal(s.max_conns, 0);
+}
+
+static void test_early_bool_reads_options(void **state)
+{
+    (void)state;
+    const char *env[] = {"PQLEAK_OPTIONS", "trace=1:hook_dlsym=0", NULL};
+    fake_env = env;
+    assert_false(pql_settings_early_bool("PQLEAK_HOOK_DLSYM", fake_getenv));
+    assert_false(pql_settings_early_bool("PQLEAK_DISABLE", fake_getenv));
+    const char *env2[] = {"PQLEAK_OPTIONS", "hook_dlsym=0:disable=yes", "PQLEAK_HOOK_DLSYM", "1", NULL};
+    fake_env = env2;
+    assert_true(pql_settings_early_bool("PQLEAK_HOOK_DLSYM", fake_getenv));
+    assert_true(pql_settings_early_bool("PQLEAK_DISABLE", fake_getenv));
+    const char *env3[] = {"PQLEAK_OPTIONS", "hook_dlsym=0:disable", NULL}; /* malformed: ignored */
+    fake_env = env3;
+    assert_true(pql_settings_early_bool("PQLEAK_HOOK_DLSYM", fake_getenv));
+}
+
+static void test_help_option(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/pqleak-test-config-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    unlink(path);
+    int saved = dup(2);
+    dup2(fd, 2);
+    const char *env[] = {"PQLEAK_OPTIONS", "help=1", NULL};
+    struct pql_settings s;
+    load(&s, env);
+    dup2(saved, 2);
+    close(saved);
+    char out[16384];
+    ssize_t n = pread(fd, out, sizeof(out) - 1, 0);
+    close(fd);
+    assert_true(n > 0);
+    out[n] = '\0';
+    assert_int_equal(nwarnings, 0);
+    assert_true(s.disable);
+    assert_non_null(strstr(out, "PQLEAK_OPTIONS=name=value:name=value"));
+    assert_non_null(strstr(out, "PQLEAK_MAX_CONNS"));
+    assert_non_null(strstr(out, "cap on connections open at once"));
+    assert_non_null(strstr(out, "PQLEAK_SERVICE"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -138,6 +287,13 @@ int main(void)
         cmocka_unit_test(test_malformed_values_warn_once_each),
         cmocka_unit_test(test_crit_below_warn),
         cmocka_unit_test(test_json),
+        cmocka_unit_test(test_options),
+        cmocka_unit_test(test_variable_wins_over_option),
+        cmocka_unit_test(test_option_bad_value_and_unknown_name),
+        cmocka_unit_test(test_options_malformed_ignored_whole),
+        cmocka_unit_test(test_misspelled_variable),
+        cmocka_unit_test(test_early_bool_reads_options),
+        cmocka_unit_test(test_help_option),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -117,6 +117,7 @@ int cli_jsonout_write(FILE *out, const struct cli_set *set)
     struct depot d = {json_object(), json_object()};
     json_t *root = json_object();
     json_object_set_new(root, PQL_F_SCHEMA, json_string(PQL_SCHEMA));
+    json_object_set_new(root, PQL_F_VERSION, json_string(PQL_VERSION));
     json_object_set_new(root, PQL_F_TRIGGER, json_string(PQL_TRIGGER_MERGED));
     json_object_set_new(root, PQL_F_PID, json_null());
     json_object_set_new(root, PQL_F_PROGRAM, json_null());

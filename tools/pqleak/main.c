@@ -10,26 +10,26 @@
 #include "print.h"
 #include "reportio.h"
 #include "run.h"
+#include "names.h"
 #include "status.h"
 #include "suppress.h"
+#include "top.h"
 #include "util.h"
 
 #include <stdio.h>
 #include <string.h>
 
-#ifndef PQLEAK_VERSION
-#define PQLEAK_VERSION "unknown"
-#endif
-
 /* The usage text: `pqleak --help` prints all of it, `pqleak SUBCOMMAND --help` its own part. The man
  * page docs/man/pqleak.1 says the same at length (tests/cli/man.sh checks that it names every option). */
-static const char usage_head[] = "usage: pqleak run [options] -- COMMAND [ARGS...]\n"
-                                 "       pqleak report [--json] [--suppressions FILE]... [--junit FILE] "
-                                 "[--strict] [--full-stacks] PATH...\n"
-                                 "       pqleak status [--json] [--timeout S] PID\n"
-                                 "       pqleak suppressions PATH...\n"
-                                 "       pqleak SUBCOMMAND --help\n"
-                                 "       pqleak --help | --version\n";
+static const char usage_head[] =
+    "usage: pqleak run [options] -- COMMAND [ARGS...]\n"
+    "       pqleak report [--json] [--suppressions FILE]... [--junit FILE] "
+    "[--strict] [--full-stacks] PATH...\n"
+    "       pqleak status [--json] [--timeout S] PID\n"
+    "       pqleak top [--json] [--db CONNINFO] [--user U | --all-users] [--interval S]\n"
+    "       pqleak suppressions PATH...\n"
+    "       pqleak SUBCOMMAND --help\n"
+    "       pqleak --help | --version\n";
 
 static const char usage_run[] =
     "usage: pqleak run [options] -- COMMAND [ARGS...]\n"
@@ -69,11 +69,11 @@ static const char usage_report[] =
 
 static const char usage_status[] =
     "usage: pqleak status [--json] [--timeout S] PID\n"
-    "Asks the running process PID (started with the shim preloaded) for a live report, by its signal\n"
-    "(PQLEAK_SIGNAL, default SIGUSR1; never sent to a process without pqleak's handler), reads it where\n"
-    "that process writes it, and prints utilization and open connections like a Nagios plugin. Exits 0\n"
-    "below PQLEAK_WARN_PCT of the cap (or with no cap), 1 at or above it, 2 at or above PQLEAK_CRIT_PCT,\n"
-    "3 when no report could be had.\n"
+    "Asks the running process PID (started with the shim preloaded) for a live report through the shim's\n"
+    "own reporter thread (the program's threads see nothing), reads it where that process writes it, and\n"
+    "prints utilization and open connections like a Nagios plugin. Exits 0 (OK) below PQLEAK_WARN_PCT of\n"
+    "the cap (or with no cap) and no suspect, 1 (WARNING) at or above it or with a suspect, 2 (CRITICAL)\n"
+    "at or above PQLEAK_CRIT_PCT, 3 (UNKNOWN) when no report could be had or on a usage error.\n"
     "  --json                 print the live report itself\n"
     "  --timeout S            seconds to wait for the report (default 10)\n"
     "  -h, --help             print this text\n";
@@ -90,7 +90,8 @@ static const char usage_tail[] =
 
 static void print_usage(void)
 {
-    const char *parts[] = {usage_head, usage_run, usage_report, usage_status, usage_suppressions, usage_tail};
+    const char *parts[] = {usage_head,    usage_run,          usage_report, usage_status,
+                           cli_top_usage, usage_suppressions, usage_tail};
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
         printf("%s%s", i ? "\n" : "", parts[i]);
 }
@@ -201,7 +202,7 @@ int main(int argc, char **argv)
         return CLI_EXIT_OK;
     }
     if (strcmp(cmd, "--version") == 0) {
-        printf("pqleak %s\n", PQLEAK_VERSION);
+        printf("pqleak %s\n", PQL_VERSION);
         return CLI_EXIT_OK;
     }
     if (strcmp(cmd, "run") == 0)
@@ -212,6 +213,8 @@ int main(int argc, char **argv)
         return cmd_suppressions(argc - 1, argv + 1);
     if (strcmp(cmd, "status") == 0)
         return cmd_status(argc - 1, argv + 1);
+    if (strcmp(cmd, "top") == 0)
+        return cli_top(argc - 1, argv + 1);
     cli_err("unknown subcommand '%s'; see pqleak --help", cmd);
     return CLI_EXIT_USAGE;
 }

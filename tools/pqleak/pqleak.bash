@@ -10,7 +10,7 @@ _pqleak() {
     cword=$COMP_CWORD
   }
   if [ "$cword" -eq 1 ]; then
-    mapfile -t COMPREPLY < <(compgen -W 'run report status suppressions --help --version' -- "$cur")
+    mapfile -t COMPREPLY < <(compgen -W 'run report status top suppressions --help --version' -- "$cur")
     return
   fi
   local sub=${words[1]} opts i
@@ -32,6 +32,7 @@ _pqleak() {
       ;;
     report) opts='--json --suppressions --junit --strict --full-stacks --help' ;;
     status) opts='--json --timeout --help' ;;
+    top) opts='--json --db --user --all-users --interval --sort --timeout --help' ;;
     suppressions) opts='--help' ;;
     *) return ;;
   esac
@@ -46,13 +47,21 @@ _pqleak() {
         return
       }
       ;;
-    --max-conns | --checkout-timeout | --exitcode | --timeout) return ;;
+    --max-conns | --checkout-timeout | --exitcode | --timeout | --interval | --db) return ;;
+    --sort)
+      mapfile -t COMPREPLY < <(compgen -W 'tx age idle' -- "$cur")
+      return
+      ;;
+    --user)
+      mapfile -t COMPREPLY < <(compgen -u -- "$cur")
+      return
+      ;;
   esac
   if [[ $cur == -* ]]; then
     mapfile -t COMPREPLY < <(compgen -W "$opts" -- "$cur")
   elif [ "$sub" = status ]; then
     mapfile -t COMPREPLY < <(compgen -W "$(pgrep -u "$(id -u)" 2>/dev/null)" -- "$cur")
-  elif [ "$sub" != run ]; then
+  elif [ "$sub" != run ] && [ "$sub" != top ]; then
     mapfile -t COMPREPLY < <(compgen -f -- "$cur")
   fi
 }

@@ -54,14 +54,25 @@ bool cli_rules_load_all(struct pql_rules *rules, const char *const *paths, size_
     return false;
 }
 
-static bool match_stack(const char *pattern, const struct cli_stack *st)
+static bool match_stack(const struct pql_rule *rule, const struct cli_stack *st)
 {
     for (size_t i = 0; i < st->n; i++) {
         const struct cli_frame *f = &st->f[i];
-        if (pql_rule_matches(pattern, f->function, f->file, f->module))
+        if (pql_rule_matches_frame(rule, f->function, f->file, f->module))
             return true;
     }
     return false;
+}
+
+/* As the shim matches its own groups (src/output/rmodel.c): a leak: rule any frame of the open stack or
+ * the site (a baseline names where a pool's connection was last used when its open stack has no frame
+ * of the program's own code), a tx: rule any frame of the transaction stack. */
+static bool match_group(const struct pql_rule *rule, const struct cli_group *grp)
+{
+    if (rule->stack == PQL_RULE_TX)
+        return grp->has_tx && match_stack(rule, &grp->tx);
+    return match_stack(rule, &grp->stack) ||
+           (grp->has_site && pql_rule_matches_frame(rule, grp->site.function, grp->site.file, NULL));
 }
 
 void cli_rules_apply(const struct pql_rules *rules, struct cli_set *set)
@@ -71,11 +82,7 @@ void cli_rules_apply(const struct pql_rules *rules, struct cli_set *set)
         if (grp->suppressed)
             continue;
         for (size_t r = 0; r < rules->n; r++) {
-            /* The site too: a baseline names where a pool's connection was last used when its open
-             * stack has no frame of the program's own code. */
-            if (match_stack(rules->v[r].pattern, &grp->stack) ||
-                (grp->has_site &&
-                 pql_rule_matches(rules->v[r].pattern, grp->site.function, grp->site.file, NULL))) {
+            if (match_group(&rules->v[r], grp)) {
                 grp->suppressed = true;
                 grp->by_shim = false;
                 free(grp->rule);
@@ -96,7 +103,9 @@ size_t cli_rule_uses(const struct cli_set *set, struct cli_rule_use **out)
             continue;
         /* The shim may name a rule by its pattern alone; show every rule the same way. */
         const char *r = grp->rule ? grp->rule : "(rule not named)";
-        char *text = grp->rule && strncmp(r, "leak:", 5) != 0 ? cli_xasprintf("leak:%s", r) : cli_xstrdup(r);
+        char *text = grp->rule && strncmp(r, "leak:", 5) != 0 && strncmp(r, "tx:", 3) != 0
+                         ? cli_xasprintf("leak:%s", r)
+                         : cli_xstrdup(r);
         size_t i;
         for (i = 0; i < n && strcmp(u[i].rule, text) != 0; i++) {
         }
@@ -124,7 +133,7 @@ char *cli_glob_escape(const char *s)
 {
     char *out = cli_xmalloc(2 * strlen(s) + 1), *p = out;
     for (; *s; s++) {
-        if (strchr("*?[\\", *s))
+        if (strchr("*?[\\@", *s))
             *p++ = '\\';
         *p++ = *s;
     }
