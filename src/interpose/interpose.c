@@ -171,32 +171,40 @@ PQL_EXPORT PGPing PQpingParams(const char *const *keywords, const char *const *v
 }
 
 /* The query entry points keep each connection's live state (activity, transaction status, where the
- * transaction began): lock-free, outermost call only. */
-#define QUERY_WRAPPER(type, fail, call)                                                                      \
+ * transaction began): lock-free, outermost call only; a nested call (PQexec -> PQsendQuery ->
+ * PQgetResult inside libpq) goes straight to libpq. DONE(r) says what the call did: SENT (a command was
+ * sent when r is true), COMPLETED (a synchronous call: the command has ended) or GOT (PQgetResult: a
+ * command may have ended when r is NULL). */
+#define SENT(r)      (pql_query_sent(l, (r)), false)
+#define COMPLETED(r) ((void)(r), true)
+#define GOT(r)       ((r) == NULL)
+#define QUERY_WRAPPER(type, fail, DONE, call)                                                                \
     do {                                                                                                     \
-        if (!pql_real_resolve())                                                                             \
+        if (!pql_real_ready())                                                                               \
             return fail;                                                                                     \
-        bool outer = enter();                                                                                \
+        if (depth)                                                                                           \
+            return call;                                                                                     \
+        depth = 1;                                                                                           \
         struct pql_misuse misuse = {false, 0};                                                               \
-        struct pql_live *l = outer ? pql_query_begin(conn, &misuse) : NULL;                                  \
-        if (misuse.forked || misuse.other_tid)                                                               \
+        struct pql_live *l = pql_query_begin(conn, &misuse);                                                 \
+        if (__builtin_expect(misuse.forked || misuse.other_tid, 0))                                          \
             pql_track_misuse(conn, &misuse);                                                                 \
         type r = call;                                                                                       \
-        pql_query_end(l, conn);                                                                              \
-        leave();                                                                                             \
+        pql_query_end(l, conn, DONE(r));                                                                     \
+        depth = 0;                                                                                           \
         return r;                                                                                            \
     } while (0)
 
 PQL_EXPORT PGresult *PQexec(PGconn *conn, const char *query)
 {
-    QUERY_WRAPPER(PGresult *, NULL, pql_real.PQexec(conn, query));
+    QUERY_WRAPPER(PGresult *, NULL, COMPLETED, pql_real.PQexec(conn, query));
 }
 
 PQL_EXPORT PGresult *PQexecParams(PGconn *conn, const char *command, int nParams, const Oid *paramTypes,
                                   const char *const *paramValues, const int *paramLengths,
                                   const int *paramFormats, int resultFormat)
 {
-    QUERY_WRAPPER(PGresult *, NULL,
+    QUERY_WRAPPER(PGresult *, NULL, COMPLETED,
                   pql_real.PQexecParams(conn, command, nParams, paramTypes, paramValues, paramLengths,
                                         paramFormats, resultFormat));
 }
@@ -205,7 +213,7 @@ PQL_EXPORT PGresult *PQexecPrepared(PGconn *conn, const char *stmtName, int nPar
                                     const char *const *paramValues, const int *paramLengths,
                                     const int *paramFormats, int resultFormat)
 {
-    QUERY_WRAPPER(PGresult *, NULL,
+    QUERY_WRAPPER(PGresult *, NULL, COMPLETED,
                   pql_real.PQexecPrepared(conn, stmtName, nParams, paramValues, paramLengths, paramFormats,
                                           resultFormat));
 }
@@ -213,19 +221,20 @@ PQL_EXPORT PGresult *PQexecPrepared(PGconn *conn, const char *stmtName, int nPar
 PQL_EXPORT PGresult *PQprepare(PGconn *conn, const char *stmtName, const char *query, int nParams,
                                const Oid *paramTypes)
 {
-    QUERY_WRAPPER(PGresult *, NULL, pql_real.PQprepare(conn, stmtName, query, nParams, paramTypes));
+    QUERY_WRAPPER(PGresult *, NULL, COMPLETED,
+                  pql_real.PQprepare(conn, stmtName, query, nParams, paramTypes));
 }
 
 PQL_EXPORT int PQsendQuery(PGconn *conn, const char *query)
 {
-    QUERY_WRAPPER(int, 0, pql_real.PQsendQuery(conn, query));
+    QUERY_WRAPPER(int, 0, SENT, pql_real.PQsendQuery(conn, query));
 }
 
 PQL_EXPORT int PQsendQueryParams(PGconn *conn, const char *command, int nParams, const Oid *paramTypes,
                                  const char *const *paramValues, const int *paramLengths,
                                  const int *paramFormats, int resultFormat)
 {
-    QUERY_WRAPPER(int, 0,
+    QUERY_WRAPPER(int, 0, SENT,
                   pql_real.PQsendQueryParams(conn, command, nParams, paramTypes, paramValues, paramLengths,
                                              paramFormats, resultFormat));
 }
@@ -234,7 +243,7 @@ PQL_EXPORT int PQsendQueryPrepared(PGconn *conn, const char *stmtName, int nPara
                                    const char *const *paramValues, const int *paramLengths,
                                    const int *paramFormats, int resultFormat)
 {
-    QUERY_WRAPPER(int, 0,
+    QUERY_WRAPPER(int, 0, SENT,
                   pql_real.PQsendQueryPrepared(conn, stmtName, nParams, paramValues, paramLengths,
                                                paramFormats, resultFormat));
 }
@@ -242,12 +251,12 @@ PQL_EXPORT int PQsendQueryPrepared(PGconn *conn, const char *stmtName, int nPara
 PQL_EXPORT int PQsendPrepare(PGconn *conn, const char *stmtName, const char *query, int nParams,
                              const Oid *paramTypes)
 {
-    QUERY_WRAPPER(int, 0, pql_real.PQsendPrepare(conn, stmtName, query, nParams, paramTypes));
+    QUERY_WRAPPER(int, 0, SENT, pql_real.PQsendPrepare(conn, stmtName, query, nParams, paramTypes));
 }
 
 PQL_EXPORT PGresult *PQgetResult(PGconn *conn)
 {
-    QUERY_WRAPPER(PGresult *, NULL, pql_real.PQgetResult(conn));
+    QUERY_WRAPPER(PGresult *, NULL, GOT, pql_real.PQgetResult(conn));
 }
 
 /* pqleak's own message for a connection it refused at the cap; libpq's for every other. */
