@@ -48,11 +48,6 @@ void pql_dlhook_resolve(void)
                 !pql_settings_early_bool("PQLEAK_DISABLE", env);
 }
 
-__attribute__((constructor)) static void dlhook_init(void)
-{
-    pql_dlhook_resolve();
-}
-
 void *pql_dlsym(void *handle, const char *name)
 {
     if (!pql_real_dlsym)

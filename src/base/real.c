@@ -16,7 +16,7 @@
 struct pql_real pql_real;
 
 static pthread_mutex_t resolve_lock = PTHREAD_MUTEX_INITIALIZER;
-static atomic_bool resolved;
+atomic_bool pql_real_resolved;
 
 static int find_libpq(struct dl_phdr_info *info, size_t size, void *data)
 {
@@ -45,10 +45,10 @@ static void *libpq_handle(void)
 
 bool pql_real_resolve(void)
 {
-    if (atomic_load_explicit(&resolved, memory_order_acquire))
+    if (atomic_load_explicit(&pql_real_resolved, memory_order_acquire))
         return true;
     pthread_mutex_lock(&resolve_lock);
-    if (!atomic_load_explicit(&resolved, memory_order_relaxed)) {
+    if (!atomic_load_explicit(&pql_real_resolved, memory_order_relaxed)) {
         void *h = libpq_handle();
         if (h) {
             RESOLVE(h, PQconnectdb);
@@ -89,11 +89,11 @@ bool pql_real_resolve(void)
             RESOLVE(h, PQsendPrepare);
             RESOLVE(h, PQgetResult);
             /* The handle's reference is kept on purpose: libpq must not be unloaded under us. */
-            atomic_store_explicit(&resolved, true, memory_order_release);
+            atomic_store_explicit(&pql_real_resolved, true, memory_order_release);
         }
     }
     pthread_mutex_unlock(&resolve_lock);
-    return atomic_load_explicit(&resolved, memory_order_acquire);
+    return atomic_load_explicit(&pql_real_resolved, memory_order_acquire);
 }
 
 void *pql_real_libc(const char *name)

@@ -4,6 +4,7 @@
 #define PQL_REAL_H
 
 #include <libpq-fe.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 struct pql_real {
@@ -57,9 +58,18 @@ struct pql_real {
 /* The resolved functions. A member is NULL until libpq is found. */
 extern struct pql_real pql_real;
 
+/* True once every member is resolved (pql_real_ready reads it inline on the query path). */
+extern atomic_bool pql_real_resolved __attribute__((visibility("hidden")));
+
 /* Resolves every member from the loaded libpq if not done yet. Returns true when libpq was found;
  * false (and members stay NULL) while no libpq is loaded. Never loads libpq itself. */
 bool pql_real_resolve(void);
+
+/* pql_real_resolve with its common case inline: one load once libpq is resolved. */
+static inline bool pql_real_ready(void)
+{
+    return atomic_load_explicit(&pql_real_resolved, memory_order_acquire) || pql_real_resolve();
+}
 
 /* Resolves a libc function the shim interposes (_exit and the like) with dlsym(RTLD_NEXT). */
 void *pql_real_libc(const char *name);

@@ -1,10 +1,133 @@
 /* Connection targets, copied field by field from libpq's accessors; passwords never stored. Every
  * password given is known before any field is copied, and a value is checked whole, before it is cut
- * to its field's size: a cut copy could otherwise keep the start of a password. */
+ * to its field's size: a cut copy could otherwise keep the start of a password. The fields are
+ * gathered in fixed buffers on the stack, then interned as one tuple in a never-freed store (one
+ * hash lookup under a leaf lock, reset in a forked child). */
+#define _GNU_SOURCE
 #include "target.h"
 
-#include <stdio.h>
+#include "proc.h"
+
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+
+/* The fields while they are gathered. */
+struct fields {
+    char host[PQL_TARGET_HOST_MAX + 1];
+    char port[PQL_TARGET_PORT_MAX + 1];
+    char dbname[PQL_TARGET_NAME_MAX + 1];
+    char user[PQL_TARGET_NAME_MAX + 1];
+    char appname[PQL_TARGET_NAME_MAX + 1];
+};
+
+/* FNV-1a over the tuple's bytes: short keys, far cheaper than uthash's default on the connect path. */
+#define HASH_FUNCTION(keyptr, keylen, hashv) ((hashv) = fnv1a((const unsigned char *)(keyptr), (keylen)))
+static unsigned fnv1a(const unsigned char *p, size_t n)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 16777619u;
+    return h;
+}
+#define HASH_NONFATAL_OOM      1
+#define uthash_nonfatal_oom(e) (store_oom = true)
+static bool store_oom;
+#include <uthash.h>
+
+/* One distinct target: its five strings, back to back, are the key. */
+struct tuple {
+    struct pql_target t;
+    UT_hash_handle hh;
+    size_t len;
+    char blob[];
+};
+
+static pthread_mutex_t store_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct tuple *store;
+static unsigned stored;
+
+static void fork_child(void)
+{
+    pthread_mutex_init(&store_lock, NULL);
+}
+
+struct pql_target pql_target_empty(void)
+{
+    return (struct pql_target){"", "", "", "", ""};
+}
+
+/* A tuple's key: the five strings back to back, each with its terminator. */
+struct key {
+    size_t len, n[5];
+    char b[sizeof(struct fields)];
+};
+
+static void make_key(struct key *k, const struct fields *f)
+{
+    const char *v[5] = {f->host, f->port, f->dbname, f->user, f->appname};
+    k->len = 0;
+    for (int i = 0; i < 5; i++) {
+        k->n[i] = strlen(v[i]) + 1;
+        memcpy(k->b + k->len, v[i], k->n[i]);
+        k->len += k->n[i];
+    }
+}
+
+/* The tuple of k, found or added; NULL when the store is full or memory ran out. Called with store_lock
+ * held. */
+static const struct tuple *find_or_add(const struct key *k)
+{
+    struct tuple *e;
+    HASH_FIND(hh, store, k->b, k->len, e);
+    if (e || stored >= PQL_TARGET_STORE_MAX || !(e = malloc(sizeof(*e) + k->len)))
+        return e;
+    memcpy(e->blob, k->b, k->len);
+    e->len = k->len;
+    const char **out[5] = {&e->t.host, &e->t.port, &e->t.dbname, &e->t.user, &e->t.appname};
+    for (size_t i = 0, o = 0; i < 5; o += k->n[i], i++)
+        *out[i] = e->blob + o;
+    store_oom = false;
+    HASH_ADD_KEYPTR(hh, store, e->blob, k->len, e);
+    if (store_oom) {
+        free(e);
+        return NULL;
+    }
+    stored++;
+    return e;
+}
+
+/* The tuple this thread interned last: a program connects to the same target again and again, and
+ * finding it there takes no lock and no hash. Tuples are never freed. */
+static __thread const struct tuple *last __attribute__((tls_model("initial-exec")));
+
+/* Sets *t to the interned copy of f. A full store keeps the target without its application_name, if
+ * that is there already, else "[not kept]" for every field. */
+static void intern(struct pql_target *t, struct fields *f)
+{
+    struct key k;
+    make_key(&k, f);
+    const struct tuple *e = last;
+    if (e && e->len == k.len && !memcmp(e->blob, k.b, k.len)) {
+        *t = e->t;
+        return;
+    }
+    static atomic_flag once = ATOMIC_FLAG_INIT;
+    pql_atfork_once(&once, NULL, NULL, fork_child);
+    pthread_mutex_lock(&store_lock);
+    e = find_or_add(&k);
+    if (!e) {
+        strcpy(f->appname, "[not kept]");
+        make_key(&k, f);
+        e = find_or_add(&k);
+    }
+    pthread_mutex_unlock(&store_lock);
+    static const char not_kept[] = "[not kept]";
+    if (e)
+        last = e;
+    *t = e ? e->t : (struct pql_target){not_kept, not_kept, not_kept, not_kept, not_kept};
+}
 
 /* The passwords given for one connection (borrowed): a conninfo's, the keyword arrays', the expanded
  * dbname's, the environment's default. */
@@ -23,9 +146,12 @@ static void add_secret(struct secrets *s, const char *v)
     s->v[s->n++] = v;
 }
 
+/* Copies src (NULL: "") to dst of size len, cut to len - 1 bytes. */
 static void copy(char *dst, size_t len, const char *src)
 {
-    snprintf(dst, len, "%s", src ? src : "");
+    size_t n = src ? strnlen(src, len - 1) : 0;
+    memcpy(dst, src ? src : "", n);
+    dst[n] = '\0';
 }
 
 /* Copies src, or "[redacted]" when src contains one of the secrets. */
@@ -48,11 +174,8 @@ static bool altered(const char *echo)
     return strlen(echo) >= 63 || strchr(echo, '?') || strstr(echo, "\\x");
 }
 
-void pql_target_from_conn(struct pql_target *t, PGconn *conn, const struct pql_target_api *api)
+static void from_conn(struct fields *t, PGconn *conn, const struct pql_target_api *api)
 {
-    memset(t, 0, sizeof(*t));
-    if (!conn)
-        return;
     /* PQpass is the password given (in the conninfo, a URI or the keywords), used or not. */
     struct secrets sec = {{0}, 0};
     add_secret(&sec, api->pass(conn));
@@ -87,7 +210,16 @@ void pql_target_from_conn(struct pql_target *t, PGconn *conn, const struct pql_t
         copy(t->appname, sizeof(t->appname), "[redacted]");
 }
 
-static void apply(struct pql_target *t, const char *k, const char *v, const struct secrets *sec)
+void pql_target_from_conn(struct pql_target *t, PGconn *conn, const struct pql_target_api *api)
+{
+    struct fields f;
+    f.host[0] = f.port[0] = f.dbname[0] = f.user[0] = f.appname[0] = '\0';
+    if (conn)
+        from_conn(&f, conn, api);
+    intern(t, &f);
+}
+
+static void apply(struct fields *t, const char *k, const char *v, const struct secrets *sec)
 {
     if (!v || !*v)
         return;
@@ -128,10 +260,9 @@ static bool is_connstr(const char *v)
     return v && (strchr(v, '=') || !strncmp(v, "postgresql://", 13) || !strncmp(v, "postgres://", 11));
 }
 
-void pql_target_from_options(struct pql_target *t, const char *conninfo, const char *const *keywords,
-                             const char *const *values, int expand_dbname, const struct pql_target_api *api)
+static void from_options(struct fields *t, const char *conninfo, const char *const *keywords,
+                         const char *const *values, int expand_dbname, const struct pql_target_api *api)
 {
-    memset(t, 0, sizeof(*t));
     /* Every password first, so that no field is copied before all of them are known: the expanded
      * dbname's password must also hide an application_name given in a later keyword. */
     struct secrets sec = {{0}, 0};
@@ -167,11 +298,11 @@ void pql_target_from_options(struct pql_target *t, const char *conninfo, const c
             }
         }
     }
-    struct pql_target given = *t;
+    struct fields given = *t;
     for (PQconninfoOption *o = defs; o && o->keyword; o++) {
         if (!strcmp(o->keyword, "password"))
             continue;
-        struct pql_target d;
+        struct fields d;
         memset(&d, 0, sizeof(d));
         apply(&d, o->keyword, o->val, &sec);
         if (!*given.host && *d.host)
@@ -190,6 +321,15 @@ void pql_target_from_options(struct pql_target *t, const char *conninfo, const c
         api->conninfo_free(defs);
     if (parsed)
         api->conninfo_free(parsed);
+}
+
+void pql_target_from_options(struct pql_target *t, const char *conninfo, const char *const *keywords,
+                             const char *const *values, int expand_dbname, const struct pql_target_api *api)
+{
+    struct fields f;
+    memset(&f, 0, sizeof(f));
+    from_options(&f, conninfo, keywords, values, expand_dbname, api);
+    intern(t, &f);
 }
 
 bool pql_target_same(const struct pql_target *a, const struct pql_target *b)

@@ -1,19 +1,36 @@
 /* Where a connection goes: host, port, dbname, user, application_name. Only these whitelisted fields
  * are ever copied out of libpq, and any of them that contains the connection's password is blanked,
- * so no password reaches a record, log line or report. Any thread; not signal-safe. */
+ * so no password reaches a record, log line or report. The strings are interned: each distinct target
+ * is stored once, for the life of the process, and a target is five pointers into that store, cheap to
+ * copy and safe to read from any thread at any time. Any thread; not signal-safe. */
 #ifndef PQL_TARGET_H
 #define PQL_TARGET_H
 
 #include <libpq-fe.h>
 #include <stdbool.h>
 
+/* Longest kept value of each field, in bytes: a longer one is cut (after its check for a password). */
+#define PQL_TARGET_HOST_MAX 255
+#define PQL_TARGET_PORT_MAX 31
+#define PQL_TARGET_NAME_MAX 127 /* dbname, user, application_name */
+
+/* Distinct targets kept; beyond, a new target keeps no application_name, then only "[not kept]". */
+#define PQL_TARGET_STORE_MAX 100000
+
+/* Never NULL: "" when unknown (pql_target_empty). Valid for the life of the process. */
 struct pql_target {
-    char host[256];
-    char port[32];
-    char dbname[128];
-    char user[128];
-    char appname[128];
+    const char *host;
+    const char *port;
+    const char *dbname;
+    const char *user;
+    const char *appname;
 };
+
+/* The unknown target: every field "". */
+struct pql_target pql_target_empty(void);
+
+/* Room for "host\x1fport\x1fdbname\x1fuser" (a per-target bucket's key), terminator included. */
+#define PQL_TARGET_KEY_MAX (PQL_TARGET_HOST_MAX + PQL_TARGET_PORT_MAX + 2 * PQL_TARGET_NAME_MAX + 4)
 
 /* The libpq accessors used, passed in so that unit tests can give libpq's own. */
 struct pql_target_api {

@@ -35,6 +35,8 @@ static void leave(void)
 /* Every connect has one shape: resolve, check out a slot (or return pqleak's refusal), call, record. */
 #define CONNECT_WRAPPER(call, nonblocking, ...)                                                              \
     do {                                                                                                     \
+        if (depth) /* nested in libpq (PQconnectdb -> PQconnectStart): set only once libpq is resolved */    \
+            return call;                                                                                     \
         if (!pql_real_resolve())                                                                             \
             return NULL;                                                                                     \
         bool outer = enter();                                                                                \
@@ -92,6 +94,8 @@ PQL_EXPORT PGconn *PQconnectStartParams(const char *const *keywords, const char 
 
 PQL_EXPORT PostgresPollingStatusType PQconnectPoll(PGconn *conn)
 {
+    if (depth) /* nested: PQconnectdb polls inside libpq */
+        return pql_real.PQconnectPoll(conn);
     if (!pql_real_resolve())
         return PGRES_POLLING_FAILED;
     bool outer = enter();
@@ -171,84 +175,71 @@ PQL_EXPORT PGPing PQpingParams(const char *const *keywords, const char *const *v
 }
 
 /* The query entry points keep each connection's live state (activity, transaction status, where the
- * transaction began): lock-free, outermost call only. */
-#define QUERY_WRAPPER(type, fail, call)                                                                      \
-    do {                                                                                                     \
-        if (!pql_real_resolve())                                                                             \
+ * transaction began): lock-free, outermost call only. A nested call (PQexec -> PQsendQuery ->
+ * PQgetResult inside libpq; depth is only ever set once libpq is resolved) goes straight to libpq
+ * without a stack frame of its own; the outermost one runs outer_NAME. DONE(r) says what the call did:
+ * SENT (a command was sent when r is true), COMPLETED (a synchronous call: the command has ended) or GOT
+ * (PQgetResult: a command may have ended when r is NULL). */
+#define SENT(r)      (pql_query_sent(l, (r)), false)
+#define COMPLETED(r) ((void)(r), true)
+#define GOT(r)       ((r) == NULL)
+#define QUERY_ENTRY(type, fail, DONE, name, params, args)                                                    \
+    static __attribute__((noinline)) type outer_##name params                                                \
+    {                                                                                                        \
+        if (!pql_real_ready())                                                                               \
             return fail;                                                                                     \
-        bool outer = enter();                                                                                \
+        depth = 1;                                                                                           \
         struct pql_misuse misuse = {false, 0};                                                               \
-        struct pql_live *l = outer ? pql_query_begin(conn, &misuse) : NULL;                                  \
-        if (misuse.forked || misuse.other_tid)                                                               \
+        struct pql_live *l = pql_query_begin(conn, &misuse);                                                 \
+        if (__builtin_expect(misuse.forked || misuse.other_tid, 0))                                          \
             pql_track_misuse(conn, &misuse);                                                                 \
-        type r = call;                                                                                       \
-        pql_query_end(l, conn);                                                                              \
-        leave();                                                                                             \
+        type r = pql_real.name args;                                                                         \
+        pql_query_end(l, conn, DONE(r));                                                                     \
+        depth = 0;                                                                                           \
         return r;                                                                                            \
-    } while (0)
+    }                                                                                                        \
+    PQL_EXPORT type name params                                                                              \
+    {                                                                                                        \
+        if (depth)                                                                                           \
+            return pql_real.name args;                                                                       \
+        return outer_##name args;                                                                            \
+    }
 
-PQL_EXPORT PGresult *PQexec(PGconn *conn, const char *query)
-{
-    QUERY_WRAPPER(PGresult *, NULL, pql_real.PQexec(conn, query));
-}
+QUERY_ENTRY(PGresult *, NULL, COMPLETED, PQexec, (PGconn * conn, const char *query), (conn, query))
 
-PQL_EXPORT PGresult *PQexecParams(PGconn *conn, const char *command, int nParams, const Oid *paramTypes,
-                                  const char *const *paramValues, const int *paramLengths,
-                                  const int *paramFormats, int resultFormat)
-{
-    QUERY_WRAPPER(PGresult *, NULL,
-                  pql_real.PQexecParams(conn, command, nParams, paramTypes, paramValues, paramLengths,
-                                        paramFormats, resultFormat));
-}
+QUERY_ENTRY(PGresult *, NULL, COMPLETED, PQexecParams,
+            (PGconn * conn, const char *command, int nParams, const Oid *paramTypes,
+             const char *const *paramValues, const int *paramLengths, const int *paramFormats,
+             int resultFormat),
+            (conn, command, nParams, paramTypes, paramValues, paramLengths, paramFormats, resultFormat))
 
-PQL_EXPORT PGresult *PQexecPrepared(PGconn *conn, const char *stmtName, int nParams,
-                                    const char *const *paramValues, const int *paramLengths,
-                                    const int *paramFormats, int resultFormat)
-{
-    QUERY_WRAPPER(PGresult *, NULL,
-                  pql_real.PQexecPrepared(conn, stmtName, nParams, paramValues, paramLengths, paramFormats,
-                                          resultFormat));
-}
+QUERY_ENTRY(PGresult *, NULL, COMPLETED, PQexecPrepared,
+            (PGconn * conn, const char *stmtName, int nParams, const char *const *paramValues,
+             const int *paramLengths, const int *paramFormats, int resultFormat),
+            (conn, stmtName, nParams, paramValues, paramLengths, paramFormats, resultFormat))
 
-PQL_EXPORT PGresult *PQprepare(PGconn *conn, const char *stmtName, const char *query, int nParams,
-                               const Oid *paramTypes)
-{
-    QUERY_WRAPPER(PGresult *, NULL, pql_real.PQprepare(conn, stmtName, query, nParams, paramTypes));
-}
+QUERY_ENTRY(PGresult *, NULL, COMPLETED, PQprepare,
+            (PGconn * conn, const char *stmtName, const char *query, int nParams, const Oid *paramTypes),
+            (conn, stmtName, query, nParams, paramTypes))
 
-PQL_EXPORT int PQsendQuery(PGconn *conn, const char *query)
-{
-    QUERY_WRAPPER(int, 0, pql_real.PQsendQuery(conn, query));
-}
+QUERY_ENTRY(int, 0, SENT, PQsendQuery, (PGconn * conn, const char *query), (conn, query))
 
-PQL_EXPORT int PQsendQueryParams(PGconn *conn, const char *command, int nParams, const Oid *paramTypes,
-                                 const char *const *paramValues, const int *paramLengths,
-                                 const int *paramFormats, int resultFormat)
-{
-    QUERY_WRAPPER(int, 0,
-                  pql_real.PQsendQueryParams(conn, command, nParams, paramTypes, paramValues, paramLengths,
-                                             paramFormats, resultFormat));
-}
+QUERY_ENTRY(int, 0, SENT, PQsendQueryParams,
+            (PGconn * conn, const char *command, int nParams, const Oid *paramTypes,
+             const char *const *paramValues, const int *paramLengths, const int *paramFormats,
+             int resultFormat),
+            (conn, command, nParams, paramTypes, paramValues, paramLengths, paramFormats, resultFormat))
 
-PQL_EXPORT int PQsendQueryPrepared(PGconn *conn, const char *stmtName, int nParams,
-                                   const char *const *paramValues, const int *paramLengths,
-                                   const int *paramFormats, int resultFormat)
-{
-    QUERY_WRAPPER(int, 0,
-                  pql_real.PQsendQueryPrepared(conn, stmtName, nParams, paramValues, paramLengths,
-                                               paramFormats, resultFormat));
-}
+QUERY_ENTRY(int, 0, SENT, PQsendQueryPrepared,
+            (PGconn * conn, const char *stmtName, int nParams, const char *const *paramValues,
+             const int *paramLengths, const int *paramFormats, int resultFormat),
+            (conn, stmtName, nParams, paramValues, paramLengths, paramFormats, resultFormat))
 
-PQL_EXPORT int PQsendPrepare(PGconn *conn, const char *stmtName, const char *query, int nParams,
-                             const Oid *paramTypes)
-{
-    QUERY_WRAPPER(int, 0, pql_real.PQsendPrepare(conn, stmtName, query, nParams, paramTypes));
-}
+QUERY_ENTRY(int, 0, SENT, PQsendPrepare,
+            (PGconn * conn, const char *stmtName, const char *query, int nParams, const Oid *paramTypes),
+            (conn, stmtName, query, nParams, paramTypes))
 
-PQL_EXPORT PGresult *PQgetResult(PGconn *conn)
-{
-    QUERY_WRAPPER(PGresult *, NULL, pql_real.PQgetResult(conn));
-}
+QUERY_ENTRY(PGresult *, NULL, GOT, PQgetResult, (PGconn * conn), (conn))
 
 /* pqleak's own message for a connection it refused at the cap; libpq's for every other. */
 PQL_EXPORT char *PQerrorMessage(const PGconn *conn)

@@ -218,7 +218,7 @@ static void find_suspects(const struct pql_conn *rec, struct pql_live *live, voi
              (double)(sc->now_ns - rec->last_ns) / 1e9 >= cfg->suspect_idle_tx)
         kind = PQL_SUSPECT_IDLE_TX;
     if (kind != PQL_SUSPECT_NONE) {
-        int none = PQL_SUSPECT_NONE;
+        uint8_t none = PQL_SUSPECT_NONE;
         if (atomic_compare_exchange_strong(&live->suspect, &none, kind)) {
             sc->found++;
             if (sc->nids == sc->cap) {

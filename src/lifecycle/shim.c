@@ -60,6 +60,7 @@
  *   reporter.c  start_lock           5    log                        reset; the thread (and its
  *                                                                    advertisement) stay the parent's
  *   real.c      resolve_lock         5    (the loader's)             reset
+ *   target.c    store_lock           5    -                          reset; the interned targets stay
  *   log.c       log_lock             6    -                          reset; a %p file is reopened
  *
  * A "reset" lock may have been held by a parent thread that does not exist in the child; the child

@@ -138,6 +138,7 @@ static void misuse_report(const struct pql_conn *rec, bool forked, int other_tid
 static void new_record(struct pql_conn *rec)
 {
     memset(rec, 0, sizeof(*rec));
+    rec->target = pql_target_empty();
     rec->pid = pql_pid();
     rec->tid = pql_tid();
     rec->opened_wall = pql_clock_s(CLOCK_REALTIME);

@@ -23,7 +23,7 @@
 struct bucket { /* a target's slot count */
     uint32_t id;
     long used;
-    char key[sizeof(struct pql_target)];
+    char key[PQL_TARGET_KEY_MAX];
     UT_hash_handle hh;    /* by key */
     UT_hash_handle hh_id; /* by id */
 };
@@ -72,7 +72,7 @@ static struct holder *holder_for(pid_t tid)
 
 static struct bucket *bucket_for(const struct pql_target *t)
 {
-    char key[sizeof(struct pql_target)];
+    char key[PQL_TARGET_KEY_MAX];
     snprintf(key, sizeof(key), "%s\x1f%s\x1f%s\x1f%s", t->host, t->port, t->dbname, t->user);
     struct bucket *b;
     HASH_FIND_STR(buckets, key, b);

@@ -12,6 +12,8 @@
 
 _Atomic uint32_t pql_fork_gen;
 
+_Static_assert(sizeof(struct pql_live) == 64, "one cache line per connection");
+
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct pql_live *pool;
 
@@ -48,8 +50,7 @@ struct pql_live *pql_live_get(const PGconn *conn, uintptr_t key)
     if (!l && !(l = live_alloc()))
         return NULL;
     atomic_store_explicit(&l->fork_gen, atomic_load(&pql_fork_gen), memory_order_relaxed);
-    atomic_store_explicit(&l->in_call, 0, memory_order_relaxed);
-    atomic_store_explicit(&l->last_tid, 0, memory_order_relaxed);
+    atomic_store_explicit(&l->busy_tid, 0, memory_order_relaxed);
     atomic_store_explicit(&l->last_ns, 0, memory_order_relaxed);
     atomic_store_explicit(&l->tx, PQTRANS_IDLE, memory_order_relaxed);
     atomic_store_explicit(&l->settled, PQTRANS_IDLE, memory_order_relaxed);

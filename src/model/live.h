@@ -11,26 +11,26 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-/* Cache-line aligned: each connection's state is written on every query call, by its own thread; two
+/* One cache line each: a connection's state is written on every query call, by its own thread; two
  * connections sharing a line would make two threads fight over it. */
 struct __attribute__((aligned(64))) pql_live {
-    _Atomic uintptr_t key;       /* masked PGconn, 0 while the struct is free */
+    _Atomic uintptr_t key;   /* masked PGconn (pql_registry_key), 0 while the struct is free */
+    _Atomic int64_t last_ns; /* end of the last command (CLOCK_MONOTONIC_COARSE), 0 when none */
+    _Atomic int64_t tx_began_ns;
+    struct pql_live *next_free;  /* pool, under the pool lock */
     _Atomic uint32_t fork_gen;   /* the process generation that opened the connection */
-    _Atomic int in_call;         /* a query call is running on it (best effort: plain stores) */
-    _Atomic int last_tid;        /* thread of the last (or running) query call */
-    _Atomic int64_t last_ns;     /* last activity (CLOCK_MONOTONIC_COARSE) */
+    _Atomic int busy_tid;        /* thread running a query call on it, 0 when none (best effort: plain
+                                  * stores) */
     _Atomic int tx;              /* last PGTransactionStatusType seen */
     _Atomic int settled;         /* last status outside a running command */
     _Atomic uint32_t tx_stack;   /* where the current transaction began, 0 when none */
     _Atomic uint32_t last_stack; /* where the last transaction began, kept after it ended: where the
                                   * connection was last checked out or used */
-    _Atomic int64_t tx_began_ns;
-    _Atomic uint16_t tx_test; /* the test running when it began (testname.h), 0 when none */
-    _Atomic int suspect;      /* enum pql_suspect, set once by the reporter thread */
+    _Atomic uint8_t suspect;     /* enum pql_suspect, set once by the reporter thread */
     _Atomic bool warned_fork, warned_threads;
+    _Atomic uint16_t tx_test;       /* the test running when it began (testname.h), 0 when none */
     _Atomic bool ended_in_teardown; /* a transaction was ended by the runtime's teardown (Perl's DBI
                                        rolls back before closing): its work was rolled back */
-    struct pql_live *next_free;     /* pool, under the pool lock */
 };
 
 enum pql_suspect { PQL_SUSPECT_NONE, PQL_SUSPECT_AGE, PQL_SUSPECT_IDLE_TX };

@@ -1,56 +1,59 @@
-/* The query hooks: pql_query_begin/end run around every query call of the application (outermost
- * call only) and keep the connection's live state current: no lock, a coarse clock read and a few
- * relaxed atomics; a stack is captured only when a transaction begins. Misuse (a connection used by a
- * forked child, or by two threads at once) is found here and returned, once per connection, for the
- * caller to report. Application threads; not signal-safe. */
+/* The query hooks' slow paths (the fast path is inline in query.h): finding a connection's live state
+ * on a miss of the per-thread cache, the misuse findings (a connection used by a forked child, or by
+ * two threads at once), returned once per connection for the caller to report, and the bookkeeping of
+ * a completed command: transaction status, last activity (a coarse clock), and a stack captured only
+ * when a transaction begins. Application threads; not signal-safe. */
 #define _GNU_SOURCE
 #include "query.h"
 
-#include "proc.h"
 #include "real.h"
-#include "registry.h"
 #include "runtime.h"
 #include "stack.h"
 #include "testname.h"
 
-#include <stdatomic.h>
-
 static _Atomic bool on;
 static int stack_depth;
 
+__thread struct pql_query_cache pql_query_tls __attribute__((tls_model("initial-exec")));
+
+/* The child's only thread is the forking one: emptying its cache sends its first query on each
+ * connection through pql_query_find, where an inherited connection is found out. */
+static void fork_child(void)
+{
+    pql_query_tls = (struct pql_query_cache){NULL, NULL};
+}
+
 void pql_query_setup(const struct pql_settings *s)
 {
+    static atomic_flag once = ATOMIC_FLAG_INIT;
     stack_depth = s->stack_depth;
+    pql_atfork_once(&once, NULL, NULL, fork_child);
     atomic_store(&on, true);
 }
 
-struct pql_live *pql_query_begin(PGconn *conn, struct pql_misuse *m)
+struct pql_live *pql_query_find(const PGconn *conn, struct pql_misuse *m)
 {
     if (!conn || !atomic_load_explicit(&on, memory_order_relaxed))
         return NULL;
     struct pql_live *l = pql_registry_live(conn);
     if (!l)
         return NULL;
-    int me = pql_tid();
     if (atomic_load_explicit(&l->fork_gen, memory_order_relaxed) !=
             atomic_load_explicit(&pql_fork_gen, memory_order_relaxed) &&
         !atomic_exchange(&l->warned_fork, true))
         m->forked = true;
-    /* Plain loads and stores, no read-modify-write: two threads entering at the very same instant may go
-     * unnoticed, but one entering while another waits inside libpq (the case that corrupts) is seen. */
-    int other = atomic_load_explicit(&l->last_tid, memory_order_relaxed);
-    if (atomic_load_explicit(&l->in_call, memory_order_relaxed) && other != me &&
-        !atomic_exchange(&l->warned_threads, true))
-        m->other_tid = other;
-    atomic_store_explicit(&l->last_tid, me, memory_order_relaxed);
-    atomic_store_explicit(&l->in_call, 1, memory_order_relaxed);
+    pql_query_tls = (struct pql_query_cache){conn, l};
     return l;
 }
 
-void pql_query_end(struct pql_live *l, PGconn *conn)
+void pql_query_other_thread(struct pql_live *l, int other, struct pql_misuse *m)
 {
-    if (!l)
-        return;
+    if (!atomic_exchange(&l->warned_threads, true))
+        m->other_tid = other;
+}
+
+void pql_query_completed(struct pql_live *l, PGconn *conn)
+{
     int tx = pql_real.PQtransactionStatus(conn);
     int64_t now = pql_coarse_ns();
     atomic_store_explicit(&l->tx, tx, memory_order_relaxed);
@@ -76,7 +79,4 @@ void pql_query_end(struct pql_live *l, PGconn *conn)
         }
     }
     atomic_store_explicit(&l->last_ns, now, memory_order_relaxed);
-    /* The thread that ran this call last is the one now; a later caller overwrote it only on misuse. */
-    if (atomic_load_explicit(&l->last_tid, memory_order_relaxed) == pql_tid())
-        atomic_store_explicit(&l->in_call, 0, memory_order_relaxed);
 }

@@ -1,14 +1,19 @@
 /* The query hooks (query.c): per-call bookkeeping of a connection's live state, lock-free, and the
- * misuse found on the way. Application threads, outermost interposed call only; not signal-safe. */
+ * misuse found on the way. The fast path is inline (the interposers run it on every query call): a
+ * one-entry per-thread cache finds the connection's live state, one relaxed store marks the call, one
+ * clears it; the transaction status is read only when a command may have completed. Application
+ * threads, outermost interposed call only; not signal-safe. */
 #ifndef PQL_QUERY_H
 #define PQL_QUERY_H
 
 #include <libpq-fe.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "config.h"
-
-struct pql_live;
+#include "live.h"
+#include "proc.h"
+#include "registry.h"
 
 /* What a query call found wrong with the use of its connection; each is found once per connection. */
 struct pql_misuse {
@@ -19,9 +24,61 @@ struct pql_misuse {
 /* Turns the hooks on (they do nothing before) with the settings' stack depth. */
 void pql_query_setup(const struct pql_settings *s);
 
-/* Around a query call. begin returns NULL when conn is not tracked, and fills *m (zeroed by the
- * caller) with any misuse found. end takes begin's result (NULL does nothing). */
-struct pql_live *pql_query_begin(PGconn *conn, struct pql_misuse *m);
-void pql_query_end(struct pql_live *l, PGconn *conn);
+/* The last connection this thread queried and its live state: checked against the live state's key, so
+ * a closed connection (key 0) or a struct reused for another connection (another key) is never taken. */
+struct pql_query_cache {
+    const PGconn *conn;
+    struct pql_live *live;
+};
+extern __thread struct pql_query_cache pql_query_tls
+    __attribute__((tls_model("initial-exec"), visibility("hidden")));
+
+/* The slow paths, out of line: the lookup on a cache miss (and the fork check, which a miss always
+ * precedes in a forked child: its cache is emptied at fork), the second-thread finding, and the
+ * bookkeeping of a call after which a command may have completed. */
+struct pql_live *pql_query_find(const PGconn *conn, struct pql_misuse *m);
+void pql_query_other_thread(struct pql_live *l, int other, struct pql_misuse *m);
+void pql_query_completed(struct pql_live *l, PGconn *conn);
+
+/* Before a query call: the live state of conn (NULL when not tracked), the call marked as running on
+ * this thread. Fills *m (zeroed by the caller) with any misuse found. */
+static inline struct pql_live *pql_query_begin(const PGconn *conn, struct pql_misuse *m)
+{
+    struct pql_live *l = pql_query_tls.live;
+    if (__builtin_expect(!l || pql_query_tls.conn != conn ||
+                             atomic_load_explicit(&l->key, memory_order_relaxed) != pql_registry_key(conn),
+                         0))
+        l = pql_query_find(conn, m);
+    if (!l)
+        return NULL;
+    int me = pql_tid();
+    /* Plain loads and stores, no read-modify-write: two threads entering at the very same instant may go
+     * unnoticed, but one entering while another waits inside libpq (the case that corrupts) is seen. */
+    int other = atomic_load_explicit(&l->busy_tid, memory_order_relaxed);
+    if (__builtin_expect(other != 0 && other != me, 0))
+        pql_query_other_thread(l, other, m);
+    atomic_store_explicit(&l->busy_tid, me, memory_order_relaxed);
+    return l;
+}
+
+/* After a call that sent a command (ok: libpq took it): the connection is now active. */
+static inline void pql_query_sent(struct pql_live *l, int ok)
+{
+    if (l && ok)
+        atomic_store_explicit(&l->tx, PQTRANS_ACTIVE, memory_order_relaxed);
+}
+
+/* After every query call: completed is true when a command may have ended in it (a synchronous call, or
+ * PQgetResult returning NULL); only then is the transaction status read. */
+static inline void pql_query_end(struct pql_live *l, PGconn *conn, bool completed)
+{
+    if (!l)
+        return;
+    if (completed)
+        pql_query_completed(l, conn);
+    /* The thread that ran this call last is the one now; a later caller overwrote it only on misuse. */
+    if (atomic_load_explicit(&l->busy_tid, memory_order_relaxed) == pql_tid())
+        atomic_store_explicit(&l->busy_tid, 0, memory_order_relaxed);
+}
 
 #endif

@@ -15,9 +15,6 @@
 static bool add_failed;
 #include <uthash.h>
 
-/* XOR with a constant that sets the top bits: the stored key is never a valid user-space pointer. */
-#define PQL_PTR_MASK ((uintptr_t)0xa5c3000000000000ull | 0x5a5a5a5aull)
-
 struct entry {
     uintptr_t key;
     struct pql_conn rec;
@@ -46,7 +43,7 @@ static uint64_t next_id = 1;
 
 static uintptr_t mask(const PGconn *c)
 {
-    return (uintptr_t)c ^ PQL_PTR_MASK;
+    return pql_registry_key(c);
 }
 
 /* The live fields a snapshot or a removed record carries. */
@@ -55,7 +52,8 @@ static void copy_live(struct pql_conn *rec, const struct pql_live *l)
     if (!l)
         return;
     rec->tx_status = atomic_load_explicit(&l->tx, memory_order_relaxed);
-    rec->active = atomic_load_explicit(&l->in_call, memory_order_relaxed) || rec->tx_status == PQTRANS_ACTIVE;
+    rec->active =
+        atomic_load_explicit(&l->busy_tid, memory_order_relaxed) || rec->tx_status == PQTRANS_ACTIVE;
     rec->last_ns = atomic_load_explicit(&l->last_ns, memory_order_relaxed);
     rec->tx_stack = atomic_load_explicit(&l->tx_stack, memory_order_relaxed);
     rec->last_stack = atomic_load_explicit(&l->last_stack, memory_order_relaxed);

@@ -53,6 +53,13 @@ struct pql_counters {
     long opened_total, closed_total, failed_total;
 };
 
+/* The key of conn's record and live state: the pointer XORed with a constant that sets the top bits, so
+ * that the stored key is never a valid user-space pointer. */
+static inline uintptr_t pql_registry_key(const PGconn *conn)
+{
+    return (uintptr_t)conn ^ ((uintptr_t)0xa5c3000000000000ull | 0x5a5a5a5aull);
+}
+
 /* Adds a record for conn (a copy of *rec; its id is assigned). Returns the id, 0 on out of memory. */
 uint64_t pql_registry_add(const PGconn *conn, const struct pql_conn *rec);
 

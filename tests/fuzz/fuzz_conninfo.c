@@ -135,11 +135,11 @@ static const char *value_of(PQconninfoOption *opts, const char *name)
 static void check(const struct pql_target *t, const char *pw, PQconninfoOption *opts, const char *input)
 {
     const char *host = value_of(opts, "host") ? value_of(opts, "host") : value_of(opts, "hostaddr");
-    check_field("host", t->host, sizeof t->host, pw, host, input);
-    check_field("port", t->port, sizeof t->port, pw, value_of(opts, "port"), input);
-    check_field("dbname", t->dbname, sizeof t->dbname, pw, value_of(opts, "dbname"), input);
-    check_field("user", t->user, sizeof t->user, pw, value_of(opts, "user"), input);
-    check_field("application_name", t->appname, sizeof t->appname, pw, value_of(opts, "application_name"), input);
+    check_field("host", t->host, PQL_TARGET_HOST_MAX + 1, pw, host, input);
+    check_field("port", t->port, PQL_TARGET_PORT_MAX + 1, pw, value_of(opts, "port"), input);
+    check_field("dbname", t->dbname, PQL_TARGET_NAME_MAX + 1, pw, value_of(opts, "dbname"), input);
+    check_field("user", t->user, PQL_TARGET_NAME_MAX + 1, pw, value_of(opts, "user"), input);
+    check_field("application_name", t->appname, PQL_TARGET_NAME_MAX + 1, pw, value_of(opts, "application_name"), input);
 }
 
 /* The password of a conninfo string or URI, or NULL (owned by the caller). */

@@ -461,6 +461,8 @@ static void query_in_child(PGconn *c)
 static int mode_misuse_fork(void)
 {
     PGconn *c = connect_ok();
+    /* Used before the fork too: the child inherits a thread whose query path knows this connection. */
+    PQclear(PQexec(c, "select 1"));
     pid_t pid = fork();
     if (pid == 0) {
         query_in_child(c);
