@@ -14,9 +14,11 @@
 #include "appframes.h"
 #include <dwarf.h>
 #include <elfutils/libdwfl.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define HASH_NONFATAL_OOM 1
@@ -35,6 +37,11 @@ struct dw_api {
     const char *(*module_info)(Dwfl_Module *, void ***, Dwarf_Addr *, Dwarf_Addr *, Dwarf_Addr *,
                                Dwarf_Addr *, const char **, const char **);
     Dwfl_Callbacks callbacks;
+    /* libdw's own finders, which open files without O_CLOEXEC; called through find_elf_cloexec and
+     * find_debuginfo_cloexec. */
+    int (*proc_find_elf)(Dwfl_Module *, void **, const char *, Dwarf_Addr, char **, Elf **);
+    int (*build_id_find_debuginfo)(Dwfl_Module *, void **, const char *, Dwarf_Addr, const char *,
+                                   const char *, GElf_Word, char **);
     /* Inline expansion; optional (all NULL: one frame per address). */
     Dwarf_Die *(*module_addrdie)(Dwfl_Module *, Dwarf_Addr, Dwarf_Addr *);
     int (*child)(Dwarf_Die *, Dwarf_Die *);
@@ -60,6 +67,41 @@ static char *no_debuginfo_path;
 
 #define LOAD(h, field, sym) (*(void **)&dw.field = pql_dlsym(h, sym))
 
+/* The ELF files libdw keeps open for the session (the program's and its libraries') must not pass to
+ * the programs the host executes: a file that is a path is opened here with O_CLOEXEC, as
+ * dwfl_linux_proc_find_elf would open it (regular files only: a mapped device could block); anything
+ * else ("[vdso: N]", a deleted file) goes to libdw's finder, and the fd it returns, if any, is made
+ * close-on-exec at once. */
+static int find_elf_cloexec(Dwfl_Module *mod, void **userdata, const char *module_name, Dwarf_Addr base,
+                            char **file_name, Elf **elfp)
+{
+    struct stat st;
+    if (module_name[0] == '/' && stat(module_name, &st) == 0 && S_ISREG(st.st_mode)) {
+        int fd = open(module_name, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+        if (fd >= 0 && !(*file_name = strdup(module_name))) {
+            close(fd);
+            return -1;
+        }
+        return fd;
+    }
+    int fd = dw.proc_find_elf(mod, userdata, module_name, base, file_name, elfp);
+    if (fd >= 0)
+        fcntl(fd, F_SETFD, FD_CLOEXEC);
+    return fd;
+}
+
+/* libdw's local search by build id (never debuginfod), its fd made close-on-exec. */
+static int find_debuginfo_cloexec(Dwfl_Module *mod, void **userdata, const char *modname, Dwarf_Addr base,
+                                  const char *file_name, const char *debuglink_file, GElf_Word debuglink_crc,
+                                  char **debuginfo_file_name)
+{
+    int fd = dw.build_id_find_debuginfo(mod, userdata, modname, base, file_name, debuglink_file,
+                                        debuglink_crc, debuginfo_file_name);
+    if (fd >= 0)
+        fcntl(fd, F_SETFD, FD_CLOEXEC);
+    return fd;
+}
+
 static void dw_load(void)
 {
     void *h = dlopen("libdw.so.1", RTLD_NOW | RTLD_LOCAL);
@@ -75,12 +117,14 @@ static void dw_load(void)
     LOAD(h, module_getsrc, "dwfl_module_getsrc");
     LOAD(h, lineinfo, "dwfl_lineinfo");
     LOAD(h, module_info, "dwfl_module_info");
-    LOAD(h, callbacks.find_elf, "dwfl_linux_proc_find_elf");
-    LOAD(h, callbacks.find_debuginfo, "dwfl_build_id_find_debuginfo");
+    LOAD(h, proc_find_elf, "dwfl_linux_proc_find_elf");
+    LOAD(h, build_id_find_debuginfo, "dwfl_build_id_find_debuginfo");
+    dw.callbacks.find_elf = find_elf_cloexec;
+    dw.callbacks.find_debuginfo = find_debuginfo_cloexec;
     dw.callbacks.debuginfo_path = &no_debuginfo_path;
     if (!dw.begin || !dw.end || !dw.linux_proc_report || !dw.report_end || !dw.report_begin_add ||
         !dw.addrmodule || !dw.module_addrname || !dw.module_getsrc || !dw.lineinfo || !dw.module_info ||
-        !dw.callbacks.find_elf || !dw.callbacks.find_debuginfo)
+        !dw.proc_find_elf || !dw.build_id_find_debuginfo)
         dw.begin = NULL;
     LOAD(h, module_addrdie, "dwfl_module_addrdie");
     LOAD(h, child, "dwarf_child");
