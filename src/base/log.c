@@ -2,11 +2,14 @@
  * and processes sharing the file do not interleave. Opened lazily and never blocking (a FIFO without a
  * reader, a full pipe: the line is dropped); on failure falls back to stderr with one warning. The
  * file's descriptor is checked (device and inode) before each write: a host that closed its fds and
- * reused the number gets nothing of ours, and the log is opened again. Thread-safe; not for signal
- * handlers, except pql_log_write_signal_safe. */
+ * reused the number gets nothing of ours, and the log is opened again. Text is written with every
+ * control byte but the newline escaped (common/escape.h): names from the host (a program's path, a
+ * function, a target) cannot move a terminal's cursor or start an escape sequence. Thread-safe; not
+ * for signal handlers, except pql_log_write_signal_safe. */
 #define _GNU_SOURCE
 #include "log.h"
 
+#include "escape.h"
 #include "proc.h"
 
 #include <errno.h>
@@ -15,6 +18,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -122,12 +126,33 @@ bool pql_write_full(int fd, const void *buf, size_t len)
     return ok;
 }
 
+/* Writes text escaped (its newlines kept) in one write when memory allows, else in pieces. Caller holds
+ * log_lock. */
+static void write_escaped(const char *text, size_t len)
+{
+    size_t need = pql_escape(NULL, 0, text, len, true) + 1;
+    char *out = malloc(need);
+    if (out) {
+        pql_write_full(log_fd, out, pql_escape(out, need, text, len, true));
+        free(out);
+        return;
+    }
+    char piece[4 * 256 + 1];
+    for (size_t i = 0; i < len; i += 256) {
+        size_t k = len - i < 256 ? len - i : 256;
+        pql_write_full(log_fd, piece, pql_escape(piece, sizeof(piece), text + i, k, true));
+    }
+}
+
 void pql_log_write(const char *text, size_t len)
 {
     pthread_mutex_lock(&log_lock);
     if ((log_fd = checked_fd()) < 0)
         log_fd = open_dest();
-    pql_write_full(log_fd, text, len);
+    if (pql_escape_clean(text, len, true))
+        pql_write_full(log_fd, text, len);
+    else
+        write_escaped(text, len);
     pthread_mutex_unlock(&log_lock);
 }
 

@@ -3,13 +3,18 @@
  * (dwfl_build_id_find_debuginfo): never debuginfod, which would reach for the network from inside
  * the host process. An address inside inlined code yields one frame per inlined function, as
  * addr2line -i does; C++ names are demangled by the process's own __cxa_demangle when the program has
- * libstdc++ loaded (the shim never loads it). Runs on the reporting thread; not signal-safe. */
+ * libstdc++ loaded (the shim never loads it). Names and paths are kept display-safe: a control byte
+ * or invalid UTF-8 in a symbol, a script's function or file name or a module path is recorded escaped
+ * (common/escape.h), so that no report, log line or baseline rule made of it can be broken into lines;
+ * every output and the suppression rules see the same name. Runs on the reporting thread; not
+ * signal-safe. */
 #define _GNU_SOURCE
 #include "symbolize.h"
 
 #include <dlfcn.h>
 
 #include "dlhook.h"
+#include "escape.h"
 #include "proc.h"
 #include "appframes.h"
 #include <dwarf.h>
@@ -201,9 +206,22 @@ struct pql_symbolizer *pql_sym_open(void)
     return s;
 }
 
+/* A malloc'ed copy of p[0..len), escaped when it holds a control byte or invalid UTF-8; NULL when out
+ * of memory. */
+static char *safe_dup(const char *p, size_t len)
+{
+    if (pql_escape_clean(p, len, false))
+        return strndup(p, len);
+    size_t need = pql_escape(NULL, 0, p, len, false) + 1;
+    char *out = malloc(need);
+    if (out)
+        pql_escape(out, need, p, len, false);
+    return out;
+}
+
 static char *dup_or_null(const char *p)
 {
-    return p && *p ? strdup(p) : NULL;
+    return p && *p ? safe_dup(p, strlen(p)) : NULL;
 }
 
 /* A function's name for a report, malloc'ed: a C++ name demangled by the process's own __cxa_demangle
@@ -213,7 +231,7 @@ static char *readable(struct pql_symbolizer *s, const char *name, size_t len)
 {
     if (!name)
         return NULL;
-    char *copy = strndup(name, len);
+    char *copy = safe_dup(name, len);
     if (!copy || strncmp(copy, "_Z", 2) != 0)
         return copy;
     if (!s->demangle && !s->demangle_looked) {
@@ -227,7 +245,9 @@ static char *readable(struct pql_symbolizer *s, const char *name, size_t len)
         return copy;
     }
     free(copy);
-    return out;
+    copy = safe_dup(out, strlen(out));
+    free(out);
+    return copy;
 }
 
 /* A DIE's function name as addr2line gives it: the linkage name (mangled, demangled here), following
@@ -407,8 +427,8 @@ static struct cached *lookup(struct pql_symbolizer *s, uintptr_t pc)
     if (pc & PQL_APPFRAME_TAG) {
         const char *lang = "?";
         if (pql_app_frame(pc, &lang, &function, &file, &line)) {
-            c->f.function = strdup(function);
-            c->f.file = strdup(file);
+            c->f.function = safe_dup(function, strlen(function));
+            c->f.file = safe_dup(file, strlen(file));
             c->f.line = line;
         }
         c->f.lang = lang;

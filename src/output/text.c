@@ -9,6 +9,7 @@
 #include "log.h"
 #include "proc.h"
 #include "appframes.h"
+#include "escape.h"
 #include "stack.h"
 
 #include <libpq-fe.h>
@@ -36,7 +37,7 @@ static void text_target(struct pql_buf *b, const struct pql_target *t)
     for (int i = 0; i < 5; i++) {
         if (!*vals[i])
             continue;
-        pql_buf_printf(b, "%s%s=%s", sep, names[i], vals[i]);
+        pql_buf_printf(b, "%s%s=%s", sep, names[i], PQL_ESCAPED(vals[i], sizeof(t->host)));
         sep = " ";
     }
     if (!*sep)
@@ -196,8 +197,8 @@ void pql_text_leaks(const struct pql_report *r)
                 pql_buf_printf(&b, "  %lu %s\n", r->rules->v[i].hits, r->rules->v[i].text);
     }
     pql_buf_printf(&b, "\nSUMMARY: pqleak: %ld connection%s leaked in %d group%s (%s, pid %d)\n", r->leaked,
-                   r->leaked == 1 ? "" : "s", r->leak_groups, r->leak_groups == 1 ? "" : "s", r->program,
-                   (int)pql_pid());
+                   r->leaked == 1 ? "" : "s", r->leak_groups, r->leak_groups == 1 ? "" : "s",
+                   PQL_ESCAPED(r->program, sizeof(r->program)), (int)pql_pid());
     emit(&b);
 }
 

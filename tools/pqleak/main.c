@@ -55,7 +55,8 @@ static const char usage[] =
     "by its signal (PQLEAK_SIGNAL, default SIGUSR1; never sent to a process without pqleak's handler),\n"
     "reads it where that process writes it, and prints utilization and open connections like a Nagios\n"
     "plugin; --json prints the report itself. Exits 0 below PQLEAK_WARN_PCT of the cap (or with no cap),\n"
-    "1 at or above it, 2 at or above PQLEAK_CRIT_PCT, 3 when no report could be had.\n"
+    "1 at or above it or with a suspect connection, 2 at or above PQLEAK_CRIT_PCT, 3 when no report\n"
+    "could be had or on a usage error.\n"
     "  --timeout S            seconds to wait for the report (default 10)\n"
     "\n"
     "pqleak suppressions: prints a suppressions file covering every leak site in the reports (a\n"
@@ -152,7 +153,7 @@ static int cmd_status(int argc, char **argv)
     if (p != CLI_PARSED_OK) {
         if (p == CLI_PARSED_HELP)
             fputs(usage, stdout);
-        return p == CLI_PARSED_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+        return p == CLI_PARSED_HELP ? CLI_EXIT_OK : CLI_STATUS_UNKNOWN;
     }
     return cli_status(&o);
 }

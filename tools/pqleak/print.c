@@ -1,6 +1,7 @@
 /* The text summary (print.h), written after the command and its processes are done. Its lines start
- * with "pqleak: " so they stand out among the command's own output on stderr. Command-line process
- * only. */
+ * with "pqleak: " so they stand out among the command's own output on stderr. Every string from a
+ * report goes through cli_safe (escaped: it cannot end a line or reach the terminal as a control
+ * sequence). Command-line process only. */
 #include "print.h"
 
 #include "names.h"
@@ -66,7 +67,7 @@ static size_t print_frames(FILE *out, const struct cli_stack *st, const char *in
     for (size_t i = 0; i < st->n;) {
         if (is_user(&st->f[i], rule, script) || (long)i == keep) {
             char *s = cli_frame_format(&st->f[i]);
-            fprintf(out, "%s#%zu %s\n", indent, i, s);
+            fprintf(out, "%s#%zu %s\n", indent, i, cli_safe(s));
             free(s);
             i++;
             if (++users == max_user)
@@ -86,7 +87,7 @@ static size_t print_frames(FILE *out, const struct cli_stack *st, const char *in
         }
         fprintf(out, "%s#%zu ... %zu frame%s in ", indent, i, j - i, j - i == 1 ? "" : "s");
         for (size_t k = 0; k < names.n; k++) {
-            fprintf(out, "%s%s", k ? ", " : "", (const char *)names.v[k]);
+            fprintf(out, "%s%s", k ? ", " : "", cli_safe(names.v[k]));
             free(names.v[k]);
         }
         fputc('\n', out);
@@ -124,15 +125,23 @@ void cli_print_stack_head(FILE *out, const struct cli_stack *st, const char *ind
         fprintf(out, "%s... %zu more frame%s\n", indent, st->n - shown, st->n - shown == 1 ? "" : "s");
 }
 
+/* s, owned, replaced by its escaped copy (cli_safe). */
+static char *safe_owned(char *s)
+{
+    char *r = cli_xstrdup(cli_safe(s));
+    free(s);
+    return r;
+}
+
 char *cli_group_site(const struct cli_group *g)
 {
     if (g->has_site)
-        return cli_frame_short(&g->site);
+        return safe_owned(cli_frame_short(&g->site));
     int h = cli_stack_headline(&g->stack, NULL);
     if (h >= 0)
-        return cli_frame_short(&g->stack.f[h]);
+        return safe_owned(cli_frame_short(&g->stack.f[h]));
     if (g->stack.n)
-        return cli_frame_short(&g->stack.f[0]);
+        return safe_owned(cli_frame_short(&g->stack.f[0]));
     return cli_xstrdup("an unknown place (no stack)");
 }
 
@@ -147,9 +156,9 @@ const char *cli_group_site_verb(const struct cli_group *g)
 char *cli_misuse_site(const struct cli_misuse *m)
 {
     if (m->has_site)
-        return cli_frame_short(&m->site);
+        return safe_owned(cli_frame_short(&m->site));
     if (m->stack.n)
-        return cli_frame_short(&m->stack.f[0]);
+        return safe_owned(cli_frame_short(&m->stack.f[0]));
     return cli_xstrdup("an unknown place (no stack)");
 }
 
@@ -198,7 +207,7 @@ char *cli_group_where(const struct cli_group *g)
         cat(&out, ")");
     }
     free(done);
-    return out ? out : cli_xstrdup("?");
+    return out ? safe_owned(out) : cli_xstrdup("?");
 }
 
 static const char *kind_words(const char *kind, bool counted)
@@ -243,20 +252,20 @@ static void print_group(FILE *out, const struct cli_group *g, bool counted, bool
     char *where = cli_group_where(g);
     bool held = strcmp(g->kind, PQL_KIND_HELD) == 0;
     fprintf(out, "pqleak: %s %s (%s: %s), %s %s\n", cli_plural(n, sizeof n, g->count, "connection"),
-            held ? "held until exit" : "leaked", g->kind, kind_words(g->kind, counted),
+            held ? "held until exit" : "leaked", cli_safe(g->kind), kind_words(g->kind, counted),
             cli_group_site_verb(g), site);
     fprintf(out, "    in: %s\n", where);
     if (g->targets.n) {
         fprintf(out, "    to:");
         for (size_t i = 0; i < g->targets.n && i < MAX_TARGETS; i++)
-            fprintf(out, "%s %s", i ? "," : "", (const char *)g->targets.v[i]);
+            fprintf(out, "%s %s", i ? "," : "", cli_safe(g->targets.v[i]));
         if (g->targets.n > MAX_TARGETS)
             fprintf(out, " and %zu more", g->targets.n - MAX_TARGETS);
         fputc('\n', out);
     }
     char *apps = app_names(g);
     if (apps)
-        fprintf(out, "    application_name: %s\n", apps);
+        fprintf(out, "    application_name: %s\n", cli_safe(apps));
     free(apps);
     cli_print_group_stacks(out, g, "    ", full);
     fputc('\n', out);
@@ -323,7 +332,8 @@ static void print_misuse(FILE *out, const struct cli_set *set, bool full)
             if (times <= MAX_PIDS)
                 cat(&pids, num);
         }
-        fprintf(out, "pqleak: connection misuse (%s: %s), used at %s\n", m->kind, misuse_words(m), site);
+        fprintf(out, "pqleak: connection misuse (%s: %s), used at %s\n", cli_safe(m->kind), misuse_words(m),
+                site);
         fprintf(out, "    in: %s%s\n", pids ? pids : "?", times > MAX_PIDS ? " and others" : "");
         if (times > 1)
             fprintf(out, "    %zu times\n", times);
@@ -356,7 +366,7 @@ void cli_print_summary(FILE *out, const struct cli_set *set, bool strict)
     }
     print_misuse(out, set, set->full_stacks);
     for (size_t i = 0; i < set->handoffs.n; i++)
-        fprintf(out, "pqleak: fork hand-off: %s\n", (const char *)set->handoffs.v[i]);
+        fprintf(out, "pqleak: fork hand-off: %s\n", cli_safe(set->handoffs.v[i]));
     for (size_t i = 0; i < set->groups.n; i++) {
         const struct cli_group *g = set->groups.v[i];
         bool is_leak = strict || strcmp(g->kind, PQL_KIND_HELD) != 0;
@@ -365,8 +375,9 @@ void cli_print_summary(FILE *out, const struct cli_set *set, bool strict)
             char *site = cli_group_site(g);
             char *where = cli_group_where(g);
             fprintf(out, "pqleak: suppressed: %s (%s) %s %s in %s, by %s\n",
-                    cli_plural(n, sizeof n, g->count, "connection"), g->kind, cli_group_site_verb(g), site,
-                    where, g->rule ? g->rule : "a rule the report does not name");
+                    cli_plural(n, sizeof n, g->count, "connection"), cli_safe(g->kind),
+                    cli_group_site_verb(g), site, where,
+                    g->rule ? cli_safe(g->rule) : "a rule the report does not name");
             free(site);
             free(where);
         }
@@ -386,7 +397,7 @@ void cli_print_summary(FILE *out, const struct cli_set *set, bool strict)
     size_t nuses = cli_rule_uses(set, &uses);
     for (size_t i = 0; i < nuses; i++) {
         char a[64], b[64];
-        fprintf(out, "pqleak: suppression %s matched %s in %s\n", uses[i].rule,
+        fprintf(out, "pqleak: suppression %s matched %s in %s\n", cli_safe(uses[i].rule),
                 cli_plural(a, sizeof a, uses[i].conns, "connection"),
                 cli_plural(b, sizeof b, uses[i].groups, "group"));
     }
