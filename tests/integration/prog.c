@@ -365,6 +365,16 @@ static int mode_cap_nonblocking(void)
     return 0;
 }
 
+/* A connect refused by PQLEAK_MAX_CONNS alone (no per-target cap), never finished: the exit report lists
+ * it, with its target. */
+static int mode_cap_refused_leak(void)
+{
+    hold_connections(1);
+    PGconn *c = PQconnectdb("");
+    must(PQstatus(c) == CONNECTION_BAD, "a refused connect");
+    return 0;
+}
+
 /* Per-target caps: one connection per database here. */
 static int mode_cap_per_target(void)
 {
@@ -943,6 +953,8 @@ int main(int argc, char **argv)
         return mode_cap_failed();
     if (!strcmp(m, "cap-nonblocking"))
         return mode_cap_nonblocking();
+    if (!strcmp(m, "cap-refused-leak"))
+        return mode_cap_refused_leak();
     if (!strcmp(m, "cap-per-target"))
         return mode_cap_per_target();
     if (!strcmp(m, "serve") && argc > 2)
