@@ -277,6 +277,7 @@ void pql_track_close(PGconn *conn)
     /* A forked child closing its parent's connection frees none of its own slots. */
     if (rec.pid == pql_pid())
         pql_checkout_release(&rec.slot);
+    pql_misuse_note_close(&rec); /* after a fork: the parent's last use, for the command's hand-off rule */
     if (rec.suspect)
         pql_text_suspect_closed(&rec, pql_clock_s(CLOCK_MONOTONIC));
     if (cfg->trace)

@@ -309,7 +309,8 @@ void pql_text_misuse(const struct pql_conn *rec, bool forked, int other_tid, uin
     if (forked)
         pql_buf_printf(&b,
                        "connection #%llu, opened by process %d, is used by its forked child %d: a libpq "
-                       "connection cannot be shared across fork (the parent's session breaks)\n",
+                       "connection cannot be shared across fork: both now write to one server session, and a "
+                       "PQfinish by either ends it for both\n",
                        (unsigned long long)rec->id, (int)rec->pid, (int)pql_pid());
     else
         pql_buf_printf(
