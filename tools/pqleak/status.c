@@ -79,17 +79,14 @@ static const char *sig_name(int sig)
 }
 
 /* The one line of an UNKNOWN outcome: the plugin line on stdout in text mode (monitoring systems
- * read stdout), an error line on stderr with --json (stdout is for JSON only). msg may be changed: a
- * control character (from a path in the process's environment) would break the one line. */
-static int unknown(const struct cli_status_opts *o, char *msg)
+ * read stdout), an error line on stderr with --json (stdout is for JSON only). Escaped: a control
+ * character (from a path in the process's environment) would break the one line. */
+static int unknown(const struct cli_status_opts *o, const char *msg)
 {
-    for (char *p = msg; *p; p++)
-        if ((unsigned char)*p < ' ' || *p == 0x7f)
-            *p = '?';
     if (o->json) {
         cli_err("status: %s", msg);
     } else {
-        printf("PQLEAK UNKNOWN - %s\n", msg);
+        printf("PQLEAK UNKNOWN - %s\n", cli_safe(msg));
         fflush(stdout);
     }
     return CLI_STATUS_UNKNOWN;
