@@ -54,8 +54,11 @@ void pql_misuse_note_close(const struct pql_conn *rec)
     if (!fork_ns || rec->pid != pql_pid() || !rec->server_pid || rec->opened_mono * 1e9 >= (double)fork_ns ||
         atomic_fetch_add(&notes, 1) >= PQL_MISUSE_MAX_NOTES)
         return;
-    /* last_ns is the coarse clock's (it may lag a few ms: never later than the real last use). */
-    double last = rec->last_ns ? pql_clock_s(CLOCK_REALTIME) - (double)(pql_coarse_ns() - rec->last_ns) / 1e9
+    /* last_ns was read from the coarse clock, which lags the precise one by up to a tick: measured
+     * against the precise clock now, the time is never later than the real last use (a child's close
+     * that came after it, even by a millisecond, is recognised). */
+    double now_mono_ns = pql_clock_s(CLOCK_MONOTONIC) * 1e9;
+    double last = rec->last_ns ? pql_clock_s(CLOCK_REALTIME) - (now_mono_ns - (double)rec->last_ns) / 1e9
                                : rec->opened_wall;
     struct pql_misuse_event e = {.kind = PQL_MISUSE_FORK,
                                  .conn = rec->id,
