@@ -126,6 +126,11 @@ int pql_run_socket_name(char *buf, size_t len, const char *dir);
 #define PQL_F_SITE       "site"      /* {"function", "file", "line"}: the line to fix */
 #define PQL_F_SITE_FROM  "site_from" /* "stack", "tx_stack" or "last_used" */
 
+/* An entry of the top-level "suppressions_used" array (exit reports): each rule that matched, in file
+ * order, with "rule", "count" (connections) and "groups". */
+#define PQL_F_SUPPRESSIONS_USED "suppressions_used"
+#define PQL_F_GROUPS            "groups"
+
 /* A finding of the top-level "misuse" array: "kind", "connection", "server_pid", "pid", "opened_by",
  * "time", "closed", "stack", "open_stack", "site". */
 #define PQL_F_MISUSE     "misuse"
@@ -164,6 +169,7 @@ int pql_run_socket_name(char *buf, size_t len, const char *dir);
 #define PQL_F_DISABLE              "disable"
 #define PQL_F_TEXT_REPORT          "text_report"
 #define PQL_F_FULL_STACKS          "full_stacks"
+#define PQL_F_STRIP_PATH_PREFIX    "strip_path_prefix"
 #define PQL_F_HOOK_DLSYM           "hook_dlsym"
 
 /* ---- values both sides interpret ---- */

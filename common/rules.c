@@ -15,9 +15,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define LEAK_PREFIX "leak:"
-#define LEAK_LEN    5
-
 /* White space as the C locale has it, whatever locale the host process set. */
 static bool is_space(char c)
 {
@@ -139,18 +136,56 @@ static bool fail_line(struct pql_rules_error *err, const char *origin, int line,
         msg_str(&m, num);
         msg_str(&m, ": not a suppression rule: \"");
         msg_quote(&m, b, (size_t)(e - b), PQL_RULES_QUOTE_MAX);
-        msg_str(&m, "\" (expected leak:PATTERN)");
+        msg_str(&m, "\" (expected leak:PATTERN or tx:PATTERN)");
     }
     return false;
 }
 
 /* ---- parsing ---- */
 
+static const struct {
+    const char *text;
+    size_t len;
+    enum pql_rule_stack stack;
+} prefixes[] = {{"leak:", 5, PQL_RULE_LEAK}, {"tx:", 3, PQL_RULE_TX}};
+
 enum line_kind { LINE_BLANK, LINE_RULE, LINE_BAD };
 
-/* Classifies the line [b, e), its '\n' left out. For a rule, [*pb, *pe) is set to its pattern; for a
- * malformed line, to the text to quote (the line without comment and surrounding white space). */
-static enum line_kind classify(const char *b, const char *e, const char **pb, const char **pe)
+/* A well-formed rule line: its pattern [b, e), its prefix, and the '@' that splits it (or NULL). */
+struct line {
+    const char *b, *e;
+    size_t prefix;
+    const char *at;
+};
+
+/* The first '@' of [p, e) that is not escaped by a backslash nor inside a bracket expression, as
+ * fnmatch reads them ("[@]" and "\@" match an '@'); NULL when there is none. */
+static const char *split_at(const char *p, const char *e)
+{
+    while (p < e) {
+        if (*p == '\\') {
+            p += 2;
+        } else if (*p == '[') {
+            const char *j = p + 1;
+            if (j < e && (*j == '!' || *j == '^'))
+                j++;
+            if (j < e && *j == ']')
+                j++;
+            while (j < e && *j != ']')
+                j++;
+            p = j < e ? j + 1 : p + 1; /* an unclosed '[' is a plain character */
+        } else if (*p == '@') {
+            return p;
+        } else {
+            p++;
+        }
+    }
+    return NULL;
+}
+
+/* Classifies the line [b, e), its '\n' left out. For a rule, *out is set; for a malformed line, [out->b,
+ * out->e) is the text to quote (the line without comment and surrounding white space). */
+static enum line_kind classify(const char *b, const char *e, struct line *out)
 {
     for (const char *h = b; h < e; h++) {
         if (*h == '#' && (h == b || is_space(h[-1]))) {
@@ -162,20 +197,52 @@ static enum line_kind classify(const char *b, const char *e, const char **pb, co
         b++;
     while (e > b && is_space(e[-1]))
         e--;
-    *pb = b;
-    *pe = e;
+    *out = (struct line){b, e, 0, NULL};
     if (b == e)
         return LINE_BLANK;
-    if (memchr(b, '\0', (size_t)(e - b)) || (size_t)(e - b) < LEAK_LEN ||
-        memcmp(b, LEAK_PREFIX, LEAK_LEN) != 0)
+    if (memchr(b, '\0', (size_t)(e - b)))
         return LINE_BAD;
-    const char *p = b + LEAK_LEN;
+    size_t k = 0;
+    while (k < sizeof prefixes / sizeof prefixes[0] &&
+           ((size_t)(e - b) < prefixes[k].len || memcmp(b, prefixes[k].text, prefixes[k].len) != 0))
+        k++;
+    if (k == sizeof prefixes / sizeof prefixes[0])
+        return LINE_BAD;
+    const char *p = b + prefixes[k].len;
     while (p < e && is_space(*p))
         p++;
-    if (p == e)
+    const char *at = split_at(p, e);
+    if (p == e || (at && (at == p || at + 1 == e)))
         return LINE_BAD;
-    *pb = p;
+    *out = (struct line){p, e, k, at};
     return LINE_RULE;
+}
+
+/* Bytes a rule's strings take: its text, and the two parts of FUNCTION@FILE. */
+static size_t rule_bytes(const struct line *l)
+{
+    size_t plen = (size_t)(l->e - l->b);
+    return prefixes[l->prefix].len + plen + 1 + (l->at ? plen + 1 : 0);
+}
+
+/* Writes the rule of l into *rule, its strings at s. */
+static void fill_rule(struct pql_rule *rule, char *s, const struct line *l)
+{
+    size_t plen = (size_t)(l->e - l->b), len = prefixes[l->prefix].len;
+    memcpy(s, prefixes[l->prefix].text, len);
+    memcpy(s + len, l->b, plen);
+    s[len + plen] = '\0';
+    *rule = (struct pql_rule){.text = s, .pattern = s + len, .stack = prefixes[l->prefix].stack};
+    if (l->at) {
+        char *fn = s + len + plen + 1;
+        size_t flen = (size_t)(l->at - l->b);
+        memcpy(fn, l->b, flen);
+        fn[flen] = '\0';
+        memcpy(fn + flen + 1, l->at + 1, plen - flen - 1);
+        fn[plen] = '\0';
+        rule->function = fn;
+        rule->file = fn + flen + 1;
+    }
 }
 
 /* Calls classify on every line of text; stops at the first malformed line, returning its number with
@@ -191,24 +258,18 @@ static int scan(const char *text, size_t len, size_t *nrules, size_t *bytes, str
         const char *e = nl ? nl : end;
         if (lineno < INT_MAX)
             lineno++;
-        const char *pb, *pe;
-        enum line_kind k = classify(p, e, &pb, &pe);
+        struct line l;
+        enum line_kind k = classify(p, e, &l);
         if (k == LINE_BAD) {
-            *bb = pb;
-            *be = pe;
+            *bb = l.b;
+            *be = l.e;
             return lineno;
         }
         if (k == LINE_RULE) {
-            size_t plen = (size_t)(pe - pb);
-            if (fill) {
-                char *s = strings + total;
-                memcpy(s, LEAK_PREFIX, LEAK_LEN);
-                memcpy(s + LEAK_LEN, pb, plen);
-                s[LEAK_LEN + plen] = '\0';
-                fill[n] = (struct pql_rule){.text = s, .pattern = s + LEAK_LEN, .hits = 0};
-            }
+            if (fill)
+                fill_rule(&fill[n], strings + total, &l);
             n++;
-            total += LEAK_LEN + plen + 1;
+            total += rule_bytes(&l);
         }
         p = nl ? nl + 1 : end;
     }
@@ -384,6 +445,14 @@ static bool glob(const char *pattern, const char *s)
 bool pql_rule_matches(const char *pattern, const char *function, const char *file, const char *module)
 {
     return pattern && (glob(pattern, function) || glob(pattern, file) || glob(pattern, module));
+}
+
+bool pql_rule_matches_frame(const struct pql_rule *rule, const char *function, const char *file,
+                            const char *module)
+{
+    if (!rule->function)
+        return pql_rule_matches(rule->pattern, function, file, module);
+    return glob(rule->function, function) && (glob(rule->file, file) || glob(rule->file, module));
 }
 
 void pql_rules_free(struct pql_rules *r)

@@ -1,16 +1,28 @@
-/* Suppression rules, the one parser and matcher for the shim and the command: one "leak:PATTERN" glob
- * a line, matched against a frame's function, source file and module. No global state: thread-safe,
- * but not for signal handlers (it allocates). */
+/* Suppression rules, the one parser and matcher for the shim and the command: one rule a line,
+ * "leak:PATTERN" (the open stack and the group's site) or "tx:PATTERN" (the transaction stack), PATTERN a
+ * glob matched against a frame's function, source file and module, or "FUNCTION@FILE" for a function in
+ * a file. No global state: thread-safe, but not for signal handlers (it allocates). */
 #ifndef PQL_RULES_H
 #define PQL_RULES_H
 
 #include <stdbool.h>
 #include <stddef.h>
 
+/* Which stack of a leak group a rule is matched against. */
+enum pql_rule_stack {
+    PQL_RULE_LEAK, /* "leak:": any frame of the open stack, or the group's site (its headline frame) */
+    PQL_RULE_TX    /* "tx:": any frame of the stack where the group's transaction began (tx_stack) */
+};
+
 struct pql_rule {
-    char *text;          /* "leak:PATTERN": the canonical form, as reports name the rule */
+    char *text;          /* "leak:PATTERN" or "tx:PATTERN": the canonical form, as reports name the rule */
     const char *pattern; /* PATTERN: points into text */
-    unsigned long hits;  /* for the caller to count with; 0 after parsing */
+    enum pql_rule_stack stack;
+    /* PATTERN split at its first '@' outside a bracket expression and not escaped: the function's glob
+     * and the file's (or module's); both NULL when PATTERN has no such '@'. */
+    const char *function, *file;
+    unsigned long hits;   /* for the caller to count with (connections); 0 after parsing */
+    unsigned long groups; /* for the caller to count with (groups); 0 after parsing */
 };
 
 /* The rules of one file, in file order. text and pattern of every rule live in the allocation of v:
@@ -33,8 +45,11 @@ struct pql_rules_error {
  *  - a '#' at the start of the line or after white space starts a comment, to the end of the line
  *    ("leak:a#b" keeps its '#'; "leak:a #b" is "leak:a");
  *  - what remains, without surrounding white space, is either empty (the line is skipped) or
- *    "leak:" followed by a pattern; white space after the colon is not part of the pattern.
- * Anything else is malformed: "leak:" without a pattern, another prefix, a NUL byte.
+ *    "leak:" or "tx:" followed by a pattern; white space after the colon is not part of the pattern;
+ *  - a pattern with an '@' (not escaped as "\@", not inside "[...]") is FUNCTION@FILE: both parts must
+ *    be non-empty.
+ * Anything else is malformed: a prefix without a pattern, another prefix, "@FILE" or "FUNCTION@", a NUL
+ * byte.
  *
  * One error policy: a text with any malformed line is rejected whole, so that a typo never silently
  * drops a rule (a CI gate must fail closed). */
@@ -42,7 +57,7 @@ struct pql_rules_error {
 /* Parses len bytes of text (origin names it in messages: a file name). *r is overwritten (free an
  * earlier set first). Returns true with the rules in *r (none for an empty text), or false with *r
  * empty and, when err is not NULL, err->msg saying what is wrong:
- *   "ORIGIN:LINE: not a suppression rule: \"TEXT\" (expected leak:PATTERN)"
+ *   "ORIGIN:LINE: not a suppression rule: \"TEXT\" (expected leak:PATTERN or tx:PATTERN)"
  *   "ORIGIN: cannot read suppressions: out of memory" */
 bool pql_rules_parse(struct pql_rules *r, const char *text, size_t len, const char *origin,
                      struct pql_rules_error *err);
@@ -57,6 +72,12 @@ bool pql_rules_load(struct pql_rules *r, const char *path, struct pql_rules_erro
  * last path component ("server.c" matches "/src/app/server.c"). NULL strings never match; a NULL
  * pattern matches nothing. */
 bool pql_rule_matches(const char *pattern, const char *function, const char *file, const char *module);
+
+/* True when the rule matches one frame: for FUNCTION@FILE, its function matches FUNCTION and its file or
+ * module FILE (each as above); else as pql_rule_matches with the whole pattern. Which stack's frames to
+ * try is the caller's (rule->stack). */
+bool pql_rule_matches_frame(const struct pql_rule *rule, const char *function, const char *file,
+                            const char *module);
 
 /* Releases the rules and leaves *r empty; an empty *r is fine. */
 void pql_rules_free(struct pql_rules *r);

@@ -38,7 +38,7 @@ static const struct setting table[] = {
     {"PQLEAK_EXITCODE", PQL_F_EXITCODE, K_INT, F(exitcode), "0", 0, 255,
      "if > 0 and leaks are found at exit, the process exits with this status"},
     {"PQLEAK_SUPPRESSIONS", PQL_F_SUPPRESSIONS, K_STR, F(suppressions), "", 0, 0,
-     "suppressions file: one leak:PATTERN rule a line"},
+     "suppressions file: one leak:PATTERN or tx:PATTERN rule a line"},
     {"PQLEAK_STACK_DEPTH", PQL_F_STACK_DEPTH, K_INT, F(stack_depth), "32", 1, 256, "frames kept per stack"},
     {"PQLEAK_MAX_CONNS", PQL_F_MAX_CONNS, K_INT, F(max_conns), "0", 0, 1000000,
      "cap on connections open at once in the process; 0 = no cap"},
@@ -74,6 +74,8 @@ static const struct setting table[] = {
      "1: print every frame of text stacks (by default runs of library and runtime frames are folded)"},
     {"PQLEAK_HOOK_DLSYM", PQL_F_HOOK_DLSYM, K_BOOL, F(hook_dlsym), "1", 0, 0,
      "0: do not answer dlsym/dlopen for libpq (psycopg 3 and PHP connections then go unseen)"},
+    {"PQLEAK_STRIP_PATH_PREFIX", PQL_F_STRIP_PATH_PREFIX, K_STR, F(strip_path_prefix), "", 0, 0,
+     "text reports print file and module paths without everything up to and including this prefix"},
 };
 #undef F
 

@@ -21,6 +21,7 @@ struct pql_settings {
     int signal; /* signal number, 0 for none */
     double suspect_age, suspect_idle_tx;
     char metrics[PQL_PATH_MAX];
+    char strip_path_prefix[PQL_PATH_MAX]; /* cut from paths in text reports; "" unset */
     double metrics_interval;
     bool python; /* auto (true) or off */
     bool strict, trace, disable;

@@ -1,5 +1,8 @@
-/* Runtime teardown detection. CPython says so itself (_Py_IsFinalizing). For Perl and PHP the close
- * runs inside known exported functions (perl_destruct, Perl_my_exit, Perl_my_failure_exit;
+/* Runtime teardown detection. CPython says so itself (_Py_IsFinalizing); a close inside a Python finalizer
+ * (a __del__ run by PyObject_CallFinalizerFromDealloc, or PyObject_CallFinalizer for a cycle: psycopg 3
+ * closes a connection nobody refers to any more, as a psycopg_pool connection checked out and dropped) is the
+ * runtime closing what the program forgot too, found like Perl's and PHP's teardown below. For Perl and PHP
+ * the close runs inside known exported functions (perl_destruct, Perl_my_exit, Perl_my_failure_exit;
  * zend_deactivate, php_request_shutdown, php_module_shutdown): their address ranges come from dladdr1's
  * symbol sizes and the close's raw stack is checked against them. Ruby's exit finalizers run inside a static
  * function called by ruby_run_node; while the program runs, ruby_run_node is instead inside the script's
@@ -22,8 +25,9 @@ struct range {
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static int (*py_is_finalizing)(void);
-static struct range teardown_fns[6]; /* perl_destruct, Perl_my_exit, Perl_my_failure_exit,
-                                        zend_deactivate, php_request_shutdown, php_module_shutdown */
+static struct range teardown_fns[8]; /* perl_destruct, Perl_my_exit, Perl_my_failure_exit,
+                                        zend_deactivate, php_request_shutdown, php_module_shutdown,
+                                        PyObject_CallFinalizerFromDealloc, PyObject_CallFinalizer */
 static int nteardown;
 static struct range ruby_run_node;
 static _Atomic uintptr_t ruby_exec_site; /* return address in ruby_run_node seen while opening */
@@ -46,8 +50,14 @@ static void setup(void)
     if (!py_is_finalizing) /* 3.13 made it public */
         *(void **)&py_is_finalizing = pql_dlsym(RTLD_DEFAULT, "Py_IsFinalizing");
     /* Perl's exit and die unwind the main program's scopes inside Perl_my_exit / Perl_my_failure_exit. */
-    static const char *const names[] = {"perl_destruct",   "Perl_my_exit",         "Perl_my_failure_exit",
-                                        "zend_deactivate", "php_request_shutdown", "php_module_shutdown"};
+    static const char *const names[] = {"perl_destruct",
+                                        "Perl_my_exit",
+                                        "Perl_my_failure_exit",
+                                        "zend_deactivate",
+                                        "php_request_shutdown",
+                                        "php_module_shutdown",
+                                        "PyObject_CallFinalizerFromDealloc",
+                                        "PyObject_CallFinalizer"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         nteardown += function_range(names[i], &teardown_fns[nteardown]);
     function_range("ruby_run_node", &ruby_run_node);

@@ -15,7 +15,8 @@ void pql_runtime_setup(void);
 void pql_runtime_saw_open(void);
 
 /* True when the calling thread is inside a runtime's teardown: Python finalization, perl_destruct,
- * PHP's request or module shutdown, Ruby's exit finalizers. */
+ * PHP's request or module shutdown, Ruby's exit finalizers; or inside a Python finalizer (__del__) of
+ * an object the program dropped. */
 bool pql_runtime_in_teardown(void);
 
 #endif

@@ -203,6 +203,23 @@ static void json_leaks(struct pql_buf *b, const struct pql_report *r)
     pql_buf_puts(b, "]");
 }
 
+/* LeakSanitizer's "Suppressions used": each rule that matched, with what it suppressed. */
+static void json_suppressions_used(struct pql_buf *b, const struct pql_report *r)
+{
+    pql_buf_puts(b, ",\n \"" PQL_F_SUPPRESSIONS_USED "\": [");
+    const char *sep = "";
+    for (size_t i = 0; r->rules && i < r->rules->n; i++) {
+        const struct pql_rule *rule = &r->rules->v[i];
+        if (!rule->groups)
+            continue;
+        pql_buf_printf(b, "%s{\"" PQL_F_RULE "\": ", sep);
+        pql_buf_json_str(b, rule->text);
+        pql_buf_printf(b, ", \"" PQL_F_COUNT "\": %lu, \"" PQL_F_GROUPS "\": %lu}", rule->hits, rule->groups);
+        sep = ", ";
+    }
+    pql_buf_puts(b, "]");
+}
+
 void pql_json_report(struct pql_buf *b, const struct pql_report *r, bool with_leaks)
 {
     pql_buf_puts(b, "{\"" PQL_F_SCHEMA "\": \"" PQL_SCHEMA "\", \"" PQL_F_TRIGGER "\": ");
@@ -221,8 +238,10 @@ void pql_json_report(struct pql_buf *b, const struct pql_report *r, bool with_le
         json_connection(b, r, &r->conns[i]);
     }
     pql_buf_puts(b, "]");
-    if (with_leaks)
+    if (with_leaks) {
         json_leaks(b, r);
+        json_suppressions_used(b, r);
+    }
     json_misuse(b, r);
     /* Every stack a connection refers to (open and transaction stacks), each once. */
     pql_buf_puts(b, ",\n \"" PQL_F_STACKS "\": {");

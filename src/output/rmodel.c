@@ -145,14 +145,33 @@ const char *pql_site_from_name(enum pql_site_from f)
     return NULL;
 }
 
-/* The first rule (in file order) that matches any frame of the stack, or -1. */
-static int match(const struct pql_rules *rules, const struct pql_frame *const *frames, int n)
+static bool any_frame(const struct pql_rule *rule, const struct pql_frame *const *frames, int n)
 {
-    for (size_t i = 0; i < rules->n; i++)
-        for (int j = 0; j < n; j++)
-            if (frames[j] && pql_rule_matches(rules->v[i].pattern, frames[j]->function, frames[j]->file,
-                                              frames[j]->module))
-                return (int)i;
+    for (int j = 0; j < n; j++)
+        if (frames[j] &&
+            pql_rule_matches_frame(rule, frames[j]->function, frames[j]->file, frames[j]->module))
+            return true;
+    return false;
+}
+
+/* The first rule (in file order) that matches the group, or -1: a leak: rule any frame of its open
+ * stack or its site (where a pool's connection was last used: the line the headline names, as the
+ * command matches it), a tx: rule any frame of its transaction stack. */
+static int match(const struct pql_report *r, const struct pql_group *g)
+{
+    const struct pql_frame *open[PQL_MAX_FRAMES], *tx[PQL_MAX_FRAMES];
+    int nopen = pql_rmodel_frames(r, g->stack, open, PQL_MAX_FRAMES);
+    int ntx = g->tx_stack ? pql_rmodel_frames(r, g->tx_stack, tx, PQL_MAX_FRAMES) : 0;
+    for (size_t i = 0; i < r->rules->n; i++) {
+        const struct pql_rule *rule = &r->rules->v[i];
+        bool hit =
+            rule->stack == PQL_RULE_TX
+                ? any_frame(rule, tx, ntx)
+                : any_frame(rule, open, nopen) ||
+                      (g->site && pql_rule_matches_frame(rule, g->site->function, g->site->file, NULL));
+        if (hit)
+            return (int)i;
+    }
     return -1;
 }
 
@@ -183,17 +202,16 @@ bool pql_rmodel_group(struct pql_report *r)
             g->oldest = age;
     }
     qsort(r->groups, r->ngroups, sizeof(*r->groups), group_order);
-    if (r->rules && r->rules->n) {
-        const struct pql_frame *frames[PQL_MAX_FRAMES];
-        for (size_t g = 0; g < r->ngroups; g++) {
-            int n = pql_rmodel_frames(r, r->groups[g].stack, frames, PQL_MAX_FRAMES);
-            r->groups[g].rule = match(r->rules, frames, n);
-            if (r->groups[g].rule >= 0)
-                r->rules->v[r->groups[g].rule].hits += (unsigned long)r->groups[g].count;
-        }
-    }
     for (size_t g = 0; g < r->ngroups; g++)
         find_site(r, &r->groups[g]);
+    for (size_t g = 0; r->rules && r->rules->n && g < r->ngroups; g++) {
+        r->groups[g].rule = match(r, &r->groups[g]);
+        if (r->groups[g].rule >= 0) {
+            struct pql_rule *rule = &r->rules->v[r->groups[g].rule];
+            rule->hits += (unsigned long)r->groups[g].count;
+            rule->groups++;
+        }
+    }
     for (size_t g = 0; g < r->ngroups; g++) {
         const struct pql_group *gr = &r->groups[g];
         if (gr->rule >= 0) {

@@ -44,6 +44,29 @@ static void text_target(struct pql_buf *b, const struct pql_target *t)
         pql_buf_puts(b, "(unknown target)");
 }
 
+static bool full_stacks;
+static const char *strip_prefix = ""; /* PQLEAK_STRIP_PATH_PREFIX */
+
+void pql_text_setup(const struct pql_settings *s)
+{
+    full_stacks = s->full_stacks;
+    strip_prefix = s->strip_path_prefix;
+}
+
+/* path without everything up to and including the first occurrence of PQLEAK_STRIP_PATH_PREFIX, and
+ * a "./" after it, as AddressSanitizer's strip_path_prefix does; whole when it has none or nothing is
+ * left. */
+static const char *stripped(const char *path)
+{
+    const char *p = *strip_prefix ? strstr(path, strip_prefix) : NULL;
+    if (!p)
+        return path;
+    p += strlen(strip_prefix);
+    if (p[0] == '.' && p[1] == '/')
+        p += 2;
+    return *p ? p : path;
+}
+
 static void text_frame(struct pql_buf *b, int i, const struct pql_frame *f)
 {
     char lang[16];
@@ -53,17 +76,10 @@ static void text_frame(struct pql_buf *b, int i, const struct pql_frame *f)
         pql_buf_printf(b, "    #%d 0x%lx", i, (unsigned long)f->pc);
     pql_buf_printf(b, " in %s", f->function ? f->function : "??");
     if (f->file)
-        pql_buf_printf(b, " %s:%d", f->file, f->line);
+        pql_buf_printf(b, " %s:%d", stripped(f->file), f->line);
     if (f->module)
-        pql_buf_printf(b, " (%s+0x%lx)", f->module, (unsigned long)f->offset);
+        pql_buf_printf(b, " (%s+0x%lx)", stripped(f->module), (unsigned long)f->offset);
     pql_buf_puts(b, "\n");
-}
-
-static bool full_stacks;
-
-void pql_text_setup(const struct pql_settings *s)
-{
-    full_stacks = s->full_stacks;
 }
 
 static bool own_frame(const struct pql_frame *f)
@@ -138,12 +154,16 @@ static void text_site(struct pql_buf *b, struct pql_symbolizer *sym, uint32_t st
     }
 }
 
+#define RULER "-----------------------------------------------------"
+
 static const char *kind_text(const char *kind)
 {
     if (!strcmp(kind, "teardown"))
-        return "teardown: closed by the runtime at exit inside a transaction, its work rolled back";
+        return "teardown: closed by the runtime at exit or by its garbage collector inside a transaction, "
+               "its "
+               "work rolled back";
     if (!strcmp(kind, "held"))
-        return "held: closed idle by the runtime at exit";
+        return "held: closed idle by the runtime at exit or by its garbage collector";
     return "unclosed";
 }
 
@@ -191,10 +211,13 @@ void pql_text_leaks(const struct pql_report *r)
                        "counts them)\n",
                        r->held, r->held == 1 ? "" : "s");
     if (r->suppressed && r->rules) {
-        pql_buf_printf(&b, "\nSuppressed: %ld connection%s\n", r->suppressed, r->suppressed == 1 ? "" : "s");
+        /* LeakSanitizer's table: each rule that matched, with the connections it suppressed. */
+        pql_buf_printf(&b, "\nSuppressed: %ld connection%s\n%s\nSuppressions used:\n  count rule\n",
+                       r->suppressed, r->suppressed == 1 ? "" : "s", RULER);
         for (size_t i = 0; i < r->rules->n; i++)
             if (r->rules->v[i].hits)
-                pql_buf_printf(&b, "  %lu %s\n", r->rules->v[i].hits, r->rules->v[i].text);
+                pql_buf_printf(&b, "%7lu %s\n", r->rules->v[i].hits, r->rules->v[i].text);
+        pql_buf_printf(&b, "%s\n", RULER);
     }
     pql_buf_printf(&b, "\nSUMMARY: pqleak: %ld connection%s leaked in %d group%s (%s, pid %d)\n", r->leaked,
                    r->leaked == 1 ? "" : "s", r->leak_groups, r->leak_groups == 1 ? "" : "s",

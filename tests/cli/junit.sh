@@ -22,6 +22,34 @@ has "$T/f1" "#4 ... 2 frames in libc.so.6"
 xcount "$T/j.xml" 'string(//testcase[1]/@name)' >"$T/n1"
 has "$T/n1" "open_db (app.c:12)"
 
+# CI reporters link a test case to its source line (file, line) and show its time: the longest any of
+# its connections had been open (age_s).
+[ "$(xcount "$T/j.xml" 'string(//testcase[1]/@file)')" = src/app.c ] || fail "testcase[1]@file"
+[ "$(xcount "$T/j.xml" 'string(//testcase[1]/@line)')" = 12 ] || fail "testcase[1]@line"
+[ "$(xcount "$T/j.xml" 'string(//testcase[1]/@time)')" = 3.000 ] || fail "testcase[1]@time"
+[ "$(xcount "$T/j.xml" 'count(//testcase[not(@time)])')" = 0 ] || fail "a test case without time"
+# (vendor_connect, a library's frame, has no source file)
+[ "$(xcount "$T/j.xml" 'count(//testcase[@file and @line])')" = 3 ] || fail "expected 3 test cases with file and line"
+
+# Under pytest the connections carry the test that opened them ("test"): the test case is named by it,
+# and its text lists every test of the group.
+mkdir "$T/pytest"
+"${PYTHON:-python3}" - "$M" "$T/pytest" <<'PY'
+import glob, json, os, sys
+for f in glob.glob(sys.argv[1] + "/*.json"):
+    d = json.load(open(f))
+    for i, c in enumerate(d.get("connections", [])):
+        c["test"] = "test_orders.py::test_checkout (call)" if i == 0 else "test_orders.py::test_refund (setup)"
+    json.dump(d, open(os.path.join(sys.argv[2], os.path.basename(f)), "w"))
+PY
+expect 23 "$PQLEAK" report --junit "$T/pt.xml" "$T/pytest"
+xmllint --noout "$T/pt.xml" || fail "pt.xml is not well-formed"
+xcount "$T/pt.xml" 'string(//testcase[1]/@name)' >"$T/n1"
+has "$T/n1" "test_orders.py::test_checkout (call) and other tests: unclosed connection leak at open_db (app.c:12)"
+xcount "$T/pt.xml" 'string(//testcase[1]/failure)' >"$T/f1"
+has "$T/f1" "test: test_orders.py::test_checkout (call)"
+has "$T/f1" "test: test_orders.py::test_refund (setup)"
+
 expect 23 "$PQLEAK" report --strict --junit "$T/j2.xml" "$M"
 [ "$(xcount "$T/j2.xml" 'count(//testcase/failure)')" = 3 ] || fail "--strict: expected 3 failures"
 

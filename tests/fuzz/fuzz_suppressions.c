@@ -67,8 +67,12 @@ static void check_rule(const struct pql_rule *rule)
     for (size_t i = 1; i < n; i++)
         if (p[i] == '#' && is_space(p[i - 1]))
             fail("a rule that keeps a comment", p);
-    if (strncmp(rule->text, "leak:", 5) != 0 || rule->text + 5 != p)
-        fail("a rule's text is not leak:PATTERN", rule->text);
+    size_t prefix = rule->stack == PQL_RULE_TX ? 3 : 5;
+    if (strncmp(rule->text, rule->stack == PQL_RULE_TX ? "tx:" : "leak:", prefix) != 0 ||
+        rule->text + prefix != p)
+        fail("a rule's text is not leak:PATTERN or tx:PATTERN", rule->text);
+    if (!rule->function != !rule->file || (rule->function && (!*rule->function || !*rule->file)))
+        fail("a FUNCTION@FILE rule with an empty part", p);
     if (rule->hits != 0)
         fail("a new rule has hits", p);
 }

@@ -163,7 +163,7 @@ static void test_message_bounds(void **state)
     const char *q = strchr(err.msg, '"');
     assert_non_null(q);
     assert_int_equal(strspn(q + 1, "x"), PQL_RULES_QUOTE_MAX);
-    assert_non_null(strstr(err.msg, "...\" (expected leak:PATTERN)"));
+    assert_non_null(strstr(err.msg, "...\" (expected leak:PATTERN or tx:PATTERN)"));
     /* A long origin keeps its end, the file's name, and the line number and quote still fit. */
     char origin[2000];
     memset(origin, 'd', sizeof origin);
@@ -171,8 +171,8 @@ static void test_message_bounds(void **state)
     assert_false(pql_rules_parse(&r, "bad\n", 4, origin, &err));
     assert_true(strlen(err.msg) < PQL_RULES_MSG_MAX);
     assert_ptr_equal(strstr(err.msg, "..."), err.msg);
-    assert_non_null(
-        strstr(err.msg, "/my-supp.txt:1: not a suppression rule: \"bad\" (expected leak:PATTERN)"));
+    assert_non_null(strstr(
+        err.msg, "/my-supp.txt:1: not a suppression rule: \"bad\" (expected leak:PATTERN or tx:PATTERN)"));
     /* NULL err: still rejected. */
     assert_false(parse(&r, "bad\n", NULL));
     assert_int_equal(r.n, 0);
@@ -199,7 +199,8 @@ static void test_load_file(void **state)
     assert_int_equal(err.line, 3);
     char want[160];
     snprintf(want, sizeof want,
-             "%s:3: not a suppression rule: \"frobnicate:open_db\" (expected leak:PATTERN)", path);
+             "%s:3: not a suppression rule: \"frobnicate:open_db\" (expected leak:PATTERN or tx:PATTERN)",
+             path);
     assert_string_equal(err.msg, want);
 
     /* An empty file: no rules, no error. */
@@ -320,6 +321,72 @@ static void test_matches(void **state)
     assert_false(pql_rule_matches("server.c", fn, NULL, mod));
 }
 
+/* tx: rules and FUNCTION@FILE: parsed into their parts; malformed ones rejected whole. */
+static void test_tx_and_function_at_file(void **state)
+{
+    (void)state;
+    struct pql_rules r;
+    struct pql_rules_error err;
+    assert_true(parse(&r,
+                      "leak:handle_order@app.py\n"
+                      "tx:  begin_*\n"
+                      "tx:run@*/jobs/*.py # why\n"
+                      "leak:get\\@conn\n"
+                      "leak:[@]x@lib@2.so\n"
+                      "leak:plain\n",
+                      &err));
+    assert_int_equal(r.n, 6);
+    assert_string_equal(r.v[0].text, "leak:handle_order@app.py");
+    assert_int_equal(r.v[0].stack, PQL_RULE_LEAK);
+    assert_string_equal(r.v[0].function, "handle_order");
+    assert_string_equal(r.v[0].file, "app.py");
+    assert_string_equal(r.v[1].text, "tx:begin_*");
+    assert_ptr_equal(r.v[1].pattern, r.v[1].text + 3);
+    assert_int_equal(r.v[1].stack, PQL_RULE_TX);
+    assert_null(r.v[1].function);
+    assert_null(r.v[1].file);
+    assert_string_equal(r.v[2].function, "run");
+    assert_string_equal(r.v[2].file, "*/jobs/*.py");
+    assert_int_equal(r.v[2].stack, PQL_RULE_TX);
+    assert_null(r.v[3].function);                 /* an escaped '@' does not split */
+    assert_string_equal(r.v[4].function, "[@]x"); /* nor one in a bracket expression; the first other does */
+    assert_string_equal(r.v[4].file, "lib@2.so");
+    assert_null(r.v[5].function);
+    for (size_t i = 0; i < r.n; i++)
+        assert_int_equal(r.v[i].groups, 0);
+    pql_rules_free(&r);
+    assert_rejected("leak:ok\nleak:@app.py\n", 2, "leak:@app.py");
+    assert_rejected("leak:handle_order@\n", 1, "leak:handle_order@");
+    assert_rejected("tx:\n", 1, "tx:");
+    assert_rejected("tx :a\n", 1, "tx :a");
+    assert_rejected("TX:a\n", 1, "TX:a");
+}
+
+static void test_matches_frame(void **state)
+{
+    (void)state;
+    struct pql_rules r;
+    struct pql_rules_error err;
+    assert_true(parse(
+        &r, "leak:handle_*@server.c\nleak:handle_request\nleak:pg_db_login6@Pg.so\nleak:a\\@b\n", &err));
+    const char *fn = "handle_request", *file = "/src/app/server.c", *mod = "/usr/lib/libapp.so.1";
+    /* FUNCTION@FILE: both in one frame. */
+    assert_true(pql_rule_matches_frame(&r.v[0], fn, file, mod));
+    assert_false(pql_rule_matches_frame(&r.v[0], fn, "/src/app/client.c", mod));
+    assert_false(pql_rule_matches_frame(&r.v[0], "main", file, mod));
+    assert_false(pql_rule_matches_frame(&r.v[0], NULL, file, mod));
+    assert_false(pql_rule_matches_frame(&r.v[0], "server.c", NULL, mod)); /* not the function as a file */
+    /* The FILE part matches the module too (a frame without debug information). */
+    assert_true(pql_rule_matches_frame(&r.v[2], "pg_db_login6", NULL,
+                                       "/usr/lib/x86_64-linux-gnu/perl5/5.36/auto/DBD/Pg/Pg.so"));
+    assert_false(pql_rule_matches_frame(&r.v[2], "pg_db_login6", NULL, "/usr/lib/libother.so"));
+    /* Without '@', as pql_rule_matches. */
+    assert_true(pql_rule_matches_frame(&r.v[1], fn, NULL, NULL));
+    assert_true(pql_rule_matches_frame(&r.v[3], "a@b", NULL, NULL));
+    assert_false(pql_rule_matches_frame(&r.v[3], "a", "b", NULL));
+    pql_rules_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -331,6 +398,8 @@ int main(void)
         cmocka_unit_test(test_load_refused),
         cmocka_unit_test(test_load_size_limit),
         cmocka_unit_test(test_matches),
+        cmocka_unit_test(test_tx_and_function_at_file),
+        cmocka_unit_test(test_matches_frame),
     };
     return cmocka_run_group_tests(tests, make_dir, remove_dir);
 }

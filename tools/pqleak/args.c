@@ -1,227 +1,19 @@
-/* Option parsing for the subcommands (args.h). Options take "--opt VALUE" or "--opt=VALUE"; a bad one
- * gives exactly one line saying what is wrong. Command-line process only. */
+/* Option parsing for the subcommands (args.h), with getopt_long: "--opt VALUE", "--opt=VALUE" and
+ * unambiguous abbreviations ("--report" for "--report-dir") work as in other GNU-style tools; options
+ * and operands may mix except in `run`, whose options end at "--". A bad command line gives exactly one
+ * line saying what is wrong and naming the subcommand's --help. Command-line process only. */
 #include "args.h"
 
 #include "util.h"
 
+#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define SEE_HELP "; see pqleak --help"
 
 /* The limits the shim itself accepts (src/config.c), so a value the shim would replace with its
  * default is refused here, before anything runs. */
 #define MAX_CONNS_LIMIT        1000000
 #define CHECKOUT_TIMEOUT_LIMIT 86400.0
-
-struct cursor {
-    int argc, i;
-    char **argv;
-    const char *cmd;
-};
-
-/* Matches argv[i] against the option name; on a match stores its value (the next word, or what follows
- * '='), advances, and returns 1; returns 0 when it is another option and -1 when the value is missing. */
-static int take_value(struct cursor *c, const char *name, const char **value)
-{
-    const char *a = c->argv[c->i];
-    size_t n = strlen(name);
-    if (strncmp(a, name, n) != 0)
-        return 0;
-    if (a[n] == '=') {
-        *value = a + n + 1;
-        c->i++;
-        return 1;
-    }
-    if (a[n] != '\0')
-        return 0;
-    if (c->i + 1 >= c->argc) {
-        cli_err("%s: %s needs a value" SEE_HELP, c->cmd, name);
-        return -1;
-    }
-    *value = c->argv[c->i + 1];
-    c->i += 2;
-    return 1;
-}
-
-static bool is_flag(struct cursor *c, const char *name)
-{
-    if (strcmp(c->argv[c->i], name) != 0)
-        return false;
-    c->i++;
-    return true;
-}
-
-static bool is_help(const char *a)
-{
-    return strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0;
-}
-
-/* Handles a word that is no known option: "--" ends options (returns 1), other dashes are errors (-1),
- * anything else is an operand (0). */
-static int other_word(struct cursor *c)
-{
-    const char *a = c->argv[c->i];
-    if (strcmp(a, "--") == 0) {
-        c->i++;
-        return 1;
-    }
-    if (a[0] == '-' && a[1] != '\0') {
-        cli_err("%s: unknown option '%s'" SEE_HELP, c->cmd, a);
-        return -1;
-    }
-    return 0;
-}
-
-enum cli_parsed cli_args_run(int argc, char **argv, struct cli_run_opts *o)
-{
-    *o = (struct cli_run_opts){.exitcode = CLI_EXIT_LEAKS};
-    struct cursor c = {argc, 1, argv, "run"};
-    const char *exitcode = NULL;
-    while (c.i < argc) {
-        const char *a = argv[c.i];
-        if (is_help(a))
-            return CLI_PARSED_HELP;
-        int r;
-        if ((r = take_value(&c, "--report-dir", &o->report_dir)) ||
-            (r = take_value(&c, "--json", &o->json)) || (r = take_value(&c, "--junit", &o->junit)) ||
-            (r = take_value(&c, "--suppressions", &o->suppressions)) ||
-            (r = take_value(&c, "--max-conns", &o->max_conns)) ||
-            (r = take_value(&c, "--checkout-timeout", &o->checkout_timeout)) ||
-            (r = take_value(&c, "--exitcode", &exitcode))) {
-            if (r < 0)
-                return CLI_PARSED_BAD;
-            continue;
-        }
-        if (is_flag(&c, "--no-fail")) {
-            o->no_fail = true;
-            continue;
-        }
-        if (is_flag(&c, "--strict")) {
-            o->strict = true;
-            continue;
-        }
-        if (is_flag(&c, "--full-stacks")) {
-            o->full_stacks = true;
-            continue;
-        }
-        r = other_word(&c);
-        if (r < 0)
-            return CLI_PARSED_BAD;
-        if (r == 0) {
-            cli_err("run: expected -- before the command, got '%s'" SEE_HELP, a);
-            return CLI_PARSED_BAD;
-        }
-        break; /* after "--" */
-    }
-    if (c.i >= argc) {
-        if (c.i > 1 && strcmp(argv[c.i - 1], "--") == 0)
-            cli_err("run: no command after --" SEE_HELP);
-        else
-            cli_err("run: missing -- COMMAND" SEE_HELP);
-        return CLI_PARSED_BAD;
-    }
-    o->command = argv + c.i;
-    long n;
-    double s;
-    if (o->max_conns && !cli_parse_long(o->max_conns, 0, MAX_CONNS_LIMIT, &n)) {
-        cli_err("run: --max-conns '%s' is not a whole number from 0 to %d", o->max_conns, MAX_CONNS_LIMIT);
-        return CLI_PARSED_BAD;
-    }
-    if (o->checkout_timeout && !cli_parse_seconds(o->checkout_timeout, CHECKOUT_TIMEOUT_LIMIT, &s)) {
-        cli_err("run: --checkout-timeout '%s' is not a number of seconds from 0 to %.0f", o->checkout_timeout,
-                CHECKOUT_TIMEOUT_LIMIT);
-        return CLI_PARSED_BAD;
-    }
-    if (exitcode) {
-        if (!cli_parse_long(exitcode, 0, 255, &n)) {
-            cli_err("run: --exitcode '%s' is not an exit status from 0 to 255", exitcode);
-            return CLI_PARSED_BAD;
-        }
-        o->exitcode = (int)n;
-    }
-    return CLI_PARSED_OK;
-}
-
-/* Ends the PATH... list kept in argv[1..out): NULL-terminated; none at all is a usage error. */
-static enum cli_parsed end_paths(char **argv, int out, const char *cmd)
-{
-    if (out == 1) {
-        cli_err("%s: no report files or directories given" SEE_HELP, cmd);
-        return CLI_PARSED_BAD;
-    }
-    argv[out] = NULL;
-    return CLI_PARSED_OK;
-}
-
-enum cli_parsed cli_args_report(int argc, char **argv, struct cli_report_opts *o)
-{
-    *o = (struct cli_report_opts){0};
-    struct cursor c = {argc, 1, argv, "report"};
-    /* Operands are compacted in place into argv[1..]; argv stays NULL-terminated at the end. */
-    int out = 1;
-    bool options = true;
-    while (c.i < argc) {
-        const char *a = argv[c.i];
-        if (options) {
-            if (is_help(a))
-                return CLI_PARSED_HELP;
-            int r;
-            if ((r = take_value(&c, "--suppressions", &o->suppressions)) ||
-                (r = take_value(&c, "--junit", &o->junit))) {
-                if (r < 0)
-                    return CLI_PARSED_BAD;
-                continue;
-            }
-            if (is_flag(&c, "--json")) {
-                o->json = true;
-                continue;
-            }
-            if (is_flag(&c, "--strict")) {
-                o->strict = true;
-                continue;
-            }
-            if (is_flag(&c, "--full-stacks")) {
-                o->full_stacks = true;
-                continue;
-            }
-            int w = other_word(&c);
-            if (w < 0)
-                return CLI_PARSED_BAD;
-            if (w > 0) {
-                options = false;
-                continue;
-            }
-        }
-        argv[out++] = argv[c.i++];
-    }
-    o->paths = argv + 1;
-    return end_paths(argv, out, "report");
-}
-
-enum cli_parsed cli_args_suppressions(int argc, char **argv, struct cli_suppressions_opts *o)
-{
-    *o = (struct cli_suppressions_opts){0};
-    struct cursor c = {argc, 1, argv, "suppressions"};
-    int out = 1;
-    bool options = true;
-    while (c.i < argc) {
-        if (options) {
-            if (is_help(argv[c.i]))
-                return CLI_PARSED_HELP;
-            int w = other_word(&c);
-            if (w < 0)
-                return CLI_PARSED_BAD;
-            if (w > 0) {
-                options = false;
-                continue;
-            }
-        }
-        argv[out++] = argv[c.i++];
-    }
-    o->paths = argv + 1;
-    return end_paths(argv, out, "suppressions");
-}
 
 /* How long `status` waits for a live report by default, and at most. */
 #define STATUS_TIMEOUT_DEFAULT 10.0
@@ -229,55 +21,354 @@ enum cli_parsed cli_args_suppressions(int argc, char **argv, struct cli_suppress
 /* Linux's PID_MAX_LIMIT: no process id is larger. */
 #define PID_LIMIT 4194304L
 
-enum cli_parsed cli_args_status(int argc, char **argv, struct cli_status_opts *o)
-{
-    *o = (struct cli_status_opts){.timeout = STATUS_TIMEOUT_DEFAULT};
-    struct cursor c = {argc, 1, argv, "status"};
-    const char *timeout = NULL, *pid = NULL;
-    bool options = true;
-    while (c.i < argc) {
-        const char *a = argv[c.i];
-        if (options) {
-            if (is_help(a))
-                return CLI_PARSED_HELP;
-            int r = take_value(&c, "--timeout", &timeout);
-            if (r < 0)
-                return CLI_PARSED_BAD;
-            if (r > 0)
-                continue;
-            if (is_flag(&c, "--json")) {
-                o->json = true;
-                continue;
-            }
-            int w = other_word(&c);
-            if (w < 0)
-                return CLI_PARSED_BAD;
-            if (w > 0) {
-                options = false;
-                continue;
-            }
-        }
-        if (pid) {
-            cli_err("status: one process id only, got '%s' and '%s'" SEE_HELP, pid, a);
-            return CLI_PARSED_BAD;
-        }
-        pid = a;
-        c.i++;
+/* Long options have codes above any character, so an error about one is told from one about -h. */
+enum {
+    OPT_HELP = 'h',
+    OPT_REPORT_DIR = 256,
+    OPT_JSON,
+    OPT_JUNIT,
+    OPT_SUPPRESSIONS,
+    OPT_MAX_CONNS,
+    OPT_CHECKOUT_TIMEOUT,
+    OPT_EXITCODE,
+    OPT_NO_FAIL,
+    OPT_STRICT,
+    OPT_FULL_STACKS,
+    OPT_TIMEOUT,
+};
+
+#define HELP_OPTION                                                                                          \
+    {                                                                                                        \
+        "help", no_argument, NULL, OPT_HELP                                                                  \
     }
-    if (!pid) {
-        cli_err("status: no process id given" SEE_HELP);
-        return CLI_PARSED_BAD;
+#define END_OPTIONS                                                                                          \
+    {                                                                                                        \
+        NULL, 0, NULL, 0                                                                                     \
+    }
+
+static const struct option run_options[] = {
+    HELP_OPTION,
+    {"report-dir", required_argument, NULL, OPT_REPORT_DIR},
+    {"json", required_argument, NULL, OPT_JSON},
+    {"junit", required_argument, NULL, OPT_JUNIT},
+    {"suppressions", required_argument, NULL, OPT_SUPPRESSIONS},
+    {"max-conns", required_argument, NULL, OPT_MAX_CONNS},
+    {"checkout-timeout", required_argument, NULL, OPT_CHECKOUT_TIMEOUT},
+    {"exitcode", required_argument, NULL, OPT_EXITCODE},
+    {"no-fail", no_argument, NULL, OPT_NO_FAIL},
+    {"strict", no_argument, NULL, OPT_STRICT},
+    {"full-stacks", no_argument, NULL, OPT_FULL_STACKS},
+    END_OPTIONS,
+};
+
+static const struct option report_options[] = {
+    HELP_OPTION,
+    {"json", no_argument, NULL, OPT_JSON},
+    {"junit", required_argument, NULL, OPT_JUNIT},
+    {"suppressions", required_argument, NULL, OPT_SUPPRESSIONS},
+    {"strict", no_argument, NULL, OPT_STRICT},
+    {"full-stacks", no_argument, NULL, OPT_FULL_STACKS},
+    END_OPTIONS,
+};
+
+static const struct option status_options[] = {
+    HELP_OPTION,
+    {"json", no_argument, NULL, OPT_JSON},
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    END_OPTIONS,
+};
+
+static const struct option help_only_options[] = {HELP_OPTION, END_OPTIONS};
+
+/* One subcommand's parse: getopt_long's state is global, so one parser runs at a time. */
+struct parser {
+    int argc;
+    char **argv;
+    const char *cmd;           /* for messages */
+    const char *shortopts;     /* "+" stops at the first operand (run); ":" reports a missing value */
+    const struct option *opts; /* the subcommand's table */
+};
+
+static const char *long_name(const struct parser *p, int code)
+{
+    for (const struct option *o = p->opts; o->name; o++)
+        if (o->val == code)
+            return o->name;
+    return "?";
+}
+
+/* True when "--word" abbreviates more than one of the subcommand's options. */
+static bool is_ambiguous(const struct parser *p, const char *word)
+{
+    if (strncmp(word, "--", 2) != 0)
+        return false;
+    size_t len = strcspn(word + 2, "=");
+    int n = 0;
+    for (const struct option *o = p->opts; o->name; o++)
+        n += strncmp(o->name, word + 2, len) == 0;
+    return n > 1;
+}
+
+/* Reports a getopt_long error ('?' or ':') in one line. */
+static void option_error(const struct parser *p, int c)
+{
+    const char *word = p->argv[optind - 1];
+    if (c == ':' && optopt >= 256)
+        cli_err("%s: --%s needs a value; see pqleak %s --help", p->cmd, long_name(p, optopt), p->cmd);
+    else if (optopt >= 256)
+        cli_err("%s: --%s takes no value, got '%s'; see pqleak %s --help", p->cmd, long_name(p, optopt), word,
+                p->cmd);
+    else if (optopt != 0)
+        cli_err("%s: unknown option '-%c'; see pqleak %s --help", p->cmd, optopt, p->cmd);
+    else if (is_ambiguous(p, word))
+        cli_err("%s: ambiguous option '%.*s' (more than one option starts so); see pqleak %s --help", p->cmd,
+                (int)strcspn(word, "="), word, p->cmd);
+    else
+        cli_err("%s: unknown option '%.*s'; see pqleak %s --help", p->cmd, (int)strcspn(word, "="), word,
+                p->cmd);
+}
+
+/* The next option's code, -1 after the last one, OPT_HELP for --help or -h, or 0 after printing one
+ * line about a bad option. *value_at gets the index of the word that held a separate value. */
+static int next_option(const struct parser *p, int *value_at)
+{
+    opterr = 0; /* our own messages, one line each */
+    int c = getopt_long(p->argc, p->argv, p->shortopts, p->opts, NULL);
+    if (c == '?' || c == ':') {
+        option_error(p, c);
+        return 0;
+    }
+    if (optarg && optind > 1 && optarg == p->argv[optind - 1])
+        *value_at = optind - 1;
+    return c;
+}
+
+static void start(struct parser *p, int argc, char **argv, const char *cmd, const char *shortopts,
+                  const struct option *opts)
+{
+    *p = (struct parser){argc, argv, cmd, shortopts, opts};
+    optind = 0; /* glibc: start over, forgetting any earlier parse */
+}
+
+/* Stores a single-value option; giving one twice is a usage error (the last one winning silently
+ * hides a mistake in a CI script). */
+static bool set_once(const struct parser *p, int code, const char **slot, const char *value)
+{
+    if (*slot) {
+        cli_err("%s: --%s given twice ('%s', then '%s'); it takes one value; see pqleak %s --help", p->cmd,
+                long_name(p, code), *slot, value, p->cmd);
+        return false;
+    }
+    *slot = value;
+    return true;
+}
+
+void cli_paths_free(struct cli_paths *p)
+{
+    free(p->v);
+    *p = (struct cli_paths){0};
+}
+
+static void paths_add(struct cli_paths *p, const char *path)
+{
+    p->v = cli_xrealloc(p->v, (p->n + 1) * sizeof *p->v);
+    p->v[p->n++] = path;
+}
+
+/* Where an option's value goes: exactly one of the pointers is set. */
+struct slot {
+    int code;
+    const char **value;     /* a single-value option: given at most once */
+    bool *flag;             /* an option without value */
+    struct cli_paths *list; /* an option that may be repeated, its values adding up */
+};
+
+/* Runs getopt_long over the subcommand's options, storing each through its slot (the list ends with
+ * code 0). Returns CLI_PARSED_HELP at --help, CLI_PARSED_BAD after one line. */
+static enum cli_parsed parse_options(const struct parser *p, const struct slot *slots, int *value_at)
+{
+    int c;
+    while ((c = next_option(p, value_at)) != -1) {
+        if (c == OPT_HELP)
+            return CLI_PARSED_HELP;
+        const struct slot *s = slots;
+        while (s->code && s->code != c)
+            s++;
+        if (!s->code) /* 0: next_option said what is wrong */
+            return CLI_PARSED_BAD;
+        if (s->flag)
+            *s->flag = true;
+        else if (s->list)
+            paths_add(s->list, optarg);
+        else if (!set_once(p, c, s->value, optarg))
+            return CLI_PARSED_BAD;
+    }
+    return CLI_PARSED_OK;
+}
+
+/* Checks the values run's options hold (numbers only; files are the run's to check). */
+static bool run_values_ok(struct cli_run_opts *o, const char *exitcode)
+{
+    /* Standard output is the command's: a report there would be mixed into whatever it prints. */
+    const char *dash = o->json && !strcmp(o->json, "-")     ? "--json"
+                       : o->junit && !strcmp(o->junit, "-") ? "--junit"
+                                                            : NULL;
+    if (dash) {
+        cli_err("run: %s -: standard output belongs to the command; give a file name; see pqleak run --help",
+                dash);
+        return false;
     }
     long n;
-    if (!cli_parse_long(pid, 1, PID_LIMIT, &n)) {
-        cli_err("status: '%s' is not a process id (a whole number from 1 to %ld)", pid, PID_LIMIT);
-        return CLI_PARSED_BAD;
+    double s;
+    if (o->max_conns && !cli_parse_long(o->max_conns, 0, MAX_CONNS_LIMIT, &n)) {
+        cli_err("run: --max-conns '%s' is not a whole number from 0 to %d", o->max_conns, MAX_CONNS_LIMIT);
+        return false;
+    }
+    if (o->checkout_timeout && !cli_parse_seconds(o->checkout_timeout, CHECKOUT_TIMEOUT_LIMIT, &s)) {
+        cli_err("run: --checkout-timeout '%s' is not a number of seconds from 0 to %.0f", o->checkout_timeout,
+                CHECKOUT_TIMEOUT_LIMIT);
+        return false;
+    }
+    if (exitcode) {
+        if (!cli_parse_long(exitcode, 0, 255, &n)) {
+            cli_err("run: --exitcode '%s' is not an exit status from 0 to 255", exitcode);
+            return false;
+        }
+        o->exitcode = (int)n;
+    }
+    return true;
+}
+
+/* Finds run's COMMAND after the options: only after a "--" that was not an option's value. */
+static bool run_command(const struct parser *p, int value_at, struct cli_run_opts *o)
+{
+    bool dashdash = optind > 1 && optind - 1 != value_at && strcmp(p->argv[optind - 1], "--") == 0;
+    if (optind < p->argc && !dashdash) {
+        cli_err("run: expected -- before the command, got '%s'; see pqleak run --help", p->argv[optind]);
+        return false;
+    }
+    if (optind >= p->argc) {
+        if (dashdash)
+            cli_err("run: no command after --; see pqleak run --help");
+        else
+            cli_err("run: missing -- COMMAND; see pqleak run --help");
+        return false;
+    }
+    o->command = p->argv + optind;
+    return true;
+}
+
+enum cli_parsed cli_args_run(int argc, char **argv, struct cli_run_opts *o)
+{
+    *o = (struct cli_run_opts){.exitcode = CLI_EXIT_LEAKS};
+    struct parser p;
+    /* "+": the first operand ends the options, so the command's own options are never ours. */
+    start(&p, argc, argv, "run", "+:h", run_options);
+    const char *exitcode = NULL;
+    const struct slot slots[] = {
+        {OPT_REPORT_DIR, .value = &o->report_dir},
+        {OPT_JSON, .value = &o->json},
+        {OPT_JUNIT, .value = &o->junit},
+        {OPT_SUPPRESSIONS, .list = &o->suppressions},
+        {OPT_MAX_CONNS, .value = &o->max_conns},
+        {OPT_CHECKOUT_TIMEOUT, .value = &o->checkout_timeout},
+        {OPT_EXITCODE, .value = &exitcode},
+        {OPT_NO_FAIL, .flag = &o->no_fail},
+        {OPT_STRICT, .flag = &o->strict},
+        {OPT_FULL_STACKS, .flag = &o->full_stacks},
+        {0},
+    };
+    int value_at = -1;
+    enum cli_parsed r = parse_options(&p, slots, &value_at);
+    if (r == CLI_PARSED_OK && !(run_command(&p, value_at, o) && run_values_ok(o, exitcode)))
+        r = CLI_PARSED_BAD;
+    if (r != CLI_PARSED_OK)
+        cli_paths_free(&o->suppressions);
+    return r;
+}
+
+/* The operands left after the options, NULL-terminated (argv is); none at all is a usage error. */
+static char **operands(const struct parser *p, const char *what)
+{
+    if (optind >= p->argc) {
+        cli_err("%s: no %s given; see pqleak %s --help", p->cmd, what, p->cmd);
+        return NULL;
+    }
+    return p->argv + optind;
+}
+
+enum cli_parsed cli_args_report(int argc, char **argv, struct cli_report_opts *o)
+{
+    *o = (struct cli_report_opts){0};
+    struct parser p;
+    start(&p, argc, argv, "report", ":h", report_options);
+    const struct slot slots[] = {
+        {OPT_JSON, .flag = &o->json},
+        {OPT_JUNIT, .value = &o->junit},
+        {OPT_SUPPRESSIONS, .list = &o->suppressions},
+        {OPT_STRICT, .flag = &o->strict},
+        {OPT_FULL_STACKS, .flag = &o->full_stacks},
+        {0},
+    };
+    int value_at = -1;
+    enum cli_parsed r = parse_options(&p, slots, &value_at);
+    if (r == CLI_PARSED_OK && o->junit && !strcmp(o->junit, "-")) {
+        cli_err("report: --junit -: standard output carries the summary; give a file name; see pqleak "
+                "report --help");
+        r = CLI_PARSED_BAD;
+    }
+    if (r == CLI_PARSED_OK && !(o->paths = operands(&p, "report files or directories")))
+        r = CLI_PARSED_BAD;
+    if (r != CLI_PARSED_OK)
+        cli_paths_free(&o->suppressions);
+    return r;
+}
+
+enum cli_parsed cli_args_suppressions(int argc, char **argv, struct cli_suppressions_opts *o)
+{
+    *o = (struct cli_suppressions_opts){0};
+    struct parser p;
+    start(&p, argc, argv, "suppressions", ":h", help_only_options);
+    int value_at = -1;
+    enum cli_parsed r = parse_options(&p, (const struct slot[]){{0}}, &value_at);
+    if (r == CLI_PARSED_OK && !(o->paths = operands(&p, "report files or directories")))
+        r = CLI_PARSED_BAD;
+    return r;
+}
+/* Checks status's operand (one pid) and --timeout. */
+static bool status_values_ok(const struct parser *p, struct cli_status_opts *o, const char *timeout)
+{
+    char **pids = operands(p, "process id");
+    if (!pids)
+        return false;
+    if (pids[1]) {
+        cli_err("status: one process id only, got '%s' and '%s'; see pqleak status --help", pids[0], pids[1]);
+        return false;
+    }
+    long n;
+    if (!cli_parse_long(pids[0], 1, PID_LIMIT, &n)) {
+        cli_err("status: '%s' is not a process id (a whole number from 1 to %ld)", pids[0], PID_LIMIT);
+        return false;
     }
     o->pid = (int)n;
     if (timeout && (!cli_parse_seconds(timeout, STATUS_TIMEOUT_LIMIT, &o->timeout) || o->timeout <= 0)) {
         cli_err("status: --timeout '%s' is not a number of seconds above 0 and up to %.0f", timeout,
                 STATUS_TIMEOUT_LIMIT);
-        return CLI_PARSED_BAD;
+        return false;
     }
-    return CLI_PARSED_OK;
+    return true;
+}
+
+enum cli_parsed cli_args_status(int argc, char **argv, struct cli_status_opts *o)
+{
+    *o = (struct cli_status_opts){.timeout = STATUS_TIMEOUT_DEFAULT};
+    struct parser p;
+    start(&p, argc, argv, "status", ":h", status_options);
+    const char *timeout = NULL;
+    const struct slot slots[] = {{OPT_JSON, .flag = &o->json}, {OPT_TIMEOUT, .value = &timeout}, {0}};
+    int value_at = -1;
+    enum cli_parsed r = parse_options(&p, slots, &value_at);
+    if (r == CLI_PARSED_OK && !status_values_ok(&p, o, timeout))
+        r = CLI_PARSED_BAD;
+    return r;
 }

@@ -1,19 +1,28 @@
-/* Command-line options of each pqleak subcommand, parsed into plain structs. Parsing only checks
- * syntax and numbers; files are checked by the subcommands. */
+/* Command-line options of each pqleak subcommand, parsed with getopt_long into plain structs. Parsing
+ * only checks syntax, numbers and repetition; files are checked by the subcommands. */
 #ifndef CLI_ARGS_H
 #define CLI_ARGS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 /* What a parser returns. */
 enum cli_parsed {
     CLI_PARSED_OK,
-    CLI_PARSED_HELP, /* --help: print usage, exit 0 */
-    CLI_PARSED_BAD,  /* one line already printed: exit 2 */
+    CLI_PARSED_HELP, /* --help or -h: print the subcommand's usage on stdout, exit 0 */
+    CLI_PARSED_BAD,  /* one line already printed: a usage error */
 };
 
+/* --suppressions FILE, which may be given several times: the files add up, in order. */
+struct cli_paths {
+    const char **v; /* points into argv; the array is owned (cli_paths_free) */
+    size_t n;
+};
+void cli_paths_free(struct cli_paths *p);
+
 struct cli_run_opts {
-    const char *report_dir, *json, *junit, *suppressions;
+    const char *report_dir, *json, *junit;
+    struct cli_paths suppressions;
     const char *max_conns, *checkout_timeout; /* validated, passed on as written */
     int exitcode;
     bool no_fail, strict;
@@ -23,7 +32,8 @@ struct cli_run_opts {
 
 struct cli_report_opts {
     bool json, strict, full_stacks;
-    const char *suppressions, *junit;
+    struct cli_paths suppressions;
+    const char *junit;
     char **paths; /* NULL-terminated, at least one */
 };
 
@@ -37,7 +47,7 @@ struct cli_status_opts {
     int pid;
 };
 
-/* argv[0] is the subcommand's name; argv is NULL-terminated. */
+/* argv[0] is the subcommand's name; argv is NULL-terminated and may be permuted (operands last). */
 enum cli_parsed cli_args_run(int argc, char **argv, struct cli_run_opts *o);
 enum cli_parsed cli_args_report(int argc, char **argv, struct cli_report_opts *o);
 enum cli_parsed cli_args_suppressions(int argc, char **argv, struct cli_suppressions_opts *o);

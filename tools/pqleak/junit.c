@@ -68,8 +68,52 @@ static void xml_text(FILE *out, const char *str)
     }
 }
 
+/* file="..." line="..." of the frame a test case is about, for the CI reporters (GitLab, Jenkins,
+ * GitHub) that link a test case to its source line; nothing for what the frame does not know. */
+static void location_attrs(FILE *out, const struct cli_frame *f)
+{
+    if (!f || !f->file)
+        return;
+    fputs(" file=\"", out);
+    xml_text(out, f->file);
+    fputs("\"", out);
+    if (f->line > 0)
+        fprintf(out, " line=\"%ld\"", f->line);
+}
+
+/* The test case's time: the longest any of the group's connections had been open when its report was
+ * made ("age_s"), in seconds; 0 when no connection says. */
+static double group_time(const struct cli_group *g)
+{
+    double t = 0;
+    for (size_t i = 0; i < g->conns.n; i++) {
+        const struct cli_conn *c = g->conns.v[i];
+        const json_t *age = json_object_get(c->obj, "age_s");
+        if (json_is_number(age) && json_number_value(age) > t)
+            t = json_number_value(age);
+    }
+    return t;
+}
+
+/* The distinct test names ("test": pytest's PYTEST_CURRENT_TEST without its phase suffix as recorded,
+ * e.g. "test_orders.py::test_checkout (call)") of the group's connections, in order; borrowed. */
+static void group_tests(const struct cli_group *g, struct cli_vec *tests)
+{
+    for (size_t i = 0; i < g->conns.n; i++) {
+        const struct cli_conn *c = g->conns.v[i];
+        const char *t = json_string_value(json_object_get(c->obj, "test"));
+        if (!t || !*t)
+            continue;
+        size_t j = 0;
+        while (j < tests->n && strcmp(tests->v[j], t) != 0)
+            j++;
+        if (j == tests->n)
+            cli_vec_push(tests, (void *)t);
+    }
+}
+
 /* The stack text, as the summary prints it, in a memory buffer. Caller frees. */
-static char *stack_text(const struct cli_group *g, bool full)
+static char *stack_text(const struct cli_group *g, const struct cli_vec *tests, bool full)
 {
     char *buf = NULL;
     size_t len = 0;
@@ -79,6 +123,8 @@ static char *stack_text(const struct cli_group *g, bool full)
     char *where = cli_group_where(g);
     fprintf(m, "in: %s\n", where);
     free(where);
+    for (size_t i = 0; i < tests->n; i++)
+        fprintf(m, "test: %s\n", (const char *)tests->v[i]);
     for (size_t i = 0; i < g->targets.n; i++)
         fprintf(m, "to: %s\n", (const char *)g->targets.v[i]);
     cli_print_group_stacks(m, g, "", full);
@@ -133,8 +179,9 @@ static size_t misuse_cases(FILE *out, const struct cli_set *set, size_t first)
             xml_text(out, m->kind);
             fputs(" connection misuse at ", out);
             xml_text(out, site);
-            fprintf(out, " [%zu]\">\n      <failure type=\"misuse\" message=\"connection misused (",
-                    first + n);
+            fprintf(out, " [%zu]\"", first + n);
+            location_attrs(out, cli_misuse_site_frame(m));
+            fputs(" time=\"0\">\n      <failure type=\"misuse\" message=\"connection misused (", out);
             xml_text(out, m->kind);
             fputs(")\">", out);
             xml_text(out, text);
@@ -144,6 +191,54 @@ static size_t misuse_cases(FILE *out, const struct cli_set *set, size_t first)
         free(site);
     }
     return n;
+}
+
+/* One leak group's test case; number: its position among the groups. */
+static void group_case(FILE *out, const struct cli_group *g, size_t number, bool strict, bool full)
+{
+    char *site = cli_group_site(g);
+    struct cli_vec names = {0};
+    group_tests(g, &names);
+    char *text = stack_text(g, &names, full);
+    char n[64];
+    cli_plural(n, sizeof n, g->count, "connection");
+    /* The name leaves out the count, so a CI's history follows the leak site from run to run; the
+     * kind and the group's number keep names apart. Under pytest it starts with the test that
+     * opened the connections (the first, when several did: the text lists them all). */
+    fputs("    <testcase classname=\"pqleak.", out);
+    xml_text(out, g->kind);
+    fputs("\" name=\"", out);
+    if (names.n) {
+        xml_text(out, names.v[0]);
+        fputs(names.n > 1 ? " and other tests: " : ": ", out);
+    }
+    xml_text(out, g->kind);
+    fputs(" connection leak at ", out);
+    xml_text(out, site);
+    fprintf(out, " [%zu]\"", number);
+    location_attrs(out, cli_group_site_frame(g));
+    fprintf(out, " time=\"%.3f\">\n", group_time(g));
+    cli_vec_free(&names);
+    if (cli_group_counts(g, strict)) {
+        fprintf(out, "      <failure type=\"");
+        xml_text(out, g->kind);
+        fprintf(out, "\" message=\"%s leaked (", n);
+        xml_text(out, g->kind);
+        fputs(")\">", out);
+        xml_text(out, text);
+        fputs("</failure>\n", out);
+    } else if (g->suppressed) {
+        fputs("      <skipped message=\"suppressed by ", out);
+        xml_text(out, g->rule ? g->rule : "a rule");
+        fputs("\"/>\n", out);
+    } else {
+        fprintf(out, "      <system-out>%s held until exit (counted only with --strict)\n", n);
+        xml_text(out, text);
+        fputs("</system-out>\n", out);
+    }
+    fputs("    </testcase>\n", out);
+    free(site);
+    free(text);
 }
 
 void cli_junit_write(FILE *out, const struct cli_set *set, bool strict)
@@ -166,48 +261,15 @@ void cli_junit_write(FILE *out, const struct cli_set *set, bool strict)
             tests, failures, skipped);
     if (!groups && !misuse) {
         char n[64];
-        fprintf(out, "    <testcase classname=\"pqleak\" name=\"no connection leaks\">\n");
+        fprintf(out, "    <testcase classname=\"pqleak\" name=\"no connection leaks\" time=\"0\">\n");
         fprintf(out, "      <system-out>no connection leaks in %s</system-out>\n",
                 cli_plural(n, sizeof n, (long)set->procs.n, "process"));
         fprintf(out, "    </testcase>\n");
     }
     for (size_t i = 0; i < set->groups.n; i++) {
         const struct cli_group *g = set->groups.v[i];
-        if (g->count <= 0)
-            continue; /* none left: count 0, or handed to a child */
-        char *site = cli_group_site(g);
-        char *text = stack_text(g, set->full_stacks);
-        char n[64];
-        cli_plural(n, sizeof n, g->count, "connection");
-        /* The name leaves out the count, so a CI's history follows the leak site from run to run; the
-         * kind and the group's number keep names apart. */
-        fputs("    <testcase classname=\"pqleak.", out);
-        xml_text(out, g->kind);
-        fputs("\" name=\"", out);
-        xml_text(out, g->kind);
-        fputs(" connection leak at ", out);
-        xml_text(out, site);
-        fprintf(out, " [%zu]\">\n", i + 1);
-        if (cli_group_counts(g, strict)) {
-            fprintf(out, "      <failure type=\"");
-            xml_text(out, g->kind);
-            fprintf(out, "\" message=\"%s leaked (", n);
-            xml_text(out, g->kind);
-            fputs(")\">", out);
-            xml_text(out, text);
-            fputs("</failure>\n", out);
-        } else if (g->suppressed) {
-            fputs("      <skipped message=\"suppressed by ", out);
-            xml_text(out, g->rule ? g->rule : "a rule");
-            fputs("\"/>\n", out);
-        } else {
-            fprintf(out, "      <system-out>%s held until exit (counted only with --strict)\n", n);
-            xml_text(out, text);
-            fputs("</system-out>\n", out);
-        }
-        fputs("    </testcase>\n", out);
-        free(site);
-        free(text);
+        if (g->count > 0) /* none left: count 0, or handed to a child */
+            group_case(out, g, i + 1, strict, set->full_stacks);
     }
     misuse_cases(out, set, set->groups.n);
     fputs("  </testsuite>\n</testsuites>\n", out);

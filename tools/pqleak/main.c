@@ -21,22 +21,29 @@
 #define PQLEAK_VERSION "unknown"
 #endif
 
-static const char usage[] =
+/* The usage text: `pqleak --help` prints all of it, `pqleak SUBCOMMAND --help` its own part. The man
+ * page docs/man/pqleak.1 says the same at length (tests/cli/man.sh checks that it names every option). */
+static const char usage_head[] = "usage: pqleak run [options] -- COMMAND [ARGS...]\n"
+                                 "       pqleak report [--json] [--suppressions FILE]... [--junit FILE] "
+                                 "[--strict] [--full-stacks] PATH...\n"
+                                 "       pqleak status [--json] [--timeout S] PID\n"
+                                 "       pqleak suppressions PATH...\n"
+                                 "       pqleak SUBCOMMAND --help\n"
+                                 "       pqleak --help | --version\n";
+
+static const char usage_run[] =
     "usage: pqleak run [options] -- COMMAND [ARGS...]\n"
-    "       pqleak report [--json] [--suppressions FILE] [--junit FILE] [--strict] [--full-stacks] PATH...\n"
-    "       pqleak status [--json] [--timeout S] PID\n"
-    "       pqleak suppressions PATH...\n"
-    "       pqleak --help | --version\n"
-    "\n"
-    "pqleak run: runs COMMAND with the libpq connection-leak tracker preloaded into it and into every\n"
-    "process it starts, merges their reports, prints a summary to stderr and exits with COMMAND's\n"
-    "status if that is not 0 (128+N if signal N killed it), else 23 (or --exitcode N) when connections\n"
-    "leaked, else 0.\n"
+    "Runs COMMAND with the libpq connection-leak tracker preloaded into it and into every process it\n"
+    "starts, merges their reports, prints a summary to stderr and exits with COMMAND's status if that is\n"
+    "not 0 (128+N if signal N killed it), else 23 (or --exitcode N) when connections leaked, else 0 (also\n"
+    "when no process connected).\n"
     "  --report-dir DIR       keep the JSON reports in DIR (made if missing); default: a private\n"
     "                         temporary directory, removed afterwards\n"
-    "  --json FILE            write the merged report (schema pqleak/1) to FILE; - for stdout\n"
+    "  --json FILE            write the merged report (schema pqleak/1) to FILE (not -: stdout is\n"
+    "                         COMMAND's)\n"
     "  --junit FILE           write JUnit XML: one test case per leak site\n"
-    "  --suppressions FILE    leak:PATTERN rules, one a line; matching leaks do not fail the run\n"
+    "  --suppressions FILE    leak:PATTERN rules, one a line; matching leaks do not fail the run; may be\n"
+    "                         given several times: the files add up\n"
     "  --max-conns N          cap on connections open at once in each process (0: none)\n"
     "  --checkout-timeout S   seconds a connect waits for a free slot at the cap\n"
     "  --exitcode N           exit status when leaks are found (default 23)\n"
@@ -44,38 +51,69 @@ static const char usage[] =
     "  --strict               connections held until exit (closed by a runtime's teardown) are leaks\n"
     "  --full-stacks          print every frame (default: library, runtime and test-runner frames\n"
     "                         folded into one line per run)\n"
-    "A connection used by a forked child or by two threads at once (misuse) fails the run like a leak,\n"
-    "unless the child took it over from a parent that never used it again (a fork hand-off).\n"
-    "\n"
-    "pqleak report: prints saved reports (files, or directories of *.json files) merged; --json prints\n"
-    "the merged report instead. Exits 0 with no unsuppressed leak or misuse, 23 with some, 2 when a\n"
-    "report cannot be read.\n"
-    "\n"
-    "pqleak status: asks the running process PID (started with the shim preloaded) for a live report,\n"
-    "by its signal (PQLEAK_SIGNAL, default SIGUSR1; never sent to a process without pqleak's handler),\n"
-    "reads it where that process writes it, and prints utilization and open connections like a Nagios\n"
-    "plugin; --json prints the report itself. Exits 0 below PQLEAK_WARN_PCT of the cap (or with no cap),\n"
-    "1 at or above it or with a suspect connection, 2 at or above PQLEAK_CRIT_PCT, 3 when no report\n"
-    "could be had or on a usage error.\n"
+    "  -h, --help             print this text\n"
+    "Options other than --suppressions may be given once. A connection used by a forked child or by\n"
+    "two threads at once (misuse) fails the run like a leak, unless the child took it over from a\n"
+    "parent that never used it again (a fork hand-off).\n";
+
+static const char usage_report[] =
+    "usage: pqleak report [options] PATH...\n"
+    "Prints saved reports (files, or directories of *.json files) merged. Exits 0 with no unsuppressed\n"
+    "leak or misuse (also for a directory without reports), 23 with some, 2 when a report cannot be read.\n"
+    "  --json                 print the merged report (schema pqleak/1) instead of the summary\n"
+    "  --suppressions FILE    leak:PATTERN rules; may be given several times: the files add up\n"
+    "  --junit FILE           write JUnit XML: one test case per leak site\n"
+    "  --strict               connections held until exit are leaks\n"
+    "  --full-stacks          print every frame\n"
+    "  -h, --help             print this text\n";
+
+static const char usage_status[] =
+    "usage: pqleak status [--json] [--timeout S] PID\n"
+    "Asks the running process PID (started with the shim preloaded) for a live report, by its signal\n"
+    "(PQLEAK_SIGNAL, default SIGUSR1; never sent to a process without pqleak's handler), reads it where\n"
+    "that process writes it, and prints utilization and open connections like a Nagios plugin. Exits 0\n"
+    "below PQLEAK_WARN_PCT of the cap (or with no cap), 1 at or above it or with a suspect connection, 2\n"
+    "at or above PQLEAK_CRIT_PCT, 3 when no report could be had or on a usage error.\n"
+    "  --json                 print the live report itself\n"
     "  --timeout S            seconds to wait for the report (default 10)\n"
-    "\n"
-    "pqleak suppressions: prints a suppressions file covering every leak site in the reports (a\n"
-    "baseline: runs with it fail only on new leak sites).\n"
-    "\n"
+    "  -h, --help             print this text\n";
+
+static const char usage_suppressions[] =
+    "usage: pqleak suppressions PATH...\n"
+    "Prints a suppressions file covering every leak site in the reports (a baseline: runs with it fail\n"
+    "only on new leak sites).\n"
+    "  -h, --help             print this text\n";
+
+static const char usage_tail[] =
     "PQLEAK_LIB=/path/libpqleak.so overrides where the shim is found (default: ../lib/libpqleak.so\n"
-    "next to this program). See the shim's documentation for the PQLEAK_* settings.\n";
+    "next to this program). The PQLEAK_* settings of the shim: pqleak(7). The command: pqleak(1).\n";
+
+static void print_usage(void)
+{
+    const char *parts[] = {usage_head, usage_run, usage_report, usage_status, usage_suppressions, usage_tail};
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
+        printf("%s%s", i ? "\n" : "", parts[i]);
+}
+
+/* The status of a subcommand whose parse did not return CLI_PARSED_OK: its usage on stdout for --help. */
+static int parse_end(enum cli_parsed p, const char *usage)
+{
+    if (p != CLI_PARSED_HELP)
+        return CLI_EXIT_USAGE;
+    printf("%s\n%s", usage, usage_tail);
+    return CLI_EXIT_OK;
+}
 
 static int cmd_report(int argc, char **argv)
 {
     struct cli_report_opts o;
     enum cli_parsed p = cli_args_report(argc, argv, &o);
-    if (p != CLI_PARSED_OK) {
-        if (p == CLI_PARSED_HELP)
-            fputs(usage, stdout);
-        return p == CLI_PARSED_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
-    }
-    struct pql_rules rules = {0};
-    if (o.suppressions && !cli_rules_load(&rules, o.suppressions))
+    if (p != CLI_PARSED_OK)
+        return parse_end(p, usage_report);
+    struct pql_rules rules;
+    bool loaded = cli_rules_load_all(&rules, o.suppressions.v, o.suppressions.n, NULL);
+    cli_paths_free(&o.suppressions);
+    if (!loaded)
         return CLI_EXIT_USAGE;
     if (o.junit && !cli_outfile_check("--junit", o.junit)) {
         pql_rules_free(&rules);
@@ -116,11 +154,8 @@ static int cmd_suppressions(int argc, char **argv)
 {
     struct cli_suppressions_opts o;
     enum cli_parsed p = cli_args_suppressions(argc, argv, &o);
-    if (p != CLI_PARSED_OK) {
-        if (p == CLI_PARSED_HELP)
-            fputs(usage, stdout);
-        return p == CLI_PARSED_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
-    }
+    if (p != CLI_PARSED_OK)
+        return parse_end(p, usage_suppressions);
     struct cli_set set = {0};
     int rc = CLI_EXIT_USAGE;
     if (cli_report_load_paths(&set, o.paths) == 0) {
@@ -138,23 +173,19 @@ static int cmd_run(int argc, char **argv)
 {
     struct cli_run_opts o;
     enum cli_parsed p = cli_args_run(argc, argv, &o);
-    if (p != CLI_PARSED_OK) {
-        if (p == CLI_PARSED_HELP)
-            fputs(usage, stdout);
-        return p == CLI_PARSED_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
-    }
-    return cli_run(&o);
+    if (p != CLI_PARSED_OK)
+        return parse_end(p, usage_run);
+    int rc = cli_run(&o);
+    cli_paths_free(&o.suppressions);
+    return rc;
 }
 
 static int cmd_status(int argc, char **argv)
 {
     struct cli_status_opts o;
     enum cli_parsed p = cli_args_status(argc, argv, &o);
-    if (p != CLI_PARSED_OK) {
-        if (p == CLI_PARSED_HELP)
-            fputs(usage, stdout);
-        return p == CLI_PARSED_HELP ? CLI_EXIT_OK : CLI_STATUS_UNKNOWN;
-    }
+    if (p != CLI_PARSED_OK) /* a usage error is UNKNOWN, as a Nagios plugin's: never CRITICAL (2) */
+        return p == CLI_PARSED_HELP ? parse_end(p, usage_status) : CLI_STATUS_UNKNOWN;
     return cli_status(&o);
 }
 
@@ -166,7 +197,7 @@ int main(int argc, char **argv)
     }
     const char *cmd = argv[1];
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
-        fputs(usage, stdout);
+        print_usage();
         return CLI_EXIT_OK;
     }
     if (strcmp(cmd, "--version") == 0) {

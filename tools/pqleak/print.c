@@ -133,16 +133,20 @@ static char *safe_owned(char *s)
     return r;
 }
 
-char *cli_group_site(const struct cli_group *g)
+const struct cli_frame *cli_group_site_frame(const struct cli_group *g)
 {
     if (g->has_site)
-        return safe_owned(cli_frame_short(&g->site));
+        return &g->site;
     int h = cli_stack_headline(&g->stack, NULL);
     if (h >= 0)
-        return safe_owned(cli_frame_short(&g->stack.f[h]));
-    if (g->stack.n)
-        return safe_owned(cli_frame_short(&g->stack.f[0]));
-    return cli_xstrdup("an unknown place (no stack)");
+        return &g->stack.f[h];
+    return g->stack.n ? &g->stack.f[0] : NULL;
+}
+
+char *cli_group_site(const struct cli_group *g)
+{
+    const struct cli_frame *f = cli_group_site_frame(g);
+    return f ? safe_owned(cli_frame_short(f)) : cli_xstrdup("an unknown place (no stack)");
 }
 
 const char *cli_group_site_verb(const struct cli_group *g)
@@ -153,13 +157,17 @@ const char *cli_group_site_verb(const struct cli_group *g)
     return "opened at";
 }
 
-char *cli_misuse_site(const struct cli_misuse *m)
+const struct cli_frame *cli_misuse_site_frame(const struct cli_misuse *m)
 {
     if (m->has_site)
-        return safe_owned(cli_frame_short(&m->site));
-    if (m->stack.n)
-        return safe_owned(cli_frame_short(&m->stack.f[0]));
-    return cli_xstrdup("an unknown place (no stack)");
+        return &m->site;
+    return m->stack.n ? &m->stack.f[0] : NULL;
+}
+
+char *cli_misuse_site(const struct cli_misuse *m)
+{
+    const struct cli_frame *f = cli_misuse_site_frame(m);
+    return f ? safe_owned(cli_frame_short(f)) : cli_xstrdup("an unknown place (no stack)");
 }
 
 /* Appends s to the growing string *buf. */

@@ -36,6 +36,8 @@ const char *cli_plural(char *buf, size_t size, long n, const char *noun);
 /* One-line title of a group: "leak_site_a (app.c:12)": the site the report names ("site"), else the
  * headline of its open stack (cli_stack_headline), else its innermost frame. Caller frees. */
 char *cli_group_site(const struct cli_group *g);
+/* The frame cli_group_site names, or NULL when the group has no stack. */
+const struct cli_frame *cli_group_site_frame(const struct cli_group *g);
 
 /* "last used at" when the group's site is where its connections were last checked out or used
  * ("site_from" "tx_stack" or "last_used"), else "opened at". */
@@ -43,6 +45,8 @@ const char *cli_group_site_verb(const struct cli_group *g);
 
 /* One-line title of a misuse finding: its site, else its innermost frame. Caller frees. */
 char *cli_misuse_site(const struct cli_misuse *m);
+/* The frame cli_misuse_site names, or NULL. */
+const struct cli_frame *cli_misuse_site_frame(const struct cli_misuse *m);
 
 /* "app (pids 1, 2), psql (pid 3)". Caller frees. */
 char *cli_group_where(const struct cli_group *g);

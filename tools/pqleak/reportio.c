@@ -582,12 +582,12 @@ size_t cli_report_load_paths(struct cli_set *set, char *const *paths)
             bad++;
             continue;
         }
-        if (files.n == 0) {
-            /* Named on purpose, yet empty: a wrong path or a run that wrote nothing; either way
-             * nothing was checked, and a gate must not pass on that. */
-            cli_err("%s: no reports in this directory (no *.json files)", paths[i]);
-            bad++;
-        }
+        /* As for `pqleak run` of a command that never connected (docs/exit-codes.md): no report is
+         * no leak, said on stderr. A path that does not exist (a typo) is still an error, above. */
+        if (files.n == 0)
+            cli_err("%s: no reports in this directory (no *.json files): no process opened a PostgreSQL "
+                    "connection",
+                    paths[i]);
         for (size_t j = 0; j < files.n; j++) {
             bad += !cli_report_load_listed(set, files.v[j]);
             free(files.v[j]);

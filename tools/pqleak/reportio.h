@@ -45,8 +45,8 @@ bool cli_report_check(const json_t *root, char *msg, size_t len);
 bool cli_report_stack(const json_t *root, const json_t *obj, const char *name, struct cli_stack *out);
 
 /* Loads every path of the NULL-terminated list: a file whatever its name, a directory as its report
- * files (cli_report_list_dir). A directory without reports counts as a failure: it was named on
- * purpose, so nothing checked is not a pass. Returns the number of failures, each named in one line. */
+ * files (cli_report_list_dir). A directory without reports is no failure (one line says so), as a
+ * run whose processes never connected is none. Returns the number of failures, each named in one line. */
 size_t cli_report_load_paths(struct cli_set *set, char *const *paths);
 
 #endif

@@ -119,6 +119,25 @@ static bool env_true(const char *name)
     return v && (!strcmp(v, "1") || !strcasecmp(v, "true") || !strcasecmp(v, "yes") || !strcasecmp(v, "on"));
 }
 
+/* Writes the rules of several --suppressions files into one file in dir, named after this process
+ * (not *.json: never read as a report). Returns its path (caller frees), or NULL after one line. */
+static char *write_suppressions(const char *dir, const char *text)
+{
+    char *path = cli_xasprintf("%s/pqleak-run-%ld.supp", dir, (long)getpid());
+    FILE *f = fopen(path, "wxe");
+    if (f) {
+        bool ok = fputs(text, f) >= 0;
+        if (fclose(f) == 0 && ok)
+            return path;
+        int e = errno;
+        unlink(path);
+        errno = e;
+    }
+    cli_err("--suppressions: cannot write their rules together into %s: %s", path, strerror(errno));
+    free(path);
+    return NULL;
+}
+
 static void setup_env(const struct cli_run_opts *o, const char *shim, const char *dir, const char *supp)
 {
     /* Ours goes last: runtimes such as ASan insist on being first in the list. */
@@ -428,7 +447,7 @@ int cli_run(const struct cli_run_opts *o)
     int rc = CLI_EXIT_USAGE;
     struct pql_rules rules = {0};
     struct cli_dirsnap snap = {0};
-    char *supp = NULL, *dir = NULL;
+    char *supp = NULL, *dir = NULL, *supp_text = NULL;
     bool temp_dir = false;
     int chan = -1;
     bool strict = o->strict || env_true("PQLEAK_STRICT");
@@ -436,15 +455,15 @@ int cli_run(const struct cli_run_opts *o)
     char *shim = find_shim();
     if (!shim)
         goto out;
-    if (o->suppressions) {
-        supp = realpath(o->suppressions, NULL);
+    if (o->suppressions.n == 1) {
+        supp = realpath(o->suppressions.v[0], NULL);
         if (!supp) {
-            cli_err("--suppressions %s: %s", o->suppressions, strerror(errno));
+            cli_err("--suppressions %s: %s", o->suppressions.v[0], strerror(errno));
             goto out;
         }
-        if (!cli_rules_load(&rules, supp))
-            goto out;
     }
+    if (!cli_rules_load_all(&rules, o->suppressions.v, o->suppressions.n, &supp_text))
+        goto out;
     if ((o->json && !cli_outfile_check("--json", o->json)) ||
         (o->junit && !cli_outfile_check("--junit", o->junit)))
         goto out;
@@ -464,6 +483,9 @@ int cli_run(const struct cli_run_opts *o)
             goto out;
         temp_dir = true;
     }
+    /* Several files: the shim reads one, so it gets their rules together in the run's directory. */
+    if (o->suppressions.n > 1 && !(supp = write_suppressions(dir, supp_text)))
+        goto out;
     setup_env(o, shim, dir, supp);
     chan = channel_open(dir);
 
@@ -482,12 +504,15 @@ int cli_run(const struct cli_run_opts *o)
 out:
     if (chan >= 0)
         close(chan);
+    if (supp && o->suppressions.n > 1)
+        unlink(supp);
     if (temp_dir)
         remove_tree(dir);
     cli_dirsnap_free(&snap);
     pql_rules_free(&rules);
     free(dir);
     free(supp);
+    free(supp_text);
     free(shim);
     return rc;
 }

@@ -15,14 +15,64 @@ bool cli_rules_load(struct pql_rules *rules, const char *path)
     return false;
 }
 
-static bool match_stack(const char *pattern, const struct cli_stack *st)
+bool cli_rules_load_all(struct pql_rules *rules, const char *const *paths, size_t n, char **text)
+{
+    *rules = (struct pql_rules){0};
+    char *all = cli_xstrdup("");
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct pql_rules one;
+        if (!cli_rules_load(&one, paths[i])) {
+            free(all);
+            return false;
+        }
+        for (size_t r = 0; r < one.n; r++) {
+            size_t add = strlen(one.v[r].text);
+            all = cli_xrealloc(all, len + add + 2);
+            memcpy(all + len, one.v[r].text, add);
+            len += add;
+            all[len++] = '\n';
+            all[len] = '\0';
+        }
+        pql_rules_free(&one);
+    }
+    /* The shim refuses a larger file; refuse it here, before anything runs. */
+    struct pql_rules_error err;
+    if (len > PQL_RULES_FILE_MAX) {
+        cli_err("--suppressions: the files hold %zu bytes of rules together, more than %d", len,
+                PQL_RULES_FILE_MAX);
+    } else if (pql_rules_parse(rules, all, len, "--suppressions", &err)) {
+        if (text)
+            *text = all;
+        else
+            free(all);
+        return true;
+    } else {
+        cli_err("%s", err.msg);
+    }
+    free(all);
+    return false;
+}
+
+static bool match_stack(const struct pql_rule *rule, const struct cli_stack *st)
 {
     for (size_t i = 0; i < st->n; i++) {
         const struct cli_frame *f = &st->f[i];
-        if (pql_rule_matches(pattern, f->function, f->file, f->module))
+        if (pql_rule_matches_frame(rule, f->function, f->file, f->module))
             return true;
     }
     return false;
+}
+
+/* As the shim matches its own groups (src/output/rmodel.c): a leak: rule any frame of the open stack or
+ * the site (a baseline names where a pool's connection was last used when its open stack has no frame
+ * of the program's own code), a tx: rule any frame of the transaction stack. */
+static bool match_group(const struct pql_rule *rule, const struct cli_group *grp)
+{
+    if (rule->stack == PQL_RULE_TX)
+        return grp->has_tx && match_stack(rule, &grp->tx);
+    return match_stack(rule, &grp->stack) ||
+           (grp->has_site && pql_rule_matches_frame(rule, grp->site.function, grp->site.file, NULL));
 }
 
 void cli_rules_apply(const struct pql_rules *rules, struct cli_set *set)
@@ -32,11 +82,7 @@ void cli_rules_apply(const struct pql_rules *rules, struct cli_set *set)
         if (grp->suppressed)
             continue;
         for (size_t r = 0; r < rules->n; r++) {
-            /* The site too: a baseline names where a pool's connection was last used when its open
-             * stack has no frame of the program's own code. */
-            if (match_stack(rules->v[r].pattern, &grp->stack) ||
-                (grp->has_site &&
-                 pql_rule_matches(rules->v[r].pattern, grp->site.function, grp->site.file, NULL))) {
+            if (match_group(&rules->v[r], grp)) {
                 grp->suppressed = true;
                 grp->by_shim = false;
                 free(grp->rule);
@@ -57,7 +103,9 @@ size_t cli_rule_uses(const struct cli_set *set, struct cli_rule_use **out)
             continue;
         /* The shim may name a rule by its pattern alone; show every rule the same way. */
         const char *r = grp->rule ? grp->rule : "(rule not named)";
-        char *text = grp->rule && strncmp(r, "leak:", 5) != 0 ? cli_xasprintf("leak:%s", r) : cli_xstrdup(r);
+        char *text = grp->rule && strncmp(r, "leak:", 5) != 0 && strncmp(r, "tx:", 3) != 0
+                         ? cli_xasprintf("leak:%s", r)
+                         : cli_xstrdup(r);
         size_t i;
         for (i = 0; i < n && strcmp(u[i].rule, text) != 0; i++) {
         }
@@ -85,7 +133,7 @@ char *cli_glob_escape(const char *s)
 {
     char *out = cli_xmalloc(2 * strlen(s) + 1), *p = out;
     for (; *s; s++) {
-        if (strchr("*?[\\", *s))
+        if (strchr("*?[\\@", *s))
             *p++ = '\\';
         *p++ = *s;
     }
