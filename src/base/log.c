@@ -1,11 +1,16 @@
 /* Log destination and line writer. Lines are written with one write(2) each, so lines from threads
  * and processes sharing the file do not interleave. Opened lazily and never blocking (a FIFO without a
- * reader, a full pipe: the line is dropped); on failure falls back to stderr with one warning.
- * Thread-safe; not for signal handlers. */
+ * reader, a full pipe: the line is dropped); on failure falls back to stderr with one warning. The
+ * file's descriptor is checked (device and inode) before each write: a host that closed its fds and
+ * reused the number gets nothing of ours, and the log is opened again. Text is written with every
+ * control byte but the newline escaped (common/escape.h): names from the host (a program's path, a
+ * function, a target) cannot move a terminal's cursor or start an escape sequence. Thread-safe; not
+ * for signal handlers, except pql_log_write_signal_safe. */
 #define _GNU_SOURCE
 #include "log.h"
 
 #include "names.h"
+#include "escape.h"
 #include "proc.h"
 
 #include <errno.h>
@@ -14,6 +19,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -22,15 +28,18 @@
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static char log_dest[1024] = "stderr";
 static int log_fd = -1; /* -1: not opened yet */
+static dev_t log_dev;   /* what log_fd (> 2) was opened on */
+static ino_t log_ino;
 
 static void fork_child(void);
+static int checked_fd(void);
 
 void pql_log_setup(const char *dest)
 {
     static atomic_flag once = ATOMIC_FLAG_INIT;
     pql_atfork_once(&once, NULL, NULL, fork_child);
     pthread_mutex_lock(&log_lock);
-    if (log_fd > 2)
+    if (checked_fd() > 2)
         close(log_fd);
     log_fd = -1;
     snprintf(log_dest, sizeof(log_dest), "%s", dest && *dest ? dest : "stderr");
@@ -57,8 +66,23 @@ static int open_dest(void)
     /* A regular file never blocks; anything else (a FIFO, a terminal) stays non-blocking, so that a
      * reader that stops reading costs lines, never the host's progress. */
     struct stat st;
-    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
-        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    if (fstat(fd, &st) == 0) {
+        log_dev = st.st_dev;
+        log_ino = st.st_ino;
+        if (S_ISREG(st.st_mode))
+            fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    }
+    return fd;
+}
+
+/* log_fd while it is still the file the log opened (or stderr), else -1: a number the host closed and
+ * reused is the host's, never written to or closed by us. Async-signal-safe (fstat). */
+static int checked_fd(void)
+{
+    int fd = log_fd;
+    struct stat st;
+    if (fd > 2 && (fstat(fd, &st) != 0 || st.st_dev != log_dev || st.st_ino != log_ino))
+        return -1;
     return fd;
 }
 
@@ -98,12 +122,33 @@ bool pql_write_full(int fd, const void *buf, size_t len)
     return ok;
 }
 
+/* Writes text escaped (its newlines kept) in one write when memory allows, else in pieces. Caller holds
+ * log_lock. */
+static void write_escaped(const char *text, size_t len)
+{
+    size_t need = pql_escape(NULL, 0, text, len, true) + 1;
+    char *out = malloc(need);
+    if (out) {
+        pql_write_full(log_fd, out, pql_escape(out, need, text, len, true));
+        free(out);
+        return;
+    }
+    char piece[4 * 256 + 1];
+    for (size_t i = 0; i < len; i += 256) {
+        size_t k = len - i < 256 ? len - i : 256;
+        pql_write_full(log_fd, piece, pql_escape(piece, sizeof(piece), text + i, k, true));
+    }
+}
+
 void pql_log_write(const char *text, size_t len)
 {
     pthread_mutex_lock(&log_lock);
-    if (log_fd < 0)
+    if ((log_fd = checked_fd()) < 0)
         log_fd = open_dest();
-    pql_write_full(log_fd, text, len);
+    if (pql_escape_clean(text, len, true))
+        pql_write_full(log_fd, text, len);
+    else
+        write_escaped(text, len);
     pthread_mutex_unlock(&log_lock);
 }
 
@@ -125,7 +170,7 @@ void pql_log(const char *fmt, ...)
 
 void pql_log_write_signal_safe(const char *text, size_t len)
 {
-    int fd = log_fd;
+    int fd = checked_fd();
     bool opened = false;
     if (fd < 0 && strcmp(log_dest, "stderr") != 0) {
         char path[1200];
@@ -145,7 +190,7 @@ void pql_log_write_signal_safe(const char *text, size_t len)
 static void fork_child(void)
 {
     pthread_mutex_init(&log_lock, NULL);
-    if (strstr(log_dest, "%p") && log_fd > 2) {
+    if (strstr(log_dest, "%p") && checked_fd() > 2) {
         close(log_fd);
         log_fd = -1;
     }

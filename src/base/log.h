@@ -14,7 +14,8 @@ void pql_log_setup(const char *dest);
 /* Writes one line "pqleak: <text>\n". */
 void pql_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* Writes raw text as is (used for whole reports). */
+/* Writes a whole text (a report, a warning) as it is, but for control bytes other than the newline,
+ * escaped as \xNN (common/escape.h), in one write(2). */
 void pql_log_write(const char *text, size_t len);
 
 /* Writes all of buf to fd, retrying on EINTR, with SIGXFSZ blocked on the calling thread: a write

@@ -231,12 +231,17 @@ const struct pql_settings *pql_shim_settings(void)
     return &settings;
 }
 
+/* How long the exit path lets a report file another thread is writing finish before it removes it. */
+#define EXIT_WRITE_WAIT_S 2.0
+
 int pql_shim_exit_report(void)
 {
     if (!active || foreign_process() || atomic_exchange(&exit_done, true))
         return -1;
     struct pql_report_result r = pql_report_exit(&settings, &rules);
     pql_reporter_exit();
+    /* A live report the reporter thread is writing now would be cut off by the end of the process. */
+    pql_outfile_close_all(EXIT_WRITE_WAIT_S);
     if (r.json_errno) {
         char why[256];
         snprintf(why, sizeof(why), "cannot write its exit report: %s", strerror(r.json_errno));
@@ -280,6 +285,7 @@ void pql_shim_exit(int status)
         if (!atomic_exchange(&exit_done, true)) {
             pql_log_write_signal_safe(line, sizeof(line) - 1);
             run_notify("called _exit in a signal handler: no exit report");
+            pql_outfile_close_all(EXIT_WRITE_WAIT_S);
         }
         real_exit(status);
     }

@@ -149,6 +149,12 @@ static void new_record(struct pql_conn *rec)
     rec->test = pql_testname_now();
 }
 
+static void options_target(struct pql_target *t, const struct pql_connect_args *args)
+{
+    struct pql_target_api api = target_api();
+    pql_target_from_options(t, args->conninfo, args->keywords, args->values, args->expand_dbname, &api);
+}
+
 PGconn *pql_track_checkout(bool nonblocking, const struct pql_connect_args *args, struct pql_slot *slot)
 {
     memset(slot, 0, sizeof(*slot));
@@ -156,8 +162,7 @@ PGconn *pql_track_checkout(bool nonblocking, const struct pql_connect_args *args
         return NULL;
     struct pql_target t, *target = NULL;
     if (cfg->max_conns_per_target > 0) {
-        struct pql_target_api api = target_api();
-        pql_target_from_options(&t, args->conninfo, args->keywords, args->values, args->expand_dbname, &api);
+        options_target(&t, args);
         target = &t;
     }
     struct pql_refusal why;
@@ -175,8 +180,9 @@ PGconn *pql_track_checkout(bool nonblocking, const struct pql_connect_args *args
     new_record(&rec);
     rec.state = PQL_BAD;
     rec.refused = true;
-    if (target)
-        rec.target = *target;
+    if (!target) /* a refusal by PQLEAK_MAX_CONNS alone: its target, parsed only now, for the reports */
+        options_target(&t, args);
+    rec.target = t;
     refusal_add(conn, msg);
     pql_registry_add(conn, &rec);
     return conn;
@@ -255,7 +261,8 @@ void pql_track_close(PGconn *conn)
     enum pql_leak_kind kind = PQL_LEAK_UNCLOSED;
     /* Asked first: in a process without a language runtime it costs nothing, and only a teardown close
      * needs the record before it is removed. */
-    if (pql_runtime_in_teardown() && pql_registry_get(conn, &rec) && rec.pid == pql_pid()) {
+    if (pql_runtime_in_teardown() && pql_registry_get(conn, &rec) && rec.pid == pql_pid() &&
+        !rec.refused) { /* a refused connection held nothing: freeing it is no leak */
         /* The runtime closes what the program forgot: work in flight is silently rolled back. */
         bool in_tx = rec.active || rec.tx_status == PQTRANS_INTRANS || rec.tx_status == PQTRANS_INERROR ||
                      rec.ended_in_teardown;
@@ -273,6 +280,7 @@ void pql_track_close(PGconn *conn)
     /* A forked child closing its parent's connection frees none of its own slots. */
     if (rec.pid == pql_pid())
         pql_checkout_release(&rec.slot);
+    pql_misuse_note_close(&rec); /* after a fork: the parent's last use, for the command's hand-off rule */
     if (rec.suspect)
         pql_text_suspect_closed(&rec, pql_clock_s(CLOCK_MONOTONIC));
     if (cfg->trace)

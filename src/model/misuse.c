@@ -1,7 +1,9 @@
-/* The misuse list (misuse.h): a growing array under one leaf lock. */
+/* The misuse list (misuse.h): a growing array under one leaf lock; the time of this process's last
+ * fork, from its pthread_atfork parent handler. */
 #include "misuse.h"
 
 #include "proc.h"
+#include "registry.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -10,6 +12,8 @@
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct pql_misuse_event *events;
 static size_t n, cap;
+static _Atomic int64_t last_fork_ns; /* CLOCK_MONOTONIC of this process's last fork; 0: none */
+static atomic_uint notes;
 
 void pql_misuse_add(const struct pql_misuse_event *e)
 {
@@ -44,13 +48,42 @@ size_t pql_misuse_snapshot(struct pql_misuse_event **out)
     return k;
 }
 
+void pql_misuse_note_close(const struct pql_conn *rec)
+{
+    int64_t fork_ns = atomic_load_explicit(&last_fork_ns, memory_order_relaxed);
+    if (!fork_ns || rec->pid != pql_pid() || !rec->server_pid || rec->opened_mono * 1e9 >= (double)fork_ns ||
+        atomic_fetch_add(&notes, 1) >= PQL_MISUSE_MAX_NOTES)
+        return;
+    /* last_ns was read from the coarse clock, which lags the precise one by up to a tick: measured
+     * against the precise clock now, the time is never later than the real last use (a child's close
+     * that came after it, even by a millisecond, is recognised). */
+    double now_mono_ns = pql_clock_s(CLOCK_MONOTONIC) * 1e9;
+    double last = rec->last_ns ? pql_clock_s(CLOCK_REALTIME) - (now_mono_ns - (double)rec->last_ns) / 1e9
+                               : rec->opened_wall;
+    struct pql_misuse_event e = {.kind = PQL_MISUSE_FORK,
+                                 .conn = rec->id,
+                                 .server_pid = rec->server_pid,
+                                 .pid = rec->pid,
+                                 .opened_by = rec->pid,
+                                 .closed = true,
+                                 .time = last,
+                                 .open_stack = rec->stack};
+    pql_misuse_add(&e);
+}
+
+static void fork_parent(void)
+{
+    atomic_store(&last_fork_ns, (int64_t)(pql_clock_s(CLOCK_MONOTONIC) * 1e9));
+}
+
 static void fork_child(void)
 {
     pthread_mutex_init(&lock, NULL);
+    atomic_store(&notes, 0);
 }
 
 void pql_misuse_setup(void)
 {
     static atomic_flag once = ATOMIC_FLAG_INIT;
-    pql_atfork_once(&once, NULL, NULL, fork_child);
+    pql_atfork_once(&once, NULL, fork_parent, fork_child);
 }

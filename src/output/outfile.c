@@ -1,4 +1,6 @@
-/* Atomic file writes (outfile.h). */
+/* Atomic file writes (outfile.h). Writes in flight are counted, and their temp names kept in a few
+ * slots, so that the exit path can let them finish (or remove what they leave) before the process
+ * ends: exit_group would stop the reporter thread in the middle of a write. */
 #define _GNU_SOURCE
 #include "outfile.h"
 
@@ -13,10 +15,66 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static atomic_uint seq;
 
+/* Writes in flight, and whether the process is ending (no new write starts). */
+static atomic_int writers;
+static atomic_bool closing;
+
+/* The temp names of writes in flight (a slot is taken with used; a write that finds none free still
+ * runs, counted in writers only). */
+#define TEMP_SLOTS 4
+static struct {
+    atomic_bool used;  /* the slot is taken */
+    atomic_bool ready; /* path is written */
+    char path[PQL_PATH_MAX + 128];
+} temps[TEMP_SLOTS];
+
+static int temp_claim(const char *tmp)
+{
+    for (int i = 0; i < TEMP_SLOTS; i++) {
+        if (!atomic_exchange(&temps[i].used, true)) {
+            snprintf(temps[i].path, sizeof(temps[i].path), "%s", tmp);
+            atomic_store(&temps[i].ready, true);
+            return i;
+        }
+    }
+    return -1;
+}
+
+static void temp_release(int slot)
+{
+    if (slot >= 0) {
+        atomic_store(&temps[slot].ready, false);
+        atomic_store(&temps[slot].used, false);
+    }
+}
+
+/* Writes b through the temp file tmp, then renames it to path; removes tmp on failure. */
+static bool write_via(const char *tmp, const char *path, mode_t mode, const struct pql_buf *b)
+{
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+    if (fd < 0)
+        return false;
+    /* pql_write_full: past the host's file-size limit this fails with EFBIG (no SIGXFSZ), and the temp
+     * file is removed. Once the process is ending, the file is given up. */
+    bool ok = pql_write_full(fd, b->data, b->len);
+    int e = errno;
+    if (ok && atomic_load(&closing))
+        ok = false, e = ESHUTDOWN;
+    if (close(fd) != 0 && ok)
+        ok = false, e = errno;
+    if (ok && rename(tmp, path) != 0)
+        ok = false, e = errno;
+    if (!ok) {
+        unlink(tmp);
+        errno = e;
+    }
+    return ok;
+}
 bool pql_outfile_write(const char *path, mode_t mode, const struct pql_buf *b)
 {
     if (b->failed) {
@@ -31,25 +89,30 @@ bool pql_outfile_write(const char *path, mode_t mode, const struct pql_buf *b)
         errno = ENAMETOOLONG;
         return false;
     }
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
-    if (fd < 0)
-        return false;
-    /* pql_write_full: past the host's file-size limit this fails with EFBIG (no SIGXFSZ), and the temp
-     * file is removed. */
-    if (!pql_write_full(fd, b->data, b->len)) {
-        int e = errno;
-        close(fd);
-        unlink(tmp);
-        errno = e;
-        return false;
-    }
-    if (close(fd) != 0 || rename(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        errno = e;
-        return false;
-    }
-    return true;
+    atomic_fetch_add(&writers, 1);
+    int slot = temp_claim(tmp);
+    bool ok = false;
+    if (atomic_load(&closing))
+        errno = ESHUTDOWN; /* the exit path no longer waits for writes */
+    else
+        ok = write_via(tmp, path, mode, b);
+    int e = errno;
+    temp_release(slot);
+    atomic_fetch_sub(&writers, 1);
+    errno = e;
+    return ok;
+}
+
+void pql_outfile_close_all(double max_s)
+{
+    atomic_store(&closing, true);
+    struct timespec step = {0, 1000000};
+    for (double waited = 0; atomic_load(&writers) > 0 && waited < max_s; waited += 0.001)
+        nanosleep(&step, NULL);
+    /* A write still running (a slow disk): its temp file is removed now; its rename then fails. */
+    for (int i = 0; i < TEMP_SLOTS; i++)
+        if (atomic_load(&temps[i].ready))
+            unlink(temps[i].path);
 }
 
 static atomic_bool never_create;

@@ -22,6 +22,12 @@ bool pql_outfile_write(const char *path, mode_t mode, const struct pql_buf *b);
 bool pql_outfile_report(const char *dir, const char *trigger, const struct pql_buf *b, char *path,
                         size_t pathlen);
 
+/* For the exit path, once its own files are written: no write starts from now on (each fails with
+ * ESHUTDOWN), writes of other threads in flight get up to max_s seconds to finish, and the temp files of
+ * any still running are removed, so that ending the process leaves no temp file. Async-signal-safe
+ * (atomics, nanosleep, unlink). */
+void pql_outfile_close_all(double max_s);
+
 /* From now on pql_outfile_report never creates a missing directory (under `pqleak run`, whose directory
  * exists for the run's length: a process outliving the run must not create it again). */
 void pql_outfile_never_create_dirs(void);

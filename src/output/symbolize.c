@@ -3,20 +3,27 @@
  * (dwfl_build_id_find_debuginfo): never debuginfod, which would reach for the network from inside
  * the host process. An address inside inlined code yields one frame per inlined function, as
  * addr2line -i does; C++ names are demangled by the process's own __cxa_demangle when the program has
- * libstdc++ loaded (the shim never loads it). Runs on the reporting thread; not signal-safe. */
+ * libstdc++ loaded (the shim never loads it). Names and paths are kept display-safe: a control byte
+ * or invalid UTF-8 in a symbol, a script's function or file name or a module path is recorded escaped
+ * (common/escape.h), so that no report, log line or baseline rule made of it can be broken into lines;
+ * every output and the suppression rules see the same name. Runs on the reporting thread; not
+ * signal-safe. */
 #define _GNU_SOURCE
 #include "symbolize.h"
 
 #include <dlfcn.h>
 
 #include "dlhook.h"
+#include "escape.h"
 #include "proc.h"
 #include "appframes.h"
 #include <dwarf.h>
 #include <elfutils/libdwfl.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define HASH_NONFATAL_OOM 1
@@ -35,6 +42,11 @@ struct dw_api {
     const char *(*module_info)(Dwfl_Module *, void ***, Dwarf_Addr *, Dwarf_Addr *, Dwarf_Addr *,
                                Dwarf_Addr *, const char **, const char **);
     Dwfl_Callbacks callbacks;
+    /* libdw's own finders, which open files without O_CLOEXEC; called through find_elf_cloexec and
+     * find_debuginfo_cloexec. */
+    int (*proc_find_elf)(Dwfl_Module *, void **, const char *, Dwarf_Addr, char **, Elf **);
+    int (*build_id_find_debuginfo)(Dwfl_Module *, void **, const char *, Dwarf_Addr, const char *,
+                                   const char *, GElf_Word, char **);
     /* Inline expansion; optional (all NULL: one frame per address). */
     Dwarf_Die *(*module_addrdie)(Dwfl_Module *, Dwarf_Addr, Dwarf_Addr *);
     int (*child)(Dwarf_Die *, Dwarf_Die *);
@@ -60,6 +72,41 @@ static char *no_debuginfo_path;
 
 #define LOAD(h, field, sym) (*(void **)&dw.field = pql_dlsym(h, sym))
 
+/* The ELF files libdw keeps open for the session (the program's and its libraries') must not pass to
+ * the programs the host executes: a file that is a path is opened here with O_CLOEXEC, as
+ * dwfl_linux_proc_find_elf would open it (regular files only: a mapped device could block); anything
+ * else ("[vdso: N]", a deleted file) goes to libdw's finder, and the fd it returns, if any, is made
+ * close-on-exec at once. */
+static int find_elf_cloexec(Dwfl_Module *mod, void **userdata, const char *module_name, Dwarf_Addr base,
+                            char **file_name, Elf **elfp)
+{
+    struct stat st;
+    if (module_name[0] == '/' && stat(module_name, &st) == 0 && S_ISREG(st.st_mode)) {
+        int fd = open(module_name, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+        if (fd >= 0 && !(*file_name = strdup(module_name))) {
+            close(fd);
+            return -1;
+        }
+        return fd;
+    }
+    int fd = dw.proc_find_elf(mod, userdata, module_name, base, file_name, elfp);
+    if (fd >= 0)
+        fcntl(fd, F_SETFD, FD_CLOEXEC);
+    return fd;
+}
+
+/* libdw's local search by build id (never debuginfod), its fd made close-on-exec. */
+static int find_debuginfo_cloexec(Dwfl_Module *mod, void **userdata, const char *modname, Dwarf_Addr base,
+                                  const char *file_name, const char *debuglink_file, GElf_Word debuglink_crc,
+                                  char **debuginfo_file_name)
+{
+    int fd = dw.build_id_find_debuginfo(mod, userdata, modname, base, file_name, debuglink_file,
+                                        debuglink_crc, debuginfo_file_name);
+    if (fd >= 0)
+        fcntl(fd, F_SETFD, FD_CLOEXEC);
+    return fd;
+}
+
 static void dw_load(void)
 {
     void *h = dlopen("libdw.so.1", RTLD_NOW | RTLD_LOCAL);
@@ -75,12 +122,14 @@ static void dw_load(void)
     LOAD(h, module_getsrc, "dwfl_module_getsrc");
     LOAD(h, lineinfo, "dwfl_lineinfo");
     LOAD(h, module_info, "dwfl_module_info");
-    LOAD(h, callbacks.find_elf, "dwfl_linux_proc_find_elf");
-    LOAD(h, callbacks.find_debuginfo, "dwfl_build_id_find_debuginfo");
+    LOAD(h, proc_find_elf, "dwfl_linux_proc_find_elf");
+    LOAD(h, build_id_find_debuginfo, "dwfl_build_id_find_debuginfo");
+    dw.callbacks.find_elf = find_elf_cloexec;
+    dw.callbacks.find_debuginfo = find_debuginfo_cloexec;
     dw.callbacks.debuginfo_path = &no_debuginfo_path;
     if (!dw.begin || !dw.end || !dw.linux_proc_report || !dw.report_end || !dw.report_begin_add ||
         !dw.addrmodule || !dw.module_addrname || !dw.module_getsrc || !dw.lineinfo || !dw.module_info ||
-        !dw.callbacks.find_elf || !dw.callbacks.find_debuginfo)
+        !dw.proc_find_elf || !dw.build_id_find_debuginfo)
         dw.begin = NULL;
     LOAD(h, module_addrdie, "dwfl_module_addrdie");
     LOAD(h, child, "dwarf_child");
@@ -157,9 +206,22 @@ struct pql_symbolizer *pql_sym_open(void)
     return s;
 }
 
+/* A malloc'ed copy of p[0..len), escaped when it holds a control byte or invalid UTF-8; NULL when out
+ * of memory. */
+static char *safe_dup(const char *p, size_t len)
+{
+    if (pql_escape_clean(p, len, false))
+        return strndup(p, len);
+    size_t need = pql_escape(NULL, 0, p, len, false) + 1;
+    char *out = malloc(need);
+    if (out)
+        pql_escape(out, need, p, len, false);
+    return out;
+}
+
 static char *dup_or_null(const char *p)
 {
-    return p && *p ? strdup(p) : NULL;
+    return p && *p ? safe_dup(p, strlen(p)) : NULL;
 }
 
 /* A function's name for a report, malloc'ed: a C++ name demangled by the process's own __cxa_demangle
@@ -169,7 +231,7 @@ static char *readable(struct pql_symbolizer *s, const char *name, size_t len)
 {
     if (!name)
         return NULL;
-    char *copy = strndup(name, len);
+    char *copy = safe_dup(name, len);
     if (!copy || strncmp(copy, "_Z", 2) != 0)
         return copy;
     if (!s->demangle && !s->demangle_looked) {
@@ -183,7 +245,9 @@ static char *readable(struct pql_symbolizer *s, const char *name, size_t len)
         return copy;
     }
     free(copy);
-    return out;
+    copy = safe_dup(out, strlen(out));
+    free(out);
+    return copy;
 }
 
 /* A DIE's function name as addr2line gives it: the linkage name (mangled, demangled here), following
@@ -363,8 +427,8 @@ static struct cached *lookup(struct pql_symbolizer *s, uintptr_t pc)
     if (pc & PQL_APPFRAME_TAG) {
         const char *lang = "?";
         if (pql_app_frame(pc, &lang, &function, &file, &line)) {
-            c->f.function = strdup(function);
-            c->f.file = strdup(file);
+            c->f.function = safe_dup(function, strlen(function));
+            c->f.file = safe_dup(file, strlen(file));
             c->f.line = line;
         }
         c->f.lang = lang;

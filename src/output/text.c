@@ -10,6 +10,7 @@
 #include "names.h"
 #include "proc.h"
 #include "appframes.h"
+#include "escape.h"
 #include "stack.h"
 #include "testname.h"
 
@@ -38,7 +39,7 @@ static void text_target(struct pql_buf *b, const struct pql_target *t)
     for (int i = 0; i < 5; i++) {
         if (!*vals[i])
             continue;
-        pql_buf_printf(b, "%s%s=%s", sep, names[i], vals[i]);
+        pql_buf_printf(b, "%s%s=%s", sep, names[i], PQL_ESCAPED(vals[i], sizeof(t->host)));
         sep = " ";
     }
     if (!*sep)
@@ -252,8 +253,8 @@ void pql_text_leaks(const struct pql_report *r)
     }
     pql_buf_printf(
         &b, "\nSUMMARY: pqleak: %ld connection%s leaked in %d group%s (%s, pid %d, pqleak " PQL_VERSION ")\n",
-        r->leaked, r->leaked == 1 ? "" : "s", r->leak_groups, r->leak_groups == 1 ? "" : "s", r->program,
-        (int)pql_pid());
+        r->leaked, r->leaked == 1 ? "" : "s", r->leak_groups, r->leak_groups == 1 ? "" : "s",
+        PQL_ESCAPED(r->program, sizeof(r->program)), (int)pql_pid());
     emit(&b);
 }
 
@@ -366,7 +367,8 @@ void pql_text_misuse(const struct pql_conn *rec, bool forked, int other_tid, uin
     if (forked)
         pql_buf_printf(&b,
                        "connection #%llu, opened by process %d, is used by its forked child %d: a libpq "
-                       "connection cannot be shared across fork (the parent's session breaks)\n",
+                       "connection cannot be shared across fork: both now write to one server session, and a "
+                       "PQfinish by either ends it for both\n",
                        (unsigned long long)rec->id, (int)rec->pid, (int)pql_pid());
     else
         pql_buf_printf(

@@ -2,7 +2,10 @@
  * with the PG* environment) from one of three functions, each a distinct leak site, and exits without
  * closing them; "clean" closes its connections. "handoff" hands its connection to a forked child that
  * uses and closes it, as pg_basebackup -X stream does, and never touches it again; "handoff-late" also
- * queries it after the child's use (a leak and a misuse). Exits 1 when a connection fails. */
+ * queries it after the child's use (a leak and a misuse). "basebackup" is pg_basebackup -X stream
+ * whole: the parent's main connection is finished by an atexit handler, which the child runs too when it
+ * exits, after the parent's last use of it; "basebackup-late" queries the main connection after that
+ * (the child's close ended its session: misuse). Exits 1 when a connection fails. */
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,11 +89,59 @@ int hand_off(int late)
     return 0;
 }
 
+static PGconn *main_conn;
+
+static void disconnect_atexit(void)
+{
+    if (main_conn)
+        PQfinish(main_conn);
+}
+
+__attribute__((noinline)) int base_backup(int late);
+
+/* The parent uses its main connection after the fork, then tells the child (a pipe) to finish: the child
+ * streams on the WAL connection, closes it and exits, running the parent's atexit handler. */
+int base_backup(int late)
+{
+    main_conn = PQconnectdb("");
+    PGconn *wal = PQconnectdb("");
+    if (PQstatus(main_conn) != CONNECTION_OK || PQstatus(wal) != CONNECTION_OK)
+        return 1;
+    atexit(disconnect_atexit);
+    int go[2];
+    if (pipe(go) != 0)
+        return 1;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        return 1;
+    if (pid == 0) {
+        char b;
+        close(go[1]);
+        if (read(go[0], &b, 1) != 1)
+            _exit(1);
+        stream_in_child(wal);
+        exit(0);
+    }
+    close(go[0]);
+    PQclear(PQexec(main_conn, "SELECT 2")); /* the base backup itself, on the main connection */
+    if (write(go[1], "x", 1) != 1)
+        return 1;
+    int st;
+    if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        return 1;
+    if (late)
+        PQclear(PQexec(main_conn, "SELECT 3")); /* fails: the child's close ended the session */
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     int n = argc > 2 ? atoi(argv[2]) : 1;
     if (argc < 2 || n < 1 || n > MAX_CONNS) {
-        fprintf(stderr, "usage: cli_leaker a|b|c|clean|handoff|handoff-late [N (1-%d)]\n", MAX_CONNS);
+        fprintf(stderr,
+                "usage: cli_leaker a|b|c|clean|handoff|handoff-late|basebackup|basebackup-late [N (1-%d)]\n",
+                MAX_CONNS);
         return 2;
     }
     if (strcmp(argv[1], "a") == 0)
@@ -104,8 +155,10 @@ int main(int argc, char **argv)
     else if (strcmp(argv[1], "handoff") == 0 || strcmp(argv[1], "handoff-late") == 0) {
         if (hand_off(strcmp(argv[1], "handoff-late") == 0))
             return 1;
-    }
-    else {
+    } else if (strcmp(argv[1], "basebackup") == 0 || strcmp(argv[1], "basebackup-late") == 0) {
+        if (base_backup(strcmp(argv[1], "basebackup-late") == 0))
+            return 1;
+    } else {
         fprintf(stderr, "cli_leaker: unknown mode %s\n", argv[1]);
         return 2;
     }

@@ -20,4 +20,20 @@ has "$T/err" "pqleak: connection misuse (fork: used by a forked child that did n
 hasnt "$T/err" "handed to child"
 has "$T/late.xml" "fork connection misuse at stream_in_child (cli_leaker.c:"
 expect 0 "$PQLEAK" run --no-fail -- "$CLI_LEAKER" handoff-late
+
+# pg_basebackup -X stream as a whole: the WAL connection handed to the child, and the parent's main
+# connection finished by the child's exit (the parent's atexit handler) after the parent's last use of
+# it, the parent closing its own copy later: neither is a leak or misuse.
+expect 0 "$PQLEAK" run --json "$T/b.json" -- "$CLI_LEAKER" basebackup
+hasnt "$T/err" "connection misuse ("
+hasnt "$T/err" "leaked (unclosed"
+has "$T/err" ", which used it: not a leak of pid "
+has "$T/err" "closed by its forked child PID "
+pyjson "$T/b.json" 'all(m["handed_off"] for m in d["misuse"])' \
+  'any(m["pid"] == m["opened_by"] for m in d["misuse"])' 'sum(l["count"] for l in d["leaks"]) == 0'
+# ... but when the parent uses its main connection after the child's close, the close cut a session
+# still in use: misuse.
+expect 23 "$PQLEAK" run -- "$CLI_LEAKER" basebackup-late
+has "$T/err" "pqleak: connection misuse (fork: closed by a forked child that did not open it"
+hasnt "$T/err" "closed by its forked child PID "
 echo PASS

@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # Command-line parsing (getopt_long): --help on every subcommand prints that subcommand's usage on
 # stdout and exits 0; unknown, ambiguous and valueless-given-a-value options are named in one line
-# (exit 2); unambiguous abbreviations work; a single-value option given twice is a usage error while
+# (exit 2; `status`: 3); unambiguous abbreviations work; a single-value option given twice is a usage error while
 # --suppressions adds up; `--json -` and `--junit -` are refused where stdout is taken; a directory
 # without reports and a run whose command never connected agree (status 0, same words).
 source "$(dirname "$0")/lib.sh"
 M=$CLI_DATA/merge
 
-usage_error() { # TEXT ARGS...: pqleak ARGS fails with 2 and one line containing TEXT, nothing on stdout
-  local text=$1
+usage_error() { # TEXT ARGS...: pqleak ARGS fails with 2 (status: 3, UNKNOWN) and one line containing
+  # TEXT, nothing on stdout
+  local text=$1 want=2
   shift
-  expect 2 "$PQLEAK" "$@"
+  [ "$1" != status ] || want=3
+  expect "$want" "$PQLEAK" "$@"
   one_line "$T/err"
   has "$T/err" "$text"
   [ ! -s "$T/out" ] || { show; fail "usage error printed to stdout"; }

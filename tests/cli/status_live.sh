@@ -12,8 +12,9 @@ source "$(dirname "$0")/status_lib.sh"
 : "${PGHOST:?run through tools/pgserver exec}"
 mkdir -p "$T/tmp"
 
-# OK: no cap. Two connections, the second idle in a transaction begun in forget_commit.
-serve plain TMPDIR="$T/tmp"
+# OK: no cap. Two connections, the second idle in a transaction begun in forget_commit; each line
+# names its application_name.
+serve plain TMPDIR="$T/tmp" PGAPPNAME=serve-app
 expect 0 "$PQLEAK" status "$pid"
 # The whole plugin line: no suspect, no cap, every counter.
 [ "$(head -n 1 "$T/out")" = "PQLEAK OK - 2 connections open, no cap | open=2;;;0 peak=2;;;0 suspects=0 opened=2c closed=0c failed=0c waits=0c timeouts=0c refused=0c" ] ||
@@ -24,11 +25,14 @@ has "$T/out" "2 connections open:"
 [ "$(count "$T/out" "opened at:")" = 2 ] || { cat "$T/out" >&2; fail "expected two open stacks"; }
 [ "$(count "$T/out" "transaction began at:")" = 1 ] || { cat "$T/out" >&2; fail "expected one transaction stack"; }
 has "$T/out" ", idle in transaction (intrans), thread $pid"
+[ "$(count "$T/out" ", application_name serve-app, ")" = 2 ] || { cat "$T/out" >&2; fail "application_name not shown"; }
 has "$T/out" "mode_serve "
 # Where the transaction began: forget_commit, among the innermost frames of the transaction stack.
 sed -n '/transaction began at:/,$p' "$T/out" >"$T/tx"
 has "$T/tx" "forget_commit "
 [ ! -s "$T/err" ] || { show; fail "status wrote to stderr"; }
+# A probe never writes into the service's own log (its stderr here): the report goes to a file only.
+hasnt "$T/serve.plain.err" "live report"
 # The report is in the process's private default directory, under its own TMPDIR.
 dir=$T/tmp/pqleak-$(id -u)
 [ "$(stat -c %a "$dir")" = 700 ] || fail "$dir is not mode 700"
@@ -134,22 +138,22 @@ level 40 50 2 CRITICAL
 level 40 51 1 WARNING
 
 # Suspects: with PQLEAK_SUSPECT_IDLE_TX the connection idle in its transaction becomes one (the shim
-# says so in its log once it has marked it; the status is not changed by it); with PQLEAK_SUSPECT_AGE
-# both do. The summary and the suspects= perf data count them, each is marked in the list.
+# says so in its log once it has marked it); with PQLEAK_SUSPECT_AGE both do. A suspect is a WARNING
+# even without a cap. The summary and the suspects= perf data count them, each is marked in the list.
 serve idletx PQLEAK_REPORT_DIR="$T/rs" PQLEAK_SUSPECT_IDLE_TX=0.1
 wait_for 30 grep -qs "SUSPECT: connection #" "$T/serve.idletx.err"
-expect 0 "$PQLEAK" status "$pid"
-first_line "$T/out" "PQLEAK OK - 2 connections open, no cap, 1 suspect | open=2;;;0 peak=2;;;0 suspects=1 opened=2c "
+expect 1 "$PQLEAK" status "$pid"
+first_line "$T/out" "PQLEAK WARNING - 2 connections open, no cap, 1 suspect | open=2;;;0 peak=2;;;0 suspects=1 opened=2c "
 [ "$(count "$T/out" "SUSPECT")" = 1 ] || { cat "$T/out" >&2; fail "expected one connection marked SUSPECT"; }
 has "$T/out" ", idle in transaction (intrans), thread $pid, SUSPECT: idle in a transaction longer than PQLEAK_SUSPECT_IDLE_TX"
-expect 0 "$PQLEAK" status --json "$pid"
+expect 1 "$PQLEAK" status --json "$pid"
 pyjson "$T/out" 'sorted(str(c.get("suspect")) for c in d["connections"]) == ["None", "idle_tx"]'
 unserve
 serve age PQLEAK_REPORT_DIR="$T/rs" PQLEAK_SUSPECT_AGE=0.1
 two_suspects() { [ "$(count "$T/serve.age.err" "SUSPECT: connection #")" = 2 ]; }
 wait_for 30 two_suspects
-expect 0 "$PQLEAK" status "$pid"
-first_line "$T/out" "PQLEAK OK - 2 connections open, no cap, 2 suspects | open=2;;;0 peak=2;;;0 suspects=2 opened=2c "
+expect 1 "$PQLEAK" status "$pid"
+first_line "$T/out" "PQLEAK WARNING - 2 connections open, no cap, 2 suspects | open=2;;;0 peak=2;;;0 suspects=2 opened=2c "
 [ "$(count "$T/out" ", SUSPECT: open longer than PQLEAK_SUSPECT_AGE")" = 2 ] ||
   { cat "$T/out" >&2; fail "expected two connections marked SUSPECT (age)"; }
 unserve

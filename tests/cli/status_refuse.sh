@@ -2,23 +2,23 @@
 # `pqleak status` refuses what it must not touch, exits 3 (unknown) with one line saying why, and never
 # signals such a process (each one is still alive afterwards and dies of our SIGTERM, not of SIGUSR1):
 # a process without the shim, one with the shim that never connected, one whose PQLEAK_SIGNAL is none,
-# and a pid that does not exist. Usage errors exit 2. status_other_user.sh has another user's process
+# and a pid that does not exist. Usage errors exit 3 too (UNKNOWN, never CRITICAL). status_other_user.sh has another user's process
 # (it needs root).
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/status_lib.sh"
 : "${PGHOST:?run through tools/pgserver exec}"
 NOHANDLER="does not run pqleak's signal handler"
 
-# Usage errors: 2 and one line; --help: 0.
+# Usage errors: 3 (UNKNOWN) and one line; --help: 0.
 for args in "" "--json" "12 13" "abc" "-5" "0" "--timeout" "--timeout 0 1" "--timeout x 1" "--timeout 4000 1" \
   "--bogus 1"; do
   # shellcheck disable=SC2086
-  expect 2 "$PQLEAK" status $args
+  expect 3 "$PQLEAK" status $args
   one_line "$T/err"
   has "$T/err" "pqleak: status: "
   [ ! -s "$T/out" ] || fail "usage error '$args' wrote to stdout"
 done
-expect 2 "$PQLEAK" status abc
+expect 3 "$PQLEAK" status abc
 has "$T/err" "'abc' is not a process id"
 expect 0 "$PQLEAK" status --help
 has "$T/out" "pqleak status [--json] [--timeout S] PID"

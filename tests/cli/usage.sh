@@ -45,9 +45,9 @@ expect 0 "$PQLEAK" report --help
 expect 0 "$PQLEAK" --version
 has "$T/out" "pqleak "
 
-# status: usage errors exit 2 like every subcommand's (its 3 is for "no report could be had");
-# status_refuse.sh has the rest.
-expect 2 "$PQLEAK" status
+# status: usage errors exit 3 (UNKNOWN, as a Nagios plugin's), not 2 (CRITICAL); status_refuse.sh has
+# the rest.
+expect 3 "$PQLEAK" status
 one_line "$T/err"
 has "$T/err" "status: no process id given"
 

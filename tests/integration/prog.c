@@ -365,6 +365,16 @@ static int mode_cap_nonblocking(void)
     return 0;
 }
 
+/* A connect refused by PQLEAK_MAX_CONNS alone (no per-target cap), never finished: the exit report lists
+ * it, with its target. */
+static int mode_cap_refused_leak(void)
+{
+    hold_connections(1);
+    PGconn *c = PQconnectdb("");
+    must(PQstatus(c) == CONNECTION_BAD, "a refused connect");
+    return 0;
+}
+
 /* Per-target caps: one connection per database here. */
 static int mode_cap_per_target(void)
 {
@@ -767,6 +777,34 @@ static int mode_close_fds(const char *stop_file)
     return 0;
 }
 
+/* The log's fd after daemonizing: connects (PQLEAK_TRACE writes a line: the log file is open), closes
+ * every fd >= 3 and opens files of its own under dir, which take the lowest numbers, then connects and
+ * closes again. pqleak's lines must go to its log, none into the program's files; exits 1 otherwise. */
+static int mode_log_close_fds(const char *dir)
+{
+    PGconn *c = connect_ok();
+    (void)c; /* its socket is closed below: never finished */
+    for (int fd = 3; fd < 1024; fd++)
+        close(fd);
+    int own[4];
+    char path[4096];
+    for (int i = 0; i < 4; i++) {
+        snprintf(path, sizeof path, "%s/own-%d", dir, i);
+        own[i] = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+        must(own[i] >= 0, "open");
+    }
+    PQfinish(connect_ok());
+    for (int i = 0; i < 4; i++) {
+        off_t size = lseek(own[i], 0, SEEK_END);
+        if (size != 0) {
+            fprintf(stderr, "prog: the program's file %s/own-%d (fd %d) got %lld bytes\n", dir, i, own[i],
+                    (long long)size);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* pqleak's descriptors: lists the fds added by the first connection ("connected:", the socket among
  * them) and those added since, after the live reports asked for while it waits ("after:"), one line each.
  * Under a low RLIMIT_NOFILE (argv[3], set before connecting) a second connection must still succeed. */
@@ -917,6 +955,8 @@ int main(int argc, char **argv)
         return mode_cap_failed();
     if (!strcmp(m, "cap-nonblocking"))
         return mode_cap_nonblocking();
+    if (!strcmp(m, "cap-refused-leak"))
+        return mode_cap_refused_leak();
     if (!strcmp(m, "cap-per-target"))
         return mode_cap_per_target();
     if (!strcmp(m, "serve") && argc > 2)
@@ -947,6 +987,8 @@ int main(int argc, char **argv)
         return mode_waits(argv[2]);
     if (!strcmp(m, "close-fds") && argc > 2)
         return mode_close_fds(argv[2]);
+    if (!strcmp(m, "log-close-fds") && argc > 2)
+        return mode_log_close_fds(argv[2]);
     if (!strcmp(m, "fds") && argc > 2)
         return mode_fds(argv[2], argc > 3 ? atoi(argv[3]) : 0);
     if (!strcmp(m, "two-suspects"))

@@ -79,6 +79,17 @@ def nonblocking_refused():
           msg)
 
 
+def refused_target():
+    # Refused by PQLEAK_MAX_CONNS alone and never finished: the report names its target all the same.
+    r = run([PROG, "cap-refused-leak"], env={"PQLEAK_MAX_CONNS": "1", "PQLEAK_CHECKOUT_TIMEOUT": "0"})
+    eq(r.rc, 0, r.err)
+    bad = [c for c in r.only_report()["connections"] if c["status"] == "bad"]
+    eq(len(bad), 1, f"the refused connection: {bad}")
+    t = bad[0]["target"]
+    eq((t["host"], t["dbname"], t["user"]), (os.environ["PGHOST"], os.environ["PGDATABASE"], os.environ["PGUSER"]),
+       f"the refused connection's target: {t}")
+
+
 def per_target():
     r = run([PROG, "cap-per-target"], env={"PQLEAK_MAX_CONNS_PER_TARGET": "1", "PQLEAK_CHECKOUT_TIMEOUT": "0"})
     eq(r.rc, 0, f"a connection to another database is allowed:\n{r.err}")
@@ -225,4 +236,5 @@ def levels():
 
 
 main({f.__name__: f for f in (threads_share_cap, timeout_refusal, self_deadlock, fifo, failed_hold_no_slot,
-                              nonblocking_refused, per_target, psql_refused, psycopg2_refused, no_cap_no_trace, secret_refusal, levels)})
+                              nonblocking_refused, per_target, psql_refused, psycopg2_refused, no_cap_no_trace, secret_refusal, levels,
+                              refused_target)})

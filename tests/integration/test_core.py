@@ -322,6 +322,18 @@ def log_file():
     check("SUMMARY: pqleak: 3 connections leaked" in text, text)
 
 
+def log_after_closing_fds():
+    """A program that closes every fd >= 3 and opens files of its own (taking the log's number) gets no
+    line of pqleak's in them: the log's fd is checked before each write and the log opened again."""
+    d = tempfile.mkdtemp()
+    log = os.path.join(d, "pqleak.log")
+    r = run([PROG, "log-close-fds", d], env={"PQLEAK_LOG": log, "PQLEAK_TRACE": "1"}, report_dir=False)
+    eq(r.rc, 0, r.err)
+    text = open(log).read()
+    check(re.search(r"open #2 ", text) and re.search(r"close #2 ", text),
+          f"the second connection's lines are in the log:\n{text}")
+
+
 def unwritable_report_dir():
     r = run([PROG, "two-sites"], env={"PQLEAK_REPORT_DIR": "/proc/pqleak-nope", "PQLEAK_TEXT_REPORT": "0"},
             report_dir=False)
@@ -440,4 +452,5 @@ main({f.__name__: f for f in (two_sites, entry_points_clean, entry_points_leak, 
                               failed_leaked, secrets, exitcode, underscore_exit, fork, atexit_close, quiet,
                               malformed_setting, disable, stack_depth, suppressions, log_file,
                               unwritable_report_dir, no_text_report, exports, rtld_next, lsan_alongside,
-                              secure_exec, psql, pgbench, underscore_Exit, trace, client_port)})
+                              secure_exec, psql, pgbench, underscore_Exit, trace, client_port,
+                              log_after_closing_fds)})

@@ -414,10 +414,11 @@ def status_fds():
     live, base = added_fds(out, "connected"), added_fds(bare.out, "connected")
     eq(len(live), len(base), f"fds added by the first connection with a reporter thread {live} and without {base}")
     check(all(c for _, _, c in live), f"fds that a child would inherit: {live}")
-    # Live reports keep only the symbolizer's ELF files (src/output/symbolize.c, libdw: not close-on-exec
-    # today), no pipe or socket.
+    # Live reports keep only the symbolizer's ELF files (src/output/symbolize.c: libdw's session), no
+    # pipe or socket, and none of them passes to a program the host executes.
     after = added_fds(out, "after")
-    check(all(t.startswith("/") for _, t, _ in after), f"fds added by live reports: {after}")
+    check(after and all(t.startswith("/") for _, t, _ in after), f"fds added by live reports: {after}")
+    check(all(c for _, _, c in after), f"ELF fds of the symbolizer that a child would inherit: {after}")
 
 
 def status_verifies():

@@ -80,7 +80,7 @@ def leaky():
 
         # pqleak status --json: the live report itself.
         rc, out, errs = status(srv.proc.pid, "--json")
-        eq(rc, 0, f"pqleak status --json (no cap: OK):\n{errs}")
+        eq(rc, 1, f"pqleak status --json (suspects: WARNING, cap or no cap):\n{errs}")
         rep = json.loads(out)
         eq((rep["trigger"], rep["pid"]), ("signal", srv.proc.pid), "trigger and pid")
         check_stuck(rep, "pqleak status --json")
@@ -91,7 +91,8 @@ def leaky():
 
         # pqleak status, text: what an operator reads. It names the route's file and line.
         rc, out, errs = status(srv.proc.pid)
-        eq(rc, 0, f"pqleak status:\n{out}{errs}")
+        eq(rc, 1, f"pqleak status (suspects: WARNING):\n{out}{errs}")
+        check(out.startswith("PQLEAK WARNING - "), f"the plugin line:\n{out}")
         check(re.search(rf"app\.py:{LINE}\b", out), f"pqleak status names app.py:{LINE} as where the transactions"
               f" began:\n{out}")
         check(out.count("idle in transaction") >= 2 or out.count("intrans") >= 2, f"two stuck connections:\n{out}")

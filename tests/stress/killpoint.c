@@ -1,7 +1,11 @@
 /* A fault injector for the stress tests, preloaded next to the shim: the write() that would complete the
  * KILLPOINT_AT-th report temp file (".pqleak-*.json.*.tmp"; 1 = the first) writes only half of its bytes and
  * then stops the process (SIGSTOP), so that the test can kill it with SIGKILL at a known point in the
- * middle of a report. Other writes pass through untouched. write() may run in a signal handler (the
+ * middle of a report. With KILLPOINT_HOLD_MS=N it does not stop: the writing thread sleeps N ms there and
+ * goes on. With KILLPOINT_EXIT_SIGNAL=1 as well, this library's destructor (it runs after the shim's,
+ * which writes the exit report, when preloaded after the shim) asks for a live report (SIGUSR1) and
+ * returns, letting the process end, once its write is held at the kill point (or after 3 s). Other
+ * writes pass through untouched. write() may run in a signal handler (the
  * shim's writes a byte to a pipe): only async-signal-safe calls here. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -10,12 +14,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 ssize_t write(int fd, const void *buf, size_t n);
 
 static ssize_t (*real_write)(int, const void *, size_t);
-static long stop_at;              /* 0: never */
+static long stop_at;       /* 0: never */
+static long hold_ms;       /* 0: stop (SIGSTOP) at the kill point */
+static int exit_signal;    /* the destructor asks for a live report */
+static atomic_int holding; /* a write is held at the kill point */
 static atomic_long files_seen;
 static atomic_ulong last_ino; /* the temp file being written (fd numbers are reused) */
 
@@ -24,6 +32,25 @@ __attribute__((constructor)) static void init(void)
     real_write = (ssize_t(*)(int, const void *, size_t))dlsym(RTLD_NEXT, "write");
     const char *at = getenv("KILLPOINT_AT");
     stop_at = at ? atol(at) : 0;
+    const char *hold = getenv("KILLPOINT_HOLD_MS");
+    hold_ms = hold ? atol(hold) : 0;
+    const char *sig = getenv("KILLPOINT_EXIT_SIGNAL");
+    exit_signal = sig && *sig == '1';
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+__attribute__((destructor)) static void at_exit(void)
+{
+    if (!exit_signal)
+        return;
+    kill(getpid(), SIGUSR1);
+    for (int i = 0; i < 3000 && !atomic_load(&holding); i++)
+        sleep_ms(1);
 }
 
 /* True when fd is open on a file named .pqleak-*.tmp. */
@@ -47,7 +74,8 @@ static int is_report_temp(int fd)
     size_t bl = strlen(base);
     /* A report's temp file (".pqleak-PID-TRIGGER-SEQ.json.PID.SEQ.tmp"), not another file the shim
      * writes the same way (the reporter's ".pqleak-PID.reporter.PID.SEQ.tmp"). */
-    return !strncmp(base, ".pqleak-", 8) && bl > 4 && !strcmp(base + bl - 4, ".tmp") && strstr(base, ".json.");
+    return !strncmp(base, ".pqleak-", 8) && bl > 4 && !strcmp(base + bl - 4, ".tmp") &&
+           strstr(base, ".json.");
 }
 
 ssize_t write(int fd, const void *buf, size_t n)
@@ -57,11 +85,17 @@ ssize_t write(int fd, const void *buf, size_t n)
     if (stop_at > 0 && fd > 2 && n > 1 && is_report_temp(fd)) {
         /* A new temp file each report: count files, not write calls. */
         struct stat st;
-        if (fstat(fd, &st) == 0 && atomic_exchange(&last_ino, (unsigned long)st.st_ino) != (unsigned long)st.st_ino)
+        if (fstat(fd, &st) == 0 &&
+            atomic_exchange(&last_ino, (unsigned long)st.st_ino) != (unsigned long)st.st_ino)
             atomic_fetch_add(&files_seen, 1);
         if (atomic_load(&files_seen) == stop_at) {
             ssize_t w = real_write(fd, buf, n / 2);
-            raise(SIGSTOP);
+            if (!hold_ms) {
+                raise(SIGSTOP);
+                return w;
+            }
+            atomic_store(&holding, 1);
+            sleep_ms(hold_ms);
             return w;
         }
     }

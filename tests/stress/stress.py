@@ -501,6 +501,28 @@ def case_kill_mid_report(tmp):
           f"{c.stdout}{c.stderr}")
 
 
+def case_exit_mid_live_report(tmp):
+    """A live report asked for after the exit report, while the process ends (the kill point's destructor
+    runs after the shim's, sends SIGUSR1 and lets the process end once the live report's write is held):
+    no temp file is left, and the exit report is whole."""
+    d = os.path.join(tmp, "reports")
+    os.mkdir(d, 0o700)
+    p = subprocess.Popen([PROG, "serve", "20"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True,
+                         env=environment({"LD_PRELOAD": f"{SHIM} {KILLPOINT}", "KILLPOINT_AT": "2",
+                                          "KILLPOINT_HOLD_MS": "2000", "KILLPOINT_EXIT_SIGNAL": "1",
+                                          "PQLEAK_REPORT_DIR": d, "PQLEAK_LOG": os.path.join(tmp, "log")}))
+    check(p.stdout.readline().strip() == "ready", "the program did not start")
+    p.stdin.close()  # the program returns from main: the exit report, then the kill point's destructor
+    err = p.stderr.read()
+    p.wait(timeout=120)
+    p.stdout.close()
+    p.stderr.close()
+    check(p.returncode == 0, f"exit status {p.returncode}\n{err[-2000:]}")
+    no_temp_files(d)
+    only(d, p.pid, "exit")
+
+
 def main():
     if len(sys.argv) != 2 or f"case_{sys.argv[1]}" not in globals():
         print(f"usage: stress.py CASE (one of {[n[5:] for n in globals() if n.startswith('case_')]})", file=sys.stderr)

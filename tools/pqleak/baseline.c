@@ -3,9 +3,12 @@
  * used, else the headline library frame, each said in a comment: its function when known (a
  * glob-escaped literal), else its source file, else its module. Rules match any frame, so a name every
  * stack passes through (main, a Python "<module>") would suppress everything: such frames are named by
- * their file instead. Command-line process only. */
+ * their file instead. Bytes a rule line cannot hold become glob wildcards (rule_glob): a newline in a
+ * function name or path can never start a line of its own, and the file reads back as the same rules.
+ * Comments quote names escaped (cli_safe). Command-line process only. */
 #include "baseline.h"
 
+#include "escape.h"
 #include "merge.h"
 #include "print.h"
 #include "suppress.h"
@@ -54,6 +57,34 @@ static bool is_everywhere(const char *function)
     return strcmp(function, "main") == 0 || function[0] == '<';
 }
 
+/* The glob of a name, for a rule line: glob-escaped (cli_glob_escape). The rule syntax
+ * (common/rules.h) ends a line at '\n', trims white space around the pattern and starts a comment at
+ * " #": a control byte, and a space at either end or before '#', becomes '?' (one byte, one character
+ * in any locale); a C1 control or invalid UTF-8 becomes '*' (one character in a UTF-8 locale, one or
+ * more bytes in the C locale). A space inside a C++ name stays. Caller frees. */
+static char *rule_glob(const char *name)
+{
+    char *esc = cli_glob_escape(name);
+    size_t len = strlen(esc), o = 0;
+    char *out = cli_xmalloc(len + 1);
+    for (size_t i = 0; i < len;) {
+        bool escape;
+        size_t n = pql_escape_unit(esc, len, i, false, &escape);
+        char c = esc[i];
+        if (escape)
+            out[o++] = (unsigned char)c < 0x80 ? '?' : '*';
+        else if (c == ' ' && (i == 0 || i + 1 == len || esc[i + 1] == '#'))
+            out[o++] = '?';
+        else
+            for (size_t k = 0; k < n; k++)
+                out[o++] = esc[i + k];
+        i += n;
+    }
+    out[o] = '\0';
+    free(esc);
+    return out;
+}
+
 static char *rule_for(const struct cli_frame *f)
 {
     const char *what = f->function;
@@ -64,9 +95,9 @@ static char *rule_for(const struct cli_frame *f)
         what = f->module;
     if (!what)
         return NULL;
-    char *esc = cli_glob_escape(what);
-    char *r = cli_xasprintf("leak:%s", esc);
-    free(esc);
+    char *glob = rule_glob(what);
+    char *r = cli_xasprintf("leak:%s", glob);
+    free(glob);
     return r;
 }
 
@@ -128,23 +159,23 @@ size_t cli_baseline_write(FILE *out, const struct cli_set *set)
     for (size_t r = 0; r < nrules; r++) {
         fprintf(out, "\n# %ld connection(s) leaked by ", rules[r].conns);
         for (size_t p = 0; p < rules[r].programs.n; p++)
-            fprintf(out, "%s%s", p ? ", " : "", (const char *)rules[r].programs.v[p]);
+            fprintf(out, "%s%s", p ? ", " : "", cli_safe(rules[r].programs.v[p]));
         fputc('\n', out);
         switch (rules[r].pick) {
         case PICK_OWN:
-            fprintf(out, "# opened at %s\n", rules[r].site);
+            fprintf(out, "# opened at %s\n", cli_safe(rules[r].site));
             break;
         case PICK_LAST_USED:
             fprintf(out,
                     "# last used at %s (where it was opened names no code of yours, or other code used it "
                     "later)\n",
-                    rules[r].site);
+                    cli_safe(rules[r].site));
             break;
         case PICK_LIBRARY:
             fprintf(out,
                     "# no frame of your own code in this stack: the rule names the library frame %s, and "
                     "hides every leak through it; narrow it if you can\n",
-                    rules[r].site);
+                    cli_safe(rules[r].site));
             break;
         case PICK_RUNTIME:
             fprintf(

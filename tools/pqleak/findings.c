@@ -210,6 +210,10 @@ void cli_findings_add(struct cli_set *set, const json_t *root, const struct cli_
         m->time = str_dup(e, PQL_F_TIME);
         m->closed = json_is_true(json_object_get(e, PQL_F_CLOSED));
         m->handed_off = json_is_true(json_object_get(e, CLI_F_HANDED_OFF));
+        /* The opener's close note (misuse.h in the shim): its last use of a connection it closed after a
+         * fork. Data for the hand-off rule, never a finding. */
+        if (strcmp(m->kind ? m->kind : "", "fork") == 0 && m->pid >= 0 && m->pid == m->opened_by)
+            m->handed_off = true;
         cli_stack_from_report(json_object_get(root, PQL_F_STACKS), e, PQL_F_STACK, &m->stack);
         cli_stack_from_report(json_object_get(root, PQL_F_STACKS), e, PQL_F_OPEN_STACK, &m->open_stack);
         m->has_site = read_site(json_object_get(e, PQL_F_SITE), &m->site);
@@ -290,6 +294,37 @@ static void resolve(struct cli_set *set, struct cli_misuse *m)
     }
 }
 
+/* The opening process's last use of its connection to server_pid, from its close note (it closed the
+ * connection itself after a fork), or false. */
+static bool opener_last_use(const struct cli_set *set, long opened_by, long server_pid, double *t)
+{
+    for (size_t i = 0; i < set->misuse.n; i++) {
+        const struct cli_misuse *o = set->misuse.v[i];
+        if (strcmp(o->kind, "fork") == 0 && o->pid == opened_by && o->opened_by == opened_by &&
+            o->server_pid == server_pid && cli_iso_time(o->time, t))
+            return true;
+    }
+    return false;
+}
+
+/* A child's close of a connection its parent had stopped using and closed itself (pg_basebackup's
+ * child runs the parent's atexit handler, which finishes the parent's main connection): the Terminate
+ * it sent ended a session nobody used any more. No finding. */
+static void resolve_close(struct cli_set *set, struct cli_misuse *m)
+{
+    double parent_last, child_t;
+    if (strcmp(m->kind, "fork") != 0 || !m->closed || m->server_pid < 0 || m->pid == m->opened_by ||
+        !cli_iso_time(m->time, &child_t) ||
+        !opener_last_use(set, m->opened_by, m->server_pid, &parent_last) || parent_last > child_t + 0.001)
+        return;
+    m->handed_off = true;
+    cli_vec_push(&set->handoffs,
+                 cli_xasprintf("connection to server pid %ld, opened by pid %ld, closed by its forked child "
+                               "PID %ld (at the child's exit, say) after pid %ld's last use of it; pid %ld "
+                               "closed its own copy without using it again: no misuse",
+                               m->server_pid, m->opened_by, m->pid, m->opened_by, m->opened_by));
+}
+
 void cli_set_finish(struct cli_set *set)
 {
     if (set->finished)
@@ -299,5 +334,7 @@ void cli_set_finish(struct cli_set *set)
         struct cli_misuse *m = set->misuse.v[i];
         if (!m->handed_off)
             resolve(set, m);
+        if (!m->handed_off)
+            resolve_close(set, m);
     }
 }

@@ -185,8 +185,8 @@ static int cmd_status(int argc, char **argv)
 {
     struct cli_status_opts o;
     enum cli_parsed p = cli_args_status(argc, argv, &o);
-    if (p != CLI_PARSED_OK)
-        return parse_end(p, usage_status);
+    if (p != CLI_PARSED_OK) /* a usage error is UNKNOWN, as a Nagios plugin's: never CRITICAL (2) */
+        return p == CLI_PARSED_HELP ? parse_end(p, usage_status) : CLI_STATUS_UNKNOWN;
     return cli_status(&o);
 }
 

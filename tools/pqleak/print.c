@@ -1,6 +1,7 @@
 /* The text summary (print.h), written after the command and its processes are done. Its lines start
- * with "pqleak: " so they stand out among the command's own output on stderr. Command-line process
- * only. */
+ * with "pqleak: " so they stand out among the command's own output on stderr. Every string from a
+ * report goes through cli_safe (escaped: it cannot end a line or reach the terminal as a control
+ * sequence). Command-line process only. */
 #include "print.h"
 
 #include "names.h"
@@ -66,7 +67,7 @@ static size_t print_frames(FILE *out, const struct cli_stack *st, const char *in
     for (size_t i = 0; i < st->n;) {
         if (is_user(&st->f[i], rule, script) || (long)i == keep) {
             char *s = cli_frame_format(&st->f[i]);
-            fprintf(out, "%s#%zu %s\n", indent, i, s);
+            fprintf(out, "%s#%zu %s\n", indent, i, cli_safe(s));
             free(s);
             i++;
             if (++users == max_user)
@@ -86,7 +87,7 @@ static size_t print_frames(FILE *out, const struct cli_stack *st, const char *in
         }
         fprintf(out, "%s#%zu ... %zu frame%s in ", indent, i, j - i, j - i == 1 ? "" : "s");
         for (size_t k = 0; k < names.n; k++) {
-            fprintf(out, "%s%s", k ? ", " : "", (const char *)names.v[k]);
+            fprintf(out, "%s%s", k ? ", " : "", cli_safe(names.v[k]));
             free(names.v[k]);
         }
         fputc('\n', out);
@@ -124,6 +125,14 @@ void cli_print_stack_head(FILE *out, const struct cli_stack *st, const char *ind
         fprintf(out, "%s... %zu more frame%s\n", indent, st->n - shown, st->n - shown == 1 ? "" : "s");
 }
 
+/* s, owned, replaced by its escaped copy (cli_safe). */
+static char *safe_owned(char *s)
+{
+    char *r = cli_xstrdup(cli_safe(s));
+    free(s);
+    return r;
+}
+
 const struct cli_frame *cli_group_site_frame(const struct cli_group *g)
 {
     if (g->has_site)
@@ -137,7 +146,7 @@ const struct cli_frame *cli_group_site_frame(const struct cli_group *g)
 char *cli_group_site(const struct cli_group *g)
 {
     const struct cli_frame *f = cli_group_site_frame(g);
-    return f ? cli_frame_short(f) : cli_xstrdup("an unknown place (no stack)");
+    return f ? safe_owned(cli_frame_short(f)) : cli_xstrdup("an unknown place (no stack)");
 }
 
 const char *cli_group_site_verb(const struct cli_group *g)
@@ -158,7 +167,7 @@ const struct cli_frame *cli_misuse_site_frame(const struct cli_misuse *m)
 char *cli_misuse_site(const struct cli_misuse *m)
 {
     const struct cli_frame *f = cli_misuse_site_frame(m);
-    return f ? cli_frame_short(f) : cli_xstrdup("an unknown place (no stack)");
+    return f ? safe_owned(cli_frame_short(f)) : cli_xstrdup("an unknown place (no stack)");
 }
 
 /* Appends s to the growing string *buf. */
@@ -206,7 +215,7 @@ char *cli_group_where(const struct cli_group *g)
         cat(&out, ")");
     }
     free(done);
-    return out ? out : cli_xstrdup("?");
+    return out ? safe_owned(out) : cli_xstrdup("?");
 }
 
 static const char *kind_words(const char *kind, bool counted)
@@ -252,20 +261,20 @@ static void print_group(FILE *out, const struct cli_group *g, bool counted, bool
     char *where = cli_group_where(g);
     bool held = strcmp(g->kind, PQL_KIND_HELD) == 0;
     fprintf(out, "pqleak: %s %s (%s: %s), %s %s\n", cli_plural(n, sizeof n, g->count, "connection"),
-            held ? "held until exit" : "leaked", g->kind, kind_words(g->kind, counted),
+            held ? "held until exit" : "leaked", cli_safe(g->kind), kind_words(g->kind, counted),
             cli_group_site_verb(g), site);
     fprintf(out, "    in: %s\n", where);
     if (g->targets.n) {
         fprintf(out, "    to:");
         for (size_t i = 0; i < g->targets.n && i < MAX_TARGETS; i++)
-            fprintf(out, "%s %s", i ? "," : "", (const char *)g->targets.v[i]);
+            fprintf(out, "%s %s", i ? "," : "", cli_safe(g->targets.v[i]));
         if (g->targets.n > MAX_TARGETS)
             fprintf(out, " and %zu more", g->targets.n - MAX_TARGETS);
         fputc('\n', out);
     }
     char *apps = conn_strings(g, PQL_F_TARGET, PQL_F_APPLICATION_NAME);
     if (apps)
-        fprintf(out, "    application_name: %s\n", apps);
+        fprintf(out, "    application_name: %s\n", cli_safe(apps));
     free(apps);
     /* Under pytest, the tests that opened the connections and began their transactions. */
     char *tests = conn_strings(g, NULL, PQL_F_TEST), *tx_tests = conn_strings(g, NULL, PQL_F_TX_TEST);
@@ -340,7 +349,8 @@ static void print_misuse(FILE *out, const struct cli_set *set, bool full)
             if (times <= MAX_PIDS)
                 cat(&pids, num);
         }
-        fprintf(out, "pqleak: connection misuse (%s: %s), used at %s\n", m->kind, misuse_words(m), site);
+        fprintf(out, "pqleak: connection misuse (%s: %s), used at %s\n", cli_safe(m->kind), misuse_words(m),
+                site);
         fprintf(out, "    in: %s%s\n", pids ? pids : "?", times > MAX_PIDS ? " and others" : "");
         if (times > 1)
             fprintf(out, "    %zu times\n", times);
@@ -373,7 +383,7 @@ void cli_print_summary(FILE *out, const struct cli_set *set, bool strict)
     }
     print_misuse(out, set, set->full_stacks);
     for (size_t i = 0; i < set->handoffs.n; i++)
-        fprintf(out, "pqleak: fork hand-off: %s\n", (const char *)set->handoffs.v[i]);
+        fprintf(out, "pqleak: fork hand-off: %s\n", cli_safe(set->handoffs.v[i]));
     for (size_t i = 0; i < set->groups.n; i++) {
         const struct cli_group *g = set->groups.v[i];
         bool is_leak = strict || strcmp(g->kind, PQL_KIND_HELD) != 0;
@@ -382,8 +392,9 @@ void cli_print_summary(FILE *out, const struct cli_set *set, bool strict)
             char *site = cli_group_site(g);
             char *where = cli_group_where(g);
             fprintf(out, "pqleak: suppressed: %s (%s) %s %s in %s, by %s\n",
-                    cli_plural(n, sizeof n, g->count, "connection"), g->kind, cli_group_site_verb(g), site,
-                    where, g->rule ? g->rule : "a rule the report does not name");
+                    cli_plural(n, sizeof n, g->count, "connection"), cli_safe(g->kind),
+                    cli_group_site_verb(g), site, where,
+                    g->rule ? cli_safe(g->rule) : "a rule the report does not name");
             free(site);
             free(where);
         }
@@ -403,7 +414,7 @@ void cli_print_summary(FILE *out, const struct cli_set *set, bool strict)
     size_t nuses = cli_rule_uses(set, &uses);
     for (size_t i = 0; i < nuses; i++) {
         char a[64], b[64];
-        fprintf(out, "pqleak: suppression %s matched %s in %s\n", uses[i].rule,
+        fprintf(out, "pqleak: suppression %s matched %s in %s\n", cli_safe(uses[i].rule),
                 cli_plural(a, sizeof a, uses[i].conns, "connection"),
                 cli_plural(b, sizeof b, uses[i].groups, "group"));
     }

@@ -21,17 +21,14 @@
 #define DEFAULT_CRIT_PCT 95
 
 /* The one line of an UNKNOWN outcome: the plugin line on stdout in text mode (monitoring systems
- * read stdout), an error line on stderr with --json (stdout is for JSON only). msg may be changed: a
- * control character (from a path in the process's environment) would break the one line. */
-static int unknown(const struct cli_status_opts *o, char *msg)
+ * read stdout), an error line on stderr with --json (stdout is for JSON only). Escaped: a control
+ * character (from a path in the process's environment) would break the one line. */
+static int unknown(const struct cli_status_opts *o, const char *msg)
 {
-    for (char *p = msg; *p; p++)
-        if ((unsigned char)*p < ' ' || *p == 0x7f)
-            *p = '?';
     if (o->json) {
         cli_err("status: %s", msg);
     } else {
-        printf("PQLEAK UNKNOWN - %s\n", msg);
+        printf("PQLEAK UNKNOWN - %s\n", cli_safe(msg));
         fflush(stdout);
     }
     return CLI_STATUS_UNKNOWN;
@@ -87,8 +84,13 @@ static void print_connection(FILE *out, const json_t *root, const json_t *c)
     char *target = cli_conn_target(c);
     const char *status = json_string_value(json_object_get(c, PQL_F_STATUS));
     fprintf(out, "  #%lld %s%s", (long long)json_integer_value(json_object_get(c, PQL_F_ID)),
-            status && strcmp(status, PQL_V_OK) != 0 ? "(failed or connecting) " : "", target ? target : "?");
+            status && strcmp(status, PQL_V_OK) != 0 ? "(failed or connecting) " : "",
+            target ? cli_safe(target) : "?");
     free(target);
+    const char *app =
+        json_string_value(json_object_get(json_object_get(c, PQL_F_TARGET), PQL_F_APPLICATION_NAME));
+    if (app && *app)
+        fprintf(out, ", application_name %s", cli_safe(app));
     long spid = get_long(c, PQL_F_SERVER_PID, 0), port = get_long(c, PQL_F_CLIENT_PORT, 0);
     if (spid)
         fprintf(out, ", server pid %ld", spid);
@@ -106,7 +108,7 @@ static void print_connection(FILE *out, const json_t *root, const json_t *c)
     else if (suspect && strcmp(suspect, PQL_V_IDLE_TX) == 0)
         fprintf(out, ", SUSPECT: idle in a transaction longer than PQLEAK_SUSPECT_IDLE_TX");
     else if (suspect)
-        fprintf(out, ", SUSPECT (%s)", suspect);
+        fprintf(out, ", SUSPECT (%s)", cli_safe(suspect));
     fputc('\n', out);
     struct cli_stack st;
     fprintf(out, "    opened at:\n");
@@ -153,6 +155,9 @@ static void levels_of(const json_t *root, struct levels *l)
     l->suspects = 0;
     for (size_t i = 0; i < json_array_size(conns); i++)
         l->suspects += json_is_string(json_object_get(json_array_get(conns, i), PQL_F_SUSPECT));
+    /* A connection idle in a transaction or held too long is worth a look, with or without a cap. */
+    if (l->suspects > 0 && l->status == CLI_STATUS_OK)
+        l->status = CLI_STATUS_WARNING;
 }
 
 /* The first line, as a Nagios plugin writes it: status, summary, then performance data
@@ -193,8 +198,8 @@ static void print_text(FILE *out, const struct cli_found *f, const json_t *root,
     const char *program = json_string_value(json_object_get(root, PQL_F_PROGRAM));
     const char *time = json_string_value(json_object_get(root, PQL_F_TIME));
     fprintf(out, "process %lld (%s), live report of %s: %s\n",
-            (long long)json_integer_value(json_object_get(root, PQL_F_PID)), program ? program : "?",
-            time ? time : "an unknown time", f->path);
+            (long long)json_integer_value(json_object_get(root, PQL_F_PID)),
+            program ? cli_safe(program) : "?", time ? cli_safe(time) : "an unknown time", cli_safe(f->path));
     char p[32], n[64];
     if (l->cap > 0)
         fprintf(out, "utilization: %ld of %ld open (%s%%), peak %ld; warning at %ld%%, critical at %ld%%\n",

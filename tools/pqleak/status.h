@@ -6,7 +6,8 @@
 #include "args.h"
 
 /* Runs the subcommand and returns its exit status: CLI_STATUS_OK, _WARNING or _CRITICAL from the
- * report's utilization, CLI_STATUS_UNKNOWN after one line saying why no report could be had. Never
+ * report's utilization (WARNING at least when a connection is a suspect), CLI_STATUS_UNKNOWN after one
+ * line saying why no report could be had. Strings of the report are escaped (cli_safe). Never
  * sends a signal to a process that does not show the shim's signal handler. */
 int cli_status(const struct cli_status_opts *o);
 

@@ -2,6 +2,8 @@
  * none of it is async-signal-safe. */
 #include "util.h"
 
+#include "escape.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -63,25 +65,40 @@ char *cli_xasprintf(const char *fmt, ...)
     return s;
 }
 
+const char *cli_safe(const char *s)
+{
+    static char *ring[CLI_SAFE_KEEP];
+    static size_t next;
+    if (!s)
+        return NULL;
+    size_t len = strlen(s);
+    if (pql_escape_clean(s, len, false))
+        return s;
+    size_t need = pql_escape(NULL, 0, s, len, false) + 1;
+    char **slot = &ring[next++ % CLI_SAFE_KEEP];
+    free(*slot);
+    *slot = cli_xmalloc(need);
+    pql_escape(*slot, need, s, len, false);
+    return *slot;
+}
+
 void cli_err(const char *fmt, ...)
 {
-    char line[4096];
-    int n = snprintf(line, sizeof line, "pqleak: ");
+    char msg[4096], line[4 * sizeof msg + 16];
     va_list ap;
     va_start(ap, fmt);
-    int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
+    int m = vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
-    if (len > sizeof line - 2)
-        len = sizeof line - 2;
+    size_t len = m < 0 ? 0 : (size_t)m < sizeof msg ? (size_t)m : sizeof msg - 1;
     /* One line whatever the message quotes: a report's or a file name's own newlines and escape
      * sequences (JSON parse errors quote the input) must not forge lines in a CI log. */
-    for (size_t i = 0; i < len; i++)
-        if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
-            line[i] = '?';
-    line[len++] = '\n';
+    size_t n = (size_t)snprintf(line, sizeof line, "pqleak: ");
+    n += pql_escape(line + n, sizeof line - n - 1, msg, len, false);
+    if (n > sizeof line - 2)
+        n = strlen(line);
+    line[n++] = '\n';
     fflush(stdout);
-    if (write(STDERR_FILENO, line, len) < 0) {
+    if (write(STDERR_FILENO, line, n) < 0) {
         /* stderr is gone; the exit status still tells */
     }
 }

@@ -14,12 +14,12 @@
 #define CLI_EXIT_NOEXEC   126
 #define CLI_EXIT_NOTFOUND 127
 
-/* Exit statuses of `pqleak status`, after the Nagios plugin convention; its usage errors are still
- * CLI_EXIT_USAGE (2), like every subcommand's. */
-#define CLI_STATUS_OK       0 /* utilization below PQLEAK_WARN_PCT, or no cap */
-#define CLI_STATUS_WARNING  1 /* at or above PQLEAK_WARN_PCT */
+/* Exit statuses of `pqleak status`, after the Nagios plugin convention; its usage errors are UNKNOWN
+ * too (a usage error is not a CRITICAL service). */
+#define CLI_STATUS_OK       0 /* utilization below PQLEAK_WARN_PCT, or no cap, and no suspect */
+#define CLI_STATUS_WARNING  1 /* at or above PQLEAK_WARN_PCT, or a suspect connection */
 #define CLI_STATUS_CRITICAL 2 /* at or above PQLEAK_CRIT_PCT */
-#define CLI_STATUS_UNKNOWN  3 /* no report could be had */
+#define CLI_STATUS_UNKNOWN  3 /* no report could be had; a usage error */
 
 /* Prints "out of memory" and exits with status 2. */
 void cli_oom(void) __attribute__((noreturn));
@@ -32,6 +32,13 @@ void *cli_xrealloc(void *p, size_t n);
 char *cli_xstrdup(const char *s);
 /* Like asprintf, but never fails. */
 char *cli_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* s as it may appear on a line of output (common/escape.h: control bytes, C1 controls and invalid
+ * UTF-8 as \xNN), so that a report's strings cannot forge lines ("PQLEAK OK - ...", a rule in a
+ * baseline) or send escape sequences to a terminal. NULL stays NULL. The result is owned here and stays
+ * valid for the next CLI_SAFE_KEEP calls: enough for the arguments of one printf. */
+#define CLI_SAFE_KEEP 16
+const char *cli_safe(const char *s);
 
 /* Prints "pqleak: <message>\n" to stderr as one write, so lines from concurrent processes never mix. */
 void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
