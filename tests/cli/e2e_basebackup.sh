@@ -7,10 +7,10 @@
 source "$(dirname "$0")/lib.sh"
 : "${PGHOST:?run through tools/pgserver exec}"
 command -v pg_basebackup >/dev/null || { echo "SKIP: no pg_basebackup"; exit 77; }
-pg_basebackup -X stream -D "$T/control" >"$T/control.log" 2>&1 ||
+pg_basebackup -c fast -X stream -D "$T/control" >"$T/control.log" 2>&1 ||
   { cat "$T/control.log"; echo "SKIP: pg_basebackup fails without pqleak"; exit 77; }
 
-expect 0 "$PQLEAK" run --json "$T/m.json" -- pg_basebackup -X stream -D "$T/backup"
+expect 0 "$PQLEAK" run --json "$T/m.json" -- pg_basebackup -c fast -X stream -D "$T/backup"
 [ -f "$T/backup/PG_VERSION" ] || fail "no backup was made"
 hasnt "$T/err" "connection misuse ("
 hasnt "$T/err" "leaked (unclosed"
