@@ -111,9 +111,9 @@ static void group_tests(const struct cli_group *g, struct tests *t)
 }
 
 /* The tests a test case is named by: for a leak with a transaction stack (a teardown, or a
- * transaction open at exit) the tests that began the transaction, which is where the summary's "last
- * used at" points and the test to fix; else, or when none is known, the tests that opened the
- * connections. */
+ * transaction open at exit) the tests that began the transaction, the ones that left the connection
+ * in it (a fixture's or a pool's connection was opened by an earlier test); else, or when none is
+ * known, the tests that opened the connections. */
 static const struct cli_vec *naming_tests(const struct cli_group *g, const struct tests *t)
 {
     bool tx = g->has_tx || strcmp(g->kind, PQL_KIND_TEARDOWN) == 0;
