@@ -1,6 +1,7 @@
 /* A small libpq program for the pqleak command's end-to-end tests. Opens N connections (PQconnectdb
  * with the PG* environment) from one of three functions, each a distinct leak site, and exits without
- * closing them; "clean" closes its connections. "handoff" hands its connection to a forked child that
+ * closing them; "twin" from a function named as the first, leak_site_a, in another file
+ * (cli_leaker_twin.c); "clean" closes its connections. "handoff" hands its connection to a forked child that
  * uses and closes it, as pg_basebackup -X stream does, and never touches it again; "handoff-late" also
  * queries it after the child's use (a leak and a misuse). "basebackup" is pg_basebackup -X stream
  * whole: the parent's main connection is finished by an atexit handler, which the child runs too when it
@@ -18,7 +19,10 @@
 static PGconn *conns[MAX_CONNS];
 static int nconns;
 
-static void keep(PGconn *c)
+void cli_leaker_keep(PGconn *c);
+void twin_site(int n);
+
+void cli_leaker_keep(PGconn *c)
 {
     if (PQstatus(c) != CONNECTION_OK) {
         fprintf(stderr, "cli_leaker: connection failed: %s", PQerrorMessage(c));
@@ -36,25 +40,25 @@ __attribute__((noinline)) void clean_site(int n);
 void leak_site_a(int n)
 {
     for (int i = 0; i < n; i++)
-        keep(PQconnectdb(""));
+        cli_leaker_keep(PQconnectdb(""));
 }
 
 void leak_site_b(int n)
 {
     for (int i = 0; i < n; i++)
-        keep(PQconnectdb(""));
+        cli_leaker_keep(PQconnectdb(""));
 }
 
 void leak_site_c(int n)
 {
     for (int i = 0; i < n; i++)
-        keep(PQconnectdb(""));
+        cli_leaker_keep(PQconnectdb(""));
 }
 
 void clean_site(int n)
 {
     for (int i = 0; i < n; i++)
-        keep(PQconnectdb(""));
+        cli_leaker_keep(PQconnectdb(""));
     while (nconns > 0)
         PQfinish(conns[--nconns]);
 }
@@ -73,7 +77,7 @@ void stream_in_child(PGconn *c)
 int hand_off(int late)
 {
     PGconn *c = PQconnectdb("");
-    keep(c);
+    cli_leaker_keep(c);
     pid_t pid = fork();
     if (pid < 0)
         return 1;
@@ -139,9 +143,10 @@ int main(int argc, char **argv)
 {
     int n = argc > 2 ? atoi(argv[2]) : 1;
     if (argc < 2 || n < 1 || n > MAX_CONNS) {
-        fprintf(stderr,
-                "usage: cli_leaker a|b|c|clean|handoff|handoff-late|basebackup|basebackup-late [N (1-%d)]\n",
-                MAX_CONNS);
+        fprintf(
+            stderr,
+            "usage: cli_leaker a|b|c|twin|clean|handoff|handoff-late|basebackup|basebackup-late [N (1-%d)]\n",
+            MAX_CONNS);
         return 2;
     }
     if (strcmp(argv[1], "a") == 0)
@@ -150,6 +155,8 @@ int main(int argc, char **argv)
         leak_site_b(n);
     else if (strcmp(argv[1], "c") == 0)
         leak_site_c(n);
+    else if (strcmp(argv[1], "twin") == 0)
+        twin_site(n);
     else if (strcmp(argv[1], "clean") == 0)
         clean_site(n);
     else if (strcmp(argv[1], "handoff") == 0 || strcmp(argv[1], "handoff-late") == 0) {

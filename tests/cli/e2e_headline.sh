@@ -22,7 +22,7 @@ hasnt "$T/out" "frames in libc.so.6"
 
 expect 0 "$PQLEAK" suppressions "$T/r"
 has "$T/out" "# opened at leak_site_a (cli_leaker.c:"
-has "$T/out" "leak:leak_site_a"
+has "$T/out" "leak:leak_site_a@cli_leaker.c"
 # A C pool: a filler thread opens, a worker checks out and keeps one. The headline is the worker's line
 # (the shim's site, "last used"), in the summary and in the baseline, which then suppresses it.
 expect 23 "$PQLEAK" run --report-dir "$T/pool" -- "$PQLEAK_BIN/it_handoff" pool-leak
@@ -30,8 +30,8 @@ has "$T/err" "pqleak: 1 connection leaked (unclosed: not closed before exit), la
 has "$T/err" "    last used at:"
 expect 0 "$PQLEAK" suppressions "$T/pool"
 cp "$T/out" "$T/pool.supp"
-has "$T/pool.supp" "leak:run_in_transaction"
+has "$T/pool.supp" "leak:run_in_transaction@handoff.c"
 hasnt "$T/pool.supp" "leak:pool_filler"
 expect 0 "$PQLEAK" run --suppressions "$T/pool.supp" -- "$PQLEAK_BIN/it_handoff" pool-leak
-has "$T/err" "pqleak: suppression leak:run_in_transaction matched 1 connection in 1 group"
+has "$T/err" "pqleak: suppression leak:run_in_transaction@handoff.c matched 1 connection in 1 group"
 echo PASS

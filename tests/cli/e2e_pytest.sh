@@ -4,8 +4,8 @@
 # connection (held, counted with --strict), one opening a connection that a later test leaves in a
 # transaction (teardown), clean tests and a clean connection made while pytest collects (conftest.py,
 # no test running yet: the shim must still see that it is in Python): the `pqleak run` summary, the
-# merged JSON (connections[].test and tx_test), the JUnit test case names and the shim's own text report
-# name the tests, the clean ones never; the same with pytest-xdist (-n 2). A C program started with the
+# merged JSON (connections[].test and tx_test), the JUnit test case names (a teardown's by the test that
+# began its transaction) and the shim's own text report name the tests, the clean ones never; the same with pytest-xdist (-n 2). A C program started with the
 # variable set (as by a test) is named too, with control characters replaced and a long name cut;
 # without the variable, nothing. Without psycopg2, pytest or pytest-xdist the test is skipped (77).
 source "$(dirname "$0")/lib.sh"
@@ -43,7 +43,13 @@ suite() {
   xmllint --noout "$T/$name.xml" || fail "$name.xml is not well-formed"
   xmllint --xpath '//testcase/@name' "$T/$name.xml" >"$T/names"
   has "$T/names" "name=\"$KEEP: held connection leak at test_leak_connection (test_users.py:"
-  has "$T/names" "name=\"$OPEN: teardown connection leak at test_checkout (test_orders.py:"
+  # The teardown is named by the test that began its transaction (where "last used at" points), the
+  # test that opened the connection listed too.
+  has "$T/names" "name=\"$BEGIN: teardown connection leak at test_checkout (test_orders.py:"
+  hasnt "$T/names" "name=\"$OPEN"
+  xmllint --xpath 'string(//testcase[@classname="pqleak.teardown"]/failure)' "$T/$name.xml" >"$T/failure"
+  has "$T/failure" "test: $OPEN"
+  has "$T/failure" "transaction began in test: $BEGIN"
 }
 
 suite one

@@ -31,8 +31,9 @@ has "$T/n1" "open_db (app.c:12)"
 # (vendor_connect, a library's frame, has no source file)
 [ "$(xcount "$T/j.xml" 'count(//testcase[@file and @line])')" = 3 ] || fail "expected 3 test cases with file and line"
 
-# Under pytest the connections carry the test that opened them ("test"): the test case is named by it,
-# and its text lists every test of the group.
+# Under pytest the connections carry the test that opened them ("test") and the one that began their
+# transaction ("tx_test"): the test case is named by the latter when the group has a transaction stack
+# (open_cache's), else by the former, and its text lists every test of the group.
 mkdir "$T/pytest"
 "${PYTHON:-python3}" - "$M" "$T/pytest" <<'PY'
 import glob, json, os, sys
@@ -40,6 +41,10 @@ for f in glob.glob(sys.argv[1] + "/*.json"):
     d = json.load(open(f))
     for i, c in enumerate(d.get("connections", [])):
         c["test"] = "test_orders.py::test_checkout (call)" if i == 0 else "test_orders.py::test_refund (setup)"
+        if c.get("tx_stack") is not None:
+            c["tx_test"] = "test_orders.py::test_pay (call)"
+        elif i == 0 and d["pid"] == 1001:
+            c["tx_test"] = "test_orders.py::test_audit (call)"  # a transaction since ended: no tx_stack
     json.dump(d, open(os.path.join(sys.argv[2], os.path.basename(f)), "w"))
 PY
 expect 23 "$PQLEAK" report --junit "$T/pt.xml" "$T/pytest"
@@ -49,6 +54,12 @@ has "$T/n1" "test_orders.py::test_checkout (call) and other tests: unclosed conn
 xcount "$T/pt.xml" 'string(//testcase[1]/failure)' >"$T/f1"
 has "$T/f1" "test: test_orders.py::test_checkout (call)"
 has "$T/f1" "test: test_orders.py::test_refund (setup)"
+has "$T/f1" "transaction began in test: test_orders.py::test_audit (call)"
+xcount "$T/pt.xml" 'string(//testcase[2]/@name)' >"$T/n2"
+has "$T/n2" "test_orders.py::test_pay (call): unclosed connection leak at open_cache (cache.c:8)"
+xcount "$T/pt.xml" 'string(//testcase[2]/failure)' >"$T/f2"
+has "$T/f2" "test: test_orders.py::test_refund (setup)"
+has "$T/f2" "transaction began in test: test_orders.py::test_pay (call)"
 
 expect 23 "$PQLEAK" report --strict --junit "$T/j2.xml" "$M"
 [ "$(xcount "$T/j2.xml" 'count(//testcase/failure)')" = 3 ] || fail "--strict: expected 3 failures"

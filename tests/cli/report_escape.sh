@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Untrusted strings in a report (issue 13 item 9): a report whose program path, function names, target
 # and application_name hold newlines, a forged "leak:*" rule, a forged "PQLEAK OK" line, escape
-# sequences and white space. `pqleak report` prints them escaped (\xNN), forging no line and sending no
+# sequences and white space (a file name too). `pqleak report` prints them escaped (\xNN), forging no line and sending no
 # ESC; `pqleak suppressions` writes one rule per leak site, with wildcards for the bytes a rule line
 # cannot hold, and the rules parser reads the baseline back: the same report then passes.
 source "$(dirname "$0")/lib.sh"
@@ -14,6 +14,8 @@ d["program"] = "/usr/local/bin/app\nPQLEAK OK - forged\x1b[2J"
 names = {"open_db": "open\nleak:*\n\x1b[2J", "open_cache": " x #y\t", "open_pool": "pool\r\u009b1m"}
 for frames in d["stacks"].values():
     for f in frames:
+        if f["function"] == "open_pool":
+            f["file"] = "src/ pool\nleak:* #.c "
         f["function"] = names.get(f["function"], f["function"])
 c = d["connections"][1]["target"]
 c["application_name"], c["dbname"] = "c\x1b[31m", "cache\nleak:*"
@@ -40,11 +42,12 @@ expect 0 "$PQLEAK" suppressions "$T/r"
 cp "$T/out" "$T/base.supp"
 if grep -q $'\e' "$T/base.supp"; then cat -A "$T/base.supp" >&2; fail "the baseline: a raw ESC"; fi
 rules=$(grep -v '^#' "$T/base.supp" | grep -v '^$' | sort)
-want=$(printf '%s\n' 'leak:?x?#y?' 'leak:open?leak:\*??\[2J' 'leak:pool?*1m' | sort)
+want=$(printf '%s\n' 'leak:?x?#y?@cache.c' 'leak:open?leak:\*??\[2J@app.c' 'leak:pool?*1m@?pool?leak:\*?#.c?' | sort)
 [ "$rules" = "$want" ] || { cat -A "$T/base.supp" >&2; fail "baseline rules: $rules"; }
 has "$T/base.supp" '# 1 connection(s) leaked by app\x0aPQLEAK OK - forged\x1b[2J'
 # Read back by the one rules parser: every group is covered.
 expect 0 "$PQLEAK" report --strict --suppressions "$T/base.supp" "$T/r"
 clean "$T/out" "pqleak report with the baseline"
-has "$T/out" "pqleak: suppression leak:?x?#y? matched 1 connection in 1 group"
+has "$T/out" "pqleak: suppression leak:?x?#y?@cache.c matched 1 connection in 1 group"
+has "$T/out" "pqleak: suppression leak:pool?*1m@?pool?leak:\*?#.c? matched 1 connection in 1 group"
 echo PASS

@@ -56,10 +56,11 @@ expect 2 "$PQLEAK" run --suppressions "$T/bad1" -- touch "$T/ran"
 has "$T/err" "$T/bad1:3:"
 [ ! -e "$T/ran" ] || fail "the command ran despite a malformed suppressions file"
 
-# The baseline: one rule per unsuppressed site, named after the innermost frame of the user's code.
+# The baseline: one rule per unsuppressed site, named after the innermost frame of the user's code, its
+# function in its file.
 expect 0 "$PQLEAK" suppressions "$M"
 cp "$T/out" "$T/base"
-[ "$(grep -v '^#' "$T/base" | grep -v '^$')" = "$(printf 'leak:open_db\nleak:open_cache\nleak:open_pool')" ] ||
+[ "$(grep -v '^#' "$T/base" | grep -v '^$')" = "$(printf 'leak:open_db@app.c\nleak:open_cache@cache.c\nleak:open_pool@pool.c')" ] ||
   { cat "$T/base"; fail "unexpected baseline rules"; }
 has "$T/base" "# 3 connection(s) leaked by app"
 hasnt "$T/base" "vendor"
@@ -78,15 +79,25 @@ PY
 expect 23 "$PQLEAK" report --suppressions "$T/base" "$M" "$T/new.json"
 has "$T/out" "pqleak: 2 connections leaked (unclosed: not closed before exit), opened at open_db_again (app.c:30)"
 has "$T/out" "pqleak: 8 connections leaked in 4 groups (3 suppressed) across 4 processes"
+# ... nor is the same function in another file.
+"${PYTHON:-python3}" - "$M/pqleak-1001-exit-1.json" "$T/other.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+d["pid"] = 3002
+d["stacks"]["1"][1]["file"] = "src/other.c"
+json.dump(d, open(sys.argv[2], "w"))
+PY
+expect 23 "$PQLEAK" report --suppressions "$T/base" "$M" "$T/other.json"
+has "$T/out" "pqleak: 2 connections leaked (unclosed: not closed before exit), opened at open_db (other.c:12)"
 
 # Odd names: glob characters are escaped, a leak in main is named by its file (a rule for "main"
 # would match every stack), Python code is named by its innermost function outside installed
 # packages, a frame without symbols by its module.
 expect 0 "$PQLEAK" suppressions "$CLI_DATA/odd.json"
 cp "$T/out" "$T/odd-base"
-has "$T/odd-base" 'leak:get\[conn]\*<T&>::"open"'
+has "$T/odd-base" 'leak:get\[conn]\*<T&>::"open"@odd <1>.cc'
 has "$T/odd-base" 'leak:src/direct.c'
-has "$T/odd-base" 'leak:get_conn'
+has "$T/odd-base" 'leak:get_conn@db.py'
 has "$T/odd-base" "leak:/opt/odd <&> \"dir\"/tool's"
 hasnt "$T/odd-base" 'leak:main'
 hasnt "$T/odd-base" 'leak:connect'
@@ -95,5 +106,19 @@ expect 0 "$PQLEAK" report --suppressions "$T/odd-base" "$CLI_DATA/odd.json"
 # Each rule on its own covers its own group only (the module rule covers them all, by design).
 grep -v '^leak:/opt' "$T/odd-base" >"$T/odd-base2"
 expect 23 "$PQLEAK" report --json --suppressions "$T/odd-base2" "$CLI_DATA/odd.json"
+pyjson "$T/out" '[l["suppressed"] for l in d["leaks"]] == [True, True, True, False]'
+# An '@' in a function or file name is escaped in its part: the rule splits at the one '@' between them
+# and reads back as the same frame.
+"${PYTHON:-python3}" - "$CLI_DATA/odd.json" "$T/at.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+d["stacks"]["1"][0]["function"] = "get@conn"
+d["stacks"]["1"][0]["file"] = "src/mail@2.cc"
+json.dump(d, open(sys.argv[2], "w"))
+PY
+expect 0 "$PQLEAK" suppressions "$T/at.json"
+has "$T/out" 'leak:get\@conn@mail\@2.cc'
+grep -v '^leak:/opt' "$T/out" >"$T/at-base"
+expect 23 "$PQLEAK" report --json --suppressions "$T/at-base" "$T/at.json"
 pyjson "$T/out" '[l["suppressed"] for l in d["leaks"]] == [True, True, True, False]'
 echo PASS

@@ -1,11 +1,12 @@
 /* Baseline suppressions (baseline.h). A rule names a group's headline when it is the program's own
  * code (common/frames.h, the rule of the summary and the shim), else where its connections were last
- * used, else the headline library frame, each said in a comment: its function when known (a
- * glob-escaped literal), else its source file, else its module. Rules match any frame, so a name every
- * stack passes through (main, a Python "<module>") would suppress everything: such frames are named by
- * their file instead. Bytes a rule line cannot hold become glob wildcards (rule_glob): a newline in a
- * function name or path can never start a line of its own, and the file reads back as the same rules.
- * Comments quote names escaped (cli_safe). Command-line process only. */
+ * used, else the headline library frame, each said in a comment: its function in its source file
+ * ("FUNCTION@FILE", glob-escaped, the file's base name) when both are known, so that the same name in
+ * another file stays a leak; else its function, else its source file, else its module. Rules match any
+ * frame, so a name every stack passes through (main, a Python "<module>") would suppress everything:
+ * such frames are named by their file instead. Bytes a rule line cannot hold become glob wildcards
+ * (rule_glob): a newline in a function name or path can never start a line of its own, and the file
+ * reads back as the same rules. Comments quote names escaped (cli_safe). Command-line process only. */
 #include "baseline.h"
 
 #include "escape.h"
@@ -85,14 +86,32 @@ static char *rule_glob(const char *name)
     return out;
 }
 
+static const char *nonempty(const char *s)
+{
+    return s && *s ? s : NULL;
+}
+
+/* The rule naming frame f, or NULL when f has no name at all. A function with a source file is
+ * "leak:FUNCTION@FILE", FILE the file's base name: the same function name in another file is not
+ * covered. Else one field: a name every stack passes through (main, <module>) gives way to its file;
+ * no function, the file; neither, the module. Caller frees. */
 static char *rule_for(const struct cli_frame *f)
 {
-    const char *what = f->function;
-    if (!what || (is_everywhere(what) && f->file))
-        what = f->file;
+    const char *fn = nonempty(f->function), *file = nonempty(f->file);
+    const char *base = file ? nonempty(cli_basename(file)) : NULL;
+    if (fn && base && !is_everywhere(fn)) {
+        char *gfn = rule_glob(fn), *gbase = rule_glob(base);
+        char *r = cli_xasprintf("leak:%s@%s", gfn, gbase);
+        free(gfn);
+        free(gbase);
+        return r;
+    }
+    const char *what = fn;
+    if (!what || (is_everywhere(what) && file))
+        what = file;
     /* A library's file name ("pqxx/connection.cxx") is as narrow as its function; its module never. */
     if (!what)
-        what = f->module;
+        what = nonempty(f->module);
     if (!what)
         return NULL;
     char *glob = rule_glob(what);

@@ -3,6 +3,7 @@
  * U+FFFD, so the document is well-formed whatever the reports hold. Command-line process only. */
 #include "junit.h"
 
+#include "names.h"
 #include "print.h"
 
 #include <stdlib.h>
@@ -95,25 +96,32 @@ static double group_time(const struct cli_group *g)
     return t;
 }
 
-/* The distinct test names ("test": pytest's PYTEST_CURRENT_TEST without its phase suffix as recorded,
- * e.g. "test_orders.py::test_checkout (call)") of the group's connections, in order; borrowed. */
-static void group_tests(const struct cli_group *g, struct cli_vec *tests)
+/* Under pytest, the tests of a group's connections (pytest's PYTEST_CURRENT_TEST as recorded, e.g.
+ * "test_orders.py::test_checkout (call)"): opened: "test", the tests that opened them; tx: "tx_test",
+ * the tests that began their transactions. Borrowed, distinct, in order. */
+struct tests {
+    struct cli_vec opened, tx;
+};
+
+static void group_tests(const struct cli_group *g, struct tests *t)
 {
-    for (size_t i = 0; i < g->conns.n; i++) {
-        const struct cli_conn *c = g->conns.v[i];
-        const char *t = json_string_value(json_object_get(c->obj, "test"));
-        if (!t || !*t)
-            continue;
-        size_t j = 0;
-        while (j < tests->n && strcmp(tests->v[j], t) != 0)
-            j++;
-        if (j == tests->n)
-            cli_vec_push(tests, (void *)t);
-    }
+    *t = (struct tests){0};
+    cli_group_strings(g, NULL, PQL_F_TEST, &t->opened);
+    cli_group_strings(g, NULL, PQL_F_TX_TEST, &t->tx);
+}
+
+/* The tests a test case is named by: for a leak with a transaction stack (a teardown, or a
+ * transaction open at exit) the tests that began the transaction, the ones that left the connection
+ * in it (a fixture's or a pool's connection was opened by an earlier test); else, or when none is
+ * known, the tests that opened the connections. */
+static const struct cli_vec *naming_tests(const struct cli_group *g, const struct tests *t)
+{
+    bool tx = g->has_tx || strcmp(g->kind, PQL_KIND_TEARDOWN) == 0;
+    return tx && t->tx.n ? &t->tx : &t->opened;
 }
 
 /* The stack text, as the summary prints it, in a memory buffer. Caller frees. */
-static char *stack_text(const struct cli_group *g, const struct cli_vec *tests, bool full)
+static char *stack_text(const struct cli_group *g, const struct tests *t, bool full)
 {
     char *buf = NULL;
     size_t len = 0;
@@ -123,8 +131,10 @@ static char *stack_text(const struct cli_group *g, const struct cli_vec *tests, 
     char *where = cli_group_where(g);
     fprintf(m, "in: %s\n", where);
     free(where);
-    for (size_t i = 0; i < tests->n; i++)
-        fprintf(m, "test: %s\n", (const char *)tests->v[i]);
+    for (size_t i = 0; i < t->opened.n; i++)
+        fprintf(m, "test: %s\n", (const char *)t->opened.v[i]);
+    for (size_t i = 0; i < t->tx.n; i++)
+        fprintf(m, "transaction began in test: %s\n", (const char *)t->tx.v[i]);
     for (size_t i = 0; i < g->targets.n; i++)
         fprintf(m, "to: %s\n", (const char *)g->targets.v[i]);
     cli_print_group_stacks(m, g, "", full);
@@ -197,20 +207,21 @@ static size_t misuse_cases(FILE *out, const struct cli_set *set, size_t first)
 static void group_case(FILE *out, const struct cli_group *g, size_t number, bool strict, bool full)
 {
     char *site = cli_group_site(g);
-    struct cli_vec names = {0};
-    group_tests(g, &names);
-    char *text = stack_text(g, &names, full);
+    struct tests tests;
+    group_tests(g, &tests);
+    const struct cli_vec *names = naming_tests(g, &tests);
+    char *text = stack_text(g, &tests, full);
     char n[64];
     cli_plural(n, sizeof n, g->count, "connection");
     /* The name leaves out the count, so a CI's history follows the leak site from run to run; the
-     * kind and the group's number keep names apart. Under pytest it starts with the test that
-     * opened the connections (the first, when several did: the text lists them all). */
+     * kind and the group's number keep names apart. Under pytest it starts with the test to look at
+     * (naming_tests; the first, when several: the text lists them all). */
     fputs("    <testcase classname=\"pqleak.", out);
     xml_text(out, g->kind);
     fputs("\" name=\"", out);
-    if (names.n) {
-        xml_text(out, names.v[0]);
-        fputs(names.n > 1 ? " and other tests: " : ": ", out);
+    if (names->n) {
+        xml_text(out, names->v[0]);
+        fputs(names->n > 1 ? " and other tests: " : ": ", out);
     }
     xml_text(out, g->kind);
     fputs(" connection leak at ", out);
@@ -218,7 +229,8 @@ static void group_case(FILE *out, const struct cli_group *g, size_t number, bool
     fprintf(out, " [%zu]\"", number);
     location_attrs(out, cli_group_site_frame(g));
     fprintf(out, " time=\"%.3f\">\n", group_time(g));
-    cli_vec_free(&names);
+    cli_vec_free(&tests.opened);
+    cli_vec_free(&tests.tx);
     if (cli_group_counts(g, strict)) {
         fprintf(out, "      <failure type=\"");
         xml_text(out, g->kind);

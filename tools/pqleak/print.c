@@ -230,25 +230,30 @@ static const char *kind_words(const char *kind, bool counted)
     return "a kind this version does not know";
 }
 
-/* "app, worker": the distinct non-empty strings of the group's connections' member key (of their member
- * within, or of the connection itself when within is NULL), or NULL. Caller frees. */
-static char *conn_strings(const struct cli_group *g, const char *within, const char *key)
+void cli_group_strings(const struct cli_group *g, const char *within, const char *key, struct cli_vec *out)
 {
-    char *out = NULL;
-    struct cli_vec seen = {0};
     for (size_t i = 0; i < g->conns.n; i++) {
         const struct cli_conn *c = g->conns.v[i];
         const char *a =
             json_string_value(json_object_get(within ? json_object_get(c->obj, within) : c->obj, key));
         size_t k;
-        for (k = 0; a && k < seen.n && strcmp(seen.v[k], a) != 0; k++) {
+        for (k = 0; a && k < out->n && strcmp(out->v[k], a) != 0; k++) {
         }
-        if (!a || !*a || k < seen.n)
-            continue;
-        cli_vec_push(&seen, (void *)a);
+        if (a && *a && k == out->n)
+            cli_vec_push(out, (void *)a);
+    }
+}
+
+/* "app, worker": the strings of cli_group_strings joined, or NULL when there are none. Caller frees. */
+static char *conn_strings(const struct cli_group *g, const char *within, const char *key)
+{
+    char *out = NULL;
+    struct cli_vec seen = {0};
+    cli_group_strings(g, within, key, &seen);
+    for (size_t i = 0; i < seen.n; i++) {
         if (out)
             cat(&out, ", ");
-        cat(&out, a);
+        cat(&out, seen.v[i]);
     }
     cli_vec_free(&seen);
     return out;

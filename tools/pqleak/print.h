@@ -48,6 +48,11 @@ char *cli_misuse_site(const struct cli_misuse *m);
 /* The frame cli_misuse_site names, or NULL. */
 const struct cli_frame *cli_misuse_site_frame(const struct cli_misuse *m);
 
+/* Pushes to out the distinct non-empty strings of member key of the group's connections (of their
+ * member within, such as "target", or of the connection itself when within is NULL: "test",
+ * "tx_test"), in order of appearance; borrowed from the reports. Shared with the JUnit writer. */
+void cli_group_strings(const struct cli_group *g, const char *within, const char *key, struct cli_vec *out);
+
 /* "app (pids 1, 2), psql (pid 3)". Caller frees. */
 char *cli_group_where(const struct cli_group *g);
 
