@@ -42,8 +42,8 @@ static void leave(void)
         bool outer = enter();                                                                                \
         bool track = outer && pql_shim_active();                                                             \
         struct pql_slot slot = {0};                                                                          \
+        struct pql_connect_args args = {__VA_ARGS__};                                                        \
         if (track) {                                                                                         \
-            struct pql_connect_args args = {__VA_ARGS__};                                                    \
             PGconn *refused = pql_track_checkout(nonblocking, &args, &slot);                                 \
             if (refused) {                                                                                   \
                 leave();                                                                                     \
@@ -53,7 +53,7 @@ static void leave(void)
         PGconn *conn = call;                                                                                 \
         leave();                                                                                             \
         if (track)                                                                                           \
-            pql_track_open(conn, nonblocking, &slot);                                                        \
+            pql_track_open(conn, nonblocking, &args, &slot);                                                 \
         return conn;                                                                                         \
     } while (0)
 
