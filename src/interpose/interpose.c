@@ -190,11 +190,12 @@ PQL_EXPORT PGPing PQpingParams(const char *const *keywords, const char *const *v
             return fail;                                                                                     \
         depth = 1;                                                                                           \
         struct pql_misuse misuse = {false, 0};                                                               \
-        struct pql_live *l = pql_query_begin(conn, &misuse);                                                 \
+        int me = 0;                                                                                          \
+        struct pql_live *l = pql_query_begin(conn, &misuse, &me);                                            \
         if (__builtin_expect(misuse.forked || misuse.other_tid, 0))                                          \
             pql_track_misuse(conn, &misuse);                                                                 \
         type r = pql_real.name args;                                                                         \
-        pql_query_end(l, conn, DONE(r));                                                                     \
+        pql_query_end(l, conn, DONE(r), me);                                                                 \
         depth = 0;                                                                                           \
         return r;                                                                                            \
     }                                                                                                        \

@@ -41,8 +41,9 @@ void pql_query_other_thread(struct pql_live *l, int other, struct pql_misuse *m)
 void pql_query_completed(struct pql_live *l, PGconn *conn);
 
 /* Before a query call: the live state of conn (NULL when not tracked), the call marked as running on
- * this thread. Fills *m (zeroed by the caller) with any misuse found. */
-static inline struct pql_live *pql_query_begin(const PGconn *conn, struct pql_misuse *m)
+ * this thread, whose id goes to *me for pql_query_end (read once per call). Fills *m (zeroed by the
+ * caller) with any misuse found. */
+static inline struct pql_live *pql_query_begin(const PGconn *conn, struct pql_misuse *m, int *me)
 {
     struct pql_live *l = pql_query_tls.live;
     if (__builtin_expect(!l || pql_query_tls.conn != conn ||
@@ -51,13 +52,13 @@ static inline struct pql_live *pql_query_begin(const PGconn *conn, struct pql_mi
         l = pql_query_find(conn, m);
     if (!l)
         return NULL;
-    int me = pql_tid();
+    *me = pql_tid();
     /* Plain loads and stores, no read-modify-write: two threads entering at the very same instant may go
      * unnoticed, but one entering while another waits inside libpq (the case that corrupts) is seen. */
     int other = atomic_load_explicit(&l->busy_tid, memory_order_relaxed);
-    if (__builtin_expect(other != 0 && other != me, 0))
+    if (__builtin_expect(other != 0 && other != *me, 0))
         pql_query_other_thread(l, other, m);
-    atomic_store_explicit(&l->busy_tid, me, memory_order_relaxed);
+    atomic_store_explicit(&l->busy_tid, *me, memory_order_relaxed);
     return l;
 }
 
@@ -69,15 +70,15 @@ static inline void pql_query_sent(struct pql_live *l, int ok)
 }
 
 /* After every query call: completed is true when a command may have ended in it (a synchronous call, or
- * PQgetResult returning NULL); only then is the transaction status read. */
-static inline void pql_query_end(struct pql_live *l, PGconn *conn, bool completed)
+ * PQgetResult returning NULL); only then is the transaction status read. me: as pql_query_begin gave. */
+static inline void pql_query_end(struct pql_live *l, PGconn *conn, bool completed, int me)
 {
     if (!l)
         return;
     if (completed)
         pql_query_completed(l, conn);
     /* The thread that ran this call last is the one now; a later caller overwrote it only on misuse. */
-    if (atomic_load_explicit(&l->busy_tid, memory_order_relaxed) == pql_tid())
+    if (atomic_load_explicit(&l->busy_tid, memory_order_relaxed) == me)
         atomic_store_explicit(&l->busy_tid, 0, memory_order_relaxed);
 }
 
