@@ -189,11 +189,8 @@ PQL_EXPORT PGPing PQpingParams(const char *const *keywords, const char *const *v
         if (!pql_real_ready())                                                                               \
             return fail;                                                                                     \
         depth = 1;                                                                                           \
-        struct pql_misuse misuse = {false, 0};                                                               \
         int me = 0;                                                                                          \
-        struct pql_live *l = pql_query_begin(conn, &misuse, &me);                                            \
-        if (__builtin_expect(misuse.forked || misuse.other_tid, 0))                                          \
-            pql_track_misuse(conn, &misuse);                                                                 \
+        struct pql_live *l = pql_query_begin(conn, &me);                                                     \
         type r = pql_real.name args;                                                                         \
         pql_query_end(l, conn, DONE(r), me);                                                                 \
         depth = 0;                                                                                           \

@@ -306,5 +306,6 @@ void pql_track_setup(const struct pql_settings *s)
     static atomic_flag once = ATOMIC_FLAG_INIT;
     cfg = s;
     caps = pql_checkout_setup(s);
+    pql_query_on_misuse(pql_track_misuse);
     pql_atfork_once(&once, NULL, NULL, fork_child);
 }
