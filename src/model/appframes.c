@@ -157,6 +157,8 @@ uint32_t pql_app_add(const struct pql_app_key *key, const char *function, const 
 
 int pql_app_merge(uintptr_t *frames, int n, int max)
 {
+    if (!loaded) /* no runtime, no reader enabled: a C program's capture asks none of them */
+        return n;
     int m = pql_python311_merge(frames, n, max);
     if (m == n)
         m = pql_python312_merge(frames, n, max);
