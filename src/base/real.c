@@ -18,24 +18,59 @@ struct pql_real pql_real;
 static pthread_mutex_t resolve_lock = PTHREAD_MUTEX_INITIALIZER;
 atomic_bool pql_real_resolved;
 
+static const char *base_name(const char *path)
+{
+    const char *b = strrchr(path, '/');
+    return b ? b + 1 : path;
+}
+
 static int find_libpq(struct dl_phdr_info *info, size_t size, void *data)
 {
     (void)size;
-    const char *base = strrchr(info->dlpi_name, '/');
-    base = base ? base + 1 : info->dlpi_name;
-    if (strncmp(base, "libpq.so", 8) != 0)
+    if (strncmp(base_name(info->dlpi_name), "libpq.so", 8) != 0)
         return 0;
     *(const char **)data = info->dlpi_name;
     return 1;
 }
 
-/* A handle to the loaded libpq, or NULL. dlopen with RTLD_NOLOAD only takes a reference. */
+/* Whether the main program (the first object listed) has a DT_NEEDED entry named *data: 1, else -1. */
+static int main_needs(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    const ElfW(Dyn) *dyn = NULL;
+    for (int i = 0; i < info->dlpi_phnum; i++)
+        if (info->dlpi_phdr[i].p_type == PT_DYNAMIC)
+            dyn = (const ElfW(Dyn) *)(info->dlpi_addr + info->dlpi_phdr[i].p_vaddr);
+    uintptr_t strtab = 0;
+    for (const ElfW(Dyn) *d = dyn; d && d->d_tag != DT_NULL; d++)
+        if (d->d_tag == DT_STRTAB)
+            strtab = d->d_un.d_ptr;
+    if (!strtab)
+        return -1;
+    if (strtab < info->dlpi_addr) /* not relocated in place (a read-only dynamic section) */
+        strtab += info->dlpi_addr;
+    for (const ElfW(Dyn) *d = dyn; d->d_tag != DT_NULL; d++)
+        if (d->d_tag == DT_NEEDED &&
+            !strcmp(base_name((const char *)strtab + d->d_un.d_val), *(const char **)data))
+            return 1;
+    return -1;
+}
+
+/* A handle to the loaded libpq, or NULL. Found through RTLD_NEXT, libpq is in the global scope; when
+ * the main program needs it, it was loaded at start-up and is never unloaded, so RTLD_NEXT serves as
+ * the handle (dlopen of an object loaded as a dependency builds its whole dependency list, ~110k
+ * instructions). Otherwise dlopen with RTLD_NOLOAD takes a reference, so that a dlclose of the
+ * program's does not unload it under us. */
 static void *libpq_handle(void)
 {
     void *sym = pql_dlsym(RTLD_NEXT, "PQconnectdb");
     Dl_info info;
-    if (sym && dladdr(sym, &info) && info.dli_fname)
+    if (sym && dladdr(sym, &info) && info.dli_fname) {
+        const char *name = base_name(info.dli_fname);
+        if (dl_iterate_phdr(main_needs, &name) == 1)
+            return RTLD_NEXT;
         return dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD);
+    }
     const char *name = NULL;
     dl_iterate_phdr(find_libpq, &name);
     return name ? dlopen(name, RTLD_LAZY | RTLD_NOLOAD) : NULL;

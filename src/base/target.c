@@ -174,7 +174,41 @@ static bool altered(const char *echo)
     return strlen(echo) >= 63 || strchr(echo, '?') || strstr(echo, "\\x");
 }
 
-static void from_conn(struct fields *t, PGconn *conn, const struct pql_target_api *api)
+static bool is_connstr(const char *v);
+
+/* Whether a string given to libpq may set application_name: naming it, or a service (whose file may). */
+static bool may_name_app(const char *v)
+{
+    return strstr(v, "application_name") || strstr(v, "service");
+}
+
+/* The application_name libpq takes from what a connect was given, found without building its option
+ * array: *v is the value, NULL for none. False when only libpq can tell cheaply: a conninfo string or
+ * expanded dbname that may name one (it would need parsing anyway), or a service. */
+static bool given_appname(const struct pql_connect_args *a, const char **v)
+{
+    *v = NULL;
+    if (getenv("PGSERVICE"))
+        return false;
+    if (a->conninfo && may_name_app(a->conninfo))
+        return false;
+    for (int i = 0; !a->conninfo && a->keywords && a->keywords[i]; i++) {
+        const char *k = a->keywords[i], *val = a->values[i];
+        if (!val || !*val) /* libpq ignores empty values */
+            continue;
+        if (!strcmp(k, "service") ||
+            (a->expand_dbname && !strcmp(k, "dbname") && is_connstr(val) && may_name_app(val)))
+            return false;
+        if (!strcmp(k, "application_name"))
+            *v = val;
+    }
+    if (!*v)
+        *v = getenv("PGAPPNAME"); /* libpq's default */
+    return true;
+}
+
+static void from_conn(struct fields *t, PGconn *conn, const struct pql_connect_args *given,
+                      const struct pql_target_api *api)
 {
     /* PQpass is the password given (in the conninfo, a URI or the keywords), used or not. */
     struct secrets sec = {{0}, 0};
@@ -190,6 +224,12 @@ static void from_conn(struct fields *t, PGconn *conn, const struct pql_target_ap
         copy_safe(t->appname, sizeof(t->appname), echo, &sec);
         if (sec.n == 0 || !echo || !altered(echo))
             return;
+    }
+    /* Not connected: the name given, when the call's arguments tell it for certain. */
+    const char *name;
+    if (!echo && given && given_appname(given, &name)) {
+        copy_safe(t->appname, sizeof(t->appname), name, &sec);
+        return;
     }
     /* The names the client gave. When the server's echo may be an altered copy of one of them, a
      * password in the given name hides the echo too. */
@@ -210,13 +250,19 @@ static void from_conn(struct fields *t, PGconn *conn, const struct pql_target_ap
         copy(t->appname, sizeof(t->appname), "[redacted]");
 }
 
-void pql_target_from_conn(struct pql_target *t, PGconn *conn, const struct pql_target_api *api)
+void pql_target_from_open(struct pql_target *t, PGconn *conn, const struct pql_connect_args *args,
+                          const struct pql_target_api *api)
 {
     struct fields f;
     f.host[0] = f.port[0] = f.dbname[0] = f.user[0] = f.appname[0] = '\0';
     if (conn)
-        from_conn(&f, conn, api);
+        from_conn(&f, conn, args, api);
     intern(t, &f);
+}
+
+void pql_target_from_conn(struct pql_target *t, PGconn *conn, const struct pql_target_api *api)
+{
+    pql_target_from_open(t, conn, NULL, api);
 }
 
 static void apply(struct fields *t, const char *k, const char *v, const struct secrets *sec)

@@ -48,8 +48,21 @@ struct pql_target_api {
     const char *(*parameter_status)(const PGconn *, const char *);
 };
 
+/* What a connect call was given: conninfo (a string or URI), or keyword arrays. */
+struct pql_connect_args {
+    const char *conninfo;
+    const char *const *keywords, *const *values;
+    int expand_dbname;
+};
+
 /* Fills *t from a live PGconn (connected, in progress or failed). Unknown fields are "". */
 void pql_target_from_conn(struct pql_target *t, PGconn *conn, const struct pql_target_api *api);
+
+/* The same, for a connection just returned by a connect call that was given args: one not connected
+ * (failed or in progress) takes its application_name from args (or PGAPPNAME) where that is certain,
+ * rather than from PQconninfo, which builds and frees libpq's whole option array. */
+void pql_target_from_open(struct pql_target *t, PGconn *conn, const struct pql_connect_args *args,
+                          const struct pql_target_api *api);
 
 /* Fills *t before connecting, from a conninfo string or URI (conninfo non-NULL) or from keyword arrays,
  * with libpq's defaults (environment included) for what they leave out, as libpq itself would. Used

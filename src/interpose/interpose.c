@@ -42,8 +42,8 @@ static void leave(void)
         bool outer = enter();                                                                                \
         bool track = outer && pql_shim_active();                                                             \
         struct pql_slot slot = {0};                                                                          \
+        struct pql_connect_args args = {__VA_ARGS__};                                                        \
         if (track) {                                                                                         \
-            struct pql_connect_args args = {__VA_ARGS__};                                                    \
             PGconn *refused = pql_track_checkout(nonblocking, &args, &slot);                                 \
             if (refused) {                                                                                   \
                 leave();                                                                                     \
@@ -53,7 +53,7 @@ static void leave(void)
         PGconn *conn = call;                                                                                 \
         leave();                                                                                             \
         if (track)                                                                                           \
-            pql_track_open(conn, nonblocking, &slot);                                                        \
+            pql_track_open(conn, nonblocking, &args, &slot);                                                 \
         return conn;                                                                                         \
     } while (0)
 
@@ -189,12 +189,10 @@ PQL_EXPORT PGPing PQpingParams(const char *const *keywords, const char *const *v
         if (!pql_real_ready())                                                                               \
             return fail;                                                                                     \
         depth = 1;                                                                                           \
-        struct pql_misuse misuse = {false, 0};                                                               \
-        struct pql_live *l = pql_query_begin(conn, &misuse);                                                 \
-        if (__builtin_expect(misuse.forked || misuse.other_tid, 0))                                          \
-            pql_track_misuse(conn, &misuse);                                                                 \
+        int me = 0;                                                                                          \
+        struct pql_live *l = pql_query_begin(conn, &me);                                                     \
         type r = pql_real.name args;                                                                         \
-        pql_query_end(l, conn, DONE(r));                                                                     \
+        pql_query_end(l, conn, DONE(r), me);                                                                 \
         depth = 0;                                                                                           \
         return r;                                                                                            \
     }                                                                                                        \

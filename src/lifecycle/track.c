@@ -188,7 +188,8 @@ PGconn *pql_track_checkout(bool nonblocking, const struct pql_connect_args *args
     return conn;
 }
 
-void pql_track_open(PGconn *conn, bool nonblocking, struct pql_slot *slot)
+void pql_track_open(PGconn *conn, bool nonblocking, const struct pql_connect_args *args,
+                    struct pql_slot *slot)
 {
     if (!conn) { /* libpq ran out of memory: nothing to track */
         pql_checkout_release(slot);
@@ -203,7 +204,7 @@ void pql_track_open(PGconn *conn, bool nonblocking, struct pql_slot *slot)
         rec.state = PQL_BAD;
     rec.server_pid = rec.state == PQL_OK ? pql_real.PQbackendPID(conn) : 0;
     struct pql_target_api api = target_api();
-    pql_target_from_conn(&rec.target, conn, &api);
+    pql_target_from_open(&rec.target, conn, args, &api);
     /* A socket directory as host: a unix socket, no port to find. */
     rec.client_port = rec.state == PQL_OK && rec.target.host[0] != '/' ? client_port(conn) : 0;
     if (rec.state == PQL_BAD)
@@ -313,5 +314,6 @@ void pql_track_setup(const struct pql_settings *s)
     static atomic_flag once = ATOMIC_FLAG_INIT;
     cfg = s;
     caps = pql_checkout_setup(s);
+    pql_query_on_misuse(pql_track_misuse);
     pql_atfork_once(&once, NULL, NULL, fork_child);
 }

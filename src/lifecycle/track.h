@@ -10,14 +10,7 @@
 #include "config.h"
 #include "query.h"
 #include "registry.h"
-
-/* Where a connect is going, as the interposer was given it: conninfo (a string or URI), or keyword
- * arrays. Read only when a per-target cap is set. */
-struct pql_connect_args {
-    const char *conninfo;
-    const char *const *keywords, *const *values;
-    int expand_dbname;
-};
+#include "target.h"
 
 /* Before a connect. Returns NULL when it may go ahead (a checkout slot, if caps are set, is in *slot),
  * or a refused PGconn (CONNECTION_BAD, pqleak's message in PQerrorMessage) to return instead. */
@@ -25,7 +18,8 @@ PGconn *pql_track_checkout(bool nonblocking, const struct pql_connect_args *args
 
 /* A connection was made: by a blocking call (complete) or a PQconnectStart* call (in progress). The
  * record takes over the slot; a failed connect gives it back at once. */
-void pql_track_open(PGconn *conn, bool nonblocking, struct pql_slot *slot);
+void pql_track_open(PGconn *conn, bool nonblocking, const struct pql_connect_args *args,
+                    struct pql_slot *slot);
 
 /* PQconnectPoll or PQresetPoll returned st for conn. */
 void pql_track_polled(PGconn *conn, PostgresPollingStatusType st);

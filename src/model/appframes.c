@@ -4,6 +4,9 @@
 #define _GNU_SOURCE
 #include "appframes.h"
 #include "appreaders.h"
+#include "dlhook.h"
+
+#include <dlfcn.h>
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -50,15 +53,42 @@ static void fork_child(void)
     pthread_mutex_init(&lock, NULL);
 }
 
+static pthread_once_t loaded_once = PTHREAD_ONCE_INIT;
+static unsigned loaded;
+
+/* A symbol every supported version of each runtime exports, from its executable or its library. */
+static void find_loaded(void)
+{
+    static const char *const probes[] = {[PQL_RUNTIME_PYTHON] = "Py_IsInitialized",
+                                         [PQL_RUNTIME_PERL] = "perl_destruct",
+                                         [PQL_RUNTIME_RUBY] = "ruby_run_node",
+                                         [PQL_RUNTIME_PHP] = "get_zend_version"};
+    for (unsigned i = 0; i < sizeof(probes) / sizeof(probes[0]); i++)
+        if (pql_dlsym(RTLD_DEFAULT, probes[i]))
+            loaded |= 1u << i;
+}
+
+unsigned pql_runtimes_loaded(void)
+{
+    pthread_once(&loaded_once, find_loaded);
+    return loaded;
+}
+
 static void setup(void)
 {
     pthread_atfork(NULL, NULL, fork_child);
-    pql_python311_setup(want_python);
-    pql_python312_setup(want_python);
-    pql_python313_setup(want_python);
-    pql_perl_setup();
-    pql_ruby_setup();
-    pql_php_setup();
+    unsigned rt = pql_runtimes_loaded(); /* each reader looks up several symbols: only its runtime's */
+    if (want_python && (rt & (1u << PQL_RUNTIME_PYTHON))) {
+        pql_python311_setup(want_python);
+        pql_python312_setup(want_python);
+        pql_python313_setup(want_python);
+    }
+    if (rt & (1u << PQL_RUNTIME_PERL))
+        pql_perl_setup();
+    if (rt & (1u << PQL_RUNTIME_RUBY))
+        pql_ruby_setup();
+    if (rt & (1u << PQL_RUNTIME_PHP))
+        pql_php_setup();
 }
 
 void pql_app_setup(bool python)
@@ -127,6 +157,8 @@ uint32_t pql_app_add(const struct pql_app_key *key, const char *function, const 
 
 int pql_app_merge(uintptr_t *frames, int n, int max)
 {
+    if (!loaded) /* no runtime, no reader enabled: a C program's capture asks none of them */
+        return n;
     int m = pql_python311_merge(frames, n, max);
     if (m == n)
         m = pql_python312_merge(frames, n, max);

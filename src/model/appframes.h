@@ -14,6 +14,11 @@
 /* Stack entries with this bit set are application frames (user-space addresses never have it). */
 #define PQL_APPFRAME_TAG ((uintptr_t)1 << 63)
 
+/* The runtimes loaded, as bits of 1 << PQL_RUNTIME_*: one dlsym of one symbol each, once. A process
+ * without any pays for four failed lookups, not for every symbol the readers and teardown checks use. */
+enum { PQL_RUNTIME_PYTHON, PQL_RUNTIME_PERL, PQL_RUNTIME_RUBY, PQL_RUNTIME_PHP };
+unsigned pql_runtimes_loaded(void);
+
 /* Enables each runtime's reader whose runtime (of a version this build can read) is in the process;
  * python false disables Python's (PQLEAK_PYTHON=off). Registers the fork handler (the table's lock
  * is reset in a child). Idempotent. */

@@ -31,7 +31,21 @@ void pql_query_setup(const struct pql_settings *s)
     atomic_store(&on, true);
 }
 
-struct pql_live *pql_query_find(const PGconn *conn, struct pql_misuse *m)
+static void (*misuse_fn)(PGconn *conn, const struct pql_misuse *m);
+
+void pql_query_on_misuse(void (*fn)(PGconn *conn, const struct pql_misuse *m))
+{
+    misuse_fn = fn;
+}
+
+/* The PGconn is libpq's and the caller's: the finding only reads it. */
+static void misuse(const PGconn *conn, const struct pql_misuse *m)
+{
+    if (misuse_fn)
+        misuse_fn((PGconn *)conn, m);
+}
+
+struct pql_live *pql_query_find(const PGconn *conn)
 {
     if (!conn || !atomic_load_explicit(&on, memory_order_relaxed))
         return NULL;
@@ -41,15 +55,15 @@ struct pql_live *pql_query_find(const PGconn *conn, struct pql_misuse *m)
     if (atomic_load_explicit(&l->fork_gen, memory_order_relaxed) !=
             atomic_load_explicit(&pql_fork_gen, memory_order_relaxed) &&
         !atomic_exchange(&l->warned_fork, true))
-        m->forked = true;
+        misuse(conn, &(struct pql_misuse){.forked = true});
     pql_query_tls = (struct pql_query_cache){conn, l};
     return l;
 }
 
-void pql_query_other_thread(struct pql_live *l, int other, struct pql_misuse *m)
+void pql_query_other_thread(const PGconn *conn, struct pql_live *l, int other)
 {
     if (!atomic_exchange(&l->warned_threads, true))
-        m->other_tid = other;
+        misuse(conn, &(struct pql_misuse){.other_tid = other});
 }
 
 void pql_query_completed(struct pql_live *l, PGconn *conn)

@@ -11,6 +11,7 @@
 #define _GNU_SOURCE
 #include "runtime.h"
 
+#include "appframes.h"
 #include "dlhook.h"
 #include "stack.h"
 
@@ -44,10 +45,21 @@ static bool function_range(const char *name, struct range *r)
     return true;
 }
 
+/* names[from, to) into teardown_fns. */
+static void add_ranges(const char *const *names, size_t from, size_t to)
+{
+    for (size_t i = from; i < to; i++)
+        nteardown += function_range(names[i], &teardown_fns[nteardown]);
+}
+
 static void setup(void)
 {
-    *(void **)&py_is_finalizing = pql_dlsym(RTLD_DEFAULT, "_Py_IsFinalizing");
-    if (!py_is_finalizing) /* 3.13 made it public */
+    unsigned rt = pql_runtimes_loaded();
+    if (!rt)
+        return;
+    if (rt & (1u << PQL_RUNTIME_PYTHON))
+        *(void **)&py_is_finalizing = pql_dlsym(RTLD_DEFAULT, "_Py_IsFinalizing");
+    if (!py_is_finalizing && (rt & (1u << PQL_RUNTIME_PYTHON))) /* 3.13 made it public */
         *(void **)&py_is_finalizing = pql_dlsym(RTLD_DEFAULT, "Py_IsFinalizing");
     /* Perl's exit and die unwind the main program's scopes inside Perl_my_exit / Perl_my_failure_exit. */
     static const char *const names[] = {"perl_destruct",
@@ -58,9 +70,14 @@ static void setup(void)
                                         "php_module_shutdown",
                                         "PyObject_CallFinalizerFromDealloc",
                                         "PyObject_CallFinalizer"};
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-        nteardown += function_range(names[i], &teardown_fns[nteardown]);
-    function_range("ruby_run_node", &ruby_run_node);
+    if (rt & (1u << PQL_RUNTIME_PERL))
+        add_ranges(names, 0, 3);
+    if (rt & (1u << PQL_RUNTIME_PHP))
+        add_ranges(names, 3, 6);
+    if (rt & (1u << PQL_RUNTIME_PYTHON))
+        add_ranges(names, 6, 8);
+    if (rt & (1u << PQL_RUNTIME_RUBY))
+        function_range("ruby_run_node", &ruby_run_node);
 }
 
 void pql_runtime_setup(void)

@@ -448,9 +448,24 @@ def pgbench():
     check(rep["utilization"]["opened_total"] >= 40, f"opened_total {rep['utilization']['opened_total']}")
 
 
+def libpq_dlclose():
+    import sys
+    prog = os.path.join(os.path.dirname(PROG), "it_dlclose")
+    # The control: without the shim, the program's dlclose unloads libpq.
+    bare = run([prog], preload=False, report_dir=False)
+    eq(bare.rc, 0, f"it_dlclose without the shim:\n{bare.err}")
+    if bare.out != "unloaded\n":
+        print(f"SKIP: libpq stays loaded after dlclose even without the shim: {bare.out!r}")
+        sys.exit(77)
+    # The shim calls libpq's functions until exit: it holds its own reference to a libpq it did not
+    # see loaded at start-up.
+    r = run([prog], report_dir=False)
+    eq((r.rc, r.out), (0, "loaded\n"), f"libpq after the program's dlclose, under the shim:\n{r.err}")
+
+
 main({f.__name__: f for f in (two_sites, entry_points_clean, entry_points_leak, threads, failed_freed,
                               failed_leaked, secrets, exitcode, underscore_exit, fork, atexit_close, quiet,
                               malformed_setting, disable, stack_depth, suppressions, log_file,
                               unwritable_report_dir, no_text_report, exports, rtld_next, lsan_alongside,
                               secure_exec, psql, pgbench, underscore_Exit, trace, client_port,
-                              log_after_closing_fds)})
+                              log_after_closing_fds, libpq_dlclose)})

@@ -186,7 +186,8 @@ static void test_connected_echo(void **state)
     /* A name without the password is kept as the server says it, altered or not. */
     check_echo("host=/nonexistent-dir password=S3cret-j application_name=caf\xc3\xa9", "caf??", "caf??",
                "S3cret-j");
-    check_echo("host=/nonexistent-dir password=S3cret-j application_name=plain", "plain", "plain", "S3cret-j");
+    check_echo("host=/nonexistent-dir password=S3cret-j application_name=plain", "plain", "plain",
+               "S3cret-j");
 }
 
 static void test_same(void **state)
@@ -196,6 +197,43 @@ static void test_same(void **state)
                       c = {"h", "2", "d", "u", "x"};
     assert_true(pql_target_same(&a, &b));
     assert_false(pql_target_same(&a, &c));
+}
+
+/* A connect that did not connect takes its application_name from the call's arguments (or PGAPPNAME)
+ * instead of PQconninfo: the same name, the same redaction, for every shape of arguments. */
+static void check_open(const struct pql_connect_args *a, const char *want)
+{
+    PGconn *c =
+        a->conninfo ? PQconnectdb(a->conninfo) : PQconnectdbParams(a->keywords, a->values, a->expand_dbname);
+    struct pql_target t, slow;
+    pql_target_from_open(&t, c, a, &api);
+    pql_target_from_conn(&slow, c, &api);
+    assert_string_equal(t.appname, want);
+    assert_string_equal(slow.appname, want);
+    assert_string_equal(t.host, slow.host);
+    assert_no_secret(&t, "S3cret-o");
+    PQfinish(c);
+}
+
+static void test_from_open(void **state)
+{
+    (void)state;
+    const char *kw[] = {"host", "password", "application_name", "application_name", NULL};
+    const char *val[] = {"/nonexistent-dir", "S3cret-o", "first", "", NULL};
+    check_open(&(struct pql_connect_args){.keywords = kw, .values = val}, "first");
+    val[2] = "w-S3cret-o";
+    check_open(&(struct pql_connect_args){.keywords = kw, .values = val}, "[redacted]");
+    setenv("PGAPPNAME", "from-env", 1);
+    kw[2] = NULL;
+    check_open(&(struct pql_connect_args){.keywords = kw, .values = val}, "from-env");
+    check_open(&(struct pql_connect_args){.conninfo = "host=/nonexistent-dir"}, "from-env");
+    check_open(&(struct pql_connect_args){.conninfo = "host=/nonexistent-dir application_name=given"},
+               "given");
+    const char *ekw[] = {"dbname", NULL};
+    const char *eval[] = {"host=/nonexistent-dir application_name=expanded", NULL};
+    check_open(&(struct pql_connect_args){.keywords = ekw, .values = eval, .expand_dbname = 1}, "expanded");
+    unsetenv("PGAPPNAME");
+    check_open(&(struct pql_connect_args){.conninfo = "host=/nonexistent-dir"}, "");
 }
 
 int main(void)
@@ -208,6 +246,7 @@ int main(void)
         cmocka_unit_test(test_from_options),
         cmocka_unit_test(test_connected_echo),
         cmocka_unit_test(test_same),
+        cmocka_unit_test(test_from_open),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
