@@ -61,6 +61,7 @@
  *                                                                    advertisement) stay the parent's
  *   real.c      resolve_lock         5    (the loader's)             reset
  *   target.c    store_lock           5    -                          reset; the interned targets stay
+ *   metrics.c   file_lock            5    log                        reset; the file stays the writer's
  *   log.c       log_lock             6    -                          reset; a %p file is reopened
  *
  * A "reset" lock may have been held by a parent thread that does not exist in the child; the child

@@ -14,6 +14,8 @@
 #include <fcntl.h>
 #include <libpq-fe.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -192,9 +194,33 @@ void pql_metrics_count(const struct pql_conn *rec, struct pql_live *live, void *
         m->in_state[PQL_MS_IDLE_IN_TX_ABORTED]++;
 }
 
-/* The pid whose file was last written, and its path (%p expanded): only that file is removed at exit. */
+/* The pid whose file was last written, and its path (%p expanded): only that file is removed at exit.
+ * The reporter thread writes and the exit path removes: one lock orders them, and once removed the file
+ * is never written again (a write finishing after the removal would serve a dead process's numbers). */
+static pthread_mutex_t file_lock = PTHREAD_MUTEX_INITIALIZER;
 static pid_t wrote_pid;
+static bool removed;
 static char wrote_path[PQL_PATH_MAX + 256];
+
+/* A fork while the reporter thread wrote would leave the child's copy of the lock held for good. */
+static void fork_child(void)
+{
+    pthread_mutex_init(&file_lock, NULL);
+}
+
+static bool write_file(const char *file, struct pql_buf *b)
+{
+    static atomic_flag once = ATOMIC_FLAG_INIT;
+    pql_atfork_once(&once, NULL, NULL, fork_child);
+    pthread_mutex_lock(&file_lock);
+    bool ok = removed || pql_outfile_write(file, 0644, b);
+    if (ok && !removed) {
+        memcpy(wrote_path, file, sizeof(wrote_path));
+        wrote_pid = pql_pid();
+    }
+    pthread_mutex_unlock(&file_lock);
+    return ok;
+}
 
 bool pql_metrics_write(const char *path, const char *service, const char *program,
                        const struct pql_metrics *m)
@@ -236,21 +262,20 @@ bool pql_metrics_write(const char *path, const char *service, const char *progra
            (double)m->suspects);
     metric(&b, &l, "pqleak_suspects_total", "counter", "Connections reported as suspects.",
            (double)m->suspects_total);
-    bool ok = pql_outfile_write(file, 0644, &b);
+    bool ok = write_file(file, &b);
     pql_buf_free(&b);
-    if (ok) {
-        memcpy(wrote_path, file, sizeof(wrote_path));
-        wrote_pid = pql_pid();
-    }
     return ok;
 }
 
 void pql_metrics_remove(const char *path)
 {
     char file[sizeof(wrote_path)];
-    if (wrote_pid != pql_pid() || pql_expand_pid(file, sizeof(file), path, (int)pql_pid()) < 0 ||
-        strcmp(file, wrote_path) != 0)
-        return;
-    unlink(file);
-    wrote_pid = 0;
+    pthread_mutex_lock(&file_lock);
+    removed = true;
+    if (wrote_pid == pql_pid() && pql_expand_pid(file, sizeof(file), path, (int)pql_pid()) >= 0 &&
+        strcmp(file, wrote_path) == 0) {
+        unlink(file);
+        wrote_pid = 0;
+    }
+    pthread_mutex_unlock(&file_lock);
 }
