@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include "buf.h"
+#include "escape.h"
 #include "names.h"
 
 #include <ctype.h>
@@ -175,19 +176,11 @@ static const char *expected(const struct setting *t, char *buf, size_t len)
     return buf;
 }
 
-/* raw with every control byte written as \xNN, so that a value cannot break or forge a log line; at
- * most len - 1 bytes, cut at a whole escape. */
+/* raw escaped (common/escape.h: control bytes as \xNN), so that a value cannot break or forge a log
+ * line; cut at a whole escape to fit len. */
 static const char *escaped(const char *raw, char *buf, size_t len)
 {
-    size_t o = 0;
-    for (const unsigned char *p = (const unsigned char *)raw; *p && o + 5 <= len; p++) {
-        if (*p < 0x20 || *p == 0x7f)
-            o += (size_t)snprintf(buf + o, len - o, "\\x%02x", *p);
-        else
-            buf[o++] = (char)*p;
-    }
-    buf[o] = '\0';
-    return buf;
+    return pql_escape_str(buf, len, raw);
 }
 
 /* The value in effect, as a user would write it ("unset" for an empty path), for "using ..." */
