@@ -4,6 +4,7 @@
  * that are not UTF-8 replaced), text through esc(). Command-line process only. */
 #include "topmodel.h"
 
+#include "escape.h"
 #include "names.h"
 #include "print.h"
 #include "util.h"
@@ -20,41 +21,41 @@
 /* ---- escaping ---- */
 
 /* s for one text column, into buf (len bytes): runs of white space (a query's newlines) as one space,
- * other control characters and backslashes as \xNN and \\, cut to at most cols characters (never
- * inside a UTF-8 sequence) with "..." when cut. "-" for NULL. Returns buf.
- * TODO(lead): h13's escape helper replaces this when it lands. */
+ * every other byte the common escape would escape (common/escape.h: control bytes, C1 controls, invalid
+ * UTF-8) as \\xNN, cut to at most cols characters (never inside a UTF-8 sequence or an escape) with
+ * "..." when cut. "-" for NULL. Returns buf. */
+static bool is_space(char c)
+{
+    return c == ' ' || c == '\n' || c == '\t' || c == '\r';
+}
+
 static const char *esc(char *buf, size_t len, const char *s, size_t cols)
 {
     if (!s)
         s = "-"; /* an SQL NULL, or unknown */
-    size_t o = 0, shown = 0;
+    size_t slen = strlen(s), o = 0, shown = 0;
     bool cut = false;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        char piece[8];
-        size_t n;
-        if (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r') {
-            while (p[1] == ' ' || p[1] == '\n' || p[1] == '\t' || p[1] == '\r')
-                p++;
-            piece[0] = ' ', n = 1;
-        } else if (*p < ' ' || *p == 0x7f || *p == '\\') {
-            n = (size_t)snprintf(piece, sizeof piece, *p == '\\' ? "\\\\" : "\\x%02x", *p);
+    for (size_t i = 0; i < slen;) {
+        bool escape;
+        size_t n = pql_escape_unit(s, slen, i, false, &escape), pn, width = 1;
+        char piece[32];
+        if (is_space(s[i])) {
+            while (i + n < slen && is_space(s[i + n]))
+                n++;
+            piece[0] = ' ', pn = 1;
+        } else if (escape) {
+            pn = width = pql_escape(piece, sizeof piece, s + i, n, false);
         } else {
-            piece[0] = (char)*p, n = 1;
+            memcpy(piece, s + i, n), pn = n;
         }
-        bool cont = (*p & 0xc0) == 0x80; /* a UTF-8 continuation byte: no column of its own */
-        if ((!cont && shown >= cols) || o + n + 4 >= len) {
+        if (shown + width > cols || o + pn + 4 >= len) {
             cut = true;
             break;
         }
-        memcpy(buf + o, piece, n);
-        o += n;
-        shown += cont ? 0 : n;
+        memcpy(buf + o, piece, pn);
+        o += pn, shown += width, i += n;
     }
     if (cut) {
-        while (o && ((unsigned char)buf[o - 1] & 0xc0) == 0x80)
-            o--; /* a sequence left unfinished */
-        if (o && ((unsigned char)buf[o - 1] & 0xc0) == 0xc0)
-            o--;
         memcpy(buf + o, "...", 3);
         o += 3;
     }
