@@ -225,6 +225,11 @@ static bool write_file(const char *file, struct pql_buf *b)
 bool pql_metrics_write(const char *path, const char *service, const char *program,
                        const struct pql_metrics *m)
 {
+    /* A forked child of a process that tracks connections, given the same file (no %p), leaves that
+     * file to its parent: it would overwrite the parent's numbers with its own and remove the file at
+     * its exit while the parent lives on. */
+    if (atomic_load_explicit(&pql_fork_gen, memory_order_relaxed) > 0 && !strstr(path, "%p"))
+        return true;
     char file[sizeof(wrote_path)];
     if (pql_expand_pid(file, sizeof(file), path, (int)pql_pid()) < 0) {
         errno = ENAMETOOLONG;
