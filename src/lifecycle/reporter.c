@@ -284,7 +284,7 @@ void pql_reporter_exit(void)
 {
     /* A dead process's numbers must not be served on: its metrics file goes. */
     if (atomic_load(&started) && *cfg->metrics)
-        pql_metrics_remove(cfg->metrics);
+        pql_metrics_remove();
     /* A report asked for from now on could not be written: say so by removing the advertisement. */
     if (atomic_load(&reporter_tid) > 0)
         unadvertise();

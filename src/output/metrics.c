@@ -194,18 +194,19 @@ void pql_metrics_count(const struct pql_conn *rec, struct pql_live *live, void *
         m->in_state[PQL_MS_IDLE_IN_TX_ABORTED]++;
 }
 
-/* The pid whose file was last written, and its path (%p expanded): only that file is removed at exit.
- * The reporter thread writes and the exit path removes: one lock orders them, and once removed the file
- * is never written again (a write finishing after the removal would serve a dead process's numbers). */
+/* The file this process wrote (%p expanded), if it wrote one: only that file is removed at exit. The
+ * reporter thread writes and the exit path removes: one lock orders them, and once removed the file is
+ * never written again (a write finishing after the removal would serve a dead process's numbers). */
 static pthread_mutex_t file_lock = PTHREAD_MUTEX_INITIALIZER;
-static pid_t wrote_pid;
-static bool removed;
+static bool wrote, removed;
 static char wrote_path[PQL_PATH_MAX + 256];
 
-/* A fork while the reporter thread wrote would leave the child's copy of the lock held for good. */
+/* A fork while the reporter thread wrote would leave the child's copy of the lock held for good; and the
+ * file written so far is the parent's. */
 static void fork_child(void)
 {
     pthread_mutex_init(&file_lock, NULL);
+    wrote = false;
 }
 
 static bool write_file(const char *file, struct pql_buf *b)
@@ -216,7 +217,7 @@ static bool write_file(const char *file, struct pql_buf *b)
     bool ok = removed || pql_outfile_write(file, 0644, b);
     if (ok && !removed) {
         memcpy(wrote_path, file, sizeof(wrote_path));
-        wrote_pid = pql_pid();
+        wrote = true;
     }
     pthread_mutex_unlock(&file_lock);
     return ok;
@@ -272,15 +273,12 @@ bool pql_metrics_write(const char *path, const char *service, const char *progra
     return ok;
 }
 
-void pql_metrics_remove(const char *path)
+void pql_metrics_remove(void)
 {
-    char file[sizeof(wrote_path)];
     pthread_mutex_lock(&file_lock);
     removed = true;
-    if (wrote_pid == pql_pid() && pql_expand_pid(file, sizeof(file), path, (int)pql_pid()) >= 0 &&
-        strcmp(file, wrote_path) == 0) {
-        unlink(file);
-        wrote_pid = 0;
-    }
+    if (wrote)
+        unlink(wrote_path);
+    wrote = false;
     pthread_mutex_unlock(&file_lock);
 }

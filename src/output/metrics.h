@@ -32,9 +32,9 @@ void pql_metrics_count(const struct pql_conn *rec, struct pql_live *live, void *
 bool pql_metrics_write(const char *path, const char *service, const char *program,
                        const struct pql_metrics *m);
 
-/* Removes the file this process last wrote at path (%p expanded), if it did write one: at exit, so that
+/* Removes the file this process last wrote, if it did write one, and writes none after: at exit, so that
  * a collector does not serve a dead process's numbers. A forked child that never wrote leaves its
  * parent's file alone. */
-void pql_metrics_remove(const char *path);
+void pql_metrics_remove(void);
 
 #endif
