@@ -176,6 +176,11 @@ pyjson "$T/out" 'not d["servers"][0]["queried"] and "pqleak_no_such_role" in d["
   "[c['site']['function'] for c in d['connections'] if c['pid'] == $pa] == ['hold_connection']" \
   'd["unattributed"] == []'
 
+# --db naming a server no tracked connection uses adds a server while connections point to theirs: no
+# connection may be left pointing into freed memory (valgrind, from tools/deps, sees any read of it).
+expect 3 valgrind -q --error-exitcode=9 "$PQLEAK" top --json --db "host=/nonexistent"
+pyjson "$T/out" 'len(d["connections"]) == 4' 'any(not s["queried"] for s in d["servers"])'
+
 # Another user's processes: listed with --all-users, never asked (only root may); without it, not seen.
 # (Skipped where setpriv or a 'nobody' that can run the command is missing.)
 as_nobody() { setpriv --reuid=nobody --regid=nogroup --clear-groups "$@"; }

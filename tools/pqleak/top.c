@@ -329,16 +329,16 @@ static struct top_server *server_of(struct top_round *r, const json_t *c)
     host = host ? host : "";
     port = port ? port : "";
     for (size_t i = 0; i < r->ns; i++)
-        if (strcmp(r->s[i].host, host) == 0 && strcmp(r->s[i].port, port) == 0)
-            return &r->s[i];
-    r->s = cli_xrealloc(r->s, (r->ns + 1) * sizeof *r->s);
-    r->s[r->ns] = (struct top_server){
+        if (strcmp(r->s[i]->host, host) == 0 && strcmp(r->s[i]->port, port) == 0)
+            return r->s[i];
+    struct top_server *s = cli_xmalloc(sizeof *s);
+    *s = (struct top_server){
         .host = cli_xstrdup(host), .port = cli_xstrdup(port), .name = cli_xasprintf("%s:%s", host, port)};
-    return &r->s[r->ns++];
+    cli_top_add_server(r, s);
+    return s;
 }
 
-/* One row per connection of every report; the servers they use. Server pointers are indexes until
- * every server is known (r->s moves while it grows). */
+/* One row per connection of every report; the servers they use. */
 static void collect_conns(struct top_round *r)
 {
     for (size_t i = 0; i < r->np; i++) {
@@ -350,18 +350,14 @@ static void collect_conns(struct top_round *r)
         const json_t *conns = json_object_get(p->root, PQL_F_CONNECTIONS);
         for (size_t j = 0; j < json_array_size(conns); j++) {
             struct top_conn c = {.proc = p, .c = json_array_get(conns, j)};
-            struct top_server *s = server_of(r, c.c);
-            c.srv = s ? (struct top_server *)(uintptr_t)(s - r->s + 1) : NULL;
+            c.srv = server_of(r, c.c);
+            if (c.srv)
+                c.srv->tracked++;
             site_of(&c);
             r->c = cli_xrealloc(r->c, (r->nc + 1) * sizeof *r->c);
             r->c[r->nc++] = c;
         }
     }
-    for (size_t i = 0; i < r->nc; i++)
-        if (r->c[i].srv) {
-            r->c[i].srv = &r->s[(uintptr_t)r->c[i].srv - 1];
-            r->c[i].srv->tracked++;
-        }
 }
 
 static void now_iso(char *buf, size_t len)
@@ -385,8 +381,10 @@ static void round_free(struct top_round *r)
     }
     for (size_t i = 0; i < r->nc; i++)
         cli_stack_free(&r->c[i].site);
-    for (size_t i = 0; i < r->ns; i++)
-        cli_top_server_free(&r->s[i]);
+    for (size_t i = 0; i < r->ns; i++) {
+        cli_top_server_free(r->s[i]);
+        free(r->s[i]);
+    }
     free(r->p);
     free(r->c);
     free(r->s);

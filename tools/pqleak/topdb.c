@@ -135,10 +135,10 @@ void cli_top_add_default_server(struct top_round *r, const char *db)
     /* libpq names the host and port it tried even when it failed. */
     const char *h = PQhost(conn), *p = PQport(conn);
     for (size_t i = 0; h && p && i < r->ns; i++)
-        if (strcmp(r->s[i].host, h) == 0 && strcmp(r->s[i].port, p) == 0) {
-            if (!r->s[i].queried && !r->s[i].error) { /* asked now: no second connection */
-                r->s[i].queried = query(&r->s[i], conn);
-                finish_error(&r->s[i]);
+        if (strcmp(r->s[i]->host, h) == 0 && strcmp(r->s[i]->port, p) == 0) {
+            if (!r->s[i]->queried && !r->s[i]->error) { /* asked now: no second connection */
+                r->s[i]->queried = query(r->s[i], conn);
+                finish_error(r->s[i]);
             }
             PQfinish(conn);
             return;
@@ -151,14 +151,15 @@ void cli_top_add_default_server(struct top_round *r, const char *db)
     s.queried = query(&s, conn);
     finish_error(&s);
     PQfinish(conn);
-    r->s = cli_xrealloc(r->s, (r->ns + 1) * sizeof *r->s);
-    r->s[r->ns++] = s;
+    struct top_server *copy = cli_xmalloc(sizeof *copy);
+    *copy = s;
+    cli_top_add_server(r, copy);
 }
 
 void cli_top_join(struct top_round *r, const char *db)
 {
     for (size_t i = 0; i < r->ns; i++) {
-        struct top_server *s = &r->s[i];
+        struct top_server *s = r->s[i];
         if (!s->queried && !s->error) {
             PGconn *conn = connect_to(db, s->host, s->port);
             s->queried = query(s, conn);
@@ -168,6 +169,12 @@ void cli_top_join(struct top_round *r, const char *db)
         if (s->queried)
             join_conns(r, s);
     }
+}
+
+void cli_top_add_server(struct top_round *r, struct top_server *s)
+{
+    r->s = cli_xrealloc(r->s, (r->ns + 1) * sizeof *r->s);
+    r->s[r->ns++] = s;
 }
 
 void cli_top_server_free(struct top_server *s)

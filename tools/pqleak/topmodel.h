@@ -67,7 +67,7 @@ struct top_round {
     char time[32]; /* UTC, ISO 8601 with milliseconds, as the reports write it */
     struct top_proc *p;
     size_t np;
-    struct top_server *s;
+    struct top_server **s; /* each allocated alone: connections point to their server while s grows */
     size_t ns;
     struct top_conn *c;
     size_t nc;
@@ -83,6 +83,9 @@ void cli_top_join(struct top_round *r, const char *db);
 /* Adds the server that db (or, when NULL, the PG* environment) names, unless r has it already, so that
  * its unattributed backends are listed. */
 void cli_top_add_default_server(struct top_round *r, const char *db);
+
+/* Appends s (allocated by the caller, owned by r from now on) to r's servers. */
+void cli_top_add_server(struct top_round *r, struct top_server *s);
 
 /* Frees a server's strings and backends. */
 void cli_top_server_free(struct top_server *s);

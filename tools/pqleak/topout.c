@@ -168,7 +168,7 @@ int cli_top_status(const struct top_round *r)
 {
     int st = CLI_STATUS_OK;
     for (size_t i = 0; i < r->ns; i++)
-        st = worse(st, server_status(&r->s[i]));
+        st = worse(st, server_status(r->s[i]));
     for (size_t i = 0; i < r->np; i++)
         if (!r->p[i].root)
             st = worse(st, CLI_STATUS_UNKNOWN);
@@ -335,10 +335,10 @@ bool cli_top_write_json(FILE *out, const struct top_round *r)
     set(d, "hostname", jstr(host));
     set(d, "status", jstr(status_word(cli_top_status(r))));
     for (size_t i = 0; i < r->ns; i++) {
-        json_array_append_new(servers, server_json(&r->s[i]));
-        for (size_t j = 0; j < r->s[i].nb; j++)
-            if (!r->s[i].b[j].owned)
-                json_array_append_new(un, unattributed_json(&r->s[i], &r->s[i].b[j]));
+        json_array_append_new(servers, server_json(r->s[i]));
+        for (size_t j = 0; j < r->s[i]->nb; j++)
+            if (!r->s[i]->b[j].owned)
+                json_array_append_new(un, unattributed_json(r->s[i], r->s[i]->b + j));
     }
     for (size_t i = 0; i < r->np; i++)
         json_array_append_new(procs, proc_json(&r->p[i]));
@@ -387,7 +387,7 @@ static void print_header(FILE *out, const struct top_round *r, int status)
         silent += !r->p[i].root;
     }
     for (size_t i = 0; i < r->ns; i++)
-        unatt += (long)unattributed(&r->s[i]);
+        unatt += (long)unattributed(r->s[i]);
     char n1[64], n2[64], n3[64];
     fprintf(out, "PQLEAK %s - %s in %s", status_word(status),
             cli_plural(n1, sizeof n1, (long)r->nc, "connection"),
@@ -400,9 +400,9 @@ static void print_header(FILE *out, const struct top_round *r, int status)
     fprintf(out, " | connections=%zu suspects=%ld processes=%zu not_answering=%ld unattributed=%ld", r->nc,
             susp, r->np, silent, unatt);
     for (size_t i = 0; i < r->ns; i++)
-        if (r->s[i].queried && r->s[i].max_connections > 0) {
-            long m = r->s[i].max_connections;
-            fprintf(out, " backends_%zu=%ld;%ld;%ld;0;%ld", i + 1, backends(&r->s[i]),
+        if (r->s[i]->queried && r->s[i]->max_connections > 0) {
+            long m = r->s[i]->max_connections;
+            fprintf(out, " backends_%zu=%ld;%ld;%ld;0;%ld", i + 1, backends(r->s[i]),
                     (TOP_WARN_PCT * m + 99) / 100, (TOP_CRIT_PCT * m + 99) / 100, m);
         }
     fputc('\n', out);
@@ -441,7 +441,7 @@ static void print_servers(FILE *out, const struct top_round *r)
     char n[64], name[300], err[600];
     fprintf(out, "\n%s:\n", cli_plural(n, sizeof n, (long)r->ns, "server"));
     for (size_t i = 0; i < r->ns; i++) {
-        const struct top_server *s = &r->s[i];
+        const struct top_server *s = r->s[i];
         esc(name, sizeof name, s->name, 200);
         if (!s->queried) {
             fprintf(out, "  %s: NOT QUERIED (%s); its connections show the client side only\n", name,
@@ -522,7 +522,7 @@ static void print_conns(FILE *out, const struct top_round *r)
 static void print_unattributed(FILE *out, const struct top_round *r)
 {
     for (size_t i = 0; i < r->ns; i++) {
-        const struct top_server *s = &r->s[i];
+        const struct top_server *s = r->s[i];
         if (!s->queried)
             continue;
         char name[300], n[64];
