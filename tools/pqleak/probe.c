@@ -143,6 +143,21 @@ static int env_signal(const char *v)
     return SIGUSR1;
 }
 
+/* The name (comm, without its newline) of thread tid of pid into comm; false when unreadable. */
+static bool read_comm(int pid, const char *tid, char *comm, size_t len)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/proc/%d/task/%.20s/comm", pid, tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t n = read(fd, comm, len - 1);
+    close(fd);
+    comm[n > 0 ? n : 0] = '\0';
+    comm[strcspn(comm, "\n")] = '\0';
+    return true;
+}
+
 int cli_probe_shim_thread(int pid)
 {
     char path[64];
@@ -156,15 +171,9 @@ int cli_probe_shim_thread(int pid)
         /* The shim never names the main thread; a program called pqleak (pqleak run itself) is not it. */
         if (e->d_name[0] == '.' || atoi(e->d_name) == pid)
             continue;
-        char comm_path[128], comm[32] = "";
-        snprintf(comm_path, sizeof comm_path, "/proc/%d/task/%.20s/comm", pid, e->d_name);
-        int fd = open(comm_path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
+        char comm[32];
+        if (!read_comm(pid, e->d_name, comm, sizeof comm))
             continue;
-        ssize_t n = read(fd, comm, sizeof comm - 1);
-        close(fd);
-        comm[n > 0 ? n : 0] = '\0';
-        comm[strcspn(comm, "\n")] = '\0';
         if (strcmp(comm, PQL_THREAD_SIGNAL) == 0)
             found = 2;
         else if (strcmp(comm, PQL_THREAD_PLAIN) == 0)
@@ -177,16 +186,9 @@ int cli_probe_shim_thread(int pid)
 /* The comm of thread tid of pid is name. */
 static bool thread_named(int pid, int tid, const char *name)
 {
-    char path[96], comm[32] = "";
-    snprintf(path, sizeof path, "/proc/%d/task/%d/comm", pid, tid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return false;
-    ssize_t n = read(fd, comm, sizeof comm - 1);
-    close(fd);
-    comm[n > 0 ? n : 0] = '\0';
-    comm[strcspn(comm, "\n")] = '\0';
-    return strcmp(comm, name) == 0;
+    char t[16], comm[32];
+    snprintf(t, sizeof t, "%d", tid);
+    return read_comm(pid, t, comm, sizeof comm) && strcmp(comm, name) == 0;
 }
 
 /* Field 22 of /proc/PID/stat (the start time); 0 when unreadable. */
@@ -584,7 +586,7 @@ void cli_probe_req_free(struct cli_probe_req *r)
 }
 
 /* Sends the signal and waits for the report it asks for. */
-static bool ask(const struct cli_target *t, double timeout, struct cli_found *out, char *msg)
+bool cli_probe_ask(const struct cli_target *t, double timeout, struct cli_found *out, char *msg)
 {
     struct cli_probe_req r;
     if (!cli_probe_send(t, timeout, &r, msg))
@@ -606,7 +608,7 @@ static bool ask(const struct cli_target *t, double timeout, struct cli_found *ou
 }
 
 /* Parses and validates the report; false with msg naming the file. */
-static bool check_found(const struct cli_target *t, const struct cli_found *f, json_t **root, char *msg)
+bool cli_probe_check_found(const struct cli_target *t, const struct cli_found *f, json_t **root, char *msg)
 {
     json_error_t jerr;
     *root = json_loadb(f->data, f->len, JSON_REJECT_DUPLICATES, &jerr);
@@ -634,16 +636,6 @@ bool cli_probe_target(struct cli_target *t, int pid, char *msg)
 {
     *t = (struct cli_target){.pid = pid, .pidfd = -1};
     return check_process(t, msg) && find_dir(t, msg);
-}
-
-bool cli_probe_ask(const struct cli_target *t, double timeout, struct cli_found *out, char *msg)
-{
-    return ask(t, timeout, out, msg);
-}
-
-bool cli_probe_check_found(const struct cli_target *t, const struct cli_found *f, json_t **root, char *msg)
-{
-    return check_found(t, f, root, msg);
 }
 
 void cli_probe_free(struct cli_target *t, struct cli_found *f)
