@@ -5,10 +5,10 @@
 
 #include "findings.h"
 #include "names.h"
+#include "util.h"
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* Stacks already written, by key. */
 struct depot {
@@ -61,18 +61,6 @@ static json_t *proc_json(const struct cli_proc *p)
     return o;
 }
 
-static json_t *now_iso(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
-    char buf[64];
-    size_t n = strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf + n, sizeof buf - n, ".%03ldZ", ts.tv_nsec / 1000000);
-    return json_string(buf);
-}
-
 static json_t *site_json(const struct cli_frame *f, bool has)
 {
     if (!has)
@@ -121,7 +109,9 @@ int cli_jsonout_write(FILE *out, const struct cli_set *set)
     json_object_set_new(root, PQL_F_TRIGGER, json_string(PQL_TRIGGER_MERGED));
     json_object_set_new(root, PQL_F_PID, json_null());
     json_object_set_new(root, PQL_F_PROGRAM, json_null());
-    json_object_set_new(root, PQL_F_TIME, now_iso());
+    char now[64];
+    cli_now_iso(now, sizeof now);
+    json_object_set_new(root, PQL_F_TIME, json_string(now));
     json_object_set(root, PQL_F_SETTINGS, set->settings ? set->settings : json_null());
     json_object_set_new(root, PQL_F_UTILIZATION, cli_set_utilization(set));
 

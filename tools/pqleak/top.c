@@ -360,16 +360,6 @@ static void collect_conns(struct top_round *r)
     }
 }
 
-static void now_iso(char *buf, size_t len)
-{
-    struct timespec ts;
-    struct tm tm;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf + n, len - n, ".%03ldZ", ts.tv_nsec / 1000000);
-}
-
 static void round_free(struct top_round *r)
 {
     for (size_t i = 0; i < r->np; i++) {
@@ -395,7 +385,7 @@ static void round_free(struct top_round *r)
 static int one_round(const struct top_opts *o, bool clear)
 {
     struct top_round r = {0};
-    now_iso(r.time, sizeof r.time);
+    cli_now_iso(r.time, sizeof r.time);
     find_procs(o, &r);
     ask_all(&r, o->timeout);
     collect_conns(&r);

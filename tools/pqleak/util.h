@@ -52,6 +52,9 @@ void cli_vec_push(struct cli_vec *a, void *p);
 /* Frees the array itself, not the elements. */
 void cli_vec_free(struct cli_vec *a);
 
+/* The current UTC time as ISO 8601 with milliseconds ("2026-01-02T03:04:05.678Z") into buf. */
+void cli_now_iso(char *buf, size_t len);
+
 /* The part of path after the last '/'; points into path. */
 const char *cli_basename(const char *path);
 
