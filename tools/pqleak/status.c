@@ -164,9 +164,8 @@ static void levels_of(const json_t *root, struct levels *l)
  * (label=value[unit];warn;crit;min;max). */
 static void print_plugin_line(FILE *out, const json_t *u, const struct levels *l)
 {
-    static const char *const words[] = {"OK", "WARNING", "CRITICAL"};
     char n[64], p[32];
-    fprintf(out, "PQLEAK %s - ", words[l->status]);
+    fprintf(out, "PQLEAK %s - ", cli_status_word(l->status));
     if (l->cap > 0)
         fprintf(out, "%ld of %ld connections open (%s%%)", l->open, l->cap, fmt_pct(p, sizeof p, l->pct));
     else if (l->capped)

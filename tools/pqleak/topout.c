@@ -175,12 +175,6 @@ int cli_top_status(const struct top_round *r)
     return st;
 }
 
-static const char *status_word(int st)
-{
-    static const char *const w[] = {"OK", "WARNING", "CRITICAL", "UNKNOWN"};
-    return st >= 0 && st <= 3 ? w[st] : "UNKNOWN";
-}
-
 static long suspects_of(const struct top_proc *p)
 {
     long n = 0;
@@ -302,7 +296,7 @@ static json_t *server_json(const struct top_server *s)
     set(o, "port", jstr(s->port));
     set(o, "queried", json_boolean(s->queried));
     set(o, "error", jstr(s->error));
-    set(o, "status", jstr(status_word(server_status(s))));
+    set(o, "status", jstr(cli_status_word(server_status(s))));
     set(o, "max_connections", jint_or_null(s->queried, s->max_connections));
     set(o, "backends", jint_or_null(s->queried, backends(s)));
     set(o, "tracked", json_integer((json_int_t)s->tracked));
@@ -333,7 +327,7 @@ bool cli_top_write_json(FILE *out, const struct top_round *r)
     set(d, "schema", jstr("pqleak-top/1"));
     set(d, "time", jstr(r->time));
     set(d, "hostname", jstr(host));
-    set(d, "status", jstr(status_word(cli_top_status(r))));
+    set(d, "status", jstr(cli_status_word(cli_top_status(r))));
     for (size_t i = 0; i < r->ns; i++) {
         json_array_append_new(servers, server_json(r->s[i]));
         for (size_t j = 0; j < r->s[i]->nb; j++)
@@ -389,7 +383,7 @@ static void print_header(FILE *out, const struct top_round *r, int status)
     for (size_t i = 0; i < r->ns; i++)
         unatt += (long)unattributed(r->s[i]);
     char n1[64], n2[64], n3[64];
-    fprintf(out, "PQLEAK %s - %s in %s", status_word(status),
+    fprintf(out, "PQLEAK %s - %s in %s", cli_status_word(status),
             cli_plural(n1, sizeof n1, (long)r->nc, "connection"),
             cli_plural(n2, sizeof n2, (long)r->np, "process"));
     if (silent)
@@ -451,7 +445,7 @@ static void print_servers(FILE *out, const struct top_round *r)
         fprintf(out,
                 "  %s: %s: %ld client backends of max_connections %ld (%.0f%%), %zu tracked here, %zu "
                 "unattributed\n",
-                name, status_word(server_status(s)), backends(s), s->max_connections,
+                name, cli_status_word(server_status(s)), backends(s), s->max_connections,
                 s->max_connections > 0 ? 100.0 * (double)backends(s) / (double)s->max_connections : 0.0,
                 s->tracked, unattributed(s));
     }

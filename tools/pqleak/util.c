@@ -120,6 +120,12 @@ void cli_vec_free(struct cli_vec *a)
     a->n = a->cap = 0;
 }
 
+const char *cli_status_word(int status)
+{
+    static const char *const w[] = {"OK", "WARNING", "CRITICAL", "UNKNOWN"};
+    return status >= CLI_STATUS_OK && status <= CLI_STATUS_UNKNOWN ? w[status] : "UNKNOWN";
+}
+
 void cli_now_iso(char *buf, size_t len)
 {
     struct timespec ts;

@@ -21,6 +21,9 @@
 #define CLI_STATUS_CRITICAL 2 /* at or above PQLEAK_CRIT_PCT */
 #define CLI_STATUS_UNKNOWN  3 /* no report could be had; a usage error */
 
+/* The Nagios word of a CLI_STATUS_* value ("OK" ... "UNKNOWN"); "UNKNOWN" for any other value. */
+const char *cli_status_word(int status);
+
 /* Prints "out of memory" and exits with status 2. */
 void cli_oom(void) __attribute__((noreturn));
 
