@@ -382,7 +382,7 @@ static void print_header(FILE *out, const struct top_round *r, int status)
     }
     for (size_t i = 0; i < r->ns; i++)
         unatt += (long)unattributed(r->s[i]);
-    char n1[64], n2[64], n3[64];
+    char n1[64], n2[64], n3[64], n4[64];
     fprintf(out, "PQLEAK %s - %s in %s", cli_status_word(status),
             cli_plural(n1, sizeof n1, (long)r->nc, "connection"),
             cli_plural(n2, sizeof n2, (long)r->np, "process"));
@@ -390,7 +390,7 @@ static void print_header(FILE *out, const struct top_round *r, int status)
         fprintf(out, " (%ld not answering)", silent);
     if (susp)
         fprintf(out, ", %s", cli_plural(n3, sizeof n3, susp, "suspect"));
-    fprintf(out, ", %ld unattributed backend%s", unatt, unatt == 1 ? "" : "s");
+    fprintf(out, ", %s", cli_plural(n4, sizeof n4, unatt, "unattributed backend"));
     fprintf(out, " | connections=%zu suspects=%ld processes=%zu not_answering=%ld unattributed=%ld", r->nc,
             susp, r->np, silent, unatt);
     for (size_t i = 0; i < r->ns; i++)
