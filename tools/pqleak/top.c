@@ -396,7 +396,7 @@ static int one_round(const struct top_opts *o, bool clear)
     cli_top_sort(&r, o->sort);
     int rc = cli_top_status(&r);
     if (o->json) {
-        if (!cli_top_write_json(stdout, &r))
+        if (!cli_top_write_json(stdout, &r, rc))
             rc = CLI_STATUS_UNKNOWN;
     } else {
         if (clear)

@@ -99,8 +99,9 @@ void cli_top_sort(struct top_round *r, enum top_sort by);
  * server could not be queried; else _OK. */
 int cli_top_status(const struct top_round *r);
 
-/* Writes the round as one line of JSON (schema pqleak-top/1, docs/top.md). False when out failed. */
-bool cli_top_write_json(FILE *out, const struct top_round *r);
+/* Writes the round, of status (cli_top_status), as one line of JSON (schema pqleak-top/1, docs/top.md).
+ * False when out failed. */
+bool cli_top_write_json(FILE *out, const struct top_round *r, int status);
 
 /* Writes the round as text: the plugin line, processes, servers, connections, unattributed backends. */
 void cli_top_write_text(FILE *out, const struct top_round *r, int status);

@@ -318,7 +318,7 @@ static json_t *unattributed_json(const struct top_server *s, const struct top_ba
     return o;
 }
 
-bool cli_top_write_json(FILE *out, const struct top_round *r)
+bool cli_top_write_json(FILE *out, const struct top_round *r, int status)
 {
     json_t *d = json_object(), *servers = json_array(), *procs = json_array(), *conns = json_array();
     json_t *un = json_array(), *stacks = json_object(), *by_text = json_object();
@@ -327,7 +327,7 @@ bool cli_top_write_json(FILE *out, const struct top_round *r)
     set(d, "schema", jstr("pqleak-top/1"));
     set(d, "time", jstr(r->time));
     set(d, "hostname", jstr(host));
-    set(d, "status", jstr(cli_status_word(cli_top_status(r))));
+    set(d, "status", jstr(cli_status_word(status)));
     for (size_t i = 0; i < r->ns; i++) {
         json_array_append_new(servers, server_json(r->s[i]));
         for (size_t j = 0; j < r->s[i]->nb; j++)
