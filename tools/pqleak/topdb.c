@@ -87,30 +87,25 @@ static void take_rows(struct top_server *s, const PGresult *res)
     }
 }
 
-/* Runs the query on an open connection; false with s->error set. */
+/* Runs the query on an open connection; false with s->error set (one line). */
 static bool query(struct top_server *s, PGconn *conn)
 {
+    char *why = NULL;
     if (PQstatus(conn) != CONNECTION_OK) {
-        s->error = cli_xasprintf("cannot connect: %s", PQerrorMessage(conn));
-        return false;
+        why = cli_xasprintf("cannot connect: %s", PQerrorMessage(conn));
+    } else {
+        PGresult *res = PQexec(conn, activity_sql);
+        if (PQresultStatus(res) == PGRES_TUPLES_OK && PQnfields(res) == 12)
+            take_rows(s, res);
+        else
+            why = cli_xasprintf("cannot read pg_stat_activity: %s", PQresultErrorMessage(res));
+        PQclear(res);
     }
-    PGresult *res = PQexec(conn, activity_sql);
-    bool ok = PQresultStatus(res) == PGRES_TUPLES_OK && PQnfields(res) == 12;
-    if (ok)
-        take_rows(s, res);
-    else
-        s->error = cli_xasprintf("cannot read pg_stat_activity: %s", PQresultErrorMessage(res));
-    PQclear(res);
-    return ok;
-}
-
-static void finish_error(struct top_server *s)
-{
-    if (s->error) {
-        char *e = one_line(s->error);
-        free(s->error);
-        s->error = e;
-    }
+    if (!why)
+        return true;
+    s->error = one_line(why);
+    free(why);
+    return false;
 }
 
 static void join_conns(struct top_round *r, struct top_server *s)
@@ -138,7 +133,6 @@ void cli_top_add_default_server(struct top_round *r, const char *db)
         if (strcmp(r->s[i]->host, h) == 0 && strcmp(r->s[i]->port, p) == 0) {
             if (!r->s[i]->queried && !r->s[i]->error) { /* asked now: no second connection */
                 r->s[i]->queried = query(r->s[i], conn);
-                finish_error(r->s[i]);
             }
             PQfinish(conn);
             return;
@@ -149,7 +143,6 @@ void cli_top_add_default_server(struct top_round *r, const char *db)
     s.name = h && p ? cli_xasprintf("%s:%s", h, p)
                     : cli_xstrdup(db ? "the server of --db" : "the server of the PG* environment");
     s.queried = query(&s, conn);
-    finish_error(&s);
     PQfinish(conn);
     struct top_server *copy = cli_xmalloc(sizeof *copy);
     *copy = s;
@@ -163,7 +156,6 @@ void cli_top_join(struct top_round *r, const char *db)
         if (!s->queried && !s->error) {
             PGconn *conn = connect_to(db, s->host, s->port);
             s->queried = query(s, conn);
-            finish_error(s);
             PQfinish(conn);
         }
         if (s->queried)
