@@ -1,5 +1,6 @@
-/* Small helpers shared by the pqleak command: allocation that never returns NULL, error lines, growable
- * pointer arrays and path pieces. Command-line process only; not for signal handlers. */
+/* Small helpers shared by the pqleak command: exit statuses and their Nagios words, allocation that
+ * never returns NULL, error lines, growable pointer arrays, path pieces and the current time. Command-line
+ * process only; not for signal handlers. */
 #ifndef CLI_UTIL_H
 #define CLI_UTIL_H
 
