@@ -1,4 +1,4 @@
-/* Unit tests of common/names.c: report file names and temp names as the shim writes them, the parser
+/* Unit tests of common/names.c: report file names as the shim writes them, the parser
  * the command reads them with (round trip, and names it must refuse), and the live-directory rule. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,8 +16,6 @@ static void test_report_names(void **state)
     char buf[128];
     assert_int_equal(pql_report_file_name(buf, sizeof buf, "/tmp/r", 1234, PQL_TRIGGER_SIGNAL, 7), 32);
     assert_string_equal(buf, "/tmp/r/pqleak-1234-signal-7.json");
-    assert_int_equal(pql_report_temp_name(buf, sizeof buf, "/tmp/r", 1234, 4294967295u), 34);
-    assert_string_equal(buf, "/tmp/r/.pqleak-1234-4294967295.tmp");
     /* The same as the format the shim used. */
     char want[128];
     snprintf(want, sizeof want, "%s/pqleak-%d-%s-%u.json", "d", INT_MAX, "exit", 0u);
