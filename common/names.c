@@ -174,3 +174,17 @@ int pql_run_socket_name(char *buf, size_t len, const char *dir)
         buf[o] = '\0';
     return (int)o;
 }
+
+int pql_run_message(char *buf, size_t len, int pid, const char *why)
+{
+    struct out o = start(buf, len);
+    put(&o, "F ");
+    put_int(&o, pid);
+    put(&o, " ");
+    if (!o.ok)
+        return done(&o);
+    for (const char *p = why ? why : ""; *p && o.n + 1 < o.len; p++)
+        o.buf[o.n++] = *p;
+    o.buf[o.n] = '\0';
+    return (int)o.n;
+}

@@ -64,6 +64,11 @@ int pql_expand_pid(char *buf, size_t len, const char *pattern, int pid);
 #define PQL_RUN_SOCKET_PREFIX "pqleak-run:"
 int pql_run_socket_name(char *buf, size_t len, const char *dir);
 
+/* Writes that message, "F PID WHY", into buf, WHY cut to fit in len - 1 bytes (a shortened reason still
+ * fails the run; tools/pqleak/run.c parses it). Returns its length, or -1 when not even "F PID " fits.
+ * Signal-safe. */
+int pql_run_message(char *buf, size_t len, int pid, const char *why);
+
 /* ---- the reporter's advertisement ---- */
 
 /* While the shim's reporter thread answers PQLEAK_SIGNAL, it keeps a file "pqleak-PID.reporter" (0600) in

@@ -94,6 +94,21 @@ static void test_live_dir(void **state)
     assert_int_equal(pql_live_dir_default(buf, 10, NULL, 1000), -1);
 }
 
+/* The run channel's message, as tools/pqleak/run.c parses it; a long reason is cut, not dropped. */
+static void test_run_message(void **state)
+{
+    (void)state;
+    char buf[64];
+    assert_int_equal(pql_run_message(buf, sizeof buf, 1234, "no exit report"), 21);
+    assert_string_equal(buf, "F 1234 no exit report");
+    assert_int_equal(pql_run_message(buf, 12, INT_MAX, "x"), -1);
+    assert_string_equal(buf, "");
+    assert_int_equal(pql_run_message(buf, 16, 1234, "no exit report"), 15);
+    assert_string_equal(buf, "F 1234 no exit ");
+    assert_int_equal(pql_run_message(buf, sizeof buf, 1, NULL), 4);
+    assert_string_equal(buf, "F 1 ");
+}
+
 static void test_field_literals(void **state)
 {
     (void)state;
@@ -106,9 +121,8 @@ static void test_field_literals(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_report_names),
-        cmocka_unit_test(test_parse),
-        cmocka_unit_test(test_live_dir),
+        cmocka_unit_test(test_report_names),   cmocka_unit_test(test_parse),
+        cmocka_unit_test(test_live_dir),       cmocka_unit_test(test_run_message),
         cmocka_unit_test(test_field_literals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
