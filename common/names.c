@@ -80,22 +80,6 @@ int pql_report_file_name(char *buf, size_t len, const char *dir, int pid, const 
     return done(&o);
 }
 
-int pql_report_temp_name(char *buf, size_t len, const char *dir, int pid, unsigned seq)
-{
-    struct out o = start(buf, len);
-    if (!dir)
-        o.ok = false;
-    if (o.ok) {
-        put(&o, dir);
-        put(&o, "/" PQL_TEMP_PREFIX);
-        put_int(&o, pid);
-        put(&o, "-");
-        put_ulong(&o, seq);
-        put(&o, PQL_TEMP_SUFFIX);
-    }
-    return done(&o);
-}
-
 /* Reads the decimal number at *p up to end (at least one digit, no sign, no overflow past max). */
 static bool number(const char **p, const char *end, unsigned long max, unsigned long *v)
 {
@@ -189,4 +173,18 @@ int pql_run_socket_name(char *buf, size_t len, const char *dir)
     if (len)
         buf[o] = '\0';
     return (int)o;
+}
+
+int pql_run_message(char *buf, size_t len, int pid, const char *why)
+{
+    struct out o = start(buf, len);
+    put(&o, "F ");
+    put_int(&o, pid);
+    put(&o, " ");
+    if (!o.ok)
+        return done(&o);
+    for (const char *p = why ? why : ""; *p && o.n + 1 < o.len; p++)
+        o.buf[o.n++] = *p;
+    o.buf[o.n] = '\0';
+    return (int)o.n;
 }

@@ -21,8 +21,10 @@
 
 /* ---- report file names ---- */
 
-/* A report is written to a temp file ".pqleak-PID-SEQ.tmp", then renamed to "pqleak-PID-TRIGGER-SEQ.json"
- * in the same directory: a name starting with '.' is never a report. */
+/* A report is written to a temp dot-file in the same directory (src/output/outfile.c: '.', the final
+ * name, ".PID.SEQ.tmp"), then renamed to "pqleak-PID-TRIGGER-SEQ.json". The command relies only on the
+ * leading dot: a name starting with '.' is never a report (tools/pqleak/reportio.c). The reporter's
+ * advertisement file (below) is written through a temp file named with PQL_TEMP_PREFIX/SUFFIX. */
 #define PQL_REPORT_PREFIX "pqleak-"
 #define PQL_REPORT_SUFFIX ".json"
 #define PQL_TEMP_PREFIX   ".pqleak-"
@@ -31,9 +33,6 @@
 /* Writes "DIR/pqleak-PID-TRIGGER-SEQ.json" into buf. Returns its length, or -1 when it does not fit
  * in len bytes (buf then holds no usable name) or an argument is NULL. */
 int pql_report_file_name(char *buf, size_t len, const char *dir, int pid, const char *trigger, unsigned seq);
-
-/* Writes "DIR/.pqleak-PID-SEQ.tmp" into buf; returns as pql_report_file_name. */
-int pql_report_temp_name(char *buf, size_t len, const char *dir, int pid, unsigned seq);
 
 /* Reads a report file's base name, "pqleak-PID-TRIGGER-SEQ.json": PID and SEQ decimal, TRIGGER
  * non-empty, without '/' and shorter than tlen. Returns false, outputs unspecified, for any other
@@ -64,6 +63,11 @@ int pql_expand_pid(char *buf, size_t len, const char *pattern, int pid);
  * (both sides cut alike), into buf and returns its length. Signal-safe. */
 #define PQL_RUN_SOCKET_PREFIX "pqleak-run:"
 int pql_run_socket_name(char *buf, size_t len, const char *dir);
+
+/* Writes that message, "F PID WHY", into buf, WHY cut to fit in len - 1 bytes (a shortened reason still
+ * fails the run; tools/pqleak/run.c parses it). Returns its length, or -1 when not even "F PID " fits.
+ * Signal-safe. */
+int pql_run_message(char *buf, size_t len, int pid, const char *why);
 
 /* ---- the reporter's advertisement ---- */
 

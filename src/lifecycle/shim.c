@@ -122,35 +122,16 @@ static void run_channel_open(const char *dir)
     pql_outfile_never_create_dirs();
 }
 
-static size_t put_str(char *buf, size_t o, size_t len, const char *s)
-{
-    while (*s && o + 1 < len)
-        buf[o++] = *s++;
-    return o;
-}
-
-static size_t put_num(char *buf, size_t o, size_t len, long v)
-{
-    char d[24];
-    int n = 0;
-    do
-        d[n++] = (char)('0' + v % 10);
-    while ((v /= 10) > 0 && n < 23);
-    while (n > 0 && o + 1 < len)
-        buf[o++] = d[--n];
-    return o;
-}
-
 /* Sends "F PID why" to the run, if there is one. Async-signal-safe. */
 static void run_notify(const char *why)
 {
     if (!run_addrlen)
         return;
     char msg[512];
-    size_t o = put_str(msg, 0, sizeof(msg), "F ");
-    o = put_num(msg, o, sizeof(msg), (long)syscall(SYS_getpid));
-    o = put_str(msg, o, sizeof(msg), " ");
-    o = put_str(msg, o, sizeof(msg), why);
+    int len = pql_run_message(msg, sizeof(msg), (int)syscall(SYS_getpid), why);
+    if (len < 0)
+        return;
+    size_t o = (size_t)len;
     struct stat st;
     int fd = run_fd;
     if (fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == run_dev && st.st_ino == run_ino) {

@@ -132,8 +132,6 @@ static void json_site(struct pql_buf *b, const struct pql_frame *f)
     pql_buf_puts(b, "}");
 }
 
-static void json_time(struct pql_buf *b, double wall);
-
 static void json_misuse(struct pql_buf *b, const struct pql_report *r)
 {
     pql_buf_puts(b, ",\n \"" PQL_F_MISUSE "\": [");

@@ -16,7 +16,7 @@
 
 struct pql_report_result pql_report_exit(const struct pql_settings *settings, struct pql_rules *rules)
 {
-    struct pql_report_result res = {0, 0, 0, false, 0};
+    struct pql_report_result res = {0, 0};
     struct pql_report r;
     if (!pql_rmodel_begin(&r, PQL_TRIGGER_EXIT, settings, rules)) {
         res.json_errno = *settings->report_dir ? ENOMEM : 0;
@@ -33,15 +33,12 @@ struct pql_report_result pql_report_exit(const struct pql_settings *settings, st
         goto out;
     }
     res.leaked = r.leaked;
-    res.suppressed = r.suppressed;
-    res.groups = r.leak_groups;
     bool text = res.leaked > 0 && settings->text_report;
     if (*settings->report_dir) {
         struct pql_buf b;
         pql_buf_init(&b);
         pql_json_report(&b, &r, true);
-        res.json_written = pql_outfile_report(settings->report_dir, r.trigger, &b, NULL, 0);
-        if (!res.json_written) {
+        if (!pql_outfile_report(settings->report_dir, r.trigger, &b, NULL, 0)) {
             int e = errno;
             res.json_errno = e ? e : EIO;
             pql_log(

@@ -11,10 +11,7 @@
 #include "rules.h"
 
 struct pql_report_result {
-    long leaked;     /* unsuppressed leaked connections */
-    long suppressed; /* suppressed leaked connections */
-    int groups;      /* unsuppressed leak groups */
-    bool json_written;
+    long leaked;    /* unsuppressed leaked connections */
     int json_errno; /* nonzero: a JSON report was due in PQLEAK_REPORT_DIR and could not be written */
 };
 

@@ -105,14 +105,15 @@ void pql_text_stack(struct pql_buf *b, struct pql_symbolizer *sym, uint32_t stac
         const struct pql_frame *f = frames[i];
         int run = 1;
         char a[128], c[128];
+        const char *name = NULL;
         if (f && !full_stacks && !own_frame(f)) {
-            const char *name = origin(f, a, sizeof(a));
+            name = origin(f, a, sizeof(a));
             while (i + run < m && frames[i + run] && !own_frame(frames[i + run]) &&
                    !strcmp(origin(frames[i + run], c, sizeof(c)), name))
                 run++;
         }
         if (run > 1)
-            pql_buf_printf(b, "    ... %d frames in %s\n", run, origin(f, a, sizeof(a)));
+            pql_buf_printf(b, "    ... %d frames in %s\n", run, name);
         else if (f)
             text_frame(b, i, f);
         i += run;
