@@ -53,6 +53,12 @@ static void fork_child(void)
     pthread_mutex_init(&store_lock, NULL);
 }
 
+void pql_target_setup(void)
+{
+    static atomic_flag once = ATOMIC_FLAG_INIT;
+    pql_atfork_once(&once, NULL, NULL, fork_child);
+}
+
 struct pql_target pql_target_empty(void)
 {
     return (struct pql_target){"", "", "", "", ""};
@@ -113,8 +119,6 @@ static void intern(struct pql_target *t, struct fields *f)
         *t = e->t;
         return;
     }
-    static atomic_flag once = ATOMIC_FLAG_INIT;
-    pql_atfork_once(&once, NULL, NULL, fork_child);
     pthread_mutex_lock(&store_lock);
     e = find_or_add(&k);
     if (!e) {

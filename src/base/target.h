@@ -26,6 +26,9 @@ struct pql_target {
     const char *appname;
 };
 
+/* Registers the fork handler (the store's lock is reset in a child). */
+void pql_target_setup(void);
+
 /* The unknown target: every field "". */
 struct pql_target pql_target_empty(void);
 

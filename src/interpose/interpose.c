@@ -39,8 +39,8 @@ static void leave(void)
             return call;                                                                                     \
         if (!pql_real_resolve())                                                                             \
             return NULL;                                                                                     \
-        bool outer = enter();                                                                                \
-        bool track = outer && pql_shim_active();                                                             \
+        enter(); /* the outermost call (depth was 0): it records when the shim is active */                  \
+        bool track = pql_shim_active();                                                                      \
         struct pql_slot slot = {0};                                                                          \
         struct pql_connect_args args = {__VA_ARGS__};                                                        \
         if (track) {                                                                                         \
@@ -98,10 +98,10 @@ PQL_EXPORT PostgresPollingStatusType PQconnectPoll(PGconn *conn)
         return pql_real.PQconnectPoll(conn);
     if (!pql_real_resolve())
         return PGRES_POLLING_FAILED;
-    bool outer = enter();
+    enter(); /* the outermost call (depth was 0) */
     PostgresPollingStatusType st = pql_real.PQconnectPoll(conn);
     leave();
-    if (outer && pql_shim_active())
+    if (pql_shim_active())
         pql_track_polled(conn, st);
     return st;
 }

@@ -23,6 +23,7 @@
 #include "runtime.h"
 #include "stack.h"
 #include "symbolize.h"
+#include "target.h"
 #include "text.h"
 #include "track.h"
 
@@ -179,6 +180,7 @@ static void init(void)
     pql_proc_setup();
     pql_pid(); /* cached now, so that a vfork child, which shares it, is told apart (foreign_process) */
     pql_real_setup();
+    pql_target_setup();
     pql_live_setup();
     bool unwind = pql_stack_setup();
     pql_registry_setup();

@@ -9,6 +9,7 @@
 #include "log.h"
 #include "misuse.h"
 #include "proc.h"
+#include "query.h"
 #include "real.h"
 #include "registry.h"
 #include "reporter.h"
@@ -45,7 +46,6 @@ struct refusal {
     struct refusal *next;
     char msg[];
 };
-#define REFUSAL_MASK ((uintptr_t)0xa5c3000000000000ull)
 static pthread_mutex_t refusals_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct refusal *refusals;
 static atomic_int refusals_live;
@@ -55,7 +55,7 @@ static void refusal_add(const PGconn *conn, const char *msg)
     struct refusal *r = malloc(sizeof(*r) + strlen(msg) + 1);
     if (!r)
         return;
-    r->conn = (uintptr_t)conn ^ REFUSAL_MASK;
+    r->conn = pql_registry_key(conn);
     strcpy(r->msg, msg);
     pthread_mutex_lock(&refusals_lock);
     r->next = refusals;
@@ -70,7 +70,7 @@ static void refusal_remove(const PGconn *conn)
         return;
     pthread_mutex_lock(&refusals_lock);
     for (struct refusal **p = &refusals; *p; p = &(*p)->next) {
-        if ((*p)->conn == ((uintptr_t)conn ^ REFUSAL_MASK)) {
+        if ((*p)->conn == pql_registry_key(conn)) {
             struct refusal *r = *p;
             *p = r->next;
             free(r);
@@ -88,7 +88,7 @@ char *pql_track_refusal_message(const PGconn *conn)
     char *msg = NULL;
     pthread_mutex_lock(&refusals_lock);
     for (struct refusal *r = refusals; r && !msg; r = r->next)
-        if (r->conn == ((uintptr_t)conn ^ REFUSAL_MASK))
+        if (r->conn == pql_registry_key(conn))
             msg = r->msg;
     pthread_mutex_unlock(&refusals_lock);
     return msg;
@@ -114,7 +114,6 @@ static int client_port(const PGconn *conn)
     return 0;
 }
 
-/* The rare path: the warning names this call's stack and the stack that opened the connection. */
 /* The rare path: kept for the reports (a finding, like a leak) and warned about, with this call's stack
  * and the stack that opened the connection. closed: a forked child's PQfinish. */
 static void misuse_report(const struct pql_conn *rec, bool forked, int other_tid, bool closed)
@@ -292,7 +291,8 @@ void pql_track_close(PGconn *conn)
                                           : "");
 }
 
-void pql_track_misuse(PGconn *conn, const struct pql_misuse *m)
+/* A query call found misuse of conn (query.h): warns with this call's stack and the open stack. */
+static void track_misuse(PGconn *conn, const struct pql_misuse *m)
 {
     struct pql_conn rec;
     if (!pql_registry_get(conn, &rec))
@@ -314,6 +314,6 @@ void pql_track_setup(const struct pql_settings *s)
     static atomic_flag once = ATOMIC_FLAG_INIT;
     cfg = s;
     caps = pql_checkout_setup(s);
-    pql_query_on_misuse(pql_track_misuse);
+    pql_query_on_misuse(track_misuse);
     pql_atfork_once(&once, NULL, NULL, fork_child);
 }

@@ -8,7 +8,6 @@
 #include <stdbool.h>
 
 #include "config.h"
-#include "query.h"
 #include "registry.h"
 #include "target.h"
 
@@ -32,9 +31,6 @@ void pql_track_close(PGconn *conn);
 
 /* pqleak's message for a connection it refused, or NULL for any other (cheap when nothing was refused). */
 char *pql_track_refusal_message(const PGconn *conn);
-
-/* A query call found misuse of conn (query.h): warns with this call's stack and the open stack. */
-void pql_track_misuse(PGconn *conn, const struct pql_misuse *m);
 
 /* Takes the settings (kept) and sets up the checkout; registers the fork handler. */
 void pql_track_setup(const struct pql_settings *s);

@@ -41,11 +41,6 @@ static size_t nretired, retired_cap;
 static struct pql_counters counters;
 static uint64_t next_id = 1;
 
-static uintptr_t mask(const PGconn *c)
-{
-    return pql_registry_key(c);
-}
-
 /* The live fields a snapshot or a removed record carries. */
 static void copy_live(struct pql_conn *rec, const struct pql_live *l)
 {
@@ -87,7 +82,7 @@ uint64_t pql_registry_add(const PGconn *conn, const struct pql_conn *rec)
     struct entry *e = malloc(sizeof(*e));
     if (!e)
         return 0;
-    e->key = mask(conn);
+    e->key = pql_registry_key(conn);
     e->rec = *rec;
     e->live = pql_live_get(conn, e->key);
     pthread_mutex_lock(&lock);
@@ -122,7 +117,7 @@ uint64_t pql_registry_add(const PGconn *conn, const struct pql_conn *rec)
 bool pql_registry_set_state(const PGconn *conn, enum pql_state state, int server_pid,
                             const struct pql_target *target, struct pql_slot *released)
 {
-    uintptr_t key = mask(conn);
+    uintptr_t key = pql_registry_key(conn);
     released->held = false;
     pthread_mutex_lock(&lock);
     struct entry *e;
@@ -168,7 +163,7 @@ static void retire(const struct entry *e, enum pql_leak_kind kind)
 
 bool pql_registry_remove(const PGconn *conn, struct pql_conn *out, enum pql_leak_kind kind)
 {
-    uintptr_t key = mask(conn);
+    uintptr_t key = pql_registry_key(conn);
     pthread_mutex_lock(&lock);
     struct entry *e;
     HASH_FIND(hh, table, &key, sizeof(key), e);
@@ -237,7 +232,7 @@ size_t pql_registry_snapshot(struct pql_conn **out, struct pql_counters *c)
 
 bool pql_registry_get(const PGconn *conn, struct pql_conn *out)
 {
-    uintptr_t key = mask(conn);
+    uintptr_t key = pql_registry_key(conn);
     pthread_mutex_lock(&lock);
     struct entry *e;
     HASH_FIND(hh, table, &key, sizeof(key), e);
@@ -251,7 +246,7 @@ bool pql_registry_get(const PGconn *conn, struct pql_conn *out)
 
 struct pql_live *pql_registry_live(const PGconn *conn)
 {
-    uintptr_t key = mask(conn);
+    uintptr_t key = pql_registry_key(conn);
     unsigned set = hint_set(key);
     for (unsigned w = 0; w < HINT_WAYS; w++) {
         struct pql_live *l = atomic_load_explicit(&hints[set + w], memory_order_acquire);

@@ -6,9 +6,8 @@
 #define _GNU_SOURCE
 #include "testname.h"
 
-#include "dlhook.h"
+#include "appframes.h"
 
-#include <dlfcn.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -28,7 +27,7 @@ static bool enabled;
  * test name: any other process pays one pthread_once per connect. */
 static void decide(void)
 {
-    enabled = getenv(PQL_TESTNAME_VAR) || pql_dlsym(RTLD_DEFAULT, "Py_IsInitialized");
+    enabled = getenv(PQL_TESTNAME_VAR) || (pql_runtimes_loaded() & (1u << PQL_RUNTIME_PYTHON));
 }
 
 static uint32_t hash(const char *s, size_t n)
