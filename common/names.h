@@ -151,11 +151,13 @@ int pql_run_message(char *buf, size_t len, int pid, const char *why);
 
 /* A finding of the top-level "misuse" array: "kind", "connection", "server_pid", "pid", "opened_by",
  * "time", "closed", "stack", "open_stack", "site". */
-#define PQL_F_MISUSE     "misuse"
-#define PQL_F_CONNECTION "connection"
-#define PQL_F_OPENED_BY  "opened_by"
-#define PQL_F_CLOSED     "closed"
-#define PQL_F_OPEN_STACK "open_stack"
+#define PQL_F_MISUSE        "misuse"
+#define PQL_F_CONNECTION    "connection"
+#define PQL_F_OPENED_BY     "opened_by"
+#define PQL_F_CLOSED        "closed"
+#define PQL_F_LAST_USE_FORK "last_use_fork"
+#define PQL_F_OPENER_FORK   "opener_fork"
+#define PQL_F_OPEN_STACK    "open_stack"
 
 /* A frame of a stack in "stacks". */
 #define PQL_F_FUNCTION "function"

@@ -129,7 +129,9 @@ static void misuse_report(const struct pql_conn *rec, bool forked, int other_tid
                                  .closed = closed,
                                  .time = pql_clock_s(CLOCK_REALTIME),
                                  .stack = here,
-                                 .open_stack = rec->stack};
+                                 .open_stack = rec->stack,
+                                 .last_use_fork = PQL_FORKS_UNKNOWN,
+                                 .opener_fork = forked && rec->pid == pql_born_of ? pql_born_fork : 0};
     pql_misuse_add(&e);
     pql_text_misuse(rec, forked, other_tid, here);
 }

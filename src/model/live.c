@@ -9,8 +9,12 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 _Atomic uint32_t pql_fork_gen;
+_Atomic uint8_t pql_forks;
+pid_t pql_born_of;
+uint8_t pql_born_fork;
 
 _Static_assert(sizeof(struct pql_live) == 64, "one cache line per connection");
 
@@ -61,6 +65,8 @@ struct pql_live *pql_live_get(const PGconn *conn, uintptr_t key)
     atomic_store_explicit(&l->warned_fork, false, memory_order_relaxed);
     atomic_store_explicit(&l->warned_threads, false, memory_order_relaxed);
     atomic_store_explicit(&l->ended_in_teardown, false, memory_order_relaxed);
+    atomic_store_explicit(&l->use_fork, atomic_load_explicit(&pql_forks, memory_order_relaxed),
+                          memory_order_relaxed);
     atomic_store_explicit(&l->key, key, memory_order_release);
     return l;
 }
@@ -74,14 +80,23 @@ void pql_live_put(struct pql_live *l)
     pthread_mutex_unlock(&pool_lock);
 }
 
+static void fork_prepare(void)
+{
+    uint8_t n = atomic_load(&pql_forks);
+    if (n < PQL_FORKS_UNKNOWN)
+        atomic_store(&pql_forks, n + 1);
+}
+
 static void fork_child(void)
 {
     pthread_mutex_init(&pool_lock, NULL);
     atomic_fetch_add(&pql_fork_gen, 1);
+    pql_born_of = getppid();
+    pql_born_fork = atomic_load(&pql_forks);
 }
 
 void pql_live_setup(void)
 {
     static atomic_flag once = ATOMIC_FLAG_INIT;
-    pql_atfork_once(&once, NULL, NULL, fork_child);
+    pql_atfork_once(&once, fork_prepare, NULL, fork_child);
 }

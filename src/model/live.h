@@ -31,6 +31,7 @@ struct __attribute__((aligned(64))) pql_live {
     _Atomic uint16_t tx_test;       /* the test running when it began (testname.h), 0 when none */
     _Atomic bool ended_in_teardown; /* a transaction was ended by the runtime's teardown (Perl's DBI
                                        rolls back before closing): its work was rolled back */
+    _Atomic uint8_t use_fork;       /* pql_forks at its last use (opening, else query call) */
 };
 
 enum pql_suspect { PQL_SUSPECT_NONE, PQL_SUSPECT_AGE, PQL_SUSPECT_IDLE_TX };
@@ -38,12 +39,26 @@ enum pql_suspect { PQL_SUSPECT_NONE, PQL_SUSPECT_AGE, PQL_SUSPECT_IDLE_TX };
 /* Incremented in every forked child: a connection used with another generation was inherited. */
 extern _Atomic uint32_t pql_fork_gen;
 
+/* How many times this process has forked (a child inherits its parent's count and goes on from it),
+ * saturating at PQL_FORKS_UNKNOWN. Counted before the fork, so the child sees the fork that made it.
+ * A connection's use_fork below a child's pql_born_fork means its opener, the child's parent, last
+ * used it before that child existed: the exact order the fork hand-off rule needs, which clocks with
+ * a tick's resolution cannot give. */
+#define PQL_FORKS_UNKNOWN 255
+extern _Atomic uint8_t pql_forks;
+
+/* In a forked child: its parent's pid and pql_forks then (which of the parent's forks made it); 0 in
+ * a process that is no forked child. */
+extern pid_t pql_born_of;
+extern uint8_t pql_born_fork;
+
 /* Takes a zeroed struct from the pool for conn (never freed: a stale hint can only ever point to a
  * struct, whose key then does not match). NULL on out of memory. */
 struct pql_live *pql_live_get(const PGconn *conn, uintptr_t key);
 void pql_live_put(struct pql_live *l);
 
-/* Registers the fork handler: in a child the pool lock is reset and the generation advances. */
+/* Registers the fork handlers: pql_forks counts forks; in a child the pool lock is reset, the
+ * generation advances and pql_born_of/pql_born_fork are set. */
 void pql_live_setup(void);
 
 #endif

@@ -67,7 +67,8 @@ void pql_misuse_note_close(const struct pql_conn *rec)
                                  .opened_by = rec->pid,
                                  .closed = true,
                                  .time = last,
-                                 .open_stack = rec->stack};
+                                 .open_stack = rec->stack,
+                                 .last_use_fork = rec->use_fork};
     pql_misuse_add(&e);
 }
 

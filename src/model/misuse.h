@@ -17,15 +17,18 @@ enum pql_misuse_kind { PQL_MISUSE_FORK, PQL_MISUSE_THREADS };
 
 struct pql_misuse_event {
     enum pql_misuse_kind kind;
-    uint64_t conn;       /* the connection's id */
-    int server_pid;      /* 0 when unknown */
-    pid_t pid;           /* the process that misused it */
-    pid_t opened_by;     /* the process that opened it */
-    int other_tid;       /* threads: the thread that was using it */
-    bool closed;         /* fork: the child closed it (rather than queried it); pid == opened_by: always */
-    double time;         /* seconds since the epoch; pid == opened_by: the opener's last use of it */
-    uint32_t stack;      /* where it was misused */
-    uint32_t open_stack; /* where it was opened */
+    uint64_t conn;         /* the connection's id */
+    int server_pid;        /* 0 when unknown */
+    pid_t pid;             /* the process that misused it */
+    pid_t opened_by;       /* the process that opened it */
+    int other_tid;         /* threads: the thread that was using it */
+    bool closed;           /* fork: the child closed it (rather than queried it); pid == opened_by: always */
+    double time;           /* seconds since the epoch; pid == opened_by: the opener's last use of it */
+    uint32_t stack;        /* where it was misused */
+    uint32_t open_stack;   /* where it was opened */
+    uint8_t last_use_fork; /* pid == opened_by: pql_forks at its last use (live.h); 255: unknown */
+    uint8_t opener_fork;   /* fork by a direct child: which of the opener's forks made the child
+                            * (pql_born_fork); 0: unknown */
 };
 
 /* Registers the fork handler (the list's lock is reset in a child; the parent's events stay the

@@ -93,4 +93,7 @@ void pql_query_completed(struct pql_live *l, PGconn *conn)
         }
     }
     atomic_store_explicit(&l->last_ns, now, memory_order_relaxed);
+    uint8_t forks = atomic_load_explicit(&pql_forks, memory_order_relaxed);
+    if (atomic_load_explicit(&l->use_fork, memory_order_relaxed) != forks)
+        atomic_store_explicit(&l->use_fork, forks, memory_order_relaxed);
 }

@@ -57,6 +57,7 @@ static void copy_live(struct pql_conn *rec, const struct pql_live *l)
     rec->suspect = atomic_load_explicit(&l->suspect, memory_order_relaxed);
     rec->ended_in_teardown = atomic_load_explicit(&l->ended_in_teardown, memory_order_relaxed);
     rec->warned_fork = atomic_load_explicit(&l->warned_fork, memory_order_relaxed);
+    rec->use_fork = atomic_load_explicit(&l->use_fork, memory_order_relaxed);
 }
 
 static void entry_free(struct entry *e)

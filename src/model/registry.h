@@ -44,6 +44,7 @@ struct pql_conn {
     int leak_kind;          /* enum pql_leak_kind: set on connections retired by a runtime's teardown */
     bool ended_in_teardown; /* its transaction was rolled back by the runtime's teardown */
     bool warned_fork;       /* its use in a forked child was reported already */
+    uint8_t use_fork;       /* pql_forks at its last use (live.h) */
     uint16_t test, tx_test; /* the test (testname.h) running at its open and at its transaction's begin */
 };
 

@@ -113,6 +113,8 @@ static void json_connection(struct pql_buf *b, const struct pql_report *r, const
     json_id(b, c->last_stack);
     json_test(b, PQL_F_TEST, c->test);
     json_test(b, PQL_F_TX_TEST, c->tx_stack ? c->tx_test : 0);
+    if (r->forks && c->use_fork < PQL_FORKS_UNKNOWN)
+        pql_buf_printf(b, ", \"" PQL_F_LAST_USE_FORK "\": %d", c->use_fork);
     pql_buf_puts(b, "}");
 }
 
@@ -151,6 +153,10 @@ static void json_misuse(struct pql_buf *b, const struct pql_report *r)
         json_id(b, e->open_stack);
         pql_buf_puts(b, ", \"" PQL_F_SITE "\": ");
         json_site(b, e->stack ? pql_rmodel_headline(r, e->stack, NULL) : NULL);
+        if (e->pid == e->opened_by && e->last_use_fork < PQL_FORKS_UNKNOWN)
+            pql_buf_printf(b, ", \"" PQL_F_LAST_USE_FORK "\": %d", e->last_use_fork);
+        if (e->opener_fork && e->opener_fork < PQL_FORKS_UNKNOWN)
+            pql_buf_printf(b, ", \"" PQL_F_OPENER_FORK "\": %d", e->opener_fork);
         pql_buf_puts(b, "}");
     }
     pql_buf_puts(b, "]");

@@ -230,7 +230,10 @@ double pql_rmodel_idle_s(const struct pql_report *r, const struct pql_conn *c)
 {
     if (!c->last_ns)
         return r->now_mono - c->opened_mono;
-    double idle = (double)(r->now_coarse_ns - c->last_ns) / 1e9;
+    /* last_ns is from the coarse clock, which lags by up to a tick: measured from the precise now, the
+     * idle time is never shorter than the real one, so the report's time minus it is never later than
+     * the real last use (the fork hand-off rule of the command compares it with a child's use). */
+    double idle = r->now_mono - (double)c->last_ns / 1e9;
     return c->active || idle < 0 ? 0 : idle;
 }
 
@@ -412,6 +415,7 @@ bool pql_rmodel_begin(struct pql_report *r, const char *trigger, const struct pq
     r->now_wall = pql_clock_s(CLOCK_REALTIME);
     r->now_mono = pql_clock_s(CLOCK_MONOTONIC);
     r->now_coarse_ns = pql_coarse_ns();
+    r->forks = atomic_load_explicit(&pql_forks, memory_order_relaxed);
     ssize_t n = readlink("/proc/self/exe", r->program, sizeof(r->program) - 1);
     r->program[n > 0 ? n : 0] = '\0';
     r->nconns = pql_registry_snapshot(&r->conns, &r->counters);

@@ -52,6 +52,7 @@ struct pql_report {
     struct pql_symbolizer *sym; /* NULL when there is nothing to symbolize */
     double now_wall, now_mono;
     int64_t now_coarse_ns;
+    uint8_t forks; /* pql_forks now: the connections' last_use_fork is written when it is not 0 */
     char program[1024];
     /* Exit reports, set by pql_rmodel_group: */
     long leaked;     /* unsuppressed connections that count as leaks */

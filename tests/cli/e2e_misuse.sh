@@ -6,7 +6,17 @@
 source "$(dirname "$0")/lib.sh"
 : "${CLI_LEAKER:?}" "${PGHOST:?run through tools/pgserver exec}"
 
-expect 0 "$PQLEAK" run --json "$T/h.json" -- "$CLI_LEAKER" handoff
+expect 0 "$PQLEAK" run --report-dir "$T/hr" --json "$T/h.json" -- "$CLI_LEAKER" handoff
+# The exact order behind it: the parent's copy was last used before its first fork (at its opening),
+# and the child came of that fork.
+python3 - "$T/hr" <<'PY' || fail "fork counts in the reports"
+import glob, json, sys
+reps = [json.load(open(f)) for f in glob.glob(sys.argv[1] + "/*.json")]
+parent = next(r for r in reps if r["connections"])
+child = next(r for r in reps if r["pid"] != parent["pid"])
+assert [c.get("last_use_fork") for c in parent["connections"]] == [0], parent["connections"]
+assert child["misuse"] and all(m.get("opener_fork") == 1 for m in child["misuse"]), child["misuse"]
+PY
 has "$T/err" "handed to child PID "
 has "$T/err" ", which used"
 hasnt "$T/err" "connection misuse ("

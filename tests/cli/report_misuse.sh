@@ -83,6 +83,31 @@ has "$T/out" "pqleak: connection misuse (fork: used by a forked child that did n
 has "$T/out" "pqleak: connection misuse (fork: closed by a forked child"
 hasnt "$T/out" "handed to child"
 
+# The same clocks, but fork counts say the parent last used it before the fork that made the child
+# (last_use_fork 0 < opener_fork 1): a hand-off whatever the clocks say (they have a tick's resolution;
+# pg_basebackup's child queries within a millisecond of the fork).
+mkdir "$T/counted" "$T/after"
+python3 - "$T/late/pqleak-4001-exit-0.json" "$H/pqleak-4002-exit-0.json" "$T" <<'PY'
+import json, sys
+parent, child = (json.load(open(f)) for f in sys.argv[1:3])
+for sub, last in (("counted", 0), ("after", 1)):
+    parent["connections"][0]["last_use_fork"] = last
+    for m in child["misuse"]:
+        m["opener_fork"] = 1
+    json.dump(parent, open(f"{sys.argv[3]}/{sub}/pqleak-4001-exit-0.json", "w"))
+    json.dump(child, open(f"{sys.argv[3]}/{sub}/pqleak-4002-exit-0.json", "w"))
+PY
+expect 0 "$PQLEAK" report "$T/counted"
+has "$T/out" "handed to child PID 4002, which used and closed it"
+hasnt "$T/out" "misuse ("
+expect 0 "$PQLEAK" report --json "$T/counted"
+cp "$T/out" "$T/c.json"
+pyjson "$T/c.json" 'all(m["handed_off"] and m["opener_fork"] == 1 for m in d["misuse"])'
+# Used after that fork (last_use_fork 1): the clocks decide, and they say after the child's use.
+expect 23 "$PQLEAK" report "$T/after"
+has "$T/out" "used at LogStreamerMain (pg_basebackup.c:520)"
+hasnt "$T/out" "handed to child"
+
 # The child's report alone (no parent's connection to match): misuse.
 expect 23 "$PQLEAK" report "$H/pqleak-4002-exit-0.json"
 has "$T/out" "used at LogStreamerMain (pg_basebackup.c:520)"

@@ -88,6 +88,12 @@ def misuse_json(mode, used_in, closed):
     eq(m["site"]["function"], used_in, "named at the using line")
     check(used_in in functions(child, m["stack"]) and "connect_ok" in functions(child, m["open_stack"]), m)
     check(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", m["time"]), m["time"])
+    # Fork counts, the hand-off rule's exact order: the child came of the parent's first fork, and the
+    # parent's close note says it last used the connection before any fork (at its opening, or the query
+    # before the fork).
+    eq(m.get("opener_fork"), 1, f"which of the parent's forks made the child: {m}")
+    notes = [n for n in parent["misuse"] if n["pid"] == n["opened_by"]]
+    eq([n.get("last_use_fork") for n in notes], [0], f"the parent's close note: {parent['misuse']}")
 
 
 def misuse_fork_json():

@@ -5,6 +5,7 @@
 #include "names.h"
 
 #include <stdio.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -209,6 +210,8 @@ void cli_findings_add(struct cli_set *set, const json_t *root, const struct cli_
         m->opened_by = int_or(e, PQL_F_OPENED_BY, -1);
         m->time = str_dup(e, PQL_F_TIME);
         m->closed = json_is_true(json_object_get(e, PQL_F_CLOSED));
+        m->last_use_fork = int_or(e, PQL_F_LAST_USE_FORK, -1);
+        m->opener_fork = int_or(e, PQL_F_OPENER_FORK, -1);
         m->handed_off = json_is_true(json_object_get(e, CLI_F_HANDED_OFF));
         /* The opener's close note (misuse.h in the shim): its last use of a connection it closed after a
          * fork. Data for the hand-off rule, never a finding. */
@@ -229,10 +232,13 @@ void cli_findings_add(struct cli_set *set, const json_t *root, const struct cli_
     }
 }
 
-/* The earliest use by a child of the parent's connection to server_pid, or false. */
-static bool first_child_use(const struct cli_set *set, long opened_by, long server_pid, double *t)
+/* The children's uses of the parent's connection to server_pid: the earliest time (false when there is
+ * none), and in *fork the first of the parent's forks that made one of them (-1 when any entry lacks it:
+ * an older report, or a grandchild). */
+static bool first_child_use(const struct cli_set *set, long opened_by, long server_pid, double *t, long *fork)
 {
     bool any = false;
+    *fork = LONG_MAX;
     for (size_t i = 0; i < set->misuse.n; i++) {
         const struct cli_misuse *m = set->misuse.v[i];
         double mt;
@@ -242,16 +248,27 @@ static bool first_child_use(const struct cli_set *set, long opened_by, long serv
         if (!any || mt < *t)
             *t = mt;
         any = true;
+        *fork = m->opener_fork < 0 || *fork < 0 ? -1 : m->opener_fork < *fork ? m->opener_fork : *fork;
     }
     return any;
+}
+
+/* Whether the opener's last use of a connection came before a child's use of it. Certain when both
+ * reports carry fork counts and its last use came before the fork that made the child. Else from the
+ * clocks: its last use (last_s) no later than the child's (child_s); reports carry milliseconds, and a
+ * millisecond of rounding is no later use. */
+static bool used_before_child(long last_fork, long child_fork, double last_s, double child_s)
+{
+    return (last_fork >= 0 && child_fork >= 0 && last_fork < child_fork) || last_s <= child_s + 0.001;
 }
 
 /* Looks for the parent's leaked copy of m's connection; on a hand-off, takes it out of its group. */
 static void resolve(struct cli_set *set, struct cli_misuse *m)
 {
     double child_t = 0;
+    long child_fork;
     if (strcmp(m->kind, "fork") != 0 || m->server_pid < 0 || m->opened_by < 0 ||
-        !first_child_use(set, m->opened_by, m->server_pid, &child_t))
+        !first_child_use(set, m->opened_by, m->server_pid, &child_t, &child_fork))
         return;
     for (size_t i = 0; i < set->groups.n; i++) {
         struct cli_group *g = set->groups.v[i];
@@ -261,10 +278,9 @@ static void resolve(struct cli_set *set, struct cli_misuse *m)
             if (!c->proc || c->proc->pid != m->opened_by || !c->proc->has_time || !json_is_number(idle) ||
                 int_or(c->obj, PQL_F_SERVER_PID, -1) != m->server_pid)
                 continue;
-            /* The parent's last activity on it: its exit report's time minus the idle time. Reports
-             * carry milliseconds; a millisecond of rounding is no later use. */
+            /* The parent's last activity on it: its exit report's time minus the idle time. */
             double parent_last = c->proc->time - json_number_value(idle);
-            if (parent_last > child_t + 0.001)
+            if (!used_before_child(int_or(c->obj, PQL_F_LAST_USE_FORK, -1), child_fork, parent_last, child_t))
                 return;
             bool closed = false;
             for (size_t k = 0; k < set->misuse.n; k++) {
@@ -294,17 +310,18 @@ static void resolve(struct cli_set *set, struct cli_misuse *m)
     }
 }
 
-/* The opening process's last use of its connection to server_pid, from its close note (it closed the
- * connection itself after a fork), or false. */
-static bool opener_last_use(const struct cli_set *set, long opened_by, long server_pid, double *t)
+/* The opening process's close note for its connection to server_pid (it closed the connection itself
+ * after a fork), or NULL. */
+static const struct cli_misuse *close_note(const struct cli_set *set, long opened_by, long server_pid,
+                                           double *t)
 {
     for (size_t i = 0; i < set->misuse.n; i++) {
         const struct cli_misuse *o = set->misuse.v[i];
         if (strcmp(o->kind, "fork") == 0 && o->pid == opened_by && o->opened_by == opened_by &&
             o->server_pid == server_pid && cli_iso_time(o->time, t))
-            return true;
+            return o;
     }
-    return false;
+    return NULL;
 }
 
 /* A child's close of a connection its parent had stopped using and closed itself (pg_basebackup's
@@ -313,9 +330,11 @@ static bool opener_last_use(const struct cli_set *set, long opened_by, long serv
 static void resolve_close(struct cli_set *set, struct cli_misuse *m)
 {
     double parent_last, child_t;
+    const struct cli_misuse *note;
     if (strcmp(m->kind, "fork") != 0 || !m->closed || m->server_pid < 0 || m->pid == m->opened_by ||
         !cli_iso_time(m->time, &child_t) ||
-        !opener_last_use(set, m->opened_by, m->server_pid, &parent_last) || parent_last > child_t + 0.001)
+        !(note = close_note(set, m->opened_by, m->server_pid, &parent_last)) ||
+        !used_before_child(note->last_use_fork, m->opener_fork, parent_last, child_t))
         return;
     m->handed_off = true;
     cli_vec_push(&set->handoffs,

@@ -94,6 +94,10 @@ static json_t *misuse_json(struct depot *d, const struct cli_set *set)
         json_object_set_new(o, PQL_F_STACK, depot_id(d, &m->stack));
         json_object_set_new(o, PQL_F_OPEN_STACK, depot_id(d, &m->open_stack));
         json_object_set_new(o, PQL_F_SITE, site_json(&m->site, m->has_site));
+        if (m->last_use_fork >= 0)
+            json_object_set_new(o, PQL_F_LAST_USE_FORK, json_integer(m->last_use_fork));
+        if (m->opener_fork >= 0)
+            json_object_set_new(o, PQL_F_OPENER_FORK, json_integer(m->opener_fork));
         json_object_set_new(o, CLI_F_HANDED_OFF, json_boolean(m->handed_off));
         json_array_append_new(list, o);
     }

@@ -67,13 +67,15 @@ struct cli_util {
 
 /* A connection used by a process or thread that did not open it (the report's "misuse" list). */
 struct cli_misuse {
-    char *kind;      /* "fork" or "threads" */
-    long connection; /* its id in the opening process; -1 when unknown */
-    long server_pid; /* -1 when unknown */
-    long pid;        /* the process that misused it */
-    long opened_by;  /* the process that opened it */
-    char *time;      /* ISO 8601, when it was misused; NULL when unknown */
-    bool closed;     /* fork: the child closed it rather than queried it */
+    char *kind;         /* "fork" or "threads" */
+    long connection;    /* its id in the opening process; -1 when unknown */
+    long server_pid;    /* -1 when unknown */
+    long pid;           /* the process that misused it */
+    long opened_by;     /* the process that opened it */
+    char *time;         /* ISO 8601, when it was misused; NULL when unknown */
+    bool closed;        /* fork: the child closed it rather than queried it */
+    long last_use_fork; /* close note: the opener's fork count at its last use; -1 when unknown */
+    long opener_fork;   /* fork: which of the opener's forks made the child; -1 when unknown */
     struct cli_stack stack, open_stack;
     struct cli_frame site; /* the report's "site", else the headline of stack */
     bool has_site;
