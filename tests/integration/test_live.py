@@ -39,8 +39,14 @@ def signal_report():
     # A second request replaces the first report: one signal report per process.
     time.sleep(0.05)
     bg.proc.send_signal(signal.SIGUSR1)
-    wait_for(lambda: len(glob.glob(os.path.join(bg.report_dir, "*-signal-*"))) == 1 and
-             read_reports(bg.report_dir, "*-signal-*")[0]["time"] != rep["time"], "a newer signal report")
+    def replaced():
+        try:
+            reps = read_reports(bg.report_dir, "*-signal-*")
+        except FileNotFoundError:  # the old report, removed after the new one is written, between the
+            return False           # listing and the reading
+        return len(reps) == 1 and reps[0]["time"] != rep["time"]
+
+    wait_for(replaced, "a newer signal report")
     rc, _, err = bg.stop()
     eq(rc, 0, f"exit status:\n{err}")
     check("live report (signal): 2 connections open" in err, f"text live report in the log:\n{err}")
