@@ -1,6 +1,8 @@
-/* The connection registry: uthash table keyed by the masked PGconn pointer, counters, one mutex.
- * Called from interposers on application threads and from report writers; never from a signal
- * handler. Out of memory loses a record (counted), never the application's call. */
+/* The connection registry: records in an open-addressing table keyed by the masked PGconn pointer,
+ * counters, one mutex. Records come from never-freed blocks through a free list, so that a program
+ * that connects and closes again and again allocates nothing per connection. Called from interposers on
+ * application threads and from report writers; never from a signal handler. Out of memory loses a
+ * record (counted), never the application's call. */
 #include "registry.h"
 
 #include "proc.h"
@@ -10,16 +12,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#define HASH_NONFATAL_OOM      1
-#define uthash_nonfatal_oom(e) (add_failed = true)
-static bool add_failed;
-#include <uthash.h>
-
 struct entry {
     uintptr_t key;
-    struct pql_conn rec;
     struct pql_live *live;
-    UT_hash_handle hh;
+    struct entry *next_free; /* on the free list */
+    struct pql_conn rec;
 };
 
 /* Lock-free hints from PGconn to live state for the query path: 1024 sets of 4 ways, so that a few
@@ -35,11 +32,90 @@ static unsigned hint_set(uintptr_t key)
 }
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static struct entry *table;
-static struct pql_conn *retired; /* closed by a runtime's teardown, kept for the exit report */
+/* The table: a power-of-two array of entries, linear probing, at most half full (removal shifts the
+ * probe chain back, so there are no tombstones). NULL slots are empty. */
+static struct entry **slots;
+static size_t nslots, nused;
+static struct entry *free_entries; /* removed entries, for reuse */
+static struct pql_conn *retired;   /* closed by a runtime's teardown, kept for the exit report */
 static size_t nretired, retired_cap;
 static struct pql_counters counters;
 static uint64_t next_id = 1;
+
+/* The slot a key's probe starts at. */
+static size_t home(uintptr_t key)
+{
+    return (size_t)(((uint64_t)key * 0x9e3779b97f4a7c15ull) >> 32) & (nslots - 1);
+}
+
+/* The slot holding key, or the empty slot where it would go. nslots > nused. Called with lock held. */
+static size_t probe(uintptr_t key)
+{
+    size_t i = home(key);
+    while (slots[i] && slots[i]->key != key)
+        i = (i + 1) & (nslots - 1);
+    return i;
+}
+
+static struct entry *find(uintptr_t key)
+{
+    return nslots ? slots[probe(key)] : NULL;
+}
+
+/* Doubles the table (or makes the first one). False on out of memory, the table unchanged. */
+static bool grow(void)
+{
+    size_t n = nslots ? 2 * nslots : 64;
+    struct entry **v = calloc(n, sizeof(*v));
+    if (!v)
+        return false;
+    struct entry **old = slots;
+    size_t nold = nslots;
+    slots = v;
+    nslots = n;
+    for (size_t i = 0; i < nold; i++)
+        if (old[i])
+            slots[probe(old[i]->key)] = old[i];
+    free(old);
+    return true;
+}
+
+/* Takes slot i's entry out and moves later members of its probe chain back into the gap. */
+static void unlink_slot(size_t i)
+{
+    slots[i] = NULL;
+    nused--;
+    for (size_t j = (i + 1) & (nslots - 1); slots[j]; j = (j + 1) & (nslots - 1)) {
+        size_t h = home(slots[j]->key);
+        /* slots[j] may fill the gap at i when its home is not in (i, j], cyclically. */
+        if (i <= j ? (h <= i || h > j) : (h <= i && h > j)) {
+            slots[i] = slots[j];
+            slots[j] = NULL;
+            i = j;
+        }
+    }
+}
+
+/* An entry from the free list, else from a new block of 64 (never freed). NULL on out of memory. Called
+ * with lock held. */
+static struct entry *entry_alloc(void)
+{
+    static struct entry *block;
+    static size_t used = 64;
+    struct entry *e = free_entries;
+    if (e) {
+        free_entries = e->next_free;
+        return e;
+    }
+    if (used == 64) {
+        struct entry *b = malloc(64 * sizeof(*b));
+        if (!b)
+            return NULL;
+        block = b;
+        used = 0;
+    }
+    return &block[used++];
+}
 
 /* The live fields a snapshot or a removed record carries. */
 static void copy_live(struct pql_conn *rec, const struct pql_live *l)
@@ -60,7 +136,9 @@ static void copy_live(struct pql_conn *rec, const struct pql_live *l)
     rec->use_fork = atomic_load_explicit(&l->use_fork, memory_order_relaxed);
 }
 
-static void entry_free(struct entry *e)
+/* Drops e's live state and hints and puts e on the free list; e must be out of the table. Called with
+ * lock held. */
+static void entry_release(struct entry *e)
 {
     if (e->live) {
         unsigned set = hint_set(e->key);
@@ -70,7 +148,8 @@ static void entry_free(struct entry *e)
         }
         pql_live_put(e->live);
     }
-    free(e);
+    e->next_free = free_entries;
+    free_entries = e;
 }
 
 static bool holds_slot(enum pql_state s)
@@ -78,38 +157,46 @@ static bool holds_slot(enum pql_state s)
     return s != PQL_BAD;
 }
 
+/* A free slot for key, the table grown first when it would be more than half full (or at worst,
+ * with no memory to grow, more than 7/8). Returns the slot's index, or nslots when there is none. */
+static size_t free_slot(uintptr_t key)
+{
+    if ((nused + 1) * 2 > nslots && !grow() && (nused + 1) * 8 > nslots * 7)
+        return nslots;
+    return probe(key);
+}
+
 uint64_t pql_registry_add(const PGconn *conn, const struct pql_conn *rec)
 {
-    struct entry *e = malloc(sizeof(*e));
-    if (!e)
-        return 0;
-    e->key = pql_registry_key(conn);
-    e->rec = *rec;
-    e->live = pql_live_get(conn, e->key);
+    uintptr_t key = pql_registry_key(conn);
+    struct pql_live *live = pql_live_get(conn, key);
+    uint64_t id = 0;
     pthread_mutex_lock(&lock);
-    struct entry *old;
-    HASH_FIND(hh, table, &e->key, sizeof(e->key), old);
+    size_t i = nslots ? probe(key) : 0;
+    struct entry *old = nslots ? slots[i] : NULL;
     if (old) {
         /* libpq reused the address of a PGconn freed behind our back: the old record is stale. */
-        HASH_DEL(table, old);
+        unlink_slot(i);
         if (holds_slot(old->rec.state))
             counters.open--;
-        entry_free(old);
+        entry_release(old);
     }
-    e->rec.id = next_id++;
-    add_failed = false;
-    HASH_ADD(hh, table, key, sizeof(e->key), e);
-    uint64_t id = 0;
-    if (add_failed) {
-        entry_free(e);
-    } else {
-        id = e->rec.id;
+    struct entry *e = NULL;
+    if ((i = free_slot(key)) < nslots && (e = entry_alloc())) {
+        e->key = key;
+        e->live = live;
+        e->rec = *rec;
+        e->rec.id = id = next_id++;
+        slots[i] = e;
+        nused++;
         /* A refusal is not a connection: it counts in the checkout's refused_total instead. */
         counters.opened_total += !rec->refused;
         if (rec->state == PQL_BAD && !rec->refused)
             counters.failed_total++;
         if (holds_slot(rec->state) && ++counters.open > counters.peak_open)
             counters.peak_open = counters.open;
+    } else if (live) {
+        pql_live_put(live);
     }
     pthread_mutex_unlock(&lock);
     return id;
@@ -121,8 +208,7 @@ bool pql_registry_set_state(const PGconn *conn, enum pql_state state, int server
     uintptr_t key = pql_registry_key(conn);
     released->held = false;
     pthread_mutex_lock(&lock);
-    struct entry *e;
-    HASH_FIND(hh, table, &key, sizeof(key), e);
+    struct entry *e = find(key);
     if (e) {
         if (holds_slot(e->rec.state) && !holds_slot(state)) {
             counters.open--;
@@ -166,10 +252,10 @@ bool pql_registry_remove(const PGconn *conn, struct pql_conn *out, enum pql_leak
 {
     uintptr_t key = pql_registry_key(conn);
     pthread_mutex_lock(&lock);
-    struct entry *e;
-    HASH_FIND(hh, table, &key, sizeof(key), e);
+    size_t i = nslots ? probe(key) : 0;
+    struct entry *e = nslots ? slots[i] : NULL;
     if (e) {
-        HASH_DEL(table, e);
+        unlink_slot(i);
         if (e->rec.pid == pql_pid()) {
             counters.closed_total += !e->rec.refused;
             if (holds_slot(e->rec.state))
@@ -177,17 +263,15 @@ bool pql_registry_remove(const PGconn *conn, struct pql_conn *out, enum pql_leak
             if (kind != PQL_LEAK_UNCLOSED)
                 retire(e, kind);
         }
+        if (out) {
+            *out = e->rec;
+            copy_live(out, e->live);
+            out->leak_kind = kind;
+        }
+        entry_release(e);
     }
     pthread_mutex_unlock(&lock);
-    if (!e)
-        return false;
-    if (out) {
-        *out = e->rec;
-        copy_live(out, e->live);
-        out->leak_kind = kind;
-    }
-    entry_free(e);
-    return true;
+    return e != NULL;
 }
 
 size_t pql_registry_retired(struct pql_conn **out)
@@ -214,14 +298,13 @@ size_t pql_registry_snapshot(struct pql_conn **out, struct pql_counters *c)
     pid_t me = pql_pid();
     pthread_mutex_lock(&lock);
     *c = counters;
-    size_t n = 0, cap = HASH_COUNT(table);
-    struct pql_conn *v = malloc((cap ? cap : 1) * sizeof(*v));
-    if (v) {
-        for (struct entry *e = table; e; e = e->hh.next) {
-            if (e->rec.pid == me) {
-                v[n] = e->rec;
-                copy_live(&v[n++], e->live);
-            }
+    size_t n = 0;
+    struct pql_conn *v = malloc((nused ? nused : 1) * sizeof(*v));
+    for (size_t i = 0; v && i < nslots; i++) {
+        const struct entry *e = slots[i];
+        if (e && e->rec.pid == me) {
+            v[n] = e->rec;
+            copy_live(&v[n++], e->live);
         }
     }
     pthread_mutex_unlock(&lock);
@@ -235,8 +318,7 @@ bool pql_registry_get(const PGconn *conn, struct pql_conn *out)
 {
     uintptr_t key = pql_registry_key(conn);
     pthread_mutex_lock(&lock);
-    struct entry *e;
-    HASH_FIND(hh, table, &key, sizeof(key), e);
+    struct entry *e = find(key);
     if (e) {
         *out = e->rec;
         copy_live(out, e->live);
@@ -255,8 +337,7 @@ struct pql_live *pql_registry_live(const PGconn *conn)
             return l;
     }
     pthread_mutex_lock(&lock);
-    struct entry *e;
-    HASH_FIND(hh, table, &key, sizeof(key), e);
+    struct entry *e = find(key);
     struct pql_live *l = e ? e->live : NULL;
     if (l) {
         /* An empty way, or one whose connection is gone; else the way this key hashes to. */
@@ -278,8 +359,9 @@ void pql_registry_each(void (*fn)(const struct pql_conn *rec, struct pql_live *l
 {
     pid_t me = pql_pid();
     pthread_mutex_lock(&lock);
-    for (struct entry *e = table; e; e = e->hh.next) {
-        if (e->rec.pid != me)
+    for (size_t i = 0; i < nslots; i++) {
+        struct entry *e = slots[i];
+        if (!e || e->rec.pid != me)
             continue;
         struct pql_conn rec = e->rec;
         copy_live(&rec, e->live);

@@ -81,7 +81,9 @@ bool pql_stack_setup(void)
     return unw_backtrace_fn != NULL;
 }
 
-int pql_stack_capture_raw(uintptr_t *frames, int max)
+/* The capture itself, inlined into both entry points: each frame between the caller and libunwind is
+ * one more for libunwind to step through (and for the loop below to drop). */
+static inline __attribute__((always_inline)) int capture(uintptr_t *frames, int max)
 {
     if (!unw_backtrace_fn || max <= 0)
         return 0;
@@ -98,9 +100,14 @@ int pql_stack_capture_raw(uintptr_t *frames, int max)
     return out;
 }
 
+int pql_stack_capture_raw(uintptr_t *frames, int max)
+{
+    return capture(frames, max);
+}
+
 int pql_stack_capture(uintptr_t *frames, int max)
 {
-    return pql_app_merge(frames, pql_stack_capture_raw(frames, max), max);
+    return pql_app_merge(frames, capture(frames, max), max);
 }
 
 /* The kernel's view of a signal action (rt_sigaction), whose restorer glibc sets to its trampoline. */
@@ -134,11 +141,18 @@ int pql_stack_in_signal_handler(void)
     return 0;
 }
 
+/* The stack this thread interned last: a program opens its connections from the same place again and
+ * again, and finding it there takes no lock and no hash. Entries are never freed. */
+static __thread const struct depot_entry *last_interned __attribute__((tls_model("initial-exec")));
+
 uint32_t pql_stack_intern(const uintptr_t *frames, int n)
 {
     if (n <= 0)
         return 0;
     size_t keylen = (size_t)n * sizeof(uintptr_t);
+    const struct depot_entry *last = last_interned;
+    if (last && last->n == n && !memcmp(last->frames, frames, keylen))
+        return last->id;
     uint32_t id = 0;
     pthread_mutex_lock(&depot_lock);
     struct depot_entry *e;
@@ -165,12 +179,15 @@ uint32_t pql_stack_intern(const uintptr_t *frames, int n)
     HASH_ADD_KEYPTR(hh, depot, e->frames, keylen, e);
     if (depot_oom) {
         free(e);
+        e = NULL;
         goto out;
     }
     by_id[depot_n++] = e;
     id = e->id;
 out:
     pthread_mutex_unlock(&depot_lock);
+    if (e)
+        last_interned = e;
     return id;
 }
 
