@@ -2,7 +2,8 @@
  * password given is known before any field is copied, and a value is checked whole, before it is cut
  * to its field's size: a cut copy could otherwise keep the start of a password. The fields are
  * gathered in fixed buffers on the stack, then interned as one tuple in a never-freed store (one
- * hash lookup under a leaf lock, reset in a forked child). */
+ * hash lookup under a leaf lock, reset in a forked child). A connection whose fields all equal the
+ * thread's last tuple, and hold no password, takes that tuple without any copy (same_as_last). */
 #define _GNU_SOURCE
 #include "target.h"
 
@@ -211,32 +212,37 @@ static bool given_appname(const struct pql_connect_args *a, const char **v)
     return true;
 }
 
-static void from_conn(struct fields *t, PGconn *conn, const struct pql_connect_args *given,
-                      const struct pql_target_api *api)
+/* A connection's fields as libpq holds them (borrowed), before any check or cut. */
+struct raw {
+    const char *v[5]; /* host, port, dbname, user, application_name; NULL: "" */
+    const char *pass; /* the password given, NULL or "" for none */
+};
+
+/* Sets *t to the thread's last tuple when every raw field equals it whole and holds no password: what a
+ * program that connects to the same target again and again finds at the cost of five short compares,
+ * without copying, cutting or hashing anything. */
+static bool same_as_last(struct pql_target *t, const struct raw *r)
 {
-    /* PQpass is the password given (in the conninfo, a URI or the keywords), used or not. */
-    struct secrets sec = {{0}, 0};
-    add_secret(&sec, api->pass(conn));
-    copy_safe(t->host, sizeof(t->host), api->host(conn), &sec);
-    copy_safe(t->port, sizeof(t->port), api->port(conn), &sec);
-    copy_safe(t->dbname, sizeof(t->dbname), api->db(conn), &sec);
-    copy_safe(t->user, sizeof(t->user), api->user(conn), &sec);
-    const char *echo = NULL;
-    if (api->status(conn) == CONNECTION_OK) {
-        /* The server reports application_name: far cheaper than building the whole PQconninfo array. */
-        echo = api->parameter_status(conn, "application_name");
-        copy_safe(t->appname, sizeof(t->appname), echo, &sec);
-        if (sec.n == 0 || !echo || !altered(echo))
-            return;
+    const struct tuple *e = last;
+    if (!e)
+        return false;
+    const char *kept[5] = {e->t.host, e->t.port, e->t.dbname, e->t.user, e->t.appname};
+    bool secret = r->pass && *r->pass;
+    for (int i = 0; i < 5; i++) {
+        const char *v = r->v[i] ? r->v[i] : "";
+        if (strcmp(v, kept[i]) || (secret && strstr(v, r->pass)))
+            return false;
     }
-    /* Not connected: the name given, when the call's arguments tell it for certain. */
-    const char *name;
-    if (!echo && given && given_appname(given, &name)) {
-        copy_safe(t->appname, sizeof(t->appname), name, &sec);
-        return;
-    }
-    /* The names the client gave. When the server's echo may be an altered copy of one of them, a
-     * password in the given name hides the echo too. */
+    *t = e->t;
+    return true;
+}
+
+/* The application_name from PQconninfo, the names the client gave: the name itself when the server has
+ * not echoed one, and when the echo may be an altered copy of a given name, a password in that name
+ * hides the echo too. */
+static void conninfo_appname(struct fields *f, PGconn *conn, const char *echo, const struct secrets *sec,
+                             const struct pql_target_api *api)
+{
     bool hide = false;
     PQconninfoOption *opts = api->conninfo(conn);
     for (PQconninfoOption *o = opts; o && o->keyword; o++) {
@@ -244,24 +250,59 @@ static void from_conn(struct fields *t, PGconn *conn, const struct pql_connect_a
             (strcmp(o->keyword, "application_name") && strcmp(o->keyword, "fallback_application_name")))
             continue;
         if (!echo && !strcmp(o->keyword, "application_name"))
-            copy_safe(t->appname, sizeof(t->appname), o->val, &sec);
-        for (int i = 0; echo && i < sec.n; i++)
-            hide = hide || strstr(o->val, sec.v[i]);
+            copy_safe(f->appname, sizeof(f->appname), o->val, sec);
+        for (int i = 0; echo && i < sec->n; i++)
+            hide = hide || strstr(o->val, sec->v[i]);
     }
     if (opts)
         api->conninfo_free(opts);
     if (hide)
-        copy(t->appname, sizeof(t->appname), "[redacted]");
+        copy(f->appname, sizeof(f->appname), "[redacted]");
+}
+
+static void from_conn(struct pql_target *t, PGconn *conn, const struct pql_connect_args *given,
+                      const struct pql_target_api *api)
+{
+    /* PQpass is the password given (in the conninfo, a URI or the keywords), used or not. */
+    struct raw r = {{api->host(conn), api->port(conn), api->db(conn), api->user(conn), NULL},
+                    api->pass(conn)};
+    struct secrets sec = {{0}, 0};
+    add_secret(&sec, r.pass);
+    /* Where application_name comes from, when it is certain without PQconninfo. Connected: the server
+     * reports it, far cheaper than building the whole PQconninfo array, unless the echo may be an
+     * altered copy of a given name that held the password. Not connected: the name given, when the
+     * call's arguments tell it for certain. */
+    const char *echo = NULL;
+    bool certain = false;
+    if (api->status(conn) == CONNECTION_OK) {
+        r.v[4] = echo = api->parameter_status(conn, "application_name");
+        certain = sec.n == 0 || !echo || !altered(echo);
+    } else if (given && given_appname(given, &r.v[4])) {
+        certain = true;
+    } else {
+        r.v[4] = NULL; /* only PQconninfo can tell */
+    }
+    if (certain && same_as_last(t, &r))
+        return;
+    struct fields f;
+    char *out[5] = {f.host, f.port, f.dbname, f.user, f.appname};
+    size_t size[5] = {sizeof(f.host), sizeof(f.port), sizeof(f.dbname), sizeof(f.user), sizeof(f.appname)};
+    for (int i = 0; i < 5; i++)
+        copy_safe(out[i], size[i], r.v[i], &sec);
+    if (!certain)
+        conninfo_appname(&f, conn, echo, &sec, api);
+    intern(t, &f);
 }
 
 void pql_target_from_open(struct pql_target *t, PGconn *conn, const struct pql_connect_args *args,
                           const struct pql_target_api *api)
 {
-    struct fields f;
-    f.host[0] = f.port[0] = f.dbname[0] = f.user[0] = f.appname[0] = '\0';
-    if (conn)
-        from_conn(&f, conn, args, api);
-    intern(t, &f);
+    if (conn) {
+        from_conn(t, conn, args, api);
+    } else {
+        struct fields f = {"", "", "", "", ""};
+        intern(t, &f);
+    }
 }
 
 void pql_target_from_conn(struct pql_target *t, PGconn *conn, const struct pql_target_api *api)

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -155,7 +156,8 @@ static const char *echo_of(const PGconn *c, const char *name)
     return strcmp(name, "application_name") == 0 ? echo : NULL;
 }
 
-static void check_echo(const char *conninfo, const char *server_echo, const char *want, const char *secret)
+/* The target of conninfo's PGconn as if connected, the server having echoed server_echo. */
+static struct pql_target connected(const char *conninfo, const char *server_echo)
 {
     struct pql_target_api fake = api;
     fake.status = status_ok;
@@ -164,9 +166,15 @@ static void check_echo(const char *conninfo, const char *server_echo, const char
     PGconn *c = PQconnectdb(conninfo);
     struct pql_target t;
     pql_target_from_conn(&t, c, &fake);
+    PQfinish(c);
+    return t;
+}
+
+static void check_echo(const char *conninfo, const char *server_echo, const char *want, const char *secret)
+{
+    struct pql_target t = connected(conninfo, server_echo);
     assert_string_equal(t.appname, want);
     assert_no_secret(&t, secret);
-    PQfinish(c);
 }
 
 static void test_connected_echo(void **state)
@@ -188,6 +196,46 @@ static void test_connected_echo(void **state)
                "S3cret-j");
     check_echo("host=/nonexistent-dir password=S3cret-j application_name=plain", "plain", "plain",
                "S3cret-j");
+}
+
+/* A thread connecting to the same target again gets the tuple it got last time without copying, and
+ * only when every field is the same whole and the new password is in none of them. */
+static void test_again(void **state)
+{
+    (void)state;
+    const char *ci = "host=/nonexistent-dir port=5999 dbname=db-S3cret-k user=kim";
+    struct pql_target a = connected(ci, "app1"), b = connected(ci, "app1");
+    assert_string_equal(a.dbname, "db-S3cret-k");
+    assert_ptr_equal(a.dbname, b.dbname); /* interned: the same tuple */
+    assert_ptr_equal(a.appname, b.appname);
+    /* Each field counts, application_name included. */
+    b = connected(ci, "app2");
+    assert_string_equal(b.appname, "app2");
+    b = connected("host=/nonexistent-dir port=5999 dbname=db-S3cret-k user=kit", "app2");
+    assert_string_equal(b.user, "kit");
+    b = connected("host=/nonexistent-dir port=5998 dbname=db-S3cret-k user=kit", "app2");
+    assert_string_equal(b.port, "5998");
+    /* A longer value than a field keeps is cut: its cut copy is no match for the whole. */
+    char longdb[300];
+    memset(longdb, 'd', sizeof(longdb) - 1);
+    longdb[sizeof(longdb) - 1] = '\0';
+    char lci[400];
+    snprintf(lci, sizeof(lci), "host=/nonexistent-dir port=5998 dbname=%s user=kit", longdb);
+    b = connected(lci, "app2");
+    b = connected(lci, "app2");
+    assert_int_equal(strlen(b.dbname), PQL_TARGET_NAME_MAX);
+    /* The same fields, now with a password that one of them contains. */
+    b = connected(ci, "app1");
+    assert_string_equal(b.dbname, "db-S3cret-k");
+    b = connected("host=/nonexistent-dir port=5999 dbname=db-S3cret-k user=kim password=S3cret-k", "app1");
+    assert_string_equal(b.dbname, "[redacted]");
+    assert_no_secret(&b, "S3cret-k");
+    b = connected("host=/nonexistent-dir port=5999 dbname=db-S3cret-k user=kim password=S3cret-k", "app1");
+    assert_string_equal(b.dbname, "[redacted]");
+    b = connected("host=/nonexistent-dir port=5999 dbname=db user=kim", "app1-S3cret-k");
+    assert_string_equal(b.appname, "app1-S3cret-k"); /* no password given this time */
+    b = connected("host=/nonexistent-dir port=5999 dbname=db user=kim password=S3cret-k", "app1-S3cret-k");
+    assert_string_equal(b.appname, "[redacted]");
 }
 
 static void test_same(void **state)
@@ -245,6 +293,7 @@ int main(void)
         cmocka_unit_test(test_expand_dbname),
         cmocka_unit_test(test_from_options),
         cmocka_unit_test(test_connected_echo),
+        cmocka_unit_test(test_again),
         cmocka_unit_test(test_same),
         cmocka_unit_test(test_from_open),
     };
