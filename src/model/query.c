@@ -7,7 +7,6 @@
 #include "query.h"
 
 #include "proc.h"
-#include "real.h"
 #include "runtime.h"
 #include "stack.h"
 #include "testname.h"
@@ -79,8 +78,7 @@ void pql_query_other_thread(const PGconn *conn, struct pql_live *l, int other)
         misuse(conn, &(struct pql_misuse){.other_tid = other});
 }
 
-/* The transaction status moved from before to tx (neither active): a transaction began or ended. */
-static __attribute__((noinline)) void settle(struct pql_live *l, int before, int tx, int64_t now)
+void pql_query_settle(struct pql_live *l, int before, int tx, int64_t now)
 {
     atomic_store_explicit(&l->settled, tx, memory_order_relaxed);
     if (tx == PQTRANS_IDLE || tx == PQTRANS_UNKNOWN) {
@@ -100,19 +98,4 @@ static __attribute__((noinline)) void settle(struct pql_live *l, int before, int
         atomic_store_explicit(&l->last_stack, id, memory_order_relaxed);
         atomic_store_explicit(&l->tx_began_ns, now, memory_order_relaxed);
     }
-}
-
-/* Every command's end: kept short, the rare transaction change (and its stack) is out of line. */
-void pql_query_completed(struct pql_live *l, PGconn *conn)
-{
-    int tx = pql_real.PQtransactionStatus(conn);
-    int64_t now = pql_coarse_ns();
-    atomic_store_explicit(&l->tx, tx, memory_order_relaxed);
-    int before = atomic_load_explicit(&l->settled, memory_order_relaxed);
-    if (__builtin_expect(tx != before, 0) && tx != PQTRANS_ACTIVE)
-        settle(l, before, tx, now);
-    atomic_store_explicit(&l->last_ns, now, memory_order_relaxed);
-    /* A plain store (no compare): the line is written anyway. */
-    uint8_t forks = atomic_load_explicit(&pql_forks, memory_order_relaxed);
-    atomic_store_explicit(&l->use_fork, forks, memory_order_relaxed);
 }

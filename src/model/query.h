@@ -13,6 +13,8 @@
 
 #include "config.h"
 #include "live.h"
+#include "proc.h"
+#include "real.h"
 #include "registry.h"
 
 /* What a query call found wrong with the use of its connection; each is found once per connection. */
@@ -48,7 +50,10 @@ extern __thread struct pql_query_cache pql_query_tls
  * finding, and the bookkeeping of a call after which a command may have completed. */
 struct pql_live *pql_query_find(const PGconn *conn);
 void pql_query_other_thread(const PGconn *conn, struct pql_live *l, int other);
-void pql_query_completed(struct pql_live *l, PGconn *conn);
+
+/* The transaction status moved from before to tx (neither active): a transaction began (its stack is
+ * captured) or ended. now: the command's end. */
+void pql_query_settle(struct pql_live *l, int before, int tx, int64_t now);
 
 /* The fast path of an outermost call: true when this thread's cache holds conn's live state
  * (pql_query_tls.live); cached: the cache's key, as the caller read it. Else pql_query_find decides. */
@@ -77,6 +82,23 @@ static inline void pql_query_sent(struct pql_live *l, int ok)
 {
     if (ok)
         atomic_store_explicit(&l->tx, PQTRANS_ACTIVE, memory_order_relaxed);
+}
+
+/* After a call in which a command may have ended (a synchronous call, or PQgetResult returning NULL):
+ * the transaction status, the time, the fork count of this use; the rare change of transaction out of
+ * line. */
+static inline void pql_query_completed(struct pql_live *l, PGconn *conn)
+{
+    int tx = pql_real.PQtransactionStatus(conn);
+    int64_t now = pql_coarse_ns();
+    atomic_store_explicit(&l->tx, tx, memory_order_relaxed);
+    int before = atomic_load_explicit(&l->settled, memory_order_relaxed);
+    if (__builtin_expect(tx != before, 0) && tx != PQTRANS_ACTIVE)
+        pql_query_settle(l, before, tx, now);
+    atomic_store_explicit(&l->last_ns, now, memory_order_relaxed);
+    /* A plain store (no compare): the line is written anyway. */
+    uint8_t forks = atomic_load_explicit(&pql_forks, memory_order_relaxed);
+    atomic_store_explicit(&l->use_fork, forks, memory_order_relaxed);
 }
 
 /* After the call (and pql_query_completed when a command may have ended in it: a synchronous call, or
