@@ -182,9 +182,9 @@ PQL_EXPORT PGPing PQpingParams(const char *const *keywords, const char *const *v
  * nested in a connect) goes through query_miss. DONE(r) says what the call did: SENT (a command was sent
  * when r is true), COMPLETED (a synchronous call: the command has ended) or GOT (PQgetResult: a command
  * may have ended when r is NULL). */
-#define SENT(r)      pql_query_sent(l, (r))
-#define COMPLETED(r) ((void)(r), pql_query_completed(l, conn))
-#define GOT(r)       ((r) == NULL ? pql_query_completed(l, conn) : (void)0)
+#define SENT(r)      pql_query_sent(r)
+#define COMPLETED(r) ((void)(r), pql_query_completed())
+#define GOT(r)       ((r) == NULL ? pql_query_completed() : (void)0)
 
 /* The live state for an outermost call that missed the cache; NULL when the call goes straight to libpq
  * (nested in a connect, libpq not resolved, the shim not started, the connection not tracked). */
@@ -195,33 +195,33 @@ static struct pql_live *query_miss(const PGconn *conn)
     return pql_query_find(conn);
 }
 
-/* The call itself, with l the connection's live state: the fast path's and the miss's. */
-#define QUERY_CALL(type, DONE, name, args)                                                                   \
-    pql_query_enter(l, conn);                                                                                \
+/* The call itself, on the connection in the thread's cache, marked by MARK (the fast path's
+ * pql_query_enter, or the slow path's pql_query_mark, which looks for another thread first). */
+#define QUERY_CALL(type, MARK, DONE, name, args)                                                             \
+    MARK;                                                                                                    \
     type r = pql_real.name args;                                                                             \
     DONE(r);                                                                                                 \
-    pql_query_leave(l, conn);                                                                                \
+    pql_query_leave();                                                                                       \
     return r
 
-/* The exported function only chooses, so that a nested call costs one compare and a jump: straight to
- * libpq, to the fast path hit_NAME (the connection in the cache), or to miss_NAME. */
+/* A nested call costs one compare and a jump straight to libpq; anything but a hit jumps to miss_NAME,
+ * out of line, and a hit to hit_NAME, which needs nothing kept across the call: neither the nested call
+ * nor the miss sets up the fast path's frame. */
 #define QUERY_ENTRY(type, fail, DONE, name, params, args)                                                    \
     static __attribute__((noinline)) type miss_##name params                                                 \
     {                                                                                                        \
-        struct pql_live *l = query_miss(conn);                                                               \
-        if (!l)                                                                                              \
+        if (!query_miss(conn))                                                                               \
             return pql_real_ready() ? pql_real.name args : fail;                                             \
-        QUERY_CALL(type, DONE, name, args);                                                                  \
+        QUERY_CALL(type, pql_query_mark(conn), DONE, name, args);                                            \
     }                                                                                                        \
     static __attribute__((noinline)) type hit_##name params                                                  \
     {                                                                                                        \
-        struct pql_live *l = pql_query_tls.live;                                                             \
-        QUERY_CALL(type, DONE, name, args);                                                                  \
+        QUERY_CALL(type, pql_query_enter(), DONE, name, args);                                               \
     }                                                                                                        \
     PQL_EXPORT type name params                                                                              \
     {                                                                                                        \
         uintptr_t cached = pql_query_tls.key;                                                                \
-        if (cached == PQL_QUERY_INSIDE)                                                                      \
+        if (pql_query_nested(cached))                                                                        \
             return pql_real.name args;                                                                       \
         if (__builtin_expect(!pql_query_hit(conn, cached), 0))                                               \
             return miss_##name args;                                                                         \

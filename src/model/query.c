@@ -7,6 +7,7 @@
 #include "query.h"
 
 #include "proc.h"
+#include "real.h"
 #include "runtime.h"
 #include "stack.h"
 #include "testname.h"
@@ -25,7 +26,7 @@ static struct pql_live no_live;
  * that key miss all the same. */
 static void fork_child(void)
 {
-    if (pql_query_tls.key != PQL_QUERY_INSIDE)
+    if (!(pql_query_tls.key & PQL_QUERY_INSIDE))
         pql_query_tls.key = 0;
     pql_query_tls.live = &no_live;
 }
@@ -69,16 +70,17 @@ struct pql_live *pql_query_find(const PGconn *conn)
     return l;
 }
 
-void pql_query_other_thread(const PGconn *conn, struct pql_live *l, int other)
+void pql_query_mark(const PGconn *conn)
 {
-    /* Its own mark: only left by a call that never returned (a callback's longjmp out of libpq). */
-    if (other == pql_query_tls.tid)
-        return;
-    if (!atomic_exchange(&l->warned_threads, true))
+    struct pql_live *l = pql_query_tls.live;
+    int other = atomic_load_explicit(&l->busy_tid, memory_order_relaxed);
+    /* Its own mark is only left by a call that never returned (a callback's longjmp out of libpq). */
+    if (other != 0 && other != pql_query_tls.tid && !atomic_exchange(&l->warned_threads, true))
         misuse(conn, &(struct pql_misuse){.other_tid = other});
+    pql_query_enter();
 }
 
-void pql_query_settle(struct pql_live *l, int before, int tx, int64_t now)
+static void settle(struct pql_live *l, int before, int tx, int64_t now)
 {
     atomic_store_explicit(&l->settled, tx, memory_order_relaxed);
     if (tx == PQTRANS_IDLE || tx == PQTRANS_UNKNOWN) {
@@ -98,4 +100,20 @@ void pql_query_settle(struct pql_live *l, int before, int tx, int64_t now)
         atomic_store_explicit(&l->last_stack, id, memory_order_relaxed);
         atomic_store_explicit(&l->tx_began_ns, now, memory_order_relaxed);
     }
+}
+
+void pql_query_completed(void)
+{
+    struct pql_live *l = pql_query_tls.live;
+    PGconn *conn = (PGconn *)pql_registry_key((const PGconn *)(pql_query_tls.key & ~PQL_QUERY_INSIDE));
+    int tx = pql_real.PQtransactionStatus(conn);
+    int64_t now = pql_coarse_ns();
+    atomic_store_explicit(&l->tx, tx, memory_order_relaxed);
+    int before = atomic_load_explicit(&l->settled, memory_order_relaxed);
+    if (__builtin_expect(tx != before, 0) && tx != PQTRANS_ACTIVE)
+        settle(l, before, tx, now);
+    atomic_store_explicit(&l->last_ns, now, memory_order_relaxed);
+    /* A plain store (no compare): the line is written anyway. */
+    uint8_t forks = atomic_load_explicit(&pql_forks, memory_order_relaxed);
+    atomic_store_explicit(&l->use_fork, forks, memory_order_relaxed);
 }

@@ -548,6 +548,9 @@ static void *slow_query(void *arg)
 static int mode_misuse_threads(void)
 {
     shared_conn = connect_ok();
+    /* Used by this thread first, alone: its second use takes the query path's fast path (the per-thread
+     * cache), which must see the other thread's mark too. */
+    PQclear(PQexec(shared_conn, "select 1"));
     pthread_t t;
     pthread_create(&t, NULL, slow_query, NULL);
     usleep(500000);
