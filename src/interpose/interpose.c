@@ -175,32 +175,57 @@ PQL_EXPORT PGPing PQpingParams(const char *const *keywords, const char *const *v
 }
 
 /* The query entry points keep each connection's live state (activity, transaction status, where the
- * transaction began): lock-free, outermost call only. A nested call (PQexec -> PQsendQuery ->
- * PQgetResult inside libpq; depth is only ever set once libpq is resolved) goes straight to libpq
- * without a stack frame of its own; the outermost one runs outer_NAME. DONE(r) says what the call did:
- * SENT (a command was sent when r is true), COMPLETED (a synchronous call: the command has ended) or GOT
- * (PQgetResult: a command may have ended when r is NULL). */
-#define SENT(r)      (pql_query_sent(l, (r)), false)
-#define COMPLETED(r) ((void)(r), true)
-#define GOT(r)       ((r) == NULL)
+ * transaction began): lock-free, outermost call only. One compare with the thread's cache (query.h)
+ * tells a call libpq makes itself (PQexec -> PQsendQuery -> PQgetResult: the cache says INSIDE), which
+ * goes straight to libpq, from an outermost call on the connection the thread used last, which runs the
+ * inline fast path; anything else (another connection, an untracked one, the shim not started, a call
+ * nested in a connect) goes through query_miss. DONE(r) says what the call did: SENT (a command was sent
+ * when r is true), COMPLETED (a synchronous call: the command has ended) or GOT (PQgetResult: a command
+ * may have ended when r is NULL). */
+#define SENT(r)      pql_query_sent(r)
+#define COMPLETED(r) ((void)(r), pql_query_completed())
+#define GOT(r)       ((r) == NULL ? pql_query_completed() : (void)0)
+
+/* The live state for an outermost call that missed the cache; NULL when the call goes straight to libpq
+ * (nested in a connect, libpq not resolved, the shim not started, the connection not tracked). */
+static struct pql_live *query_miss(const PGconn *conn)
+{
+    if (depth || !pql_real_ready())
+        return NULL;
+    return pql_query_find(conn);
+}
+
+/* The call itself, on the connection in the thread's cache, marked by MARK (the fast path's
+ * pql_query_enter, or the slow path's pql_query_mark, which looks for another thread first). */
+#define QUERY_CALL(type, MARK, DONE, name, args)                                                             \
+    MARK;                                                                                                    \
+    type r = pql_real.name args;                                                                             \
+    DONE(r);                                                                                                 \
+    pql_query_leave();                                                                                       \
+    return r
+
+/* A nested call costs one compare and a jump straight to libpq; anything but a hit jumps to miss_NAME,
+ * out of line, and a hit to hit_NAME, which needs nothing kept across the call: neither the nested call
+ * nor the miss sets up the fast path's frame. */
 #define QUERY_ENTRY(type, fail, DONE, name, params, args)                                                    \
-    static __attribute__((noinline)) type outer_##name params                                                \
+    static __attribute__((noinline)) type miss_##name params                                                 \
     {                                                                                                        \
-        if (!pql_real_ready())                                                                               \
-            return fail;                                                                                     \
-        depth = 1;                                                                                           \
-        int me = 0;                                                                                          \
-        struct pql_live *l = pql_query_begin(conn, &me);                                                     \
-        type r = pql_real.name args;                                                                         \
-        pql_query_end(l, conn, DONE(r), me);                                                                 \
-        depth = 0;                                                                                           \
-        return r;                                                                                            \
+        if (!query_miss(conn))                                                                               \
+            return pql_real_ready() ? pql_real.name args : fail;                                             \
+        QUERY_CALL(type, pql_query_mark(conn), DONE, name, args);                                            \
+    }                                                                                                        \
+    static __attribute__((noinline)) type hit_##name params                                                  \
+    {                                                                                                        \
+        QUERY_CALL(type, pql_query_enter(), DONE, name, args);                                               \
     }                                                                                                        \
     PQL_EXPORT type name params                                                                              \
     {                                                                                                        \
-        if (depth)                                                                                           \
+        uintptr_t cached = pql_query_tls.key;                                                                \
+        if (pql_query_nested(cached))                                                                        \
             return pql_real.name args;                                                                       \
-        return outer_##name args;                                                                            \
+        if (__builtin_expect(!pql_query_hit(conn, cached), 0))                                               \
+            return miss_##name args;                                                                         \
+        return hit_##name args;                                                                              \
     }
 
 QUERY_ENTRY(PGresult *, NULL, COMPLETED, PQexec, (PGconn * conn, const char *query), (conn, query))

@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #include "query.h"
 
+#include "proc.h"
 #include "real.h"
 #include "runtime.h"
 #include "stack.h"
@@ -16,11 +17,18 @@ static int stack_depth;
 
 __thread struct pql_query_cache pql_query_tls __attribute__((tls_model("initial-exec")));
 
+/* Never any connection's (key 0): what the cache points to when a fork happens inside a query call. */
+static struct pql_live no_live;
+
 /* The child's only thread is the forking one: emptying its cache sends its first query on each
- * connection through pql_query_find, where an inherited connection is found out. */
+ * connection through pql_query_find, where an inherited connection is found out. A fork inside a query
+ * call (a notice processor's) stays inside it: the call's end puts its key back, and no_live makes
+ * that key miss all the same. */
 static void fork_child(void)
 {
-    pql_query_tls = (struct pql_query_cache){NULL, NULL};
+    if (!(pql_query_tls.key & PQL_QUERY_INSIDE))
+        pql_query_tls.key = 0;
+    pql_query_tls.live = &no_live;
 }
 
 void pql_query_setup(const struct pql_settings *s)
@@ -56,44 +64,56 @@ struct pql_live *pql_query_find(const PGconn *conn)
             atomic_load_explicit(&pql_fork_gen, memory_order_relaxed) &&
         !atomic_exchange(&l->warned_fork, true))
         misuse(conn, &(struct pql_misuse){.forked = true});
-    pql_query_tls = (struct pql_query_cache){conn, l};
+    pql_query_tls.live = l;
+    pql_query_tls.tid = pql_tid();
+    pql_query_tls.key = pql_registry_key(conn);
     return l;
 }
 
-void pql_query_other_thread(const PGconn *conn, struct pql_live *l, int other)
+void pql_query_mark(const PGconn *conn)
 {
-    if (!atomic_exchange(&l->warned_threads, true))
+    struct pql_live *l = pql_query_tls.live;
+    int other = atomic_load_explicit(&l->busy_tid, memory_order_relaxed);
+    /* Its own mark is only left by a call that never returned (a callback's longjmp out of libpq). */
+    if (other != 0 && other != pql_query_tls.tid && !atomic_exchange(&l->warned_threads, true))
         misuse(conn, &(struct pql_misuse){.other_tid = other});
+    pql_query_enter();
 }
 
-void pql_query_completed(struct pql_live *l, PGconn *conn)
+static void settle(struct pql_live *l, int before, int tx, int64_t now)
 {
+    atomic_store_explicit(&l->settled, tx, memory_order_relaxed);
+    if (tx == PQTRANS_IDLE || tx == PQTRANS_UNKNOWN) {
+        /* Once per transaction: a runtime's teardown rolling back forgotten work (DBI's DESTROY does)
+         * keeps the transaction's stack for the exit report. */
+        if ((before == PQTRANS_INTRANS || before == PQTRANS_INERROR) && pql_runtime_in_teardown())
+            atomic_store_explicit(&l->ended_in_teardown, true, memory_order_relaxed);
+        else
+            atomic_store_explicit(&l->tx_stack, 0, memory_order_relaxed);
+    } else if (before == PQTRANS_IDLE) {
+        /* A transaction began in this call: remember where (the culprit when it is never ended). */
+        uintptr_t frames[PQL_MAX_FRAMES];
+        int n = pql_stack_capture(frames, stack_depth);
+        uint32_t id = pql_stack_intern(frames, n);
+        atomic_store_explicit(&l->tx_test, pql_testname_now(), memory_order_relaxed);
+        atomic_store_explicit(&l->tx_stack, id, memory_order_relaxed);
+        atomic_store_explicit(&l->last_stack, id, memory_order_relaxed);
+        atomic_store_explicit(&l->tx_began_ns, now, memory_order_relaxed);
+    }
+}
+
+void pql_query_completed(void)
+{
+    struct pql_live *l = pql_query_tls.live;
+    PGconn *conn = (PGconn *)pql_registry_key((const PGconn *)(pql_query_tls.key & ~PQL_QUERY_INSIDE));
     int tx = pql_real.PQtransactionStatus(conn);
     int64_t now = pql_coarse_ns();
     atomic_store_explicit(&l->tx, tx, memory_order_relaxed);
     int before = atomic_load_explicit(&l->settled, memory_order_relaxed);
-    if (tx != PQTRANS_ACTIVE && tx != before) {
-        atomic_store_explicit(&l->settled, tx, memory_order_relaxed);
-        if (tx == PQTRANS_IDLE || tx == PQTRANS_UNKNOWN) {
-            /* Once per transaction: a runtime's teardown rolling back forgotten work (DBI's DESTROY
-             * does) keeps the transaction's stack for the exit report. */
-            if ((before == PQTRANS_INTRANS || before == PQTRANS_INERROR) && pql_runtime_in_teardown())
-                atomic_store_explicit(&l->ended_in_teardown, true, memory_order_relaxed);
-            else
-                atomic_store_explicit(&l->tx_stack, 0, memory_order_relaxed);
-        } else if (before == PQTRANS_IDLE) {
-            /* A transaction began in this call: remember where (the culprit when it is never ended). */
-            uintptr_t frames[PQL_MAX_FRAMES];
-            int n = pql_stack_capture(frames, stack_depth);
-            uint32_t id = pql_stack_intern(frames, n);
-            atomic_store_explicit(&l->tx_test, pql_testname_now(), memory_order_relaxed);
-            atomic_store_explicit(&l->tx_stack, id, memory_order_relaxed);
-            atomic_store_explicit(&l->last_stack, id, memory_order_relaxed);
-            atomic_store_explicit(&l->tx_began_ns, now, memory_order_relaxed);
-        }
-    }
+    if (__builtin_expect(tx != before, 0) && tx != PQTRANS_ACTIVE)
+        settle(l, before, tx, now);
     atomic_store_explicit(&l->last_ns, now, memory_order_relaxed);
+    /* A plain store (no compare): the line is written anyway. */
     uint8_t forks = atomic_load_explicit(&pql_forks, memory_order_relaxed);
-    if (atomic_load_explicit(&l->use_fork, memory_order_relaxed) != forks)
-        atomic_store_explicit(&l->use_fork, forks, memory_order_relaxed);
+    atomic_store_explicit(&l->use_fork, forks, memory_order_relaxed);
 }

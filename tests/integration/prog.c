@@ -485,6 +485,35 @@ static int mode_misuse_fork(void)
     return 0;
 }
 
+/* A fork inside a query call: the notice processor runs inside PQexec. The parent waits there for the
+ * child, which finishes that PQexec and queries the connection again (the query path must warn: the
+ * call it forked in ends in the child too, and puts the connection back into the thread's cache), then
+ * leaves with the child's status without reading the socket the child took over. */
+static PGconn *notice_conn;
+
+static void fork_in_notice(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+    pid_t pid = fork();
+    if (pid == 0)
+        return;
+    int st;
+    waitpid(pid, &st, 0);
+    _exit(WIFEXITED(st) ? WEXITSTATUS(st) : 1);
+}
+
+static int mode_misuse_fork_notice(void)
+{
+    notice_conn = connect_ok();
+    PQclear(PQexec(notice_conn, "select 1"));
+    PQsetNoticeProcessor(notice_conn, fork_in_notice, NULL);
+    PQclear(PQexec(notice_conn, "do $$ begin raise notice 'fork now'; end $$"));
+    /* Only the child gets here. */
+    query_in_child(notice_conn);
+    _exit(0);
+}
+
 /* A forked child that only closes its parent's connection (the close path must warn). */
 static void close_in_child(PGconn *c)
 {
@@ -519,6 +548,9 @@ static void *slow_query(void *arg)
 static int mode_misuse_threads(void)
 {
     shared_conn = connect_ok();
+    /* Used by this thread first, alone: its second use takes the query path's fast path (the per-thread
+     * cache), which must see the other thread's mark too. */
+    PQclear(PQexec(shared_conn, "select 1"));
     pthread_t t;
     pthread_create(&t, NULL, slow_query, NULL);
     usleep(500000);
@@ -769,8 +801,8 @@ static int mode_close_fds(const char *stop_file)
         char buf[64];
         ssize_t n = read(p[i][0], buf, sizeof buf);
         if (n != 1 || buf[0] != 'x') {
-            fprintf(stderr, "prog: pipe %d (fds %d, %d) read %zd bytes, expected the program's 1\n", i, p[i][0],
-                    p[i][1], n);
+            fprintf(stderr, "prog: pipe %d (fds %d, %d) read %zd bytes, expected the program's 1\n", i,
+                    p[i][0], p[i][1], n);
             return 1;
         }
     }
@@ -969,6 +1001,8 @@ int main(int argc, char **argv)
         return mode_misuse_fork();
     if (!strcmp(m, "misuse-fork-close"))
         return mode_misuse_fork_close();
+    if (!strcmp(m, "misuse-fork-notice"))
+        return mode_misuse_fork_notice();
     if (!strcmp(m, "secret-refusal") && argc > 3)
         return mode_secret_refusal(argv[2], argv[3]);
     if (!strcmp(m, "levels"))

@@ -329,6 +329,12 @@ def misuse_fork_close():
     check_fork_warning(r, "close_in_child", "mode_misuse_fork_close")
 
 
+def misuse_fork_notice():
+    # The child is forked inside a query call (a notice processor) and queries after it: still warned.
+    r = run([PROG, "misuse-fork-notice"])
+    check_fork_warning(r, "query_in_child", "mode_misuse_fork_notice")
+
+
 def misuse_threads():
     r = run([PROG, "misuse-threads"])
     lines = [l for l in r.err.splitlines() if "must not be used by two threads at once" in l]
@@ -507,6 +513,6 @@ def warning_escaped():
 
 
 main({f.__name__: f for f in (signal_report, signal_burst, suspect_idle_tx, suspect_age, metrics, misuse_fork,
-                              misuse_fork_close, misuse_threads, no_handler_over_the_programs, status_waits_whole,
+                              misuse_fork_close, misuse_fork_notice, misuse_threads, no_handler_over_the_programs, status_waits_whole,
                               status_after_closing_fds, status_fds, status_verifies, status_signalfd, suspect_once,
                               warning_escaped)})
