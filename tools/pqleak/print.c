@@ -135,12 +135,7 @@ static char *safe_owned(char *s)
 
 const struct cli_frame *cli_group_site_frame(const struct cli_group *g)
 {
-    if (g->has_site)
-        return &g->site;
-    int h = cli_stack_headline(&g->stack, NULL);
-    if (h >= 0)
-        return &g->stack.f[h];
-    return g->stack.n ? &g->stack.f[0] : NULL;
+    return g->has_site ? &g->site : cli_stack_title(&g->stack);
 }
 
 char *cli_group_site(const struct cli_group *g)

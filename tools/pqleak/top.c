@@ -292,29 +292,22 @@ static void ask_all(struct top_round *r, double timeout)
 
 /* ---- the connections ---- */
 
-/* The line that holds c, by the reports' headline rule: where it was opened when that is the
- * program's own code; else where the program last used it (a pool's connection: opened by the pool,
- * used by the program); else the headline of the open stack (a library's), else its innermost frame. */
+/* The line that holds c, by the reports' headline rule (cli_stack_held_at): where it was opened when
+ * that is the program's own code; else where the program last used it (a pool's connection: opened by
+ * the pool, used by the program); else the open stack's title (its headline, a library's, else its
+ * innermost frame). */
 static void site_of(struct top_conn *tc)
 {
-    const json_t *root = tc->proc->root;
+    const json_t *stacks = json_object_get(tc->proc->root, PQL_F_STACKS);
     struct cli_stack open, last;
-    bool own = false;
-    cli_report_stack(root, tc->c, PQL_F_STACK, &open);
-    int h = cli_stack_headline(&open, &own);
-    if (h < 0 || !own) {
-        bool last_own = false;
-        if (cli_report_stack(root, tc->c, PQL_F_LAST_STACK, &last)) {
-            int lh = cli_stack_headline(&last, &last_own);
-            if (lh >= 0 && last_own) {
-                cli_stack_copy(&tc->site, &(struct cli_stack){&last.f[lh], 1});
-                tc->site_last_used = true;
-            }
-            cli_stack_free(&last);
-        }
-    }
-    if (!tc->site_last_used && (h >= 0 || open.n))
-        cli_stack_copy(&tc->site, &(struct cli_stack){&open.f[h >= 0 ? h : 0], 1});
+    cli_stack_from_report(stacks, tc->c, PQL_F_STACK, &open);
+    bool has_last = cli_stack_from_report(stacks, tc->c, PQL_F_LAST_STACK, &last);
+    const struct cli_frame *f = cli_stack_held_at(&open, has_last ? &last : NULL, &tc->site_last_used);
+    if (!f)
+        f = cli_stack_title(&open);
+    if (f)
+        cli_stack_copy(&tc->site, &(struct cli_stack){(struct cli_frame *)f, 1});
+    cli_stack_free(&last);
     cli_stack_free(&open);
 }
 
