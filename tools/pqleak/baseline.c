@@ -208,9 +208,7 @@ size_t cli_baseline_write(FILE *out, const struct cli_set *set)
         cli_vec_free(&rules[r].programs);
     }
     free(rules);
-    size_t misuse = 0;
-    for (size_t i = 0; i < set->misuse.n; i++)
-        misuse += !((const struct cli_misuse *)set->misuse.v[i])->handed_off;
+    size_t misuse = cli_set_misuse_count(set);
     if (misuse)
         fprintf(out, "\n# %zu connection misuse finding(s) in these reports: no rule covers misuse; fix it\n",
                 misuse);
