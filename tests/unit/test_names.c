@@ -7,6 +7,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "names.h"
 
@@ -109,6 +110,63 @@ static void test_run_message(void **state)
     assert_string_equal(buf, "F 1 ");
 }
 
+/* The reporter's advertisement as the shim writes it and pqleak status reads it. */
+static void test_advert(void **state)
+{
+    (void)state;
+    char buf[160];
+    struct pql_advert a = {1234, 1240, 10, 98765, 0x0123456789abcdefULL}, b;
+    assert_int_equal(pql_advert_format(buf, sizeof buf, &a), 79);
+    assert_string_equal(buf,
+                        "pqleak-reporter pid=1234 tid=1240 signal=10 start=98765 token=0123456789abcdef\n");
+    assert_true(pql_advert_parse(buf, &b));
+    assert_int_equal(b.pid, 1234);
+    assert_int_equal(b.tid, 1240);
+    assert_int_equal(b.sig, 10);
+    assert_true(b.start == 98765 && b.token == 0x0123456789abcdefULL);
+    assert_true(pql_advert_parse("pqleak-reporter pid=1 tid=2 signal=12 start=3 token=1", &b));
+    assert_true(b.token == 1);
+    assert_int_equal(pql_advert_format(buf, 79, &a), -1);
+    const char *bad[] = {
+        "",
+        "pqleak-reporter pid=1 tid=2 signal=12 start=3",
+        "pqleak-reporter pid=1 tid=2 signal=12 start=3 token=",
+        "pqleak-reporter pid=-1 tid=2 signal=12 start=3 token=1",
+        "pqleak-reporter pid=1 tid=2 signal=12 start=3 token=1x",
+        "pqleak-reporter pid=2147483648 tid=2 signal=12 start=3 token=1",
+        "pqleak-reporter pid=1 tid=2 signal=12 start=3 token=00000000000000001",
+        "pqleak-reporter  pid=1 tid=2 signal=12 start=3 token=1",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_false(pql_advert_parse(bad[i], &b));
+    assert_false(pql_advert_parse(NULL, &b));
+    assert_int_equal(pql_advert_file_name(buf, sizeof buf, "/tmp/pqleak-5", 77), 32);
+    assert_string_equal(buf, "/tmp/pqleak-5/pqleak-77.reporter");
+    assert_int_equal(pql_advert_file_name(buf, 32, "/tmp/pqleak-5", 77), -1);
+}
+
+/* Field 22 of /proc/PID/stat, as sscanf reads it past the command name. */
+static void test_start_time(void **state)
+{
+    (void)state;
+    char buf[1024];
+    FILE *f = fopen("/proc/self/stat", "r");
+    assert_non_null(f);
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    unsigned long long want = 0;
+    assert_int_equal(
+        sscanf(strrchr(buf, ')') + 2,
+               "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu", &want),
+        1);
+    assert_true(want > 0);
+    assert_true(pql_proc_start_time(0) == want);
+    assert_true(pql_proc_start_time(getpid()) == want);
+    assert_true(pql_proc_start_time(1) > 0);
+    assert_true(pql_proc_start_time(0x7fffffff) == 0);
+}
+
 static void test_field_literals(void **state)
 {
     (void)state;
@@ -123,7 +181,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_report_names),   cmocka_unit_test(test_parse),
         cmocka_unit_test(test_live_dir),       cmocka_unit_test(test_run_message),
-        cmocka_unit_test(test_field_literals),
+        cmocka_unit_test(test_field_literals), cmocka_unit_test(test_advert),
+        cmocka_unit_test(test_start_time),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

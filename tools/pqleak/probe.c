@@ -191,22 +191,6 @@ static bool thread_named(int pid, int tid, const char *name)
     return read_comm(pid, t, comm, sizeof comm) && strcmp(comm, name) == 0;
 }
 
-/* Field 22 of /proc/PID/stat (the start time); 0 when unreadable. */
-static unsigned long long proc_start_time(int pid)
-{
-    char *stat = read_proc(pid, "stat", NULL);
-    if (!stat)
-        return 0;
-    const char *p = strrchr(stat, ')');
-    unsigned long long t = 0;
-    if (!p ||
-        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
-               &t) != 1)
-        t = 0;
-    free(stat);
-    return t;
-}
-
 /* Reads and checks the reporter's advertisement (names.h) in the process's private directory: a
  * regular file of the process's user in a 0700 directory of that user, naming this pid, its start time,
  * USR1 or USR2 and a thread of it named "pqleak-sig". Sets t->tid and t->sig; false with msg (a
@@ -217,7 +201,7 @@ static bool read_advert(struct cli_target *t, char *msg)
     char dir[SHIM_PATH_MAX + 64], path[SHIM_PATH_MAX + 128], buf[256];
     if (pql_live_dir_default(dir, sizeof dir, tmp, (unsigned)t->uid) < 0)
         return why(msg, "its TMPDIR is too long");
-    snprintf(path, sizeof path, "%s/" PQL_REPORT_PREFIX "%d" PQL_ADVERT_SUFFIX, dir, t->pid);
+    pql_advert_file_name(path, sizeof path, dir, t->pid);
     struct stat st;
     if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != t->uid || (st.st_mode & 077))
         return why(msg, "no advertisement %s from pqleak's reporter", path);
@@ -229,19 +213,16 @@ static bool read_advert(struct cli_target *t, char *msg)
         n = read(fd, buf, sizeof buf - 1);
     close(fd);
     buf[n > 0 ? n : 0] = '\0';
-    int pid, tid, sig;
-    unsigned long long start, token;
-    if (sscanf(buf, PQL_ADVERT_MAGIC " pid=%d tid=%d signal=%d start=%llu token=%llx", &pid, &tid, &sig,
-               &start, &token) != 5 ||
-        pid != t->pid || (sig != SIGUSR1 && sig != SIGUSR2) || tid <= 0)
+    struct pql_advert a;
+    if (!pql_advert_parse(buf, &a) || a.pid != t->pid || (a.sig != SIGUSR1 && a.sig != SIGUSR2) || a.tid <= 0)
         return why(msg, "%s is not an advertisement of pqleak's reporter in process %d", path, t->pid);
-    if (start == 0 || start != proc_start_time(t->pid))
+    if (a.start == 0 || a.start != pql_proc_start_time(t->pid))
         return why(msg, "%s was left by an earlier process with the same pid", path);
-    if (!thread_named(t->pid, tid, PQL_THREAD_SIGNAL))
-        return why(msg, "%s names thread %d, which is not pqleak's reporter", path, tid);
-    t->tid = tid;
-    t->sig = sig;
-    t->token = token;
+    if (!thread_named(t->pid, a.tid, PQL_THREAD_SIGNAL))
+        return why(msg, "%s names thread %d, which is not pqleak's reporter", path, a.tid);
+    t->tid = a.tid;
+    t->sig = a.sig;
+    t->token = a.token;
     return true;
 }
 
