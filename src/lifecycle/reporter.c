@@ -19,6 +19,7 @@
 #include "metrics.h"
 #include "names.h"
 #include "outfile.h"
+#include "path.h"
 #include "proc.h"
 #include "registry.h"
 #include "report.h"
@@ -371,8 +372,7 @@ void pql_reporter_ensure(const struct pql_settings *s)
     if (atomic_load(&started))
         goto out;
     cfg = s;
-    ssize_t n = readlink("/proc/self/exe", program, sizeof(program) - 1);
-    program[n > 0 ? n : 0] = '\0';
+    pql_self_exe(program, sizeof(program));
     sem_init(&wake, 0, 0); /* before the handler can post it */
     bool handler = false;
     if (s->signal) {

@@ -8,6 +8,7 @@
 #include "buf.h"
 #include "names.h"
 #include "outfile.h"
+#include "path.h"
 #include "proc.h"
 
 #include <errno.h>
@@ -24,12 +25,6 @@
 
 static char default_service[256];
 static pthread_once_t service_once = PTHREAD_ONCE_INIT;
-
-static const char *base_name(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    return slash ? slash + 1 : path;
-}
 
 /* Interpreters whose service is their script: the option that runs inline code (no script: the
  * interpreter's own name stays), the one that names a module (python -m) or a script file (php -f), and
@@ -59,13 +54,13 @@ static const char *script_of(const struct interpreter *in, char **args, int n)
     for (int i = 0; i < n; i++) {
         const char *a = args[i];
         if (!strcmp(a, "--"))
-            return i + 1 < n ? base_name(args[i + 1]) : NULL;
+            return i + 1 < n ? pql_base_name(args[i + 1]) : NULL;
         if (a[0] != '-' || !a[1])
-            return base_name(a);
+            return pql_base_name(a);
         if (in_list(in->code, a))
             return NULL;
         if ((in->module && !strcmp(a, in->module)) || (in->file && !strcmp(a, in->file)))
-            return i + 1 < n ? base_name(args[i + 1]) : NULL;
+            return i + 1 < n ? pql_base_name(args[i + 1]) : NULL;
         if (in_list(in->with_value, a))
             i++;
     }
@@ -75,9 +70,8 @@ static const char *script_of(const struct interpreter *in, char **args, int n)
 static void find_default_service(void)
 {
     char exe[1024];
-    ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-    exe[len > 0 ? len : 0] = '\0';
-    const char *name = base_name(exe);
+    pql_self_exe(exe, sizeof(exe));
+    const char *name = pql_base_name(exe);
     char cmdline[4096];
     char *args[64];
     int nargs = 0;

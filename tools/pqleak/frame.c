@@ -3,6 +3,7 @@
 #include "frame.h"
 
 #include "names.h"
+#include "path.h"
 #include "util.h"
 
 #include <stdio.h>
@@ -148,7 +149,7 @@ char *cli_stack_key(const struct cli_stack *s)
              * the module's name keeps them apart (it is the same in every process). */
             if (!f->file && f->module) {
                 sb_str(&b, "\x1f");
-                sb_str(&b, cli_basename(f->module));
+                sb_str(&b, pql_base_name(f->module));
             }
         } else {
             sb_str(&b, "M\x1f");
@@ -230,7 +231,7 @@ char *cli_frame_format(const struct cli_frame *f)
     }
     if (f->module || f->offset) {
         sb_str(&b, " (");
-        sb_str(&b, f->module ? cli_basename(f->module) : "?");
+        sb_str(&b, f->module ? pql_base_name(f->module) : "?");
         if (f->offset) {
             sb_str(&b, "+");
             sb_str(&b, f->offset);
@@ -247,10 +248,10 @@ char *cli_frame_format(const struct cli_frame *f)
 char *cli_frame_short(const struct cli_frame *f)
 {
     if (f->function && f->file && f->line > 0)
-        return cli_xasprintf("%s (%s:%ld)", f->function, cli_basename(f->file), f->line);
+        return cli_xasprintf("%s (%s:%ld)", f->function, pql_base_name(f->file), f->line);
     if (f->function && f->file)
-        return cli_xasprintf("%s (%s)", f->function, cli_basename(f->file));
+        return cli_xasprintf("%s (%s)", f->function, pql_base_name(f->file));
     if (f->function)
         return cli_xstrdup(f->function);
-    return cli_xasprintf("%s+%s", f->module ? cli_basename(f->module) : "?", f->offset ? f->offset : "?");
+    return cli_xasprintf("%s+%s", f->module ? pql_base_name(f->module) : "?", f->offset ? f->offset : "?");
 }

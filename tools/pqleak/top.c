@@ -6,6 +6,7 @@
 #include "top.h"
 
 #include "names.h"
+#include "path.h"
 #include "probe.h"
 #include "reportio.h"
 #include "topmodel.h"
@@ -185,7 +186,7 @@ static char *user_of(uid_t uid)
 static char *script_of(int pid, const char *program)
 {
     static const char *const interpreters[] = {"python", "perl", "ruby", "php", "node"};
-    const char *base = program ? cli_basename(program) : "";
+    const char *base = program ? pql_base_name(program) : "";
     bool interp = false;
     for (size_t i = 0; i < sizeof interpreters / sizeof *interpreters; i++)
         interp |= strncmp(base, interpreters[i], strlen(interpreters[i])) == 0;
