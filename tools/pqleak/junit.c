@@ -151,12 +151,7 @@ static char *misuse_text(const struct cli_misuse *u, bool full)
     if (!m)
         return cli_xstrdup("(out of memory)");
     fprintf(m, "in: pid %ld (opened by pid %ld)%s\n", u->pid, u->opened_by, u->closed ? ", closed it" : "");
-    if (u->server_pid >= 0)
-        fprintf(m, "to: server pid %ld\n", u->server_pid);
-    fprintf(m, "used at:\n");
-    cli_print_stack(m, &u->stack, "  ", full);
-    fprintf(m, "opened at:\n");
-    cli_print_stack(m, &u->open_stack, "  ", full);
+    cli_print_misuse_stacks(m, u, "", full);
     fclose(m);
     return buf;
 }

@@ -323,6 +323,18 @@ static void print_group(FILE *out, const struct cli_group *g, bool counted, bool
     free(where);
 }
 
+void cli_print_misuse_stacks(FILE *out, const struct cli_misuse *m, const char *indent, bool full)
+{
+    char *more = cli_xasprintf("%s  ", indent);
+    if (m->server_pid >= 0)
+        fprintf(out, "%sto: server pid %ld\n", indent, m->server_pid);
+    fprintf(out, "%sused at:\n", indent);
+    cli_print_stack(out, &m->stack, more, full);
+    fprintf(out, "%sopened at:\n", indent);
+    cli_print_stack(out, &m->open_stack, more, full);
+    free(more);
+}
+
 void cli_print_group_stacks(FILE *out, const struct cli_group *g, const char *indent, bool full)
 {
     char *more = cli_xasprintf("%s  ", indent);
@@ -377,12 +389,7 @@ static void print_misuse(FILE *out, const struct cli_set *set, bool full)
         fprintf(out, "    in: %s%s\n", pids ? pids : "?", times > MAX_PIDS ? " and others" : "");
         if (times > 1)
             fprintf(out, "    %zu times\n", times);
-        if (m->server_pid >= 0)
-            fprintf(out, "    to: server pid %ld\n", m->server_pid);
-        fprintf(out, "    used at:\n");
-        cli_print_stack(out, &m->stack, "      ", full);
-        fprintf(out, "    opened at:\n");
-        cli_print_stack(out, &m->open_stack, "      ", full);
+        cli_print_misuse_stacks(out, m, "    ", full);
         fputc('\n', out);
         free(pids);
     }

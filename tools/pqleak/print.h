@@ -43,6 +43,10 @@ const struct cli_frame *cli_group_site_frame(const struct cli_group *g);
  * ("site_from" "tx_stack" or "last_used"), else "opened at". */
 const char *cli_group_site_verb(const struct cli_group *g);
 
+/* A misuse finding's server, then its "used at:" and "opened at:" stacks, headings starting with indent
+ * and frames two columns further. Shared with the JUnit writer. */
+void cli_print_misuse_stacks(FILE *out, const struct cli_misuse *m, const char *indent, bool full);
+
 /* One-line title of a misuse finding: its site, else its innermost frame. Caller frees. */
 char *cli_misuse_site(const struct cli_misuse *m);
 /* The frame cli_misuse_site names, or NULL. */
