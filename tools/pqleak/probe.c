@@ -9,6 +9,7 @@
 #include "probe.h"
 
 #include "names.h"
+#include "readall.h"
 #include "reportio.h"
 #include "util.h"
 
@@ -54,40 +55,6 @@ static const char *sig_name(int sig)
 
 /* ---- reading files ---- */
 
-/* Reads fd to its end (max bytes at most) into a NUL-terminated buffer. Returns NULL with errno set
- * (EFBIG past max). */
-static char *read_all(int fd, size_t max, size_t *len)
-{
-    size_t n = 0, cap = 4096;
-    char *buf = cli_xmalloc(cap + 1);
-    for (;;) {
-        if (n == cap) {
-            if (cap >= max) {
-                free(buf);
-                errno = EFBIG;
-                return NULL;
-            }
-            cap *= 2;
-            buf = cli_xrealloc(buf, cap + 1);
-        }
-        ssize_t r = read(fd, buf + n, cap - n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            int e = errno;
-            free(buf);
-            errno = e;
-            return NULL;
-        }
-        if (r == 0)
-            break;
-        n += (size_t)r;
-    }
-    buf[n] = '\0';
-    *len = n;
-    return buf;
-}
-
 /* A /proc file whole; NULL with errno set. */
 static char *read_proc(int pid, const char *name, size_t *len)
 {
@@ -97,7 +64,7 @@ static char *read_proc(int pid, const char *name, size_t *len)
     if (fd < 0)
         return NULL;
     size_t n;
-    char *s = read_all(fd, PROC_FILE_MAX, &n);
+    char *s = pql_read_all(fd, 0, PROC_FILE_MAX, &n);
     int e = errno;
     close(fd);
     errno = e;
@@ -467,7 +434,7 @@ static char *read_report(const struct cli_target *t, const char *path, size_t *l
         errno = EPERM;
         return NULL;
     }
-    char *s = read_all(fd, REPORT_MAX, len);
+    char *s = pql_read_all(fd, (size_t)st.st_size, REPORT_MAX, len);
     int e = errno;
     close(fd);
     errno = e;
