@@ -210,6 +210,20 @@ static bool check_proc_list(const json_t *list, const char *what, struct verdict
     return true;
 }
 
+/* Item i of a list, named "NOUN i" in what (len bytes) for messages; NULL after fail when it is no
+ * object. */
+static const json_t *list_object(const json_t *list, size_t i, const char *noun, char *what, size_t len,
+                                 struct verdict *v)
+{
+    const json_t *x = json_array_get(list, i);
+    snprintf(what, len, "%s %zu", noun, i);
+    if (!json_is_object(x)) {
+        fail(v, "%s is not an object", what);
+        return NULL;
+    }
+    return x;
+}
+
 /* Fills conns (id -> connection object, borrowed) while checking the "connections" list. */
 static bool check_connections(const json_t *list, const json_t *stacks, json_t *conns, struct verdict *v)
 {
@@ -218,11 +232,10 @@ static bool check_connections(const json_t *list, const json_t *stacks, json_t *
     if (!json_is_array(list))
         return fail(v, "\"connections\" is not a list");
     for (size_t i = 0; i < json_array_size(list); i++) {
-        const json_t *c = json_array_get(list, i);
         char what[64];
-        snprintf(what, sizeof what, "connection %zu", i);
-        if (!json_is_object(c))
-            return fail(v, "%s is not an object", what);
+        const json_t *c = list_object(list, i, "connection", what, sizeof what, v);
+        if (!c)
+            return false;
         const json_t *id = json_object_get(c, PQL_F_ID);
         if (!json_is_integer(id))
             return fail(v, "%s has no integer \"id\"", what);
@@ -247,11 +260,10 @@ static bool check_leaks(const json_t *leaks, const json_t *stacks, bool merged, 
     if (!json_is_array(leaks))
         return fail(v, "\"leaks\" is missing or not a list");
     for (size_t i = 0; i < json_array_size(leaks); i++) {
-        const json_t *l = json_array_get(leaks, i);
         char what[64];
-        snprintf(what, sizeof what, "leak %zu", i);
-        if (!json_is_object(l))
-            return fail(v, "%s is not an object", what);
+        const json_t *l = list_object(leaks, i, "leak", what, sizeof what, v);
+        if (!l)
+            return false;
         /* A null stack is one the shim could not capture: the leak still counts. */
         if (!json_object_get(l, PQL_F_STACK))
             return fail(v, "%s has no \"stack\"", what);
