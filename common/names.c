@@ -4,7 +4,9 @@
 #include "names.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 /* A bounded string under construction; ok turns false once something did not fit. */
@@ -318,4 +320,25 @@ unsigned long long pql_proc_start_time(int pid)
     if (!field(&p, "", ~0ULL, &t) || (*p != ' ' && *p != '\n' && *p != '\0'))
         return 0;
     return t;
+}
+
+bool pql_signal_parse(const char *value, int *sig)
+{
+    const char *n = value && strncasecmp(value, "SIG", 3) == 0 ? value + 3 : value;
+    if (!n)
+        return false;
+    if (strcasecmp(n, "USR1") == 0)
+        *sig = SIGUSR1;
+    else if (strcasecmp(n, "USR2") == 0)
+        *sig = SIGUSR2;
+    else if (strcasecmp(n, "none") == 0 || strcmp(n, "0") == 0)
+        *sig = 0;
+    else
+        return false;
+    return true;
+}
+
+const char *pql_signal_name(int sig)
+{
+    return sig == SIGUSR1 ? "USR1" : sig == SIGUSR2 ? "USR2" : "none";
 }

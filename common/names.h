@@ -80,7 +80,14 @@ int pql_run_message(char *buf, size_t len, int pid, const char *why);
  * X as the signal's value, and only to a process that matches the file in every respect; the shim
  * answers such a request with a JSON report only, any other signal with the text report as well. */
 #define PQL_ADVERT_SUFFIX ".reporter"
-#define PQL_ADVERT_MAGIC  "pqleak-reporter"
+
+/* PQLEAK_SIGNAL's value as the shim reads it (src/base/config.c) and `pqleak status` reads it from a
+ * process's environment: "USR1", "USR2" (a "SIG" prefix and any case allowed), "none" or "0" (no
+ * signal: 0). Sets *sig and returns true, or returns false (*sig untouched) for any other value. */
+bool pql_signal_parse(const char *value, int *sig);
+/* The name of such a signal: "USR1", "USR2", else "none". */
+const char *pql_signal_name(int sig);
+#define PQL_ADVERT_MAGIC "pqleak-reporter"
 
 /* What the line says. */
 struct pql_advert {

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -145,6 +146,32 @@ static void test_advert(void **state)
     assert_int_equal(pql_advert_file_name(buf, 32, "/tmp/pqleak-5", 77), -1);
 }
 
+/* PQLEAK_SIGNAL's values, read alike by the shim (config.c) and pqleak status (probe.c). */
+static void test_signal(void **state)
+{
+    (void)state;
+    int sig = -1;
+    assert_true(pql_signal_parse("USR2", &sig));
+    assert_int_equal(sig, SIGUSR2);
+    assert_true(pql_signal_parse("sigusr1", &sig));
+    assert_int_equal(sig, SIGUSR1);
+    assert_true(pql_signal_parse("SIGUSR2", &sig));
+    assert_int_equal(sig, SIGUSR2);
+    assert_true(pql_signal_parse("None", &sig));
+    assert_int_equal(sig, 0);
+    assert_true(pql_signal_parse("0", &sig));
+    assert_int_equal(sig, 0);
+    sig = 7;
+    const char *bad[] = {"", "SIG", "USR3", "10", "usr1 ", "HUP"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_false(pql_signal_parse(bad[i], &sig));
+    assert_false(pql_signal_parse(NULL, &sig));
+    assert_int_equal(sig, 7);
+    assert_string_equal(pql_signal_name(SIGUSR1), "USR1");
+    assert_string_equal(pql_signal_name(SIGUSR2), "USR2");
+    assert_string_equal(pql_signal_name(0), "none");
+}
+
 /* Field 22 of /proc/PID/stat, as sscanf reads it past the command name. */
 static void test_start_time(void **state)
 {
@@ -182,7 +209,7 @@ int main(void)
         cmocka_unit_test(test_report_names),   cmocka_unit_test(test_parse),
         cmocka_unit_test(test_live_dir),       cmocka_unit_test(test_run_message),
         cmocka_unit_test(test_field_literals), cmocka_unit_test(test_advert),
-        cmocka_unit_test(test_start_time),
+        cmocka_unit_test(test_start_time),     cmocka_unit_test(test_signal),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

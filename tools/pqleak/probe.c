@@ -48,11 +48,6 @@ static bool why(char *buf, const char *fmt, ...)
     return false;
 }
 
-static const char *sig_name(int sig)
-{
-    return sig == SIGUSR1 ? "USR1" : sig == SIGUSR2 ? "USR2" : "none";
-}
-
 /* ---- reading files ---- */
 
 /* A /proc file whole; NULL with errno set. */
@@ -97,17 +92,13 @@ static const char *env_get(const struct cli_target *t, const char *name)
     return NULL;
 }
 
-/* PQLEAK_SIGNAL as the shim reads it (src/config.c): a malformed value means the default, USR1. */
+/* PQLEAK_SIGNAL as the shim reads it (names.h): unset or malformed means the default, USR1. */
 static int env_signal(const char *v)
 {
-    if (!v)
-        return SIGUSR1;
-    const char *n = strncasecmp(v, "SIG", 3) == 0 ? v + 3 : v;
-    if (strcasecmp(n, "USR2") == 0)
-        return SIGUSR2;
-    if (strcasecmp(n, "none") == 0 || strcmp(n, "0") == 0)
-        return 0;
-    return SIGUSR1;
+    int sig = SIGUSR1;
+    if (v)
+        pql_signal_parse(v, &sig);
+    return sig;
 }
 
 /* The name (comm, without its newline) of thread tid of pid into comm; false when unreadable. */
@@ -307,7 +298,7 @@ static bool check_process(struct cli_target *t, char *msg)
     if (ok) {
         if (!(caught & (1ULL << (t->sig - 1))))
             return why(msg, "%s (it does not catch SIG%s, the signal its pqleak reporter answers)", head,
-                       sig_name(t->sig));
+                       pql_signal_name(t->sig));
         return true;
     }
     int env_sig = env_signal(env_get(t, "PQLEAK_SIGNAL"));
@@ -325,7 +316,7 @@ static bool check_process(struct cli_target *t, char *msg)
         return why(
             msg,
             "%s (pqleak runs in it, but the program handles SIG%s itself; start it with PQLEAK_SIGNAL=%s)",
-            head, sig_name(sig), sig_name(other));
+            head, pql_signal_name(sig), pql_signal_name(other));
     }
     if (!env_sig)
         return why(msg, "%s (its PQLEAK_SIGNAL is none)", head);
@@ -496,7 +487,7 @@ bool cli_probe_send(const struct cli_target *t, double timeout, struct cli_probe
         free_strs(&r->seen);
         if (e == ESRCH)
             return why(msg, "process %d exited before it could be asked for a report", t->pid);
-        return why(msg, "cannot send SIG%s to process %d (%s)", sig_name(t->sig), t->pid, strerror(e));
+        return why(msg, "cannot send SIG%s to process %d (%s)", pql_signal_name(t->sig), t->pid, strerror(e));
     }
     r->deadline = mono_s() + timeout;
     return true;
