@@ -95,10 +95,10 @@ int pql_report_file_name(char *buf, size_t len, const char *dir, int pid, const 
 }
 
 /* Reads the decimal number at *p up to end (at least one digit, no sign, no overflow past max). */
-static bool number(const char **p, const char *end, unsigned long max, unsigned long *v)
+static bool number(const char **p, const char *end, unsigned long long max, unsigned long long *v)
 {
     const char *s = *p;
-    unsigned long x = 0;
+    unsigned long long x = 0;
     if (s == end || *s < '0' || *s > '9')
         return false;
     for (; s < end && *s >= '0' && *s <= '9'; s++) {
@@ -121,7 +121,7 @@ bool pql_report_file_parse(const char *name, int *pid, char *trigger, size_t tle
     if (n < plen + slen || strcmp(name + n - slen, PQL_REPORT_SUFFIX) != 0)
         return false;
     const char *p = name + plen, *end = name + n - slen;
-    unsigned long v_pid, v_seq;
+    unsigned long long v_pid, v_seq;
     if (!number(&p, end, 0x7fffffffUL, &v_pid) || p == end || *p != '-')
         return false;
     const char *t = ++p;
@@ -234,25 +234,14 @@ int pql_advert_format(char *buf, size_t len, const struct pql_advert *a)
     return done(&o);
 }
 
-/* Reads "WORD" then a decimal number up to max at *p. */
+/* Reads "WORD" then a decimal number up to max at *p (number). */
 static bool field(const char **p, const char *word, unsigned long long max, unsigned long long *v)
 {
     size_t n = strlen(word);
     if (strncmp(*p, word, n) != 0)
         return false;
-    const char *s = *p + n;
-    unsigned long long x = 0;
-    if (*s < '0' || *s > '9')
-        return false;
-    for (; *s >= '0' && *s <= '9'; s++) {
-        unsigned d = (unsigned)(*s - '0');
-        if (x > (max - d) / 10)
-            return false;
-        x = x * 10 + d;
-    }
-    *p = s;
-    *v = x;
-    return true;
+    *p += n;
+    return number(p, *p + strlen(*p), max, v);
 }
 
 static int hex_digit(char c)
