@@ -161,6 +161,11 @@ int pql_live_dir_default(char *buf, size_t len, const char *tmpdir_env, unsigned
     return done(&o);
 }
 
+bool pql_live_dir_trusted(const struct stat *st, unsigned uid)
+{
+    return S_ISDIR(st->st_mode) && st->st_uid == uid && !(st->st_mode & 077);
+}
+
 int pql_expand_pid(char *buf, size_t len, const char *pattern, int pid)
 {
     struct out o = start(buf, len);

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/stat.h>
 
 #define PQL_SCHEMA "pqleak/1"
 
@@ -48,6 +49,10 @@ bool pql_report_file_parse(const char *name, int *pid, char *trigger, size_t tle
  * when it does not fit in len bytes. */
 #define PQL_LIVE_DIR_PREFIX "pqleak-"
 int pql_live_dir_default(char *buf, size_t len, const char *tmpdir_env, unsigned uid);
+
+/* Whether st, the lstat of that directory, is one the shim uses: a directory (no symbolic link) of uid
+ * with mode 0700 (no bit for group or others). */
+bool pql_live_dir_trusted(const struct stat *st, unsigned uid);
 
 /* ---- per-process file names (PQLEAK_LOG, PQLEAK_METRICS) ---- */
 

@@ -81,7 +81,7 @@ static bool private_dir(char *dir, size_t len)
     }
     /* A directory planted by someone else in a shared /tmp must not receive our reports. */
     struct stat st;
-    if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != getuid() || (st.st_mode & 077)) {
+    if (lstat(dir, &st) != 0 || !pql_live_dir_trusted(&st, (unsigned)getuid())) {
         pql_log("refusing the live report directory '%s': not a directory of ours with mode 0700", dir);
         return false;
     }

@@ -96,6 +96,23 @@ static void test_live_dir(void **state)
     assert_int_equal(pql_live_dir_default(buf, 10, NULL, 1000), -1);
 }
 
+/* The live-report directory the shim uses and pqleak status trusts: a directory of the user, mode 0700. */
+static void test_live_dir_trusted(void **state)
+{
+    (void)state;
+    struct stat st = {.st_mode = S_IFDIR | 0700, .st_uid = 1000};
+    assert_true(pql_live_dir_trusted(&st, 1000));
+    assert_false(pql_live_dir_trusted(&st, 1001));
+    st.st_mode = S_IFDIR | 0710;
+    assert_false(pql_live_dir_trusted(&st, 1000));
+    st.st_mode = S_IFDIR | 0701;
+    assert_false(pql_live_dir_trusted(&st, 1000));
+    st.st_mode = S_IFLNK | 0700;
+    assert_false(pql_live_dir_trusted(&st, 1000));
+    st.st_mode = S_IFREG | 0700;
+    assert_false(pql_live_dir_trusted(&st, 1000));
+}
+
 /* The run channel's message, as tools/pqleak/run.c parses it; a long reason is cut, not dropped. */
 static void test_run_message(void **state)
 {
@@ -206,10 +223,11 @@ static void test_field_literals(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_report_names),   cmocka_unit_test(test_parse),
-        cmocka_unit_test(test_live_dir),       cmocka_unit_test(test_run_message),
-        cmocka_unit_test(test_field_literals), cmocka_unit_test(test_advert),
-        cmocka_unit_test(test_start_time),     cmocka_unit_test(test_signal),
+        cmocka_unit_test(test_report_names),     cmocka_unit_test(test_parse),
+        cmocka_unit_test(test_live_dir),         cmocka_unit_test(test_run_message),
+        cmocka_unit_test(test_field_literals),   cmocka_unit_test(test_advert),
+        cmocka_unit_test(test_start_time),       cmocka_unit_test(test_signal),
+        cmocka_unit_test(test_live_dir_trusted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

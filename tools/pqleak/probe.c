@@ -161,7 +161,7 @@ static bool read_advert(struct cli_target *t, char *msg)
         return why(msg, "its TMPDIR is too long");
     pql_advert_file_name(path, sizeof path, dir, t->pid);
     struct stat st;
-    if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != t->uid || (st.st_mode & 077))
+    if (lstat(dir, &st) != 0 || !pql_live_dir_trusted(&st, (unsigned)t->uid))
         return why(msg, "no advertisement %s from pqleak's reporter", path);
     int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)
@@ -358,7 +358,7 @@ static bool find_dir(struct cli_target *t, char *msg)
             return true; /* made with the first report */
         return why(msg, "cannot read its report directory %s (%s)", t->dir, strerror(errno));
     }
-    if (t->private_dir && (!S_ISDIR(st.st_mode) || st.st_uid != t->uid || (st.st_mode & 077)))
+    if (t->private_dir && !pql_live_dir_trusted(&st, (unsigned)t->uid))
         return why(msg,
                    "%s is not a directory of uid %u with mode 0700, so pqleak in process %d writes no report "
                    "there (remove it, or set PQLEAK_REPORT_DIR)",
