@@ -9,6 +9,7 @@
 #include "path.h"
 #include "probe.h"
 #include "reportio.h"
+#include "script.h"
 #include "topmodel.h"
 #include "util.h"
 
@@ -68,30 +69,24 @@ static char *user_of(uid_t uid)
     return pw ? cli_xstrdup(pw->pw_name) : cli_xasprintf("%u", (unsigned)uid);
 }
 
-/* The first argument of an interpreter that is no option (python3 app.py: "app.py"), from
- * /proc/PID/cmdline; NULL for other programs. */
+/* The script an interpreter runs (common/script.h: python3 app.py, "app.py"), from /proc/PID/cmdline;
+ * NULL for other programs. */
 static char *script_of(int pid, const char *program)
 {
-    static const char *const interpreters[] = {"python", "perl", "ruby", "php", "node"};
-    const char *base = program ? pql_base_name(program) : "";
-    bool interp = false;
-    for (size_t i = 0; i < sizeof interpreters / sizeof *interpreters; i++)
-        interp |= strncmp(base, interpreters[i], strlen(interpreters[i])) == 0;
-    if (!interp)
-        return NULL;
     char path[64], buf[4096];
+    char *args[64];
+    int n = 0;
     snprintf(path, sizeof path, "/proc/%d/cmdline", pid);
     FILE *f = fopen(path, "re");
     if (!f)
         return NULL;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    size_t len = fread(buf, 1, sizeof buf - 1, f);
     fclose(f);
-    buf[n] = '\0';
-    /* argv[0], then the first word that is no option ("-u", "-X dev" take no script name here). */
-    for (size_t i = strlen(buf) + 1; i < n; i += strlen(buf + i) + 1)
-        if (buf[i] != '-')
-            return cli_xstrdup(buf + i);
-    return NULL;
+    buf[len] = '\0';
+    for (size_t i = 0; i < len && n < (int)(sizeof args / sizeof *args); i += strlen(buf + i) + 1)
+        args[n++] = buf + i;
+    const char *s = n > 1 ? pql_script_arg(program ? pql_base_name(program) : "", args + 1, n - 1) : NULL;
+    return s ? cli_xstrdup(s) : NULL;
 }
 
 static char *exe_of(int pid)
