@@ -139,8 +139,10 @@ static void advertise(int tid, int sig)
     int len = pql_advert_format(line, sizeof(line), &a);
     if (pql_advert_file_name(advert_path, sizeof(advert_path), dir, pid) < 0 || len < 0 ||
         !pql_outfile_write_bytes(advert_path, 0600, line, (size_t)len)) {
-        pql_log("cannot write '%s' (%s): pqleak status cannot ask this process for live reports", advert_path,
-                strerror(errno));
+        /* ESHUTDOWN: the process is ending (pql_outfile_close_all), there is nobody left to ask. */
+        if (errno != ESHUTDOWN)
+            pql_log("cannot write '%s' (%s): pqleak status cannot ask this process for live reports",
+                    advert_path, strerror(errno));
         advert_path[0] = '\0';
     }
 }
