@@ -2,13 +2,9 @@
  * for interpreted frames. No allocation, no stdio, no locale: any thread, and signal handlers. */
 #include "frames.h"
 
-#include <string.h>
+#include "path.h"
 
-static const char *base_name(const char *path)
-{
-    const char *s = strrchr(path, '/');
-    return s ? s + 1 : path;
-}
+#include <string.h>
 
 static bool prefixed(const char *s, const char *prefix)
 {
@@ -49,7 +45,7 @@ bool pql_module_is_shim(const char *module)
 {
     if (!module)
         return false;
-    const char *base = base_name(module);
+    const char *base = pql_base_name(module);
     return prefixed(base, "libpqleak") || prefixed(base, "libunwind");
 }
 
@@ -138,7 +134,7 @@ enum pql_frame_kind pql_frame_classify(const char *function, const char *file, c
             return PQL_FRAME_LIBRARY;
         return PQL_FRAME_APP;
     }
-    const char *base = module ? base_name(module) : NULL;
+    const char *base = module ? pql_base_name(module) : NULL;
     for (size_t i = 0; base && i < sizeof native / sizeof native[0]; i++)
         if (native_match(base, i))
             return native[i].kind;
@@ -180,7 +176,7 @@ bool pql_frame_is_test_runner(const char *file)
     for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++)
         if (strstr(file, dirs[i]))
             return true;
-    const char *base = base_name(file);
+    const char *base = pql_base_name(file);
     bool launcher = prefixed(base, "pytest") || prefixed(base, "py.test");
     return launcher && base - file >= 5 && strncmp(base - 5, "/bin/", 5) == 0;
 }
@@ -200,7 +196,7 @@ static const char *copy(char *buf, size_t len, const char *s, size_t n)
 const char *pql_frame_origin(const char *file, const char *module, const char *lang, char *buf, size_t len)
 {
     if (module)
-        return base_name(module);
+        return pql_base_name(module);
     if (!file)
         return lang ? lang : "?";
     if (prefixed(file, "<frozen"))
@@ -217,5 +213,5 @@ const char *pql_frame_origin(const char *file, const char *module, const char *l
     const char *std = stdlib_dir(file, &n);
     if (std)
         return copy(buf, len, std, n);
-    return base_name(file);
+    return pql_base_name(file);
 }

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/stat.h>
 
 #define PQL_SCHEMA "pqleak/1"
 
@@ -24,7 +25,8 @@
 /* A report is written to a temp dot-file in the same directory (src/output/outfile.c: '.', the final
  * name, ".PID.SEQ.tmp"), then renamed to "pqleak-PID-TRIGGER-SEQ.json". The command relies only on the
  * leading dot: a name starting with '.' is never a report (tools/pqleak/reportio.c). The reporter's
- * advertisement file (below) is written through a temp file named with PQL_TEMP_PREFIX/SUFFIX. */
+ * advertisement file (below) is written the same way, so every temp file of the shim's in a report
+ * directory starts with PQL_TEMP_PREFIX and ends with PQL_TEMP_SUFFIX. */
 #define PQL_REPORT_PREFIX "pqleak-"
 #define PQL_REPORT_SUFFIX ".json"
 #define PQL_TEMP_PREFIX   ".pqleak-"
@@ -47,6 +49,10 @@ bool pql_report_file_parse(const char *name, int *pid, char *trigger, size_t tle
  * when it does not fit in len bytes. */
 #define PQL_LIVE_DIR_PREFIX "pqleak-"
 int pql_live_dir_default(char *buf, size_t len, const char *tmpdir_env, unsigned uid);
+
+/* Whether st, the lstat of that directory, is one the shim uses: a directory (no symbolic link) of uid
+ * with mode 0700 (no bit for group or others). */
+bool pql_live_dir_trusted(const struct stat *st, unsigned uid);
 
 /* ---- per-process file names (PQLEAK_LOG, PQLEAK_METRICS) ---- */
 
@@ -79,7 +85,38 @@ int pql_run_message(char *buf, size_t len, int pid, const char *why);
  * X as the signal's value, and only to a process that matches the file in every respect; the shim
  * answers such a request with a JSON report only, any other signal with the text report as well. */
 #define PQL_ADVERT_SUFFIX ".reporter"
-#define PQL_ADVERT_MAGIC  "pqleak-reporter"
+
+/* PQLEAK_SIGNAL's value as the shim reads it (src/base/config.c) and `pqleak status` reads it from a
+ * process's environment: "USR1", "USR2" (a "SIG" prefix and any case allowed), "none" or "0" (no
+ * signal: 0). Sets *sig and returns true, or returns false (*sig untouched) for any other value. */
+bool pql_signal_parse(const char *value, int *sig);
+/* The name of such a signal: "USR1", "USR2", else "none". */
+const char *pql_signal_name(int sig);
+#define PQL_ADVERT_MAGIC "pqleak-reporter"
+
+/* What the line says. */
+struct pql_advert {
+    int pid, tid, sig;
+    unsigned long long start; /* field 22 of /proc/PID/stat: pql_proc_start_time */
+    unsigned long long token;
+};
+
+/* Writes the file's path "DIR/pqleak-PID.reporter" into buf. Returns its length, or -1 when it does not
+ * fit in len bytes (buf then holds no usable name). Signal-safe. */
+int pql_advert_file_name(char *buf, size_t len, const char *dir, int pid);
+
+/* Writes the line, newline included, into buf. Returns its length, or -1 when it does not fit in len
+ * bytes. Signal-safe. */
+int pql_advert_format(char *buf, size_t len, const struct pql_advert *a);
+
+/* Reads a line as pql_advert_format writes it (the newline may be missing); false, *a unspecified, for
+ * any other text. */
+bool pql_advert_parse(const char *text, struct pql_advert *a);
+
+/* The start time of process pid (0: this process, /proc/self), in clock ticks since boot: field 22 of
+ * /proc/PID/stat, read past the command name (which may hold spaces and parentheses). 0 when it cannot
+ * be read. Signal-safe (open, read, close). */
+unsigned long long pql_proc_start_time(int pid);
 
 /* ---- the report's field names (docs/report-schema.md), as string literals: "\"" PQL_F_OPEN "\": %ld" ----
  */

@@ -4,6 +4,8 @@
  * handlers (malloc, fnmatch). */
 #include "rules.h"
 
+#include "readall.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
@@ -336,52 +338,13 @@ static bool too_large(struct pql_rules_error *err, const char *path)
 /* Reads fd (a regular file of about size bytes) to its end; NULL after filling err. */
 static char *read_file(int fd, off_t size, size_t *len, const char *path, struct pql_rules_error *err)
 {
-    /* One byte more than the size, to see the end without growing; a file growing meanwhile (or a
-     * /proc file, size 0) grows the buffer up to one byte past the limit. */
-    size_t cap = (size_t)size + 1, n = 0;
-    if (cap < 256)
-        cap = 256;
-    char *buf = malloc(cap);
-    if (!buf) {
-        fail_read(err, path, "out of memory");
-        return NULL;
-    }
-    for (;;) {
-        if (n == cap) {
-            if (n > PQL_RULES_FILE_MAX) {
-                free(buf);
-                too_large(err, path);
-                return NULL;
-            }
-            size_t ncap = cap * 2 > (size_t)PQL_RULES_FILE_MAX + 1 ? (size_t)PQL_RULES_FILE_MAX + 1 : cap * 2;
-            char *nbuf = realloc(buf, ncap);
-            if (!nbuf) {
-                free(buf);
-                fail_read(err, path, "out of memory");
-                return NULL;
-            }
-            buf = nbuf;
-            cap = ncap;
-        }
-        ssize_t k = read(fd, buf + n, cap - n);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k < 0) {
-            int e = errno;
-            free(buf);
-            fail_errno(err, path, e);
-            return NULL;
-        }
-        if (k == 0)
-            break;
-        n += (size_t)k;
-    }
-    if (n > PQL_RULES_FILE_MAX) {
-        free(buf);
+    char *buf = pql_read_all(fd, (size_t)size, PQL_RULES_FILE_MAX, len);
+    if (!buf && errno == EFBIG)
         too_large(err, path);
-        return NULL;
-    }
-    *len = n;
+    else if (!buf && errno == ENOMEM)
+        fail_read(err, path, "out of memory");
+    else if (!buf)
+        fail_errno(err, path, errno);
     return buf;
 }
 

@@ -13,7 +13,6 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,20 +124,8 @@ static bool parse(const struct setting *t, const char *raw, void *field)
             return true;
         }
         return false;
-    case K_SIGNAL: {
-        const char *n = raw;
-        if (!strncasecmp(n, "SIG", 3))
-            n += 3;
-        if (!strcasecmp(n, "USR1"))
-            *(int *)field = SIGUSR1;
-        else if (!strcasecmp(n, "USR2"))
-            *(int *)field = SIGUSR2;
-        else if (!strcasecmp(n, "none") || !strcmp(n, "0"))
-            *(int *)field = 0;
-        else
-            return false;
-        return true;
-    }
+    case K_SIGNAL:
+        return pql_signal_parse(raw, (int *)field);
     case K_PYTHON:
         if (!strcasecmp(raw, "auto") || !strcmp(raw, "1") || !strcasecmp(raw, "on"))
             *(bool *)field = true;
@@ -197,10 +184,8 @@ static const char *shown(const struct setting *t, const void *field, char *buf, 
         return buf;
     case K_BOOL:
         return *(const bool *)field ? "1" : "0";
-    case K_SIGNAL: {
-        int sig = *(const int *)field;
-        return sig == SIGUSR1 ? "USR1" : sig == SIGUSR2 ? "USR2" : "none";
-    }
+    case K_SIGNAL:
+        return pql_signal_name(*(const int *)field);
     case K_PYTHON:
         return *(const bool *)field ? "auto" : "off";
     }
@@ -517,11 +502,9 @@ void pql_settings_json(const struct pql_settings *s, struct pql_buf *b)
         case K_BOOL:
             pql_buf_puts(b, *(const bool *)field ? "true" : "false");
             break;
-        case K_SIGNAL: {
-            int sig = *(const int *)field;
-            pql_buf_json_str(b, sig == SIGUSR1 ? "USR1" : sig == SIGUSR2 ? "USR2" : "none");
+        case K_SIGNAL:
+            pql_buf_json_str(b, pql_signal_name(*(const int *)field));
             break;
-        }
         case K_PYTHON:
             pql_buf_json_str(b, *(const bool *)field ? "auto" : "off");
             break;

@@ -7,6 +7,7 @@
 #include <dlfcn.h>
 
 #include "dlhook.h"
+#include "path.h"
 #include "proc.h"
 #include <link.h>
 #include <pthread.h>
@@ -18,16 +19,10 @@ struct pql_real pql_real;
 static pthread_mutex_t resolve_lock = PTHREAD_MUTEX_INITIALIZER;
 atomic_bool pql_real_resolved;
 
-static const char *base_name(const char *path)
-{
-    const char *b = strrchr(path, '/');
-    return b ? b + 1 : path;
-}
-
 static int find_libpq(struct dl_phdr_info *info, size_t size, void *data)
 {
     (void)size;
-    if (strncmp(base_name(info->dlpi_name), "libpq.so", 8) != 0)
+    if (strncmp(pql_base_name(info->dlpi_name), "libpq.so", 8) != 0)
         return 0;
     *(const char **)data = info->dlpi_name;
     return 1;
@@ -51,7 +46,7 @@ static int main_needs(struct dl_phdr_info *info, size_t size, void *data)
         strtab += info->dlpi_addr;
     for (const ElfW(Dyn) *d = dyn; d->d_tag != DT_NULL; d++)
         if (d->d_tag == DT_NEEDED &&
-            !strcmp(base_name((const char *)strtab + d->d_un.d_val), *(const char **)data))
+            !strcmp(pql_base_name((const char *)strtab + d->d_un.d_val), *(const char **)data))
             return 1;
     return -1;
 }
@@ -66,7 +61,7 @@ static void *libpq_handle(void)
     void *sym = pql_dlsym(RTLD_NEXT, "PQconnectdb");
     Dl_info info;
     if (sym && dladdr(sym, &info) && info.dli_fname) {
-        const char *name = base_name(info.dli_fname);
+        const char *name = pql_base_name(info.dli_fname);
         if (dl_iterate_phdr(main_needs, &name) == 1)
             return RTLD_NEXT;
         return dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD);

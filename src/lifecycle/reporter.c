@@ -18,6 +18,8 @@
 #include "log.h"
 #include "metrics.h"
 #include "names.h"
+#include "outfile.h"
+#include "path.h"
 #include "proc.h"
 #include "registry.h"
 #include "report.h"
@@ -79,7 +81,7 @@ static bool private_dir(char *dir, size_t len)
     }
     /* A directory planted by someone else in a shared /tmp must not receive our reports. */
     struct stat st;
-    if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != getuid() || (st.st_mode & 077)) {
+    if (lstat(dir, &st) != 0 || !pql_live_dir_trusted(&st, (unsigned)getuid())) {
         pql_log("refusing the live report directory '%s': not a directory of ours with mode 0700", dir);
         return false;
     }
@@ -99,28 +101,6 @@ bool pql_reporter_live_dir(const struct pql_settings *s, char *dir, size_t len)
 
 static char advert_path[PQL_PATH_MAX + 64]; /* "" when none is written */
 static uint64_t advert_token;               /* random; `pqleak status` sends it back with the signal */
-
-/* Field 22 of /proc/self/stat, the start time in clock ticks; 0 when unreadable. */
-static unsigned long long start_time(void)
-{
-    char buf[1024];
-    int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = '\0';
-    char *p = strrchr(buf, ')'); /* the command name may hold spaces and parentheses */
-    unsigned long long t = 0;
-    /* After ") ": state (3), then fields 4..21, then the start time (22). */
-    if (!p ||
-        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
-               &t) != 1)
-        return 0;
-    return t;
-}
 
 /* Removes the advertisements of processes that no longer exist (killed, so they could not remove
  * their own). */
@@ -144,31 +124,25 @@ static void remove_stale(const char *dir, int self)
     closedir(d);
 }
 
-/* Writes the advertisement (temp file + rename). Reporter thread. */
+/* Writes the advertisement (outfile.c: temp file + rename). Reporter thread. */
 static void advertise(int tid, int sig)
 {
-    char dir[PQL_PATH_MAX], tmp[PQL_PATH_MAX + 64], line[160];
+    char dir[PQL_PATH_MAX], line[160];
     if (!private_dir(dir, sizeof(dir)))
         return;
     int pid = getpid();
     remove_stale(dir, pid);
-    snprintf(tmp, sizeof(tmp), "%s/" PQL_TEMP_PREFIX "%d-reporter" PQL_TEMP_SUFFIX, dir, pid);
-    snprintf(advert_path, sizeof(advert_path), "%s/" PQL_REPORT_PREFIX "%d" PQL_ADVERT_SUFFIX, dir, pid);
     if (getrandom(&advert_token, sizeof(advert_token), GRND_NONBLOCK) != sizeof(advert_token))
         advert_token = (uint64_t)pql_coarse_ns() ^ ((uint64_t)pid << 32) ^ (uint64_t)(uintptr_t)&advert_token;
     advert_token |= 1; /* never 0, the value of a sigqueue without one */
-    int len =
-        snprintf(line, sizeof(line), PQL_ADVERT_MAGIC " pid=%d tid=%d signal=%d start=%llu token=%016llx\n",
-                 pid, tid, sig, start_time(), (unsigned long long)advert_token);
-    unlink(tmp);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    bool ok = fd >= 0 && write(fd, line, (size_t)len) == len;
-    if (fd >= 0)
-        ok = close(fd) == 0 && ok;
-    if (!ok || rename(tmp, advert_path) != 0) {
-        pql_log("cannot write '%s' (%s): pqleak status cannot ask this process for live reports", advert_path,
-                strerror(errno));
-        unlink(tmp);
+    struct pql_advert a = {pid, tid, sig, pql_proc_start_time(0), advert_token};
+    int len = pql_advert_format(line, sizeof(line), &a);
+    if (pql_advert_file_name(advert_path, sizeof(advert_path), dir, pid) < 0 || len < 0 ||
+        !pql_outfile_write_bytes(advert_path, 0600, line, (size_t)len)) {
+        /* ESHUTDOWN: the process is ending (pql_outfile_close_all), there is nobody left to ask. */
+        if (errno != ESHUTDOWN)
+            pql_log("cannot write '%s' (%s): pqleak status cannot ask this process for live reports",
+                    advert_path, strerror(errno));
         advert_path[0] = '\0';
     }
 }
@@ -400,8 +374,7 @@ void pql_reporter_ensure(const struct pql_settings *s)
     if (atomic_load(&started))
         goto out;
     cfg = s;
-    ssize_t n = readlink("/proc/self/exe", program, sizeof(program) - 1);
-    program[n > 0 ? n : 0] = '\0';
+    pql_self_exe(program, sizeof(program));
     sem_init(&wake, 0, 0); /* before the handler can post it */
     bool handler = false;
     if (s->signal) {

@@ -8,6 +8,8 @@
 #include "buf.h"
 #include "names.h"
 #include "outfile.h"
+#include "path.h"
+#include "script.h"
 #include "proc.h"
 
 #include <errno.h>
@@ -25,59 +27,11 @@
 static char default_service[256];
 static pthread_once_t service_once = PTHREAD_ONCE_INIT;
 
-static const char *base_name(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    return slash ? slash + 1 : path;
-}
-
-/* Interpreters whose service is their script: the option that runs inline code (no script: the
- * interpreter's own name stays), the one that names a module (python -m) or a script file (php -f), and
- * the options that take the next argument as their value. */
-struct interpreter {
-    const char *prefix, *code, *module, *file, *with_value;
-};
-static const struct interpreter interpreters[] = {
-    {"python", "-c", "-m", NULL, " -W -X "},         {"perl", "-e -E", NULL, NULL, " -I -M -m "},
-    {"ruby", "-e", NULL, NULL, " -I -r -C -E "},     {"php", "-r", NULL, "-f", " -c -d -z -t "},
-    {"node", "-e -p", NULL, NULL, " -r --require "},
-};
-
-/* True when word is one of the space-separated words of list. */
-static bool in_list(const char *list, const char *word)
-{
-    size_t n = strlen(word);
-    for (const char *p = list ? strstr(list, word) : NULL; p; p = strstr(p + 1, word))
-        if ((p == list || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0'))
-            return true;
-    return false;
-}
-
-/* The script (or module) an interpreter runs, from its arguments args[0..n); NULL when none. */
-static const char *script_of(const struct interpreter *in, char **args, int n)
-{
-    for (int i = 0; i < n; i++) {
-        const char *a = args[i];
-        if (!strcmp(a, "--"))
-            return i + 1 < n ? base_name(args[i + 1]) : NULL;
-        if (a[0] != '-' || !a[1])
-            return base_name(a);
-        if (in_list(in->code, a))
-            return NULL;
-        if ((in->module && !strcmp(a, in->module)) || (in->file && !strcmp(a, in->file)))
-            return i + 1 < n ? base_name(args[i + 1]) : NULL;
-        if (in_list(in->with_value, a))
-            i++;
-    }
-    return NULL;
-}
-
 static void find_default_service(void)
 {
     char exe[1024];
-    ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-    exe[len > 0 ? len : 0] = '\0';
-    const char *name = base_name(exe);
+    pql_self_exe(exe, sizeof(exe));
+    const char *name = pql_base_name(exe);
     char cmdline[4096];
     char *args[64];
     int nargs = 0;
@@ -90,14 +44,9 @@ static void find_default_service(void)
              o += (ssize_t)strlen(cmdline + o) + 1)
             args[nargs++] = cmdline + o;
     }
-    for (size_t i = 0; i < sizeof(interpreters) / sizeof(interpreters[0]) && nargs > 1; i++) {
-        if (strncmp(name, interpreters[i].prefix, strlen(interpreters[i].prefix)) != 0)
-            continue;
-        const char *script = script_of(&interpreters[i], args + 1, nargs - 1);
-        if (script && *script)
-            name = script;
-        break;
-    }
+    const char *script = nargs > 1 ? pql_script_arg(name, args + 1, nargs - 1) : NULL;
+    if (script && *pql_base_name(script))
+        name = pql_base_name(script);
     snprintf(default_service, sizeof(default_service), "%.255s", *name ? name : "unknown");
 }
 

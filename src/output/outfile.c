@@ -53,15 +53,15 @@ static void temp_release(int slot)
     }
 }
 
-/* Writes b through the temp file tmp, then renames it to path; removes tmp on failure. */
-static bool write_via(const char *tmp, const char *path, mode_t mode, const struct pql_buf *b)
+/* Writes len bytes at data through the temp file tmp, then renames it to path; removes tmp on failure. */
+static bool write_via(const char *tmp, const char *path, mode_t mode, const char *data, size_t len)
 {
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
     if (fd < 0)
         return false;
     /* pql_write_full: past the host's file-size limit this fails with EFBIG (no SIGXFSZ), and the temp
      * file is removed. Once the process is ending, the file is given up. */
-    bool ok = pql_write_full(fd, b->data, b->len);
+    bool ok = pql_write_full(fd, data, len);
     int e = errno;
     if (ok && atomic_load(&closing))
         ok = false, e = ESHUTDOWN;
@@ -75,12 +75,18 @@ static bool write_via(const char *tmp, const char *path, mode_t mode, const stru
     }
     return ok;
 }
+
 bool pql_outfile_write(const char *path, mode_t mode, const struct pql_buf *b)
 {
     if (b->failed) {
         errno = ENOMEM;
         return false;
     }
+    return pql_outfile_write_bytes(path, mode, b->data, b->len);
+}
+
+bool pql_outfile_write_bytes(const char *path, mode_t mode, const char *data, size_t len)
+{
     const char *slash = strrchr(path, '/');
     int dirlen = slash ? (int)(slash - path) : 1;
     char tmp[PQL_PATH_MAX + 128];
@@ -95,7 +101,7 @@ bool pql_outfile_write(const char *path, mode_t mode, const struct pql_buf *b)
     if (atomic_load(&closing))
         errno = ESHUTDOWN; /* the exit path no longer waits for writes */
     else
-        ok = write_via(tmp, path, mode, b);
+        ok = write_via(tmp, path, mode, data, len);
     int e = errno;
     temp_release(slot);
     atomic_fetch_sub(&writers, 1);

@@ -14,6 +14,8 @@
 /* Writes b to path with mode. The temp file is "DIR/.BASE.PID.SEQ.tmp", unique per call, so writers in
  * two threads never share one. False with errno set on failure (nothing left behind). */
 bool pql_outfile_write(const char *path, mode_t mode, const struct pql_buf *b);
+/* The same for len bytes at data. */
+bool pql_outfile_write_bytes(const char *path, mode_t mode, const char *data, size_t len);
 
 /* Writes a report into dir (created 0700 when missing, unless pql_outfile_never_create_dirs was called)
  * as pqleak-PID-TRIGGER-SEQ.json, mode 0600; its path is copied to path when non-NULL. A dir (or a

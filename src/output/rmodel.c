@@ -8,6 +8,7 @@
 #include "frames.h"
 #include "live.h"
 #include "log.h"
+#include "path.h"
 #include "proc.h"
 #include "stack.h"
 
@@ -416,8 +417,7 @@ bool pql_rmodel_begin(struct pql_report *r, const char *trigger, const struct pq
     r->now_mono = pql_clock_s(CLOCK_MONOTONIC);
     r->now_coarse_ns = pql_coarse_ns();
     r->forks = atomic_load_explicit(&pql_forks, memory_order_relaxed);
-    ssize_t n = readlink("/proc/self/exe", r->program, sizeof(r->program) - 1);
-    r->program[n > 0 ? n : 0] = '\0';
+    pql_self_exe(r->program, sizeof(r->program));
     r->nconns = pql_registry_snapshot(&r->conns, &r->counters);
     if (!r->conns) {
         pql_log("out of memory while writing a report");

@@ -15,6 +15,7 @@
 
 #include "dlhook.h"
 #include "escape.h"
+#include "path.h"
 #include "proc.h"
 #include "appframes.h"
 #include <dwarf.h>
@@ -193,8 +194,7 @@ struct pql_symbolizer *pql_sym_open(void)
     struct pql_symbolizer *s = calloc(1, sizeof(*s));
     if (!s)
         return NULL;
-    ssize_t n = readlink("/proc/self/exe", s->exe, sizeof(s->exe) - 1);
-    s->exe[n > 0 ? n : 0] = '\0';
+    pql_self_exe(s->exe, sizeof(s->exe));
     if (dw.begin) {
         s->dwfl = dw.begin(&dw.callbacks);
         if (s->dwfl &&

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Command-line parsing (getopt_long): --help on every subcommand prints that subcommand's usage on
 # stdout and exits 0; unknown, ambiguous and valueless-given-a-value options are named in one line
-# (exit 2; `status`: 3); unambiguous abbreviations work; a single-value option given twice is a usage error while
-# --suppressions adds up; `--json -` and `--junit -` are refused where stdout is taken; a directory
-# without reports and a run whose command never connected agree (status 0, same words).
+# (exit 2; `status`: 3); unambiguous abbreviations work; a single-value option given twice is a usage
+# error (`top` too) while --suppressions adds up; `--json -` and `--junit -` are refused where stdout is
+# taken; a directory without reports and a run whose command never connected agree (status 0, same words).
 source "$(dirname "$0")/lib.sh"
 M=$CLI_DATA/merge
 
@@ -19,7 +19,7 @@ usage_error() { # TEXT ARGS...: pqleak ARGS fails with 2 (status: 3, UNKNOWN) an
 }
 
 # --help and -h, on every subcommand, wherever they stand among the options.
-for sub in run report status suppressions; do
+for sub in run report status suppressions top; do
   for h in --help -h; do
     expect 0 "$PQLEAK" "$sub" "$h"
     has "$T/out" "usage: pqleak $sub"
@@ -60,8 +60,24 @@ usage_error "run: --json given twice" run --json "$T/a.json" --json "$T/b.json" 
 usage_error "run: --report-dir given twice" run --report-dir "$T/a" --report-dir "$T/b" -- true
 usage_error "report: --junit given twice" report --junit "$T/a.xml" --junit "$T/b.xml" "$M"
 usage_error "status: --timeout given twice" status --timeout 1 --timeout 2 1
+# ... top's too (it parses with the others' parser), before it looks for any process or server.
+usage_error "top: --db given twice ('a', then 'b'); it takes one value; see pqleak top --help" top --db a --db=b
+usage_error "top: --sort given twice ('tx', then 'age')" top --sort tx --sort age
+usage_error "top: --interval given twice" top --json --interval 1 --interval 2
+usage_error "top: --timeout given twice" top --timeout 1 --timeout 1
+usage_error "top: --user given twice" top --user 0 --user 0
 # ... flags may repeat harmlessly.
 expect 23 "$PQLEAK" report --strict --strict --suppressions "$T/rules" "$M"
+
+# top's own checks: one line, 2.
+usage_error "top: --sort 'size' is not one of tx, age, idle" top --sort size
+usage_error "top: --user and --all-users exclude each other" top --user root --all-users
+usage_error "top: --user 'no such user' is no user name or uid" top --user 'no such user'
+usage_error "top: --interval '0' is not a number of seconds above 0" top --interval 0
+usage_error "top: --timeout 'x' is not a number of seconds above 0" top --timeout x
+usage_error "top: unknown option '--bogus'; see pqleak top --help" top --bogus
+usage_error "top: unexpected argument 'extra'; see pqleak top --help" top extra
+usage_error "top: --json takes no value, got '--json=1'" top --json=1
 
 # Standard output is the command's under run, the summary's under report.
 rm -f "$T/ran"

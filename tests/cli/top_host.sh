@@ -8,7 +8,7 @@
 # stopped with SIGSTOP is listed as not answering within --timeout while the others are still shown; a
 # server that refuses the join leaves the client side; another user's processes are never asked;
 # strings from the server are escaped; suspects are marked; --interval repeats until interrupted;
-# usage errors.
+# usage errors (tests/cli/options.sh).
 # The test runs in a pid namespace of its own (unshare), so that top sees only its processes, not
 # those of other tests on the host; without one it is skipped (77), as without psycopg2.
 if [ -z "${TOP_TEST_NS:-}" ]; then
@@ -198,17 +198,6 @@ got=0
 timeout --preserve-status -s INT 3 "$PQLEAK" top --json --interval 0.5 >"$T/out" 2>"$T/err" || got=$?
 [ "$got" = 0 ] || { show; fail "top --interval ended by SIGINT exited with $got, expected 0"; }
 [ "$(grep -c '"schema":"pqleak-top/1"' "$T/out")" -ge 2 ] || { show; fail "expected at least two rounds"; }
-
-# Usage errors: one line, 2.
-expect 2 "$PQLEAK" top --sort size
-has "$T/err" "pqleak: top: --sort 'size' is not one of tx, age, idle"
-one_line "$T/err"
-expect 2 "$PQLEAK" top --user root --all-users
-expect 2 "$PQLEAK" top --interval 0
-expect 2 "$PQLEAK" top --bogus
-expect 2 "$PQLEAK" top extra
-expect 0 "$PQLEAK" top --help
-has "$T/out" "usage: pqleak top"
 
 # A suspect (idle in a transaction longer than PQLEAK_SUSPECT_IDLE_TX) is marked, once the shim has
 # found it so.

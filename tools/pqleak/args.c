@@ -7,8 +7,10 @@
 #include "util.h"
 
 #include <getopt.h>
+#include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* The limits the shim itself accepts (src/config.c), so a value the shim would replace with its
  * default is refused here, before anything runs. */
@@ -20,6 +22,12 @@
 #define STATUS_TIMEOUT_LIMIT   3600.0
 /* Linux's PID_MAX_LIMIT: no process id is larger. */
 #define PID_LIMIT 4194304L
+
+/* How long each process has to answer `top` by default (all are asked at once), and at most; the
+ * longest --interval. */
+#define TOP_TIMEOUT_DEFAULT 2.0
+#define TOP_TIMEOUT_LIMIT   3600.0
+#define TOP_INTERVAL_LIMIT  86400.0
 
 /* Long options have codes above any character, so an error about one is told from one about -h. */
 enum {
@@ -35,6 +43,11 @@ enum {
     OPT_STRICT,
     OPT_FULL_STACKS,
     OPT_TIMEOUT,
+    OPT_DB,
+    OPT_USER,
+    OPT_ALL_USERS,
+    OPT_INTERVAL,
+    OPT_SORT,
 };
 
 #define HELP_OPTION                                                                                          \
@@ -74,6 +87,18 @@ static const struct option report_options[] = {
 static const struct option status_options[] = {
     HELP_OPTION,
     {"json", no_argument, NULL, OPT_JSON},
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    END_OPTIONS,
+};
+
+static const struct option top_options[] = {
+    HELP_OPTION,
+    {"json", no_argument, NULL, OPT_JSON},
+    {"db", required_argument, NULL, OPT_DB},
+    {"user", required_argument, NULL, OPT_USER},
+    {"all-users", no_argument, NULL, OPT_ALL_USERS},
+    {"interval", required_argument, NULL, OPT_INTERVAL},
+    {"sort", required_argument, NULL, OPT_SORT},
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
     END_OPTIONS,
 };
@@ -369,6 +394,89 @@ enum cli_parsed cli_args_status(int argc, char **argv, struct cli_status_opts *o
     int value_at = -1;
     enum cli_parsed r = parse_options(&p, slots, &value_at);
     if (r == CLI_PARSED_OK && !status_values_ok(&p, o, timeout))
+        r = CLI_PARSED_BAD;
+    return r;
+}
+
+/* top's values as written, checked by top_values_ok. */
+struct top_values {
+    const char *user, *interval, *timeout, *sort;
+    bool all_users;
+};
+
+/* A user name, else a uid in digits. */
+static bool parse_user(const char *s, unsigned *out)
+{
+    long n;
+    struct passwd *pw = getpwnam(s);
+    if (pw)
+        *out = pw->pw_uid;
+    else if (cli_parse_long(s, 0, 0x7fffffffL, &n))
+        *out = (unsigned)n;
+    else
+        return false;
+    return true;
+}
+
+/* Checks top's values (no operand at all) into o. */
+static bool top_values_ok(const struct parser *p, const struct top_values *v, struct cli_top_opts *o)
+{
+    static const char *const sorts[] = {
+        [TOP_SORT_TX] = "tx", [TOP_SORT_AGE] = "age", [TOP_SORT_IDLE] = "idle"};
+    if (optind < p->argc) {
+        cli_err("top: unexpected argument '%s'; see pqleak top --help", p->argv[optind]);
+        return false;
+    }
+    if (v->user && !parse_user(v->user, &o->user)) {
+        cli_err("top: --user '%s' is no user name or uid", v->user);
+        return false;
+    }
+    if (v->interval &&
+        (!cli_parse_seconds(v->interval, TOP_INTERVAL_LIMIT, &o->interval) || o->interval <= 0)) {
+        cli_err("top: --interval '%s' is not a number of seconds above 0 and up to %.0f", v->interval,
+                TOP_INTERVAL_LIMIT);
+        return false;
+    }
+    if (v->timeout && (!cli_parse_seconds(v->timeout, TOP_TIMEOUT_LIMIT, &o->timeout) || o->timeout <= 0)) {
+        cli_err("top: --timeout '%s' is not a number of seconds above 0 and up to %.0f", v->timeout,
+                TOP_TIMEOUT_LIMIT);
+        return false;
+    }
+    if (v->sort) {
+        size_t i = 0;
+        while (i < sizeof sorts / sizeof sorts[0] && strcmp(v->sort, sorts[i]) != 0)
+            i++;
+        if (i == sizeof sorts / sizeof sorts[0]) {
+            cli_err("top: --sort '%s' is not one of tx, age, idle", v->sort);
+            return false;
+        }
+        o->sort = (enum top_sort)i;
+    }
+    if (v->user && v->all_users) {
+        cli_err("top: --user and --all-users exclude each other");
+        return false;
+    }
+    o->user_given = v->user != NULL;
+    /* Root sees every user's processes unless --user names one. */
+    o->all_users = v->all_users || (!v->user && geteuid() == 0);
+    return true;
+}
+
+enum cli_parsed cli_args_top(int argc, char **argv, struct cli_top_opts *o)
+{
+    *o = (struct cli_top_opts){.timeout = TOP_TIMEOUT_DEFAULT, .sort = TOP_SORT_TX};
+    struct parser p;
+    start(&p, argc, argv, "top", ":h", top_options);
+    struct top_values v = {0};
+    const struct slot slots[] = {
+        {OPT_JSON, .flag = &o->json},         {OPT_DB, .value = &o->db},
+        {OPT_USER, .value = &v.user},         {OPT_ALL_USERS, .flag = &v.all_users},
+        {OPT_INTERVAL, .value = &v.interval}, {OPT_SORT, .value = &v.sort},
+        {OPT_TIMEOUT, .value = &v.timeout},   {0},
+    };
+    int value_at = -1;
+    enum cli_parsed r = parse_options(&p, slots, &value_at);
+    if (r == CLI_PARSED_OK && !top_values_ok(&p, &v, o))
         r = CLI_PARSED_BAD;
     return r;
 }

@@ -47,10 +47,25 @@ struct cli_status_opts {
     int pid;
 };
 
+/* Which order `top` prints connections in. */
+enum top_sort { TOP_SORT_TX, TOP_SORT_AGE, TOP_SORT_IDLE };
+
+struct cli_top_opts {
+    bool json;
+    bool all_users;  /* --all-users, or root without --user */
+    bool user_given; /* --user: only user's processes */
+    unsigned user;   /* a uid */
+    const char *db;
+    double interval; /* seconds between rounds; 0: one round */
+    double timeout;  /* seconds each process has to answer, > 0 */
+    enum top_sort sort;
+};
+
 /* argv[0] is the subcommand's name; argv is NULL-terminated and may be permuted (operands last). */
 enum cli_parsed cli_args_run(int argc, char **argv, struct cli_run_opts *o);
 enum cli_parsed cli_args_report(int argc, char **argv, struct cli_report_opts *o);
 enum cli_parsed cli_args_suppressions(int argc, char **argv, struct cli_suppressions_opts *o);
 enum cli_parsed cli_args_status(int argc, char **argv, struct cli_status_opts *o);
+enum cli_parsed cli_args_top(int argc, char **argv, struct cli_top_opts *o);
 
 #endif

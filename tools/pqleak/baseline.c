@@ -11,6 +11,7 @@
 
 #include "escape.h"
 #include "merge.h"
+#include "path.h"
 #include "print.h"
 #include "suppress.h"
 
@@ -98,7 +99,7 @@ static const char *nonempty(const char *s)
 static char *rule_for(const struct cli_frame *f)
 {
     const char *fn = nonempty(f->function), *file = nonempty(f->file);
-    const char *base = file ? nonempty(cli_basename(file)) : NULL;
+    const char *base = file ? nonempty(pql_base_name(file)) : NULL;
     if (fn && base && !is_everywhere(fn)) {
         char *gfn = rule_glob(fn), *gbase = rule_glob(base);
         char *r = cli_xasprintf("leak:%s@%s", gfn, gbase);
@@ -166,7 +167,7 @@ size_t cli_baseline_write(FILE *out, const struct cli_set *set)
         covered = cli_count_add(covered, g->count);
         for (size_t p = 0; p < g->procs.n; p++) {
             const struct cli_proc *proc = g->procs.v[p];
-            push_program(&rules[r].programs, proc->program ? cli_basename(proc->program) : "?");
+            push_program(&rules[r].programs, proc->program ? pql_base_name(proc->program) : "?");
         }
     }
     char a[64], b[64], c[64];
@@ -208,9 +209,7 @@ size_t cli_baseline_write(FILE *out, const struct cli_set *set)
         cli_vec_free(&rules[r].programs);
     }
     free(rules);
-    size_t misuse = 0;
-    for (size_t i = 0; i < set->misuse.n; i++)
-        misuse += !((const struct cli_misuse *)set->misuse.v[i])->handed_off;
+    size_t misuse = cli_set_misuse_count(set);
     if (misuse)
         fprintf(out, "\n# %zu connection misuse finding(s) in these reports: no rule covers misuse; fix it\n",
                 misuse);

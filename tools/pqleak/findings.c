@@ -50,16 +50,11 @@ static bool site_ok(const json_t *site)
            (!present(line) || json_is_integer(line));
 }
 
+/* obj[name] is missing, null, or the id of an entry of stacks. */
 static bool stack_ref_ok(const json_t *stacks, const json_t *obj, const char *name)
 {
-    const json_t *x = json_object_get(obj, name);
-    if (!present(x))
-        return true;
-    if (!json_is_integer(x))
-        return false;
-    char key[32];
-    snprintf(key, sizeof key, "%lld", (long long)json_integer_value(x));
-    return json_object_get(stacks, key) != NULL;
+    enum cli_stack_ref r = cli_stack_ref(stacks, obj, name, NULL);
+    return r == CLI_STACK_NONE || r == CLI_STACK_FOUND;
 }
 
 static bool opt_int(const json_t *obj, const char *name)
@@ -131,34 +126,27 @@ static bool read_site(const json_t *site, struct cli_frame *f)
     return true;
 }
 
-static void copy_frame(struct cli_frame *dst, const struct cli_frame *src)
-{
-    struct cli_stack one = {(struct cli_frame *)src, 1}, out;
-    cli_stack_copy(&out, &one);
-    *dst = out.f[0];
-    free(out.f);
-}
-
-/* The group's site when the report names none: the headline of the open stack if it is the program's
- * own code; else, when a connection of the group was last used by the program's own code, there. */
+/* The group's site when the report names none (cli_stack_held_at): none while the headline of the open
+ * stack is the program's own code; else, when a connection of the group was last used by the program's
+ * own code, there. */
 static void infer_site(struct cli_group *g, const json_t *root, const json_t *l)
 {
-    bool own;
-    if (cli_stack_headline(&g->stack, &own) >= 0 && own)
+    if (cli_stack_held_at(&g->stack, NULL, NULL))
         return;
     const json_t *ids = json_object_get(l, PQL_F_CONNECTIONS);
     const json_t *conns = json_object_get(root, PQL_F_CONNECTIONS);
+    const json_t *stacks = json_object_get(root, PQL_F_STACKS);
     for (size_t i = 0; i < json_array_size(ids); i++) {
         json_int_t id = json_integer_value(json_array_get(ids, i));
         for (size_t j = 0; j < json_array_size(conns); j++) {
             const json_t *c = json_array_get(conns, j);
             struct cli_stack last;
             if (json_integer_value(json_object_get(c, PQL_F_ID)) != id ||
-                !cli_stack_from_report(json_object_get(root, PQL_F_STACKS), c, PQL_F_LAST_STACK, &last))
+                !cli_stack_from_report(stacks, c, PQL_F_LAST_STACK, &last))
                 continue;
-            int h = cli_stack_headline(&last, &own);
-            if (h >= 0 && own) {
-                copy_frame(&g->site, &last.f[h]);
+            const struct cli_frame *f = cli_stack_held_at(&g->stack, &last, NULL);
+            if (f) {
+                cli_frame_copy(&g->site, f);
                 g->has_site = true;
                 g->site_from = cli_xstrdup("last_used");
             }
@@ -223,7 +211,7 @@ void cli_findings_add(struct cli_set *set, const json_t *root, const struct cli_
         if (!m->has_site) {
             int h = cli_stack_headline(&m->stack, NULL);
             if (h >= 0) {
-                copy_frame(&m->site, &m->stack.f[h]);
+                cli_frame_copy(&m->site, &m->stack.f[h]);
                 m->has_site = true;
             }
         }

@@ -3,6 +3,7 @@
 #include "frame.h"
 
 #include "names.h"
+#include "path.h"
 #include "util.h"
 
 #include <stdio.h>
@@ -59,35 +60,50 @@ void cli_stack_from_frames(const json_t *frames, struct cli_stack *out)
     }
 }
 
+enum cli_stack_ref cli_stack_ref(const json_t *stacks, const json_t *obj, const char *name,
+                                 const json_t **frames)
+{
+    const json_t *id = json_object_get(obj, name);
+    if (!id || json_is_null(id))
+        return CLI_STACK_NONE;
+    if (!json_is_integer(id))
+        return CLI_STACK_NOT_ID;
+    char key[32];
+    snprintf(key, sizeof key, "%lld", (long long)json_integer_value(id));
+    const json_t *found = json_object_get(stacks, key);
+    if (!found)
+        return CLI_STACK_UNKNOWN;
+    if (frames)
+        *frames = found;
+    return CLI_STACK_FOUND;
+}
+
 bool cli_stack_from_report(const json_t *stacks, const json_t *obj, const char *name, struct cli_stack *out)
 {
     *out = (struct cli_stack){0};
-    const json_t *id = json_object_get(obj, name);
-    if (!json_is_integer(id))
-        return false;
-    char key[32];
-    snprintf(key, sizeof key, "%lld", (long long)json_integer_value(id));
-    const json_t *frames = json_object_get(stacks, key);
-    if (!json_is_array(frames))
+    const json_t *frames;
+    if (cli_stack_ref(stacks, obj, name, &frames) != CLI_STACK_FOUND || !json_is_array(frames))
         return false;
     cli_stack_from_frames(frames, out);
     return true;
+}
+
+void cli_frame_copy(struct cli_frame *dst, const struct cli_frame *src)
+{
+    dst->function = dup_or_null(src->function);
+    dst->file = dup_or_null(src->file);
+    dst->line = src->line;
+    dst->module = dup_or_null(src->module);
+    dst->offset = dup_or_null(src->offset);
+    dst->lang = dup_or_null(src->lang);
 }
 
 void cli_stack_copy(struct cli_stack *dst, const struct cli_stack *src)
 {
     dst->n = src->n;
     dst->f = cli_xcalloc(src->n, sizeof *dst->f);
-    for (size_t i = 0; i < src->n; i++) {
-        const struct cli_frame *a = &src->f[i];
-        struct cli_frame *b = &dst->f[i];
-        b->function = dup_or_null(a->function);
-        b->file = dup_or_null(a->file);
-        b->line = a->line;
-        b->module = dup_or_null(a->module);
-        b->offset = dup_or_null(a->offset);
-        b->lang = dup_or_null(a->lang);
-    }
+    for (size_t i = 0; i < src->n; i++)
+        cli_frame_copy(&dst->f[i], &src->f[i]);
 }
 
 struct sbuf {
@@ -133,7 +149,7 @@ char *cli_stack_key(const struct cli_stack *s)
              * the module's name keeps them apart (it is the same in every process). */
             if (!f->file && f->module) {
                 sb_str(&b, "\x1f");
-                sb_str(&b, cli_basename(f->module));
+                sb_str(&b, pql_base_name(f->module));
             }
         } else {
             sb_str(&b, "M\x1f");
@@ -175,6 +191,31 @@ int cli_stack_headline(const struct cli_stack *s, bool *own)
     return h;
 }
 
+const struct cli_frame *cli_stack_title(const struct cli_stack *s)
+{
+    int h = cli_stack_headline(s, NULL);
+    if (h >= 0)
+        return &s->f[h];
+    return s->n ? &s->f[0] : NULL;
+}
+
+const struct cli_frame *cli_stack_held_at(const struct cli_stack *open, const struct cli_stack *last,
+                                          bool *last_used)
+{
+    bool own;
+    if (last_used)
+        *last_used = false;
+    int h = cli_stack_headline(open, &own);
+    if (h >= 0 && own)
+        return &open->f[h];
+    int lh = last ? cli_stack_headline(last, &own) : -1;
+    if (lh < 0 || !own)
+        return NULL;
+    if (last_used)
+        *last_used = true;
+    return &last->f[lh];
+}
+
 char *cli_frame_format(const struct cli_frame *f)
 {
     struct sbuf b = {0};
@@ -190,7 +231,7 @@ char *cli_frame_format(const struct cli_frame *f)
     }
     if (f->module || f->offset) {
         sb_str(&b, " (");
-        sb_str(&b, f->module ? cli_basename(f->module) : "?");
+        sb_str(&b, f->module ? pql_base_name(f->module) : "?");
         if (f->offset) {
             sb_str(&b, "+");
             sb_str(&b, f->offset);
@@ -207,10 +248,10 @@ char *cli_frame_format(const struct cli_frame *f)
 char *cli_frame_short(const struct cli_frame *f)
 {
     if (f->function && f->file && f->line > 0)
-        return cli_xasprintf("%s (%s:%ld)", f->function, cli_basename(f->file), f->line);
+        return cli_xasprintf("%s (%s:%ld)", f->function, pql_base_name(f->file), f->line);
     if (f->function && f->file)
-        return cli_xasprintf("%s (%s)", f->function, cli_basename(f->file));
+        return cli_xasprintf("%s (%s)", f->function, pql_base_name(f->file));
     if (f->function)
         return cli_xstrdup(f->function);
-    return cli_xasprintf("%s+%s", f->module ? cli_basename(f->module) : "?", f->offset ? f->offset : "?");
+    return cli_xasprintf("%s+%s", f->module ? pql_base_name(f->module) : "?", f->offset ? f->offset : "?");
 }

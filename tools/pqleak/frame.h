@@ -31,10 +31,22 @@ void cli_frame_free(struct cli_frame *f);
 void cli_stack_free(struct cli_stack *s);
 /* A stack from a report's array of frame objects (validated by reportio.c), into an empty out. */
 void cli_stack_from_frames(const json_t *frames, struct cli_stack *out);
+/* How obj[name] ("stack", "tx_stack", "last_stack", "open_stack": a stack id) refers to a report's
+ * "stacks" object, the one lookup of the command: reportio.c and findings.c check references with it,
+ * cli_stack_from_report reads them. */
+enum cli_stack_ref {
+    CLI_STACK_NONE,    /* obj names no stack: the member is missing or null */
+    CLI_STACK_NOT_ID,  /* the member is not an integer */
+    CLI_STACK_UNKNOWN, /* an id that stacks lacks */
+    CLI_STACK_FOUND,   /* *frames (when frames is not NULL) is the stack's entry in stacks */
+};
+enum cli_stack_ref cli_stack_ref(const json_t *stacks, const json_t *obj, const char *name,
+                                 const json_t **frames);
 /* The stack that obj[name] refers to in a report's "stacks" object, as reportio.c reads it (frames
  * already validated). Returns false, out empty, when obj names none or stacks lacks it. */
 bool cli_stack_from_report(const json_t *stacks, const json_t *obj, const char *name, struct cli_stack *out);
-/* Deep copy; dst is overwritten, not freed. */
+/* Deep copies; dst is overwritten, not freed. */
+void cli_frame_copy(struct cli_frame *dst, const struct cli_frame *src);
 void cli_stack_copy(struct cli_stack *dst, const struct cli_stack *src);
 
 /* The merge key of a stack: per frame function+file+line when the function is known (addresses differ
@@ -59,6 +71,17 @@ bool cli_frame_is_app(const struct cli_frame *f);
  * code, false for a library's; own may be NULL). -1 when every frame is libpq's, the system's or an
  * interpreter's, or the stack is empty. */
 int cli_stack_headline(const struct cli_stack *s, bool *own);
+
+/* The frame a stack is named by: its headline (cli_stack_headline), else its innermost frame; NULL for
+ * an empty stack. */
+const struct cli_frame *cli_stack_title(const struct cli_stack *s);
+
+/* Where the program holds a connection, by the reports' headline rule (the shim's rmodel.c chooses a
+ * leak's "site" so): the headline of open (the stack that opened it) when it is the program's own code;
+ * else the headline of last (where it was last checked out or used; NULL when unknown) when that is
+ * the program's own code, *last_used (may be NULL) then true; else NULL (*last_used false). */
+const struct cli_frame *cli_stack_held_at(const struct cli_stack *open, const struct cli_stack *last,
+                                          bool *last_used);
 
 /* "function file:line (module+offset)", leaving out what is unknown. Caller frees. */
 char *cli_frame_format(const struct cli_frame *f);

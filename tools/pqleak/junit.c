@@ -151,56 +151,28 @@ static char *misuse_text(const struct cli_misuse *u, bool full)
     if (!m)
         return cli_xstrdup("(out of memory)");
     fprintf(m, "in: pid %ld (opened by pid %ld)%s\n", u->pid, u->opened_by, u->closed ? ", closed it" : "");
-    if (u->server_pid >= 0)
-        fprintf(m, "to: server pid %ld\n", u->server_pid);
-    fprintf(m, "used at:\n");
-    cli_print_stack(m, &u->stack, "  ", full);
-    fprintf(m, "opened at:\n");
-    cli_print_stack(m, &u->open_stack, "  ", full);
+    cli_print_misuse_stacks(m, u, "", full);
     fclose(m);
     return buf;
 }
 
-/* Misuse findings as failing test cases, one per kind and site; returns how many there are (when out is
- * NULL, only counts). */
-static size_t misuse_cases(FILE *out, const struct cli_set *set, size_t first)
+/* A misuse group (cli_misuse_groups) as a failing test case; number: its position among all cases. */
+static void misuse_case(FILE *out, const struct cli_misuse_group *u, size_t number, bool full)
 {
-    size_t n = 0;
-    for (size_t i = 0; i < set->misuse.n; i++) {
-        const struct cli_misuse *m = set->misuse.v[i];
-        if (m->handed_off)
-            continue;
-        char *site = cli_misuse_site(m);
-        bool seen = false;
-        for (size_t j = 0; j < i && !seen; j++) {
-            const struct cli_misuse *o = set->misuse.v[j];
-            char *s = cli_misuse_site(o);
-            seen = !o->handed_off && strcmp(o->kind, m->kind) == 0 && strcmp(s, site) == 0;
-            free(s);
-        }
-        if (seen) {
-            free(site);
-            continue;
-        }
-        n++;
-        if (out) {
-            char *text = misuse_text(m, set->full_stacks);
-            fputs("    <testcase classname=\"pqleak.misuse\" name=\"", out);
-            xml_text(out, m->kind);
-            fputs(" connection misuse at ", out);
-            xml_text(out, site);
-            fprintf(out, " [%zu]\"", first + n);
-            location_attrs(out, cli_misuse_site_frame(m));
-            fputs(" time=\"0\">\n      <failure type=\"misuse\" message=\"connection misused (", out);
-            xml_text(out, m->kind);
-            fputs(")\">", out);
-            xml_text(out, text);
-            fputs("</failure>\n    </testcase>\n", out);
-            free(text);
-        }
-        free(site);
-    }
-    return n;
+    const struct cli_misuse *m = u->first;
+    char *text = misuse_text(m, full);
+    fputs("    <testcase classname=\"pqleak.misuse\" name=\"", out);
+    xml_text(out, m->kind);
+    fputs(" connection misuse at ", out);
+    xml_text(out, u->site);
+    fprintf(out, " [%zu]\"", number);
+    location_attrs(out, cli_misuse_site_frame(m));
+    fputs(" time=\"0\">\n      <failure type=\"misuse\" message=\"connection misused (", out);
+    xml_text(out, m->kind);
+    fputs(")\">", out);
+    xml_text(out, text);
+    fputs("</failure>\n    </testcase>\n", out);
+    free(text);
 }
 
 /* One leak group's test case; number: its position among the groups. */
@@ -262,7 +234,8 @@ void cli_junit_write(FILE *out, const struct cli_set *set, bool strict)
         skipped += g->suppressed && g->count > 0;
         groups += g->count > 0;
     }
-    size_t misuse = misuse_cases(NULL, set, 0);
+    struct cli_misuse_group *misuse_groups;
+    size_t misuse = cli_misuse_groups(set, &misuse_groups);
     failures += misuse;
     size_t tests = groups + misuse ? groups + misuse : 1;
     fprintf(out, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
@@ -283,6 +256,8 @@ void cli_junit_write(FILE *out, const struct cli_set *set, bool strict)
         if (g->count > 0) /* none left: count 0, or handed to a child */
             group_case(out, g, i + 1, strict, set->full_stacks);
     }
-    misuse_cases(out, set, set->groups.n);
+    for (size_t i = 0; i < misuse; i++)
+        misuse_case(out, &misuse_groups[i], set->groups.n + i + 1, set->full_stacks);
+    cli_misuse_groups_free(misuse_groups, misuse);
     fputs("  </testsuite>\n</testsuites>\n", out);
 }

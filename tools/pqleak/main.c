@@ -190,6 +190,15 @@ static int cmd_status(int argc, char **argv)
     return cli_status(&o);
 }
 
+static int cmd_top(int argc, char **argv)
+{
+    struct cli_top_opts o;
+    enum cli_parsed p = cli_args_top(argc, argv, &o);
+    if (p != CLI_PARSED_OK)
+        return parse_end(p, cli_top_usage);
+    return cli_top(&o);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -214,7 +223,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "status") == 0)
         return cmd_status(argc - 1, argv + 1);
     if (strcmp(cmd, "top") == 0)
-        return cli_top(argc - 1, argv + 1);
+        return cmd_top(argc - 1, argv + 1);
     cli_err("unknown subcommand '%s'; see pqleak --help", cmd);
     return CLI_EXIT_USAGE;
 }

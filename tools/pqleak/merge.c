@@ -283,13 +283,18 @@ struct cli_group *cli_set_find_group(const struct cli_set *s, const struct cli_s
     return g;
 }
 
+size_t cli_set_misuse_count(const struct cli_set *s)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < s->misuse.n; i++)
+        n += !((const struct cli_misuse *)s->misuse.v[i])->handed_off;
+    return n;
+}
+
 bool cli_set_fails(const struct cli_set *s, bool strict)
 {
     for (size_t i = 0; i < s->groups.n; i++)
         if (cli_group_counts(s->groups.v[i], strict))
             return true;
-    for (size_t i = 0; i < s->misuse.n; i++)
-        if (!((const struct cli_misuse *)s->misuse.v[i])->handed_off)
-            return true;
-    return false;
+    return cli_set_misuse_count(s) > 0;
 }

@@ -126,6 +126,9 @@ bool cli_group_counts(const struct cli_group *g, bool strict);
 struct cli_group *cli_set_find_group(const struct cli_set *s, const struct cli_stack *stack,
                                      const char *kind);
 
+/* The misuse findings that count (fail the gate, are printed): those that were no fork hand-off. */
+size_t cli_set_misuse_count(const struct cli_set *s);
+
 /* True when the merged set fails the gate: a group counts, or a misuse that was no fork hand-off. */
 bool cli_set_fails(const struct cli_set *s, bool strict);
 

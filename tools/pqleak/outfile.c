@@ -3,6 +3,7 @@
  * file systems. Command-line process only. */
 #include "outfile.h"
 
+#include "path.h"
 #include "util.h"
 
 #include <errno.h>
@@ -91,7 +92,7 @@ bool cli_outfile_open(struct cli_outfile *o, const char *option, const char *pat
         o->fp = fopen(path, "w");
     } else {
         char *dir = dir_of(path);
-        o->tmp = cli_xasprintf("%s/.%s.XXXXXX", dir, cli_basename(path));
+        o->tmp = cli_xasprintf("%s/.%s.XXXXXX", dir, pql_base_name(path));
         free(dir);
         int fd = mkstemp(o->tmp);
         /* mkstemp makes 0600; an output file gets the usual umask-based mode. */

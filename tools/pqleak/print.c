@@ -135,12 +135,7 @@ static char *safe_owned(char *s)
 
 const struct cli_frame *cli_group_site_frame(const struct cli_group *g)
 {
-    if (g->has_site)
-        return &g->site;
-    int h = cli_stack_headline(&g->stack, NULL);
-    if (h >= 0)
-        return &g->stack.f[h];
-    return g->stack.n ? &g->stack.f[0] : NULL;
+    return g->has_site ? &g->site : cli_stack_title(&g->stack);
 }
 
 char *cli_group_site(const struct cli_group *g)
@@ -168,6 +163,39 @@ char *cli_misuse_site(const struct cli_misuse *m)
 {
     const struct cli_frame *f = cli_misuse_site_frame(m);
     return f ? safe_owned(cli_frame_short(f)) : cli_xstrdup("an unknown place (no stack)");
+}
+
+size_t cli_misuse_groups(const struct cli_set *set, struct cli_misuse_group **out)
+{
+    struct cli_misuse_group *g = NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < set->misuse.n; i++) {
+        const struct cli_misuse *m = set->misuse.v[i];
+        if (m->handed_off)
+            continue;
+        char *site = cli_misuse_site(m);
+        size_t k = 0;
+        while (k < n && (strcmp(g[k].first->kind, m->kind) != 0 || strcmp(g[k].site, site) != 0))
+            k++;
+        if (k == n) {
+            g = cli_xrealloc(g, (n + 1) * sizeof *g);
+            g[n++] = (struct cli_misuse_group){.first = m, .site = site};
+        } else {
+            free(site);
+        }
+        cli_vec_push(&g[k].members, (void *)m);
+    }
+    *out = g;
+    return n;
+}
+
+void cli_misuse_groups_free(struct cli_misuse_group *g, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(g[i].site);
+        cli_vec_free(&g[i].members);
+    }
+    free(g);
 }
 
 /* Appends s to the growing string *buf. */
@@ -295,6 +323,18 @@ static void print_group(FILE *out, const struct cli_group *g, bool counted, bool
     free(where);
 }
 
+void cli_print_misuse_stacks(FILE *out, const struct cli_misuse *m, const char *indent, bool full)
+{
+    char *more = cli_xasprintf("%s  ", indent);
+    if (m->server_pid >= 0)
+        fprintf(out, "%sto: server pid %ld\n", indent, m->server_pid);
+    fprintf(out, "%sused at:\n", indent);
+    cli_print_stack(out, &m->stack, more, full);
+    fprintf(out, "%sopened at:\n", indent);
+    cli_print_stack(out, &m->open_stack, more, full);
+    free(more);
+}
+
 void cli_print_group_stacks(FILE *out, const struct cli_group *g, const char *indent, bool full)
 {
     char *more = cli_xasprintf("%s  ", indent);
@@ -331,45 +371,29 @@ static const char *misuse_words(const struct cli_misuse *m)
 /* The misuse findings, one block per kind and site, with how many times and in which processes. */
 static void print_misuse(FILE *out, const struct cli_set *set, bool full)
 {
-    bool *done = cli_xcalloc(set->misuse.n + 1, sizeof *done);
-    for (size_t i = 0; i < set->misuse.n; i++) {
-        const struct cli_misuse *m = set->misuse.v[i];
-        if (done[i] || m->handed_off)
-            continue;
-        char *site = cli_misuse_site(m);
-        size_t times = 0;
+    struct cli_misuse_group *groups;
+    size_t ngroups = cli_misuse_groups(set, &groups);
+    for (size_t i = 0; i < ngroups; i++) {
+        const struct cli_misuse *m = groups[i].first;
+        size_t times = groups[i].members.n;
         char *pids = NULL;
-        for (size_t j = i; j < set->misuse.n; j++) {
-            const struct cli_misuse *o = set->misuse.v[j];
-            char *s = cli_misuse_site(o);
-            bool same = !done[j] && !o->handed_off && strcmp(o->kind, m->kind) == 0 && strcmp(s, site) == 0;
-            free(s);
-            if (!same)
-                continue;
-            done[j] = true;
-            times++;
+        for (size_t j = 0; j < times && j < MAX_PIDS; j++) {
+            const struct cli_misuse *o = groups[i].members.v[j];
             char num[96];
             snprintf(num, sizeof num, "%spid %ld (opened by pid %ld)", pids ? ", " : "", o->pid,
                      o->opened_by);
-            if (times <= MAX_PIDS)
-                cat(&pids, num);
+            cat(&pids, num);
         }
         fprintf(out, "pqleak: connection misuse (%s: %s), used at %s\n", cli_safe(m->kind), misuse_words(m),
-                site);
+                groups[i].site);
         fprintf(out, "    in: %s%s\n", pids ? pids : "?", times > MAX_PIDS ? " and others" : "");
         if (times > 1)
             fprintf(out, "    %zu times\n", times);
-        if (m->server_pid >= 0)
-            fprintf(out, "    to: server pid %ld\n", m->server_pid);
-        fprintf(out, "    used at:\n");
-        cli_print_stack(out, &m->stack, "      ", full);
-        fprintf(out, "    opened at:\n");
-        cli_print_stack(out, &m->open_stack, "      ", full);
+        cli_print_misuse_stacks(out, m, "    ", full);
         fputc('\n', out);
         free(pids);
-        free(site);
     }
-    free(done);
+    cli_misuse_groups_free(groups, ngroups);
 }
 
 void cli_print_summary(FILE *out, const struct cli_set *set, bool strict)
@@ -439,9 +463,7 @@ void cli_print_summary(FILE *out, const struct cli_set *set, bool strict)
     if (held)
         fprintf(out, "; %s held until exit (not counted; --strict counts them)",
                 cli_plural(a, sizeof a, held, "connection"));
-    long misused = 0;
-    for (size_t i = 0; i < set->misuse.n; i++)
-        misused += !((const struct cli_misuse *)set->misuse.v[i])->handed_off;
+    long misused = (long)cli_set_misuse_count(set);
     if (misused)
         fprintf(out, "; %s", cli_plural(a, sizeof a, misused, "connection misuse"));
     fputc('\n', out);

@@ -43,10 +43,26 @@ const struct cli_frame *cli_group_site_frame(const struct cli_group *g);
  * ("site_from" "tx_stack" or "last_used"), else "opened at". */
 const char *cli_group_site_verb(const struct cli_group *g);
 
+/* A misuse finding's server, then its "used at:" and "opened at:" stacks, headings starting with indent
+ * and frames two columns further. Shared with the JUnit writer. */
+void cli_print_misuse_stacks(FILE *out, const struct cli_misuse *m, const char *indent, bool full);
+
 /* One-line title of a misuse finding: its site, else its innermost frame. Caller frees. */
 char *cli_misuse_site(const struct cli_misuse *m);
 /* The frame cli_misuse_site names, or NULL. */
 const struct cli_frame *cli_misuse_site_frame(const struct cli_misuse *m);
+
+/* The misuse findings that count (no fork hand-off), grouped by kind and site (cli_misuse_site): one
+ * block of the summary, one JUnit test case each. */
+struct cli_misuse_group {
+    const struct cli_misuse *first; /* its first finding, in the set's order */
+    char *site;                     /* cli_misuse_site(first), owned */
+    struct cli_vec members;         /* const struct cli_misuse *, first included, in the set's order */
+};
+/* The groups in order of their first finding into *out (free with cli_misuse_groups_free); returns how
+ * many. */
+size_t cli_misuse_groups(const struct cli_set *set, struct cli_misuse_group **out);
+void cli_misuse_groups_free(struct cli_misuse_group *g, size_t n);
 
 /* Pushes to out the distinct non-empty strings of member key of the group's connections (of their
  * member within, such as "target", or of the connection itself when within is NULL: "test",

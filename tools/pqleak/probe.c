@@ -9,6 +9,7 @@
 #include "probe.h"
 
 #include "names.h"
+#include "readall.h"
 #include "reportio.h"
 #include "util.h"
 
@@ -47,46 +48,7 @@ static bool why(char *buf, const char *fmt, ...)
     return false;
 }
 
-static const char *sig_name(int sig)
-{
-    return sig == SIGUSR1 ? "USR1" : sig == SIGUSR2 ? "USR2" : "none";
-}
-
 /* ---- reading files ---- */
-
-/* Reads fd to its end (max bytes at most) into a NUL-terminated buffer. Returns NULL with errno set
- * (EFBIG past max). */
-static char *read_all(int fd, size_t max, size_t *len)
-{
-    size_t n = 0, cap = 4096;
-    char *buf = cli_xmalloc(cap + 1);
-    for (;;) {
-        if (n == cap) {
-            if (cap >= max) {
-                free(buf);
-                errno = EFBIG;
-                return NULL;
-            }
-            cap *= 2;
-            buf = cli_xrealloc(buf, cap + 1);
-        }
-        ssize_t r = read(fd, buf + n, cap - n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            int e = errno;
-            free(buf);
-            errno = e;
-            return NULL;
-        }
-        if (r == 0)
-            break;
-        n += (size_t)r;
-    }
-    buf[n] = '\0';
-    *len = n;
-    return buf;
-}
 
 /* A /proc file whole; NULL with errno set. */
 static char *read_proc(int pid, const char *name, size_t *len)
@@ -97,7 +59,7 @@ static char *read_proc(int pid, const char *name, size_t *len)
     if (fd < 0)
         return NULL;
     size_t n;
-    char *s = read_all(fd, PROC_FILE_MAX, &n);
+    char *s = pql_read_all(fd, 0, PROC_FILE_MAX, &n);
     int e = errno;
     close(fd);
     errno = e;
@@ -130,17 +92,13 @@ static const char *env_get(const struct cli_target *t, const char *name)
     return NULL;
 }
 
-/* PQLEAK_SIGNAL as the shim reads it (src/config.c): a malformed value means the default, USR1. */
+/* PQLEAK_SIGNAL as the shim reads it (names.h): unset or malformed means the default, USR1. */
 static int env_signal(const char *v)
 {
-    if (!v)
-        return SIGUSR1;
-    const char *n = strncasecmp(v, "SIG", 3) == 0 ? v + 3 : v;
-    if (strcasecmp(n, "USR2") == 0)
-        return SIGUSR2;
-    if (strcasecmp(n, "none") == 0 || strcmp(n, "0") == 0)
-        return 0;
-    return SIGUSR1;
+    int sig = SIGUSR1;
+    if (v)
+        pql_signal_parse(v, &sig);
+    return sig;
 }
 
 /* The name (comm, without its newline) of thread tid of pid into comm; false when unreadable. */
@@ -191,22 +149,6 @@ static bool thread_named(int pid, int tid, const char *name)
     return read_comm(pid, t, comm, sizeof comm) && strcmp(comm, name) == 0;
 }
 
-/* Field 22 of /proc/PID/stat (the start time); 0 when unreadable. */
-static unsigned long long proc_start_time(int pid)
-{
-    char *stat = read_proc(pid, "stat", NULL);
-    if (!stat)
-        return 0;
-    const char *p = strrchr(stat, ')');
-    unsigned long long t = 0;
-    if (!p ||
-        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
-               &t) != 1)
-        t = 0;
-    free(stat);
-    return t;
-}
-
 /* Reads and checks the reporter's advertisement (names.h) in the process's private directory: a
  * regular file of the process's user in a 0700 directory of that user, naming this pid, its start time,
  * USR1 or USR2 and a thread of it named "pqleak-sig". Sets t->tid and t->sig; false with msg (a
@@ -217,9 +159,9 @@ static bool read_advert(struct cli_target *t, char *msg)
     char dir[SHIM_PATH_MAX + 64], path[SHIM_PATH_MAX + 128], buf[256];
     if (pql_live_dir_default(dir, sizeof dir, tmp, (unsigned)t->uid) < 0)
         return why(msg, "its TMPDIR is too long");
-    snprintf(path, sizeof path, "%s/" PQL_REPORT_PREFIX "%d" PQL_ADVERT_SUFFIX, dir, t->pid);
+    pql_advert_file_name(path, sizeof path, dir, t->pid);
     struct stat st;
-    if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != t->uid || (st.st_mode & 077))
+    if (lstat(dir, &st) != 0 || !pql_live_dir_trusted(&st, (unsigned)t->uid))
         return why(msg, "no advertisement %s from pqleak's reporter", path);
     int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)
@@ -229,19 +171,16 @@ static bool read_advert(struct cli_target *t, char *msg)
         n = read(fd, buf, sizeof buf - 1);
     close(fd);
     buf[n > 0 ? n : 0] = '\0';
-    int pid, tid, sig;
-    unsigned long long start, token;
-    if (sscanf(buf, PQL_ADVERT_MAGIC " pid=%d tid=%d signal=%d start=%llu token=%llx", &pid, &tid, &sig,
-               &start, &token) != 5 ||
-        pid != t->pid || (sig != SIGUSR1 && sig != SIGUSR2) || tid <= 0)
+    struct pql_advert a;
+    if (!pql_advert_parse(buf, &a) || a.pid != t->pid || (a.sig != SIGUSR1 && a.sig != SIGUSR2) || a.tid <= 0)
         return why(msg, "%s is not an advertisement of pqleak's reporter in process %d", path, t->pid);
-    if (start == 0 || start != proc_start_time(t->pid))
+    if (a.start == 0 || a.start != pql_proc_start_time(t->pid))
         return why(msg, "%s was left by an earlier process with the same pid", path);
-    if (!thread_named(t->pid, tid, PQL_THREAD_SIGNAL))
-        return why(msg, "%s names thread %d, which is not pqleak's reporter", path, tid);
-    t->tid = tid;
-    t->sig = sig;
-    t->token = token;
+    if (!thread_named(t->pid, a.tid, PQL_THREAD_SIGNAL))
+        return why(msg, "%s names thread %d, which is not pqleak's reporter", path, a.tid);
+    t->tid = a.tid;
+    t->sig = a.sig;
+    t->token = a.token;
     return true;
 }
 
@@ -359,7 +298,7 @@ static bool check_process(struct cli_target *t, char *msg)
     if (ok) {
         if (!(caught & (1ULL << (t->sig - 1))))
             return why(msg, "%s (it does not catch SIG%s, the signal its pqleak reporter answers)", head,
-                       sig_name(t->sig));
+                       pql_signal_name(t->sig));
         return true;
     }
     int env_sig = env_signal(env_get(t, "PQLEAK_SIGNAL"));
@@ -377,7 +316,7 @@ static bool check_process(struct cli_target *t, char *msg)
         return why(
             msg,
             "%s (pqleak runs in it, but the program handles SIG%s itself; start it with PQLEAK_SIGNAL=%s)",
-            head, sig_name(sig), sig_name(other));
+            head, pql_signal_name(sig), pql_signal_name(other));
     }
     if (!env_sig)
         return why(msg, "%s (its PQLEAK_SIGNAL is none)", head);
@@ -419,7 +358,7 @@ static bool find_dir(struct cli_target *t, char *msg)
             return true; /* made with the first report */
         return why(msg, "cannot read its report directory %s (%s)", t->dir, strerror(errno));
     }
-    if (t->private_dir && (!S_ISDIR(st.st_mode) || st.st_uid != t->uid || (st.st_mode & 077)))
+    if (t->private_dir && !pql_live_dir_trusted(&st, (unsigned)t->uid))
         return why(msg,
                    "%s is not a directory of uid %u with mode 0700, so pqleak in process %d writes no report "
                    "there (remove it, or set PQLEAK_REPORT_DIR)",
@@ -486,7 +425,7 @@ static char *read_report(const struct cli_target *t, const char *path, size_t *l
         errno = EPERM;
         return NULL;
     }
-    char *s = read_all(fd, REPORT_MAX, len);
+    char *s = pql_read_all(fd, (size_t)st.st_size, REPORT_MAX, len);
     int e = errno;
     close(fd);
     errno = e;
@@ -548,7 +487,7 @@ bool cli_probe_send(const struct cli_target *t, double timeout, struct cli_probe
         free_strs(&r->seen);
         if (e == ESRCH)
             return why(msg, "process %d exited before it could be asked for a report", t->pid);
-        return why(msg, "cannot send SIG%s to process %d (%s)", sig_name(t->sig), t->pid, strerror(e));
+        return why(msg, "cannot send SIG%s to process %d (%s)", pql_signal_name(t->sig), t->pid, strerror(e));
     }
     r->deadline = mono_s() + timeout;
     return true;

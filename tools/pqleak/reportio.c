@@ -157,28 +157,19 @@ static bool opt_integer(const json_t *obj, const char *name)
     return !x || json_is_null(x) || json_is_integer(x);
 }
 
-static const json_t *stack_by_id(const json_t *stacks, json_int_t id)
-{
-    char key[32];
-    snprintf(key, sizeof key, "%lld", (long long)id);
-    return json_object_get(stacks, key);
-}
-
-static bool check_stack_ref(const json_t *obj, const char *name, bool required, const json_t *stacks,
-                            const char *what, struct verdict *v)
+static bool check_stack_ref(const json_t *obj, const char *name, const json_t *stacks, const char *what,
+                            struct verdict *v)
 {
     const json_t *x = json_object_get(obj, name);
-    if (!x || json_is_null(x)) {
-        if (required)
-            return fail(v, "%s has no \"%s\"", what, name);
-        return true;
-    }
-    if (!json_is_integer(x))
+    switch (cli_stack_ref(stacks, obj, name, NULL)) {
+    case CLI_STACK_NOT_ID:
         return fail(v, "%s: \"%s\" is not a stack id", what, name);
-    if (!stack_by_id(stacks, json_integer_value(x)))
+    case CLI_STACK_UNKNOWN:
         return fail(v, "%s refers to stack %lld, which is not in \"stacks\"", what,
                     (long long)json_integer_value(x));
-    return true;
+    default:
+        return true;
+    }
 }
 
 static bool check_stacks(const json_t *stacks, struct verdict *v)
@@ -219,6 +210,20 @@ static bool check_proc_list(const json_t *list, const char *what, struct verdict
     return true;
 }
 
+/* Item i of a list, named "NOUN i" in what (len bytes) for messages; NULL after fail when it is no
+ * object. */
+static const json_t *list_object(const json_t *list, size_t i, const char *noun, char *what, size_t len,
+                                 struct verdict *v)
+{
+    const json_t *x = json_array_get(list, i);
+    snprintf(what, len, "%s %zu", noun, i);
+    if (!json_is_object(x)) {
+        fail(v, "%s is not an object", what);
+        return NULL;
+    }
+    return x;
+}
+
 /* Fills conns (id -> connection object, borrowed) while checking the "connections" list. */
 static bool check_connections(const json_t *list, const json_t *stacks, json_t *conns, struct verdict *v)
 {
@@ -227,19 +232,18 @@ static bool check_connections(const json_t *list, const json_t *stacks, json_t *
     if (!json_is_array(list))
         return fail(v, "\"connections\" is not a list");
     for (size_t i = 0; i < json_array_size(list); i++) {
-        const json_t *c = json_array_get(list, i);
         char what[64];
-        snprintf(what, sizeof what, "connection %zu", i);
-        if (!json_is_object(c))
-            return fail(v, "%s is not an object", what);
+        const json_t *c = list_object(list, i, "connection", what, sizeof what, v);
+        if (!c)
+            return false;
         const json_t *id = json_object_get(c, PQL_F_ID);
         if (!json_is_integer(id))
             return fail(v, "%s has no integer \"id\"", what);
         const json_t *t = json_object_get(c, PQL_F_TARGET);
         if (t && !json_is_null(t) && !json_is_object(t))
             return fail(v, "%s: \"target\" is not an object", what);
-        if (!check_stack_ref(c, PQL_F_STACK, false, stacks, what, v) ||
-            !check_stack_ref(c, PQL_F_TX_STACK, false, stacks, what, v) || !opt_integer(c, PQL_F_PID) ||
+        if (!check_stack_ref(c, PQL_F_STACK, stacks, what, v) ||
+            !check_stack_ref(c, PQL_F_TX_STACK, stacks, what, v) || !opt_integer(c, PQL_F_PID) ||
             !opt_string(c, PQL_F_PROGRAM))
             return fail(v, "%s is malformed", what);
         char key[32];
@@ -256,16 +260,15 @@ static bool check_leaks(const json_t *leaks, const json_t *stacks, bool merged, 
     if (!json_is_array(leaks))
         return fail(v, "\"leaks\" is missing or not a list");
     for (size_t i = 0; i < json_array_size(leaks); i++) {
-        const json_t *l = json_array_get(leaks, i);
         char what[64];
-        snprintf(what, sizeof what, "leak %zu", i);
-        if (!json_is_object(l))
-            return fail(v, "%s is not an object", what);
+        const json_t *l = list_object(leaks, i, "leak", what, sizeof what, v);
+        if (!l)
+            return false;
         /* A null stack is one the shim could not capture: the leak still counts. */
         if (!json_object_get(l, PQL_F_STACK))
             return fail(v, "%s has no \"stack\"", what);
-        if (!check_stack_ref(l, PQL_F_STACK, false, stacks, what, v) ||
-            !check_stack_ref(l, PQL_F_TX_STACK, false, stacks, what, v))
+        if (!check_stack_ref(l, PQL_F_STACK, stacks, what, v) ||
+            !check_stack_ref(l, PQL_F_TX_STACK, stacks, what, v))
             return false;
         const json_t *count = json_object_get(l, PQL_F_COUNT);
         if (!json_is_integer(count) || json_integer_value(count) < 0)
@@ -354,16 +357,6 @@ static long pid_of(const json_t *obj)
     return json_is_integer(p) ? (long)json_integer_value(p) : -1;
 }
 
-/* The stack obj[name] refers to; false when there is none. */
-static bool ref_stack(const json_t *obj, const char *name, const json_t *stacks, struct cli_stack *out)
-{
-    const json_t *x = json_object_get(obj, name);
-    if (!json_is_integer(x))
-        return false;
-    cli_stack_from_frames(stack_by_id(stacks, json_integer_value(x)), out);
-    return true;
-}
-
 static const struct cli_proc *proc_from(struct cli_set *set, const json_t *p)
 {
     if (json_is_integer(p))
@@ -377,9 +370,9 @@ static struct cli_conn *make_conn(struct cli_set *set, const json_t *obj, const 
 {
     struct cli_conn *c = cli_xcalloc(1, sizeof *c);
     c->obj = json_deep_copy(obj);
-    c->has_stack = ref_stack(obj, PQL_F_STACK, stacks, &c->stack);
-    c->has_tx = ref_stack(obj, PQL_F_TX_STACK, stacks, &c->tx);
-    c->has_last = ref_stack(obj, PQL_F_LAST_STACK, stacks, &c->last); /* issue 12 */
+    c->has_stack = cli_stack_from_report(stacks, obj, PQL_F_STACK, &c->stack);
+    c->has_tx = cli_stack_from_report(stacks, obj, PQL_F_TX_STACK, &c->tx);
+    c->has_last = cli_stack_from_report(stacks, obj, PQL_F_LAST_STACK, &c->last); /* issue 12 */
     /* A merged report names each connection's process in the connection itself. */
     if (json_object_get(obj, PQL_F_PID) || json_object_get(obj, PQL_F_PROGRAM))
         proc = cli_set_proc(set, json_string_value(json_object_get(obj, PQL_F_PROGRAM)), pid_of(obj));
@@ -394,9 +387,9 @@ static struct cli_conn *make_conn(struct cli_set *set, const json_t *obj, const 
 static void add_leak(struct cli_set *set, const json_t *l, const json_t *stacks, const json_t *conns,
                      const struct cli_proc *self)
 {
-    struct cli_stack stack = {0}, tx = {0};
-    ref_stack(l, PQL_F_STACK, stacks, &stack);
-    bool has_tx = ref_stack(l, PQL_F_TX_STACK, stacks, &tx);
+    struct cli_stack stack, tx;
+    cli_stack_from_report(stacks, l, PQL_F_STACK, &stack);
+    bool has_tx = cli_stack_from_report(stacks, l, PQL_F_TX_STACK, &tx);
 
     struct cli_vec procs = {0};
     if (self)
@@ -555,12 +548,6 @@ bool cli_report_check(const json_t *root, char *msg, size_t len)
     if (!ok)
         snprintf(msg, len, v.corrupt ? "corrupt report (%s)" : "%s", v.msg);
     return ok;
-}
-
-bool cli_report_stack(const json_t *root, const json_t *obj, const char *name, struct cli_stack *out)
-{
-    *out = (struct cli_stack){0};
-    return ref_stack(obj, name, json_object_get(root, PQL_F_STACKS), out);
 }
 
 size_t cli_report_load_paths(struct cli_set *set, char *const *paths)

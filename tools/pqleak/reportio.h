@@ -40,10 +40,6 @@ bool cli_report_load_listed(struct cli_set *set, const char *path);
  * cli_report_load words it after the file name. */
 bool cli_report_check(const json_t *root, char *msg, size_t len);
 
-/* The stack that obj[name] ("stack", "tx_stack") refers to in a report that cli_report_check passed,
- * copied into out. Returns false, out empty, when obj names none. */
-bool cli_report_stack(const json_t *root, const json_t *obj, const char *name, struct cli_stack *out);
-
 /* Loads every path of the NULL-terminated list: a file whatever its name, a directory as its report
  * files (cli_report_list_dir). A directory without reports is no failure (one line says so), as a
  * run whose processes never connected is none. Returns the number of failures, each named in one line. */

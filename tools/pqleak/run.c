@@ -10,6 +10,7 @@
 #include "junit.h"
 #include "merge.h"
 #include "outfile.h"
+#include "path.h"
 #include "print.h"
 #include "reportio.h"
 #include "suppress.h"
@@ -77,13 +78,11 @@ static char *find_shim(void)
         return p;
     }
     char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0) {
+    if (pql_self_exe(exe, sizeof exe) < 0) {
         cli_err("cannot find the shim: /proc/self/exe: %s (set PQLEAK_LIB=/path/" SHIM_NAME ")",
                 strerror(errno));
         return NULL;
     }
-    exe[n] = '\0';
     *strrchr(exe, '/') = '\0';
     /* <prefix>/bin/pqleak finds <prefix>/lib/libpqleak.so: the build tree and the install tree alike. */
     char *guess = cli_xasprintf("%s/../lib/" SHIM_NAME, exe);

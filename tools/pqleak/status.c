@@ -110,12 +110,13 @@ static void print_connection(FILE *out, const json_t *root, const json_t *c)
     else if (suspect)
         fprintf(out, ", SUSPECT (%s)", cli_safe(suspect));
     fputc('\n', out);
+    const json_t *stacks = json_object_get(root, PQL_F_STACKS);
     struct cli_stack st;
     fprintf(out, "    opened at:\n");
-    cli_report_stack(root, c, PQL_F_STACK, &st);
+    cli_stack_from_report(stacks, c, PQL_F_STACK, &st);
     cli_print_stack_head(out, &st, "      ", USER_FRAMES);
     cli_stack_free(&st);
-    if (cli_report_stack(root, c, PQL_F_TX_STACK, &st)) {
+    if (cli_stack_from_report(stacks, c, PQL_F_TX_STACK, &st)) {
         fprintf(out, "    transaction began at:\n");
         cli_print_stack_head(out, &st, "      ", USER_FRAMES);
         cli_stack_free(&st);

@@ -1,19 +1,20 @@
-/* `pqleak top` (top.h): its options, finding the processes that run the shim, asking them all at once
- * for a live report (probe.h: the reporter thread only, never the program's threads), one row per
+/* `pqleak top` (top.h): finding the processes that run the shim (its options: args.c), asking them all at
+ * once for a live report (probe.h: the reporter thread only, never the program's threads), one row per
  * tracked connection with the line that holds it, then the servers' side (topdb.c) and the output
  * (topout.c), once or every --interval seconds until interrupted. Command-line process only;
  * single-threaded; the SIGINT/SIGTERM handler only sets a flag. */
 #include "top.h"
 
 #include "names.h"
+#include "path.h"
 #include "probe.h"
 #include "reportio.h"
+#include "script.h"
 #include "topmodel.h"
 #include "util.h"
 
 #include <dirent.h>
 #include <errno.h>
-#include <getopt.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -23,10 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define TIMEOUT_DEFAULT 2.0 /* seconds a process has to answer; all are asked at once */
-#define TIMEOUT_MAX     3600.0
-#define INTERVAL_MAX    86400.0
-#define POLL_NS         10000000L /* between looks for the answers */
+#define POLL_NS 10000000L /* between looks for the answers */
 
 const char cli_top_usage[] =
     "usage: pqleak top [--json] [--db CONNINFO] [--user U | --all-users] [--interval S] [--sort "
@@ -45,15 +43,8 @@ const char cli_top_usage[] =
     "  --interval S      print a new round every S seconds until interrupted\n"
     "  --sort KEY        tx (oldest transaction first, default), age (longest open), idle (longest idle)\n"
     "  --timeout S       seconds each process has to answer (default 2; all are asked at once)\n"
-    "  -h, --help        print this text\n";
-
-struct top_opts {
-    bool json, all_users, user_given;
-    uid_t user;
-    const char *db;
-    double interval, timeout; /* interval 0: one round */
-    enum top_sort sort;
-};
+    "  -h, --help        print this text\n"
+    "Each option may be given once.\n";
 
 static volatile sig_atomic_t interrupted;
 
@@ -63,111 +54,9 @@ static void on_signal(int sig)
     interrupted = 1;
 }
 
-/* ---- options ---- */
-
-static bool parse_user(const char *s, uid_t *out)
-{
-    long n;
-    struct passwd *pw = getpwnam(s);
-    if (pw)
-        *out = pw->pw_uid;
-    else if (cli_parse_long(s, 0, 0x7fffffffL, &n))
-        *out = (uid_t)n;
-    else
-        return false;
-    return true;
-}
-
-/* Returns -1 to go on, else the exit status. */
-static int parse(int argc, char **argv, struct top_opts *o)
-{
-    static const struct option longs[] = {
-        {"json", no_argument, NULL, 'j'},
-        {"db", required_argument, NULL, 'd'},
-        {"user", required_argument, NULL, 'u'},
-        {"all-users", no_argument, NULL, 'a'},
-        {"interval", required_argument, NULL, 'i'},
-        {"sort", required_argument, NULL, 's'},
-        {"timeout", required_argument, NULL, 't'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    *o = (struct top_opts){.timeout = TIMEOUT_DEFAULT, .all_users = geteuid() == 0};
-    bool all_given = false;
-    opterr = 0;
-    optind = 1;
-    int ch;
-    while ((ch = getopt_long(argc, argv, "+:h", longs, NULL)) != -1) {
-        switch (ch) {
-        case 'j':
-            o->json = true;
-            break;
-        case 'd':
-            o->db = optarg;
-            break;
-        case 'u':
-            if (!parse_user(optarg, &o->user)) {
-                cli_err("top: --user '%s' is no user name or uid", optarg);
-                return CLI_EXIT_USAGE;
-            }
-            o->user_given = true;
-            break;
-        case 'a':
-            all_given = o->all_users = true;
-            break;
-        case 'i':
-            if (!cli_parse_seconds(optarg, INTERVAL_MAX, &o->interval) || o->interval <= 0) {
-                cli_err("top: --interval '%s' is not a number of seconds above 0 and up to %.0f", optarg,
-                        INTERVAL_MAX);
-                return CLI_EXIT_USAGE;
-            }
-            break;
-        case 't':
-            if (!cli_parse_seconds(optarg, TIMEOUT_MAX, &o->timeout) || o->timeout <= 0) {
-                cli_err("top: --timeout '%s' is not a number of seconds above 0 and up to %.0f", optarg,
-                        TIMEOUT_MAX);
-                return CLI_EXIT_USAGE;
-            }
-            break;
-        case 's':
-            if (strcmp(optarg, "tx") == 0)
-                o->sort = TOP_SORT_TX;
-            else if (strcmp(optarg, "age") == 0)
-                o->sort = TOP_SORT_AGE;
-            else if (strcmp(optarg, "idle") == 0)
-                o->sort = TOP_SORT_IDLE;
-            else {
-                cli_err("top: --sort '%s' is not one of tx, age, idle", optarg);
-                return CLI_EXIT_USAGE;
-            }
-            break;
-        case 'h':
-            fputs(cli_top_usage, stdout);
-            return CLI_EXIT_OK;
-        case ':':
-            cli_err("top: %s needs a value; see pqleak top --help", argv[optind - 1]);
-            return CLI_EXIT_USAGE;
-        default:
-            cli_err("top: unknown option '%s'; see pqleak top --help", argv[optind - 1]);
-            return CLI_EXIT_USAGE;
-        }
-    }
-    if (optind < argc) {
-        cli_err("top: unexpected argument '%s'; see pqleak top --help", argv[optind]);
-        return CLI_EXIT_USAGE;
-    }
-    if (o->user_given && all_given) {
-        cli_err("top: --user and --all-users exclude each other");
-        return CLI_EXIT_USAGE;
-    }
-    if (o->user_given)
-        o->all_users = false;
-    return -1;
-}
-
 /* ---- finding the processes ---- */
 
-static bool wanted_uid(const struct top_opts *o, uid_t uid)
+static bool wanted_uid(const struct cli_top_opts *o, uid_t uid)
 {
     if (o->user_given)
         return uid == o->user;
@@ -180,30 +69,24 @@ static char *user_of(uid_t uid)
     return pw ? cli_xstrdup(pw->pw_name) : cli_xasprintf("%u", (unsigned)uid);
 }
 
-/* The first argument of an interpreter that is no option (python3 app.py: "app.py"), from
- * /proc/PID/cmdline; NULL for other programs. */
+/* The script an interpreter runs (common/script.h: python3 app.py, "app.py"), from /proc/PID/cmdline;
+ * NULL for other programs. */
 static char *script_of(int pid, const char *program)
 {
-    static const char *const interpreters[] = {"python", "perl", "ruby", "php", "node"};
-    const char *base = program ? cli_basename(program) : "";
-    bool interp = false;
-    for (size_t i = 0; i < sizeof interpreters / sizeof *interpreters; i++)
-        interp |= strncmp(base, interpreters[i], strlen(interpreters[i])) == 0;
-    if (!interp)
-        return NULL;
     char path[64], buf[4096];
+    char *args[64];
+    int n = 0;
     snprintf(path, sizeof path, "/proc/%d/cmdline", pid);
     FILE *f = fopen(path, "re");
     if (!f)
         return NULL;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    size_t len = fread(buf, 1, sizeof buf - 1, f);
     fclose(f);
-    buf[n] = '\0';
-    /* argv[0], then the first word that is no option ("-u", "-X dev" take no script name here). */
-    for (size_t i = strlen(buf) + 1; i < n; i += strlen(buf + i) + 1)
-        if (buf[i] != '-')
-            return cli_xstrdup(buf + i);
-    return NULL;
+    buf[len] = '\0';
+    for (size_t i = 0; i < len && n < (int)(sizeof args / sizeof *args); i += strlen(buf + i) + 1)
+        args[n++] = buf + i;
+    const char *s = n > 1 ? pql_script_arg(program ? pql_base_name(program) : "", args + 1, n - 1) : NULL;
+    return s ? cli_xstrdup(s) : NULL;
 }
 
 static char *exe_of(int pid)
@@ -219,7 +102,7 @@ static char *exe_of(int pid)
 
 /* Every process but this one that runs the shim (a thread named by it) and belongs to a user asked
  * for, in pid order. */
-static void find_procs(const struct top_opts *o, struct top_round *r)
+static void find_procs(const struct cli_top_opts *o, struct top_round *r)
 {
     DIR *d = opendir("/proc");
     if (!d)
@@ -292,29 +175,22 @@ static void ask_all(struct top_round *r, double timeout)
 
 /* ---- the connections ---- */
 
-/* The line that holds c, by the reports' headline rule: where it was opened when that is the
- * program's own code; else where the program last used it (a pool's connection: opened by the pool,
- * used by the program); else the headline of the open stack (a library's), else its innermost frame. */
+/* The line that holds c, by the reports' headline rule (cli_stack_held_at): where it was opened when
+ * that is the program's own code; else where the program last used it (a pool's connection: opened by
+ * the pool, used by the program); else the open stack's title (its headline, a library's, else its
+ * innermost frame). */
 static void site_of(struct top_conn *tc)
 {
-    const json_t *root = tc->proc->root;
+    const json_t *stacks = json_object_get(tc->proc->root, PQL_F_STACKS);
     struct cli_stack open, last;
-    bool own = false;
-    cli_report_stack(root, tc->c, PQL_F_STACK, &open);
-    int h = cli_stack_headline(&open, &own);
-    if (h < 0 || !own) {
-        bool last_own = false;
-        if (cli_report_stack(root, tc->c, PQL_F_LAST_STACK, &last)) {
-            int lh = cli_stack_headline(&last, &last_own);
-            if (lh >= 0 && last_own) {
-                cli_stack_copy(&tc->site, &(struct cli_stack){&last.f[lh], 1});
-                tc->site_last_used = true;
-            }
-            cli_stack_free(&last);
-        }
-    }
-    if (!tc->site_last_used && (h >= 0 || open.n))
-        cli_stack_copy(&tc->site, &(struct cli_stack){&open.f[h >= 0 ? h : 0], 1});
+    cli_stack_from_report(stacks, tc->c, PQL_F_STACK, &open);
+    bool has_last = cli_stack_from_report(stacks, tc->c, PQL_F_LAST_STACK, &last);
+    const struct cli_frame *f = cli_stack_held_at(&open, has_last ? &last : NULL, &tc->site_last_used);
+    if (!f)
+        f = cli_stack_title(&open);
+    if (f)
+        cli_stack_copy(&tc->site, &(struct cli_stack){(struct cli_frame *)f, 1});
+    cli_stack_free(&last);
     cli_stack_free(&open);
 }
 
@@ -382,7 +258,7 @@ static void round_free(struct top_round *r)
 }
 
 /* One round: gather, join, print. Returns its status. */
-static int one_round(const struct top_opts *o, bool clear)
+static int one_round(const struct cli_top_opts *o, bool clear)
 {
     struct top_round r = {0};
     cli_now_iso(r.time, sizeof r.time);
@@ -411,25 +287,22 @@ static int one_round(const struct top_opts *o, bool clear)
     return rc;
 }
 
-int cli_top(int argc, char **argv)
+int cli_top(const struct cli_top_opts *o)
 {
-    struct top_opts o;
-    int rc = parse(argc, argv, &o);
-    if (rc >= 0)
-        return rc;
-    if (o.interval <= 0)
-        return one_round(&o, false);
+    if (o->interval <= 0)
+        return one_round(o, false);
     struct sigaction sa = {.sa_handler = on_signal};
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    bool clear = !o.json && isatty(STDOUT_FILENO);
+    bool clear = !o->json && isatty(STDOUT_FILENO);
+    int rc = CLI_STATUS_OK;
     while (!interrupted) {
-        rc = one_round(&o, clear);
+        rc = one_round(o, clear);
         if (rc == CLI_STATUS_UNKNOWN && ferror(stdout))
             break;
         /* Sleeps in slices so that an interrupt ends the wait at once (a drift of a slice is fine). */
-        for (double slept = 0; !interrupted && slept < o.interval; slept += 0.1) {
+        for (double slept = 0; !interrupted && slept < o->interval; slept += 0.1) {
             struct timespec ts = {0, 100000000L};
             nanosleep(&ts, NULL);
         }

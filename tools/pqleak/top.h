@@ -5,9 +5,11 @@
 #ifndef CLI_TOP_H
 #define CLI_TOP_H
 
-/* Runs the subcommand; argv[0] is "top". Returns its exit status (docs/exit-codes.md): the Nagios
- * statuses of `status` (CLI_STATUS_*), or CLI_EXIT_USAGE after one line on a usage error. */
-int cli_top(int argc, char **argv);
+#include "args.h"
+
+/* Runs the subcommand with its parsed options (cli_args_top). Returns its exit status
+ * (docs/exit-codes.md): the Nagios statuses of `status` (CLI_STATUS_*). */
+int cli_top(const struct cli_top_opts *o);
 
 /* Its usage text, printed by `pqleak top --help` and as part of `pqleak --help`. */
 extern const char cli_top_usage[];

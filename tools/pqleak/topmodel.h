@@ -4,6 +4,7 @@
 #ifndef CLI_TOPMODEL_H
 #define CLI_TOPMODEL_H
 
+#include "args.h"
 #include "frame.h"
 
 #include <jansson.h>
@@ -59,9 +60,6 @@ struct top_conn {
     struct cli_stack site;    /* one frame: the line holding it (the headline rule); none when n is 0 */
     bool site_last_used;      /* the site is where it was last used (a pooled connection), not opened */
 };
-
-/* Which order connections are printed in. */
-enum top_sort { TOP_SORT_TX, TOP_SORT_AGE, TOP_SORT_IDLE };
 
 struct top_round {
     char time[32]; /* UTC, ISO 8601 with milliseconds, as the reports write it */

@@ -6,6 +6,7 @@
 
 #include "escape.h"
 #include "names.h"
+#include "path.h"
 #include "print.h"
 #include "util.h"
 
@@ -354,8 +355,9 @@ bool cli_top_write_json(FILE *out, const struct top_round *r, int status)
 /* "python3.11 app.py", or the program's file name, escaped and cut to cols characters. */
 static const char *program_words(char *buf, size_t len, const struct top_proc *p, size_t cols)
 {
-    const char *prog = p->program ? cli_basename(p->program) : "?";
-    char *raw = cli_xasprintf("%s%s%s", prog, p->script ? " " : "", p->script ? cli_basename(p->script) : "");
+    const char *prog = p->program ? pql_base_name(p->program) : "?";
+    char *raw =
+        cli_xasprintf("%s%s%s", prog, p->script ? " " : "", p->script ? pql_base_name(p->script) : "");
     esc(buf, len, raw, cols);
     free(raw);
     return buf;

@@ -136,12 +136,6 @@ void cli_now_iso(char *buf, size_t len)
     snprintf(buf + n, len - n, ".%03ldZ", ts.tv_nsec / 1000000);
 }
 
-const char *cli_basename(const char *path)
-{
-    const char *s = strrchr(path, '/');
-    return s ? s + 1 : path;
-}
-
 bool cli_parse_long(const char *s, long min, long max, long *out)
 {
     /* strtol alone accepts " 12", "+12" and "12abc" prefixes; a limit must be exactly a number. */

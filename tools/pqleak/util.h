@@ -1,5 +1,5 @@
 /* Small helpers shared by the pqleak command: exit statuses and their Nagios words, allocation that
- * never returns NULL, error lines, growable pointer arrays, path pieces and the current time. Command-line
+ * never returns NULL, error lines, growable pointer arrays and the current time. Command-line
  * process only; not for signal handlers. */
 #ifndef CLI_UTIL_H
 #define CLI_UTIL_H
@@ -58,9 +58,6 @@ void cli_vec_free(struct cli_vec *a);
 
 /* The current UTC time as ISO 8601 with milliseconds ("2026-01-02T03:04:05.678Z") into buf. */
 void cli_now_iso(char *buf, size_t len);
-
-/* The part of path after the last '/'; points into path. */
-const char *cli_basename(const char *path);
 
 /* Parses a whole decimal integer in [min, max]; false when malformed or out of range. */
 bool cli_parse_long(const char *s, long min, long max, long *out);
