@@ -77,8 +77,8 @@ unsigned pql_runtimes_loaded(void)
 static void setup(void)
 {
     pthread_atfork(NULL, NULL, fork_child);
-    unsigned rt = pql_runtimes_loaded(); /* each reader looks up several symbols: only its runtime's */
-    if (want_python && (rt & (1u << PQL_RUNTIME_PYTHON))) {
+    unsigned rt = pql_runtimes_loaded();   /* each reader looks up several symbols: only its runtime's */
+    if (rt & (1u << PQL_RUNTIME_PYTHON)) { /* off: no frames, but the finalizer gate still reads the state */
         pql_python311_setup(want_python);
         pql_python312_setup(want_python);
         pql_python313_setup(want_python);
@@ -171,6 +171,16 @@ int pql_app_merge(uintptr_t *frames, int n, int max)
     if (m == n)
         m = pql_php_merge(frames, n, max);
     return m;
+}
+
+bool pql_app_python_may_finalize(void)
+{
+    int r = pql_python311_may_finalize();
+    if (r < 0)
+        r = pql_python312_may_finalize();
+    if (r < 0)
+        r = pql_python313_may_finalize();
+    return r != 0;
 }
 
 bool pql_app_frame(uintptr_t entry, const char **lang, const char **function, const char **file, int *line)

@@ -29,6 +29,11 @@ void pql_app_setup(bool python);
  * developer). Returns the new number of entries (at most max); frames unchanged when none apply. */
 int pql_app_merge(uintptr_t *frames, int n, int max);
 
+/* False only when the calling thread is certainly not inside a Python finalizer (a dropped object's
+ * __del__, a dropped generator's): read from the thread's state, no stack walk. True when it may be, or when
+ * this build cannot read that Python's state. Needs pql_app_setup; for a process running Python. */
+bool pql_app_python_may_finalize(void);
+
 /* The language ("python", "perl", "ruby", "php") and strings of an application frame entry; false for
  * an unknown id. Pointers live as long as the process. */
 bool pql_app_frame(uintptr_t entry, const char **lang, const char **function, const char **file, int *line);

@@ -38,6 +38,11 @@ void pql_python312_setup(bool on);
 int pql_python312_merge(uintptr_t *frames, int n, int max);
 void pql_python313_setup(bool on);
 int pql_python313_merge(uintptr_t *frames, int n, int max);
+/* Python's setup (whatever its on) also prepares may_finalize, as pql_app_python_may_finalize for its
+ * version: -1 when this reader cannot tell (another version, or its thread state unknown here). */
+int pql_python311_may_finalize(void);
+int pql_python312_may_finalize(void);
+int pql_python313_may_finalize(void);
 void pql_perl_setup(void);
 int pql_perl_merge(uintptr_t *frames, int n, int max);
 void pql_ruby_setup(void);
