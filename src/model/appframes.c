@@ -45,6 +45,7 @@ static struct appframe **by_id;
 static uint32_t count, cap;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static bool want_python;
+static bool readers_on; /* a reader may merge frames (Perl's and PHP's are taken to, when loaded) */
 
 /* Another parent thread may have held the table's lock (a thread connecting without its runtime's
  * lock while another one forks): the child resets it. */
@@ -77,24 +78,35 @@ unsigned pql_runtimes_loaded(void)
 static void setup(void)
 {
     pthread_atfork(NULL, NULL, fork_child);
-    unsigned rt = pql_runtimes_loaded();   /* each reader looks up several symbols: only its runtime's */
+    unsigned rt = pql_runtimes_loaded(); /* each reader looks up several symbols: only its runtime's */
+    bool on = false;
     if (rt & (1u << PQL_RUNTIME_PYTHON)) { /* off: no frames, but the finalizer gate still reads the state */
-        pql_python311_setup(want_python);
-        pql_python312_setup(want_python);
-        pql_python313_setup(want_python);
+        on |= pql_python311_setup(want_python);
+        on |= pql_python312_setup(want_python);
+        on |= pql_python313_setup(want_python);
     }
-    if (rt & (1u << PQL_RUNTIME_PERL))
+    if (rt & (1u << PQL_RUNTIME_PERL)) {
         pql_perl_setup();
+        on = true;
+    }
     if (rt & (1u << PQL_RUNTIME_RUBY))
-        pql_ruby_setup();
-    if (rt & (1u << PQL_RUNTIME_PHP))
+        on |= pql_ruby_setup();
+    if (rt & (1u << PQL_RUNTIME_PHP)) {
         pql_php_setup();
+        on = true;
+    }
+    readers_on = on;
 }
 
 void pql_app_setup(bool python)
 {
     want_python = python;
     pthread_once(&once, setup);
+}
+
+bool pql_app_readers_on(void)
+{
+    return readers_on;
 }
 
 void pql_app_lock(void)

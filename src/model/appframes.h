@@ -24,6 +24,10 @@ unsigned pql_runtimes_loaded(void);
  * is reset in a child). Idempotent. */
 void pql_app_setup(bool python);
 
+/* Whether a runtime's reader may merge frames (after pql_app_setup; false before): where none does, a
+ * capture needs the whole C stack. */
+bool pql_app_readers_on(void);
+
 /* Merges application frames into a raw C stack: C frames up to the interpreter's, then the thread's
  * interpreted frames, innermost first (the interpreter's own C frames say nothing to a script's
  * developer). Returns the new number of entries (at most max); frames unchanged when none apply. */

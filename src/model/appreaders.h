@@ -30,13 +30,14 @@ uint32_t pql_app_add(const struct pql_app_key *key, const char *function, const 
  * none is: the stack was not called from that interpreter. */
 int pql_app_first_in(const uintptr_t *frames, int n, uintptr_t lo, uintptr_t hi);
 
-/* Each reader: setup finds its runtime (idempotent, called once by pql_app_setup); merge is as
- * pql_app_merge for its runtime, returning n untouched when its runtime is absent or not calling. */
-void pql_python311_setup(bool on);
+/* Each reader: setup finds its runtime (idempotent, called once by pql_app_setup; Python's and Ruby's
+ * return whether they read frames); merge is as pql_app_merge for its runtime, returning n untouched
+ * when its runtime is absent or not calling. */
+bool pql_python311_setup(bool on);
 int pql_python311_merge(uintptr_t *frames, int n, int max);
-void pql_python312_setup(bool on);
+bool pql_python312_setup(bool on);
 int pql_python312_merge(uintptr_t *frames, int n, int max);
-void pql_python313_setup(bool on);
+bool pql_python313_setup(bool on);
 int pql_python313_merge(uintptr_t *frames, int n, int max);
 /* Python's setup (whatever its on) also prepares may_finalize, as pql_app_python_may_finalize for its
  * version: -1 when this reader cannot tell (another version, or its thread state unknown here). */
@@ -45,7 +46,7 @@ int pql_python312_may_finalize(void);
 int pql_python313_may_finalize(void);
 void pql_perl_setup(void);
 int pql_perl_merge(uintptr_t *frames, int n, int max);
-void pql_ruby_setup(void);
+bool pql_ruby_setup(void);
 int pql_ruby_merge(uintptr_t *frames, int n, int max);
 void pql_php_setup(void);
 int pql_php_merge(uintptr_t *frames, int n, int max);

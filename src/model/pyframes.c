@@ -59,7 +59,7 @@ static int (*addr2line)(PyCodeObject *, int);
 static const PyTypeObject *code_type;
 static uintptr_t interp_lo, interp_hi; /* the interpreter's code (python3.x or libpython) */
 
-void PQL_PY_FN(setup)(bool on)
+bool PQL_PY_FN(setup)(bool on)
 {
     const unsigned long *version = pql_dlsym(RTLD_DEFAULT, "Py_Version");
     *(void **)&get_tstate = pql_dlsym(RTLD_DEFAULT, "PyGILState_GetThisThreadState");
@@ -67,11 +67,12 @@ void PQL_PY_FN(setup)(bool on)
     code_type = pql_dlsym(RTLD_DEFAULT, "PyCode_Type");
     /* The frame layout is this version's: another one is left alone rather than misread. */
     if (!version || (*version >> 16) != (PY_VERSION_HEX >> 16) || !get_tstate)
-        return;
+        return false;
     generator_exit = pql_dlsym(RTLD_DEFAULT, "PyExc_GeneratorExit");
     gate = GATE_FIELDS_KNOWN && generator_exit;
     if (on && addr2line && code_type)
         enabled = pql_code_range((uintptr_t)get_tstate, &interp_lo, &interp_hi);
+    return enabled;
 }
 
 #if GATE_FIELDS_KNOWN
@@ -159,9 +160,10 @@ int PQL_PY_FN(merge)(uintptr_t *frames, int n, int max)
 
 #else /* no Python headers at build time */
 
-void PQL_PY_FN(setup)(bool on)
+bool PQL_PY_FN(setup)(bool on)
 {
     (void)on;
+    return false;
 }
 
 int PQL_PY_FN(may_finalize)(void)

@@ -462,6 +462,23 @@ def python311_generator_local():
     finalizer_teardown("generator_local", py, "local_open", "local_begin", env)
 
 
+def c_with_libpython():
+    """A C program that loaded libpython without running it connects from 40 nested C calls: no interpreter
+    frame among the first frames walked, so the capture walks the whole stack (stack.c), and the report
+    keeps PQLEAK_STACK_DEPTH (32) frames of it, not the first few."""
+    lib = "/usr/lib/x86_64-linux-gnu/libpython3.11.so.1.0"
+    if not os.path.exists(lib):
+        print(f"SKIP: no {lib} (Debian: libpython3.11)", file=sys.stderr)
+        sys.exit(SKIP)
+    r = run([os.path.join(os.environ["PQLEAK_BIN"], "lang_deep_c"), lib, "40"], env={"PQLEAK_EXITCODE": LEAK_EXIT})
+    eq((r.out, r.rc), ("0\n", int(LEAK_EXIT)), f"stdout and exit status (one unclosed connection):\n{r.err}")
+    rep = r.only_report()
+    g = one_leak(rep, "unclosed")
+    names = [f["function"] for f in frames(rep, g["stack"])]
+    eq(len(names), 32, f"frames kept: {names}")
+    check(names.count("deep_call") >= 25, f"the nested calls: {names}")
+
+
 # ------------------------------------------------------------------------------------------ SQLAlchemy
 
 @needs("sqlalchemy", "psycopg2")
@@ -799,7 +816,7 @@ main({f.__name__: f for f in (psycopg2_unclosed, psycopg2_teardown, psycopg2_hel
                               psycopg3_unclosed, psycopg3_teardown, psycopg3_held, psycopg3_clean, psycopg3_hook_off,
                               psycopg_pool_keeps, psycopg_pool_clean, python311_frames, python312_frames, python313_frames,
                               python311_finalizers, python312_finalizers, python313_finalizers,
-                              python311_generator_local,
+                              python311_generator_local, c_with_libpython,
                               sqlalchemy_teardown, sqlalchemy_idle_pool, sqlalchemy_clean,
                               dbd_pg_teardown, dbd_pg_teardown_lexical, dbd_pg_unclosed, dbd_pg_held, dbd_pg_clean,
                               dbd_pg_exit, dbd_pg_die, dbd_pg_refused,
