@@ -19,6 +19,12 @@ struct pql_app_key {
     uint64_t lang, k1, k2, ident;
 };
 
+/* The id of a site this thread met lately, or 0: a lookup without the lock, tried first. */
+uint32_t pql_app_cached(const struct pql_app_key *key);
+
+/* Remembers a site's id (from pql_app_find or pql_app_add) for this thread's pql_app_cached. */
+void pql_app_remember(const struct pql_app_key *key, uint32_t id);
+
 /* The id of a site interned before; 0 when it is new. Lock held. */
 uint32_t pql_app_find(const struct pql_app_key *key);
 

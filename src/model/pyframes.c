@@ -134,7 +134,7 @@ int PQL_PY_FN(merge)(uintptr_t *frames, int n, int max)
     if (k == n) /* not called from Python code */
         return n;
     int out = k;
-    pql_app_lock();
+    bool locked = false; /* taken for the first site this thread has not met lately */
     for (_PyInterpreterFrame *f = CURRENT_FRAME(ts); f && out < max; f = f->previous) {
 #if PY_VERSION_HEX >= 0x030c0000
         if (f->owner == FRAME_OWNED_BY_CSTACK) /* the C stack's entry frames, no Python code */
@@ -147,14 +147,22 @@ int PQL_PY_FN(merge)(uintptr_t *frames, int n, int max)
         int lasti = _PyInterpreterFrame_LASTI(f);
         struct pql_app_key key = {PQL_LANG_PYTHON, (uintptr_t)code, (uint64_t)lasti,
                                   (uintptr_t)code->co_qualname * 31 + (uintptr_t)code->co_filename};
-        uint32_t id = pql_app_find(&key);
-        if (!id)
-            id = pql_app_add(&key, utf8_of(code->co_qualname), utf8_of(code->co_filename),
-                             addr2line(code, lasti * (int)sizeof(_Py_CODEUNIT)));
+        uint32_t id = pql_app_cached(&key);
+        if (!id) {
+            if (!locked)
+                pql_app_lock();
+            locked = true;
+            id = pql_app_find(&key);
+            if (!id)
+                id = pql_app_add(&key, utf8_of(code->co_qualname), utf8_of(code->co_filename),
+                                 addr2line(code, lasti * (int)sizeof(_Py_CODEUNIT)));
+            pql_app_remember(&key, id);
+        }
         if (id)
             frames[out++] = PQL_APPFRAME_TAG | id;
     }
-    pql_app_unlock();
+    if (locked)
+        pql_app_unlock();
     return out > k ? out : n;
 }
 
