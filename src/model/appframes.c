@@ -39,12 +39,33 @@ struct appframe {
 
 static const char *const lang_names[] = {"python", "perl", "ruby", "php"};
 
+/* Per thread, the call sites it met lately, direct-mapped: a capture finds most of its frames there,
+ * without the table's lock or hash (a web worker captures the same handler's frames transaction after
+ * transaction). Allocated at the thread's first capture, freed when the thread ends; an id stays valid
+ * for good (sites are never removed). */
+#define SITE_CACHE 64
+struct site_cache {
+    struct pql_app_key key[SITE_CACHE];
+    uint32_t id[SITE_CACHE];
+};
+static __thread struct site_cache *site_cache __attribute__((tls_model("initial-exec")));
+static pthread_key_t site_cache_key; /* its destructor frees a thread's cache */
+static bool site_cache_ok;
+
+/* The key's destructor, in the ending thread: a capture from a later destructor allocates anew. */
+static void free_site_cache(void *c)
+{
+    site_cache = NULL;
+    free(c);
+}
+
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct appframe *by_key;
 static struct appframe **by_id;
 static uint32_t count, cap;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static bool want_python;
+static bool readers_on; /* a reader may merge frames (Perl's and PHP's are taken to, when loaded) */
 
 /* Another parent thread may have held the table's lock (a thread connecting without its runtime's
  * lock while another one forks): the child resets it. */
@@ -77,24 +98,36 @@ unsigned pql_runtimes_loaded(void)
 static void setup(void)
 {
     pthread_atfork(NULL, NULL, fork_child);
+    site_cache_ok = pthread_key_create(&site_cache_key, free_site_cache) == 0;
     unsigned rt = pql_runtimes_loaded(); /* each reader looks up several symbols: only its runtime's */
-    if (want_python && (rt & (1u << PQL_RUNTIME_PYTHON))) {
-        pql_python311_setup(want_python);
-        pql_python312_setup(want_python);
-        pql_python313_setup(want_python);
+    bool on = false;
+    if (rt & (1u << PQL_RUNTIME_PYTHON)) { /* off: no frames, but the finalizer gate still reads the state */
+        on |= pql_python311_setup(want_python);
+        on |= pql_python312_setup(want_python);
+        on |= pql_python313_setup(want_python);
     }
-    if (rt & (1u << PQL_RUNTIME_PERL))
+    if (rt & (1u << PQL_RUNTIME_PERL)) {
         pql_perl_setup();
+        on = true;
+    }
     if (rt & (1u << PQL_RUNTIME_RUBY))
-        pql_ruby_setup();
-    if (rt & (1u << PQL_RUNTIME_PHP))
+        on |= pql_ruby_setup();
+    if (rt & (1u << PQL_RUNTIME_PHP)) {
         pql_php_setup();
+        on = true;
+    }
+    readers_on = on;
 }
 
 void pql_app_setup(bool python)
 {
     want_python = python;
     pthread_once(&once, setup);
+}
+
+bool pql_app_readers_on(void)
+{
+    return readers_on;
 }
 
 void pql_app_lock(void)
@@ -113,6 +146,40 @@ int pql_app_first_in(const uintptr_t *frames, int n, uintptr_t lo, uintptr_t hi)
     while (k < n && !(frames[k] - 1 >= lo && frames[k] - 1 < hi))
         k++;
     return k;
+}
+
+static unsigned site_slot(const struct pql_app_key *k)
+{
+    return (unsigned)(((k->k1 >> 4) ^ (k->k2 * 0x9e3779b1u)) & (SITE_CACHE - 1));
+}
+
+uint32_t pql_app_cached(const struct pql_app_key *key)
+{
+    const struct site_cache *c = site_cache;
+    if (!c)
+        return 0;
+    unsigned i = site_slot(key);
+    const struct pql_app_key *k = &c->key[i];
+    bool same = k->k1 == key->k1 && k->k2 == key->k2 && k->ident == key->ident && k->lang == key->lang;
+    return same ? c->id[i] : 0;
+}
+
+void pql_app_remember(const struct pql_app_key *key, uint32_t id)
+{
+    struct site_cache *c = site_cache;
+    if (!c && site_cache_ok && id) {
+        c = calloc(1, sizeof(*c));
+        if (c && pthread_setspecific(site_cache_key, c) != 0) {
+            free(c);
+            c = NULL;
+        }
+        site_cache = c;
+    }
+    if (!c || !id)
+        return;
+    unsigned i = site_slot(key);
+    c->key[i] = *key;
+    c->id[i] = id;
 }
 
 uint32_t pql_app_find(const struct pql_app_key *key)
@@ -171,6 +238,16 @@ int pql_app_merge(uintptr_t *frames, int n, int max)
     if (m == n)
         m = pql_php_merge(frames, n, max);
     return m;
+}
+
+bool pql_app_python_may_finalize(void)
+{
+    int r = pql_python311_may_finalize();
+    if (r < 0)
+        r = pql_python312_may_finalize();
+    if (r < 0)
+        r = pql_python313_may_finalize();
+    return r != 0;
 }
 
 bool pql_app_frame(uintptr_t entry, const char **lang, const char **function, const char **file, int *line)

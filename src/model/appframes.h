@@ -24,10 +24,19 @@ unsigned pql_runtimes_loaded(void);
  * is reset in a child). Idempotent. */
 void pql_app_setup(bool python);
 
+/* Whether a runtime's reader may merge frames (after pql_app_setup; false before): where none does, a
+ * capture needs the whole C stack. */
+bool pql_app_readers_on(void);
+
 /* Merges application frames into a raw C stack: C frames up to the interpreter's, then the thread's
  * interpreted frames, innermost first (the interpreter's own C frames say nothing to a script's
  * developer). Returns the new number of entries (at most max); frames unchanged when none apply. */
 int pql_app_merge(uintptr_t *frames, int n, int max);
+
+/* False only when the calling thread is certainly not inside a Python finalizer (a dropped object's
+ * __del__, a dropped generator's): read from the thread's state, no stack walk. True when it may be, or when
+ * this build cannot read that Python's state. Needs pql_app_setup; for a process running Python. */
+bool pql_app_python_may_finalize(void);
 
 /* The language ("python", "perl", "ruby", "php") and strings of an application frame entry; false for
  * an unknown id. Pointers live as long as the process. */

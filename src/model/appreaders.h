@@ -19,6 +19,12 @@ struct pql_app_key {
     uint64_t lang, k1, k2, ident;
 };
 
+/* The id of a site this thread met lately, or 0: a lookup without the lock, tried first. */
+uint32_t pql_app_cached(const struct pql_app_key *key);
+
+/* Remembers a site's id (from pql_app_find or pql_app_add) for this thread's pql_app_cached. */
+void pql_app_remember(const struct pql_app_key *key, uint32_t id);
+
 /* The id of a site interned before; 0 when it is new. Lock held. */
 uint32_t pql_app_find(const struct pql_app_key *key);
 
@@ -30,17 +36,23 @@ uint32_t pql_app_add(const struct pql_app_key *key, const char *function, const 
  * none is: the stack was not called from that interpreter. */
 int pql_app_first_in(const uintptr_t *frames, int n, uintptr_t lo, uintptr_t hi);
 
-/* Each reader: setup finds its runtime (idempotent, called once by pql_app_setup); merge is as
- * pql_app_merge for its runtime, returning n untouched when its runtime is absent or not calling. */
-void pql_python311_setup(bool on);
+/* Each reader: setup finds its runtime (idempotent, called once by pql_app_setup; Python's and Ruby's
+ * return whether they read frames); merge is as pql_app_merge for its runtime, returning n untouched
+ * when its runtime is absent or not calling. */
+bool pql_python311_setup(bool on);
 int pql_python311_merge(uintptr_t *frames, int n, int max);
-void pql_python312_setup(bool on);
+bool pql_python312_setup(bool on);
 int pql_python312_merge(uintptr_t *frames, int n, int max);
-void pql_python313_setup(bool on);
+bool pql_python313_setup(bool on);
 int pql_python313_merge(uintptr_t *frames, int n, int max);
+/* Python's setup (whatever its on) also prepares may_finalize, as pql_app_python_may_finalize for its
+ * version: -1 when this reader cannot tell (another version, or its thread state unknown here). */
+int pql_python311_may_finalize(void);
+int pql_python312_may_finalize(void);
+int pql_python313_may_finalize(void);
 void pql_perl_setup(void);
 int pql_perl_merge(uintptr_t *frames, int n, int max);
-void pql_ruby_setup(void);
+bool pql_ruby_setup(void);
 int pql_ruby_merge(uintptr_t *frames, int n, int max);
 void pql_php_setup(void);
 int pql_php_merge(uintptr_t *frames, int n, int max);

@@ -31,7 +31,7 @@ static VALUE (*frame_label)(VALUE);
 static int (*native_thread_p)(void);
 static uintptr_t interp_lo, interp_hi; /* libruby's code */
 
-void pql_ruby_setup(void)
+bool pql_ruby_setup(void)
 {
     const int *version = pql_dlsym(RTLD_DEFAULT, "ruby_api_version");
     *(void **)&profile_frames = pql_dlsym(RTLD_DEFAULT, "rb_profile_frames");
@@ -41,8 +41,9 @@ void pql_ruby_setup(void)
     /* RSTRING's layout is this version's: another one is left alone rather than misread. */
     if (!version || version[0] != RUBY_API_VERSION_MAJOR || version[1] != RUBY_API_VERSION_MINOR ||
         !profile_frames || !frame_path || !frame_label || !native_thread_p)
-        return;
+        return false;
     enabled = pql_code_range((uintptr_t)profile_frames, &interp_lo, &interp_hi);
+    return enabled;
 }
 
 /* A Ruby string's bytes as a C string in buf (truncated); "?" for anything but a string. */
@@ -89,8 +90,9 @@ int pql_ruby_merge(uintptr_t *frames, int n, int max)
 
 #else /* no Ruby headers at build time */
 
-void pql_ruby_setup(void)
+bool pql_ruby_setup(void)
 {
+    return false;
 }
 
 int pql_ruby_merge(uintptr_t *frames, int n, int max)

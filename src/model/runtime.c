@@ -1,18 +1,22 @@
 /* Runtime teardown detection. CPython says so itself (_Py_IsFinalizing); a close inside a Python finalizer
- * (a __del__ run by PyObject_CallFinalizerFromDealloc, or PyObject_CallFinalizer for a cycle: psycopg 3
- * closes a connection nobody refers to any more, as a psycopg_pool connection checked out and dropped) is the
- * runtime closing what the program forgot too, found like Perl's and PHP's teardown below. For Perl and PHP
- * the close runs inside known exported functions (perl_destruct, Perl_my_exit, Perl_my_failure_exit;
- * zend_deactivate, php_request_shutdown, php_module_shutdown): their address ranges come from dladdr1's
- * symbol sizes and the close's raw stack is checked against them. Ruby's exit finalizers run inside a static
- * function called by ruby_run_node; while the program runs, ruby_run_node is instead inside the script's
- * execution, so a close whose stack passes through ruby_run_node at another call site than every open did is
- * in teardown. */
+ * (run by PyObject_CallFinalizerFromDealloc or PyObject_CallFinalizer: a __del__, as psycopg 3's, which
+ * closes a connection nobody refers to any more, as a psycopg_pool connection checked out and dropped; a
+ * dropped generator's finally block) is the runtime closing what the program forgot too, found like Perl's
+ * and PHP's teardown below. For Perl and PHP the close runs inside known exported functions (perl_destruct,
+ * Perl_my_exit, Perl_my_failure_exit; zend_deactivate, php_request_shutdown, php_module_shutdown): their
+ * address ranges come from dladdr1's symbol sizes and the close's raw stack is checked against them. Ruby's
+ * exit finalizers run inside a static function called by ruby_run_node; while the program runs, ruby_run_node
+ * is instead inside the script's execution, so a close whose stack passes through ruby_run_node at another
+ * call site than every open did is in teardown. Walking the stack costs thousands of instructions, and it is
+ * asked at every transaction's end: it is done only where a teardown can be on the stack. A Python finalizer
+ * leaves marks in the thread's state (pql_app_python_may_finalize); ruby_run_node is on one thread's stack
+ * only (the main one), which a per-thread flag learns from the thread's first walk. */
 #define _GNU_SOURCE
 #include "runtime.h"
 
 #include "appframes.h"
 #include "dlhook.h"
+#include "proc.h"
 #include "stack.h"
 
 #include <dlfcn.h>
@@ -26,12 +30,15 @@ struct range {
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static int (*py_is_finalizing)(void);
-static struct range teardown_fns[8]; /* perl_destruct, Perl_my_exit, Perl_my_failure_exit,
-                                        zend_deactivate, php_request_shutdown, php_module_shutdown,
-                                        PyObject_CallFinalizerFromDealloc, PyObject_CallFinalizer */
-static int nteardown;
+/* perl_destruct, Perl_my_exit, Perl_my_failure_exit, zend_deactivate, php_request_shutdown,
+ * php_module_shutdown, then Python's last: PyObject_CallFinalizerFromDealloc, PyObject_CallFinalizer. */
+static struct range teardown_fns[8];
+static int nteardown, npython; /* all ranges; the last npython of them are Python's */
 static struct range ruby_run_node;
 static _Atomic uintptr_t ruby_exec_site; /* return address in ruby_run_node seen while opening */
+/* Whether ruby_run_node is on this thread's stack: 0 not known yet, 1 yes, -1 no (a thread Ruby started:
+ * a worker's connects and closes walk once, not every time). */
+static __thread signed char ruby_here __attribute__((tls_model("initial-exec")));
 
 static bool function_range(const char *name, struct range *r)
 {
@@ -74,8 +81,11 @@ static void setup(void)
         add_ranges(names, 0, 3);
     if (rt & (1u << PQL_RUNTIME_PHP))
         add_ranges(names, 3, 6);
-    if (rt & (1u << PQL_RUNTIME_PYTHON))
+    if (rt & (1u << PQL_RUNTIME_PYTHON)) {
+        int before = nteardown;
         add_ranges(names, 6, 8);
+        npython = nteardown - before;
+    }
     if (rt & (1u << PQL_RUNTIME_RUBY))
         function_range("ruby_run_node", &ruby_run_node);
 }
@@ -91,13 +101,29 @@ static bool in(const struct range *r, uintptr_t pc)
     return pc - 1 >= r->lo && pc - 1 < r->hi;
 }
 
+/* The raw stack into frames (PQL_MAX_FRAMES); learns ruby_here from a walk that reached the stack's bottom.
+ * The main thread is never marked "no": a walk stopped early by a frame without unwind information must
+ * not hide its teardown for good. */
+static int walk(uintptr_t *frames)
+{
+    int n = pql_stack_capture_raw(frames, PQL_MAX_FRAMES);
+    if (ruby_run_node.lo && !ruby_here) {
+        for (int i = 0; i < n; i++)
+            if (in(&ruby_run_node, frames[i]))
+                ruby_here = 1;
+        if (!ruby_here && n > 0 && n < PQL_MAX_FRAMES && pql_tid() != pql_pid())
+            ruby_here = -1;
+    }
+    return n;
+}
+
 void pql_runtime_saw_open(void)
 {
-    if (!ruby_run_node.lo || atomic_load_explicit(&ruby_exec_site, memory_order_relaxed))
+    if (!ruby_run_node.lo || ruby_here < 0 || atomic_load_explicit(&ruby_exec_site, memory_order_relaxed))
         return;
     /* Once, and deep: a Ruby VM stack is far deeper than PQLEAK_STACK_DEPTH. */
     uintptr_t frames[PQL_MAX_FRAMES];
-    int n = pql_stack_capture_raw(frames, PQL_MAX_FRAMES);
+    int n = walk(frames);
     for (int i = 0; i < n; i++)
         if (in(&ruby_run_node, frames[i]))
             atomic_store(&ruby_exec_site, frames[i]);
@@ -107,16 +133,21 @@ bool pql_runtime_in_teardown(void)
 {
     if (py_is_finalizing && py_is_finalizing())
         return true;
-    if (!nteardown && !ruby_run_node.lo)
+    /* Which ranges can be on this stack: Perl's and PHP's always; Python's with a finalizer's mark. */
+    int nranges = nteardown - npython;
+    if (npython && pql_app_python_may_finalize())
+        nranges = nteardown;
+    uintptr_t exec_site = atomic_load(&ruby_exec_site);
+    bool ruby = exec_site && ruby_here >= 0;
+    if (!nranges && !ruby)
         return false;
     uintptr_t frames[PQL_MAX_FRAMES];
-    int n = pql_stack_capture_raw(frames, PQL_MAX_FRAMES);
-    uintptr_t exec_site = atomic_load(&ruby_exec_site);
+    int n = walk(frames);
     for (int i = 0; i < n; i++) {
-        for (int j = 0; j < nteardown; j++)
+        for (int j = 0; j < nranges; j++)
             if (in(&teardown_fns[j], frames[i]))
                 return true;
-        if (exec_site && in(&ruby_run_node, frames[i]) && frames[i] != exec_site)
+        if (ruby && in(&ruby_run_node, frames[i]) && frames[i] != exec_site)
             return true;
     }
     return false;

@@ -105,8 +105,20 @@ int pql_stack_capture_raw(uintptr_t *frames, int max)
     return capture(frames, max);
 }
 
+/* C frames walked first in a process with a language runtime: enough to reach the interpreter from a
+ * client library's call into libpq. */
+#define SHALLOW_FRAMES 12
+
 int pql_stack_capture(uintptr_t *frames, int max)
 {
+    /* Past the interpreter's first frame, the C frames are replaced by the interpreter's own (appframes.h):
+     * a short walk is enough when it reaches the interpreter or the stack's end, the whole walk otherwise. */
+    if (max > SHALLOW_FRAMES && pql_app_readers_on()) {
+        int n = capture(frames, SHALLOW_FRAMES);
+        int m = pql_app_merge(frames, n, max);
+        if (m != n || n < SHALLOW_FRAMES)
+            return m;
+    }
     return pql_app_merge(frames, capture(frames, max), max);
 }
 

@@ -399,6 +399,86 @@ def python313_frames():
     ctypes_unclosed("3.13")
 
 
+def unoptimized_cpython(version):
+    """pyenv's CPython VERSION, or PQLEAK_TEST_PYTHON3XX_PLAIN: built without link-time optimization, which
+    (as Debian's) inlines the finalizer functions the shim looks for into the deallocators. Skipped (77)
+    when there is none."""
+    var = "PQLEAK_TEST_PYTHON" + version.replace(".", "") + "_PLAIN"
+    candidates = [os.environ.get(var, "")]
+    pyenv = os.path.expanduser("~/.pyenv/versions")
+    if os.path.isdir(pyenv):
+        candidates += [os.path.join(pyenv, d, "bin", f"python{version}") for d in sorted(os.listdir(pyenv))
+                       if d.startswith(version + ".")]
+    for c in candidates:
+        if c and os.access(c, os.X_OK):
+            return c
+    print(f"SKIP: no CPython {version} built without LTO (pyenv's; or set {var})", file=sys.stderr)
+    sys.exit(SKIP)
+
+
+def finalizer_teardown(mode, interpreter, open_tag, begin_tag, env=None):
+    """A connection in a transaction closed by a Python finalizer (scripts/python_finalizer.py, FINALIZER=
+    mode): the runtime closing what the program forgot (teardown), named where it was opened and where its
+    transaction began."""
+    name = "python_finalizer.py"
+    r, rep = run_script(name, env={"FINALIZER": mode, **(env or {})}, interpreter=interpreter)
+    eq(r.rc, int(LEAK_EXIT), f"exit status ({mode}, {interpreter}):\n{r.err}")
+    g = one_leak(rep, "teardown")
+    app_frame(rep, g["stack"], name, marker_line(name, open_tag))
+    app_frame(rep, g["tx_stack"], name, marker_line(name, begin_tag))
+
+
+def finalizers(version):
+    """Python finalizers closing forgotten connections, under CPython VERSION: the shim walks the stack
+    for them only where the thread's state shows that one can be running (pyframes.c's may_finalize): a
+    dropped object's __del__ (inside the dealloc's trashcan) and a dropped generator's finally block
+    (GeneratorExit handled). 3.13's state is not read: there every close walks, and finds them too."""
+    py = unoptimized_cpython(version)
+    finalizer_teardown("del", py, "open", "begin")
+    finalizer_teardown("generator", py, "gen_open", "begin")
+
+
+def python311_finalizers():
+    finalizers("3.11")
+
+
+def python312_finalizers():
+    finalizers("3.12")
+
+
+def python313_finalizers():
+    finalizers("3.13")
+
+
+def python311_generator_local():
+    """A dropped generator's local psycopg2 connection (no finally), released with the generator's frame
+    when the GeneratorExit's traceback goes: teardown. psycopg2 is Debian's, built for 3.11."""
+    py = unoptimized_cpython("3.11")
+    env = {"PYTHONPATH": "/usr/lib/python3/dist-packages"}
+    if subprocess.run([py, "-c", "import psycopg2"], env=environment(env, preload=False),
+                      capture_output=True, timeout=TIMEOUT).returncode != 0:
+        print(f"SKIP: {py} cannot import Debian's psycopg2 (python3-psycopg2)", file=sys.stderr)
+        sys.exit(SKIP)
+    finalizer_teardown("generator_local", py, "local_open", "local_begin", env)
+
+
+def c_with_libpython():
+    """A C program that loaded libpython without running it connects from 40 nested C calls: no interpreter
+    frame among the first frames walked, so the capture walks the whole stack (stack.c), and the report
+    keeps PQLEAK_STACK_DEPTH (32) frames of it, not the first few."""
+    lib = "/usr/lib/x86_64-linux-gnu/libpython3.11.so.1.0"
+    if not os.path.exists(lib):
+        print(f"SKIP: no {lib} (Debian: libpython3.11)", file=sys.stderr)
+        sys.exit(SKIP)
+    r = run([os.path.join(os.environ["PQLEAK_BIN"], "lang_deep_c"), lib, "40"], env={"PQLEAK_EXITCODE": LEAK_EXIT})
+    eq((r.out, r.rc), ("0\n", int(LEAK_EXIT)), f"stdout and exit status (one unclosed connection):\n{r.err}")
+    rep = r.only_report()
+    g = one_leak(rep, "unclosed")
+    names = [f["function"] for f in frames(rep, g["stack"])]
+    eq(len(names), 32, f"frames kept: {names}")
+    check(names.count("deep_call") >= 25, f"the nested calls: {names}")
+
+
 # ------------------------------------------------------------------------------------------ SQLAlchemy
 
 @needs("sqlalchemy", "psycopg2")
@@ -531,6 +611,16 @@ def dbd_pg_refused():
 def ruby_pg_teardown():
     rep, g = assert_teardown("ruby_pg_teardown.rb")
     check("pg_ext.so" in module_names(rep, g["stack"]), f"opened in pg_ext: {module_names(rep, g['stack'])}")
+
+
+@needs("ruby pg")
+def ruby_pg_thread_teardown():
+    """A worker thread's connect and transaction first, then the main program's leak: what the shim learns
+    on the worker's stack (no ruby_run_node there) is that thread's alone, the main thread's teardown is
+    still seen."""
+    rep, g = assert_teardown("ruby_pg_thread_teardown.rb")
+    u = rep["utilization"]
+    eq((u["opened_total"], u["closed_total"]), (2, 2), "the worker's connection and the leaked one")
 
 
 @needs("ruby pg")
@@ -725,10 +815,12 @@ main({f.__name__: f for f in (psycopg2_unclosed, psycopg2_teardown, psycopg2_hel
                               suspect_never_returned,
                               psycopg3_unclosed, psycopg3_teardown, psycopg3_held, psycopg3_clean, psycopg3_hook_off,
                               psycopg_pool_keeps, psycopg_pool_clean, python311_frames, python312_frames, python313_frames,
+                              python311_finalizers, python312_finalizers, python313_finalizers,
+                              python311_generator_local, c_with_libpython,
                               sqlalchemy_teardown, sqlalchemy_idle_pool, sqlalchemy_clean,
                               dbd_pg_teardown, dbd_pg_teardown_lexical, dbd_pg_unclosed, dbd_pg_held, dbd_pg_clean,
                               dbd_pg_exit, dbd_pg_die, dbd_pg_refused,
-                              ruby_pg_teardown, ruby_pg_unclosed, ruby_pg_held, ruby_pg_clean, ruby_pg_refused,
+                              ruby_pg_teardown, ruby_pg_thread_teardown, ruby_pg_unclosed, ruby_pg_held, ruby_pg_clean, ruby_pg_refused,
                               php_pgsql_teardown, php_pgsql_unclosed, php_pgsql_held, php_pgsql_clean,
                               php_ffi_underscore_exit,
                               pdo_pgsql_teardown, pdo_pgsql_unclosed, pdo_pgsql_held, pdo_pgsql_clean, php_frames,
