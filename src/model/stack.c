@@ -9,6 +9,7 @@
 
 #include "codemap.h"
 #include "dlhook.h"
+#include "fdguard.h"
 #include "appframes.h"
 #include <pthread.h>
 #include <signal.h>
@@ -70,7 +71,14 @@ static void setup(void)
     pql_code_range((uintptr_t)&pql_stack_capture, &self_lo, &self_hi);
     /* Lazy: of the 144 functions libunwind and liblzma import, a capture calls a few; binding them all
      * at load cost ~70k instructions. */
+    /* libunwind's memory checks use a pipe of its own, whose numbers a program that closes its fds
+     * reuses (fdguard.h): guarded in the copy the shim loads, left as it is in one the program loaded. */
+    void *loaded = dlopen("libunwind.so.8", RTLD_LAZY | RTLD_NOLOAD);
+    if (loaded)
+        dlclose(loaded);
     void *h = dlopen("libunwind.so.8", RTLD_LAZY | RTLD_LOCAL);
+    if (h && !loaded)
+        pql_fdguard_library(h);
     if (h)
         unw_backtrace_fn = (int (*)(void **, int))pql_dlsym(h, "unw_backtrace");
 }

@@ -13,6 +13,7 @@
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/select.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <dirent.h>
 #include <errno.h>
@@ -837,6 +838,54 @@ static int mode_log_close_fds(const char *dir)
     return 0;
 }
 
+static void *connect_in_thread(void *arg)
+{
+    (void)arg;
+    PQfinish(connect_ok());
+    return NULL;
+}
+
+/* libunwind's own pipe (its memory checks) after daemonizing: connects (libunwind makes its pipe),
+ * closes every fd >= 3, opens files of its own under dir (holding a byte each, read from offset 0),
+ * which take the lowest numbers, libunwind's among them; then connects on a new thread, whose stack
+ * libunwind has never checked. Every file must still be the program's, unread and unwritten: exits 1
+ * otherwise. */
+static int mode_unwind_fds(const char *dir)
+{
+    PGconn *c = connect_ok();
+    (void)c; /* its socket is closed below: never finished */
+    for (int fd = 3; fd < 1024; fd++)
+        close(fd);
+    enum { OWN = 8 };
+    int own[OWN];
+    ino_t ino[OWN];
+    char path[4096];
+    for (int i = 0; i < OWN; i++) {
+        snprintf(path, sizeof path, "%s/own-%d", dir, i);
+        own[i] = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+        must(own[i] >= 0 && write(own[i], "x", 1) == 1 && lseek(own[i], 0, SEEK_SET) == 0, "own file");
+        struct stat st;
+        must(fstat(own[i], &st) == 0, "fstat");
+        ino[i] = st.st_ino;
+    }
+    pthread_t t;
+    must(pthread_create(&t, NULL, connect_in_thread, NULL) == 0, "thread");
+    pthread_join(t, NULL);
+    int bad = 0;
+    for (int i = 0; i < OWN; i++) {
+        struct stat st;
+        off_t at = lseek(own[i], 0, SEEK_CUR);
+        if (fstat(own[i], &st) != 0 || st.st_ino != ino[i] || st.st_size != 1 || at != 0) {
+            fprintf(stderr, "prog: the program's file own-%d (fd %d) was %s\n", i, own[i],
+                    fstat(own[i], &st) != 0 || st.st_ino != ino[i] ? "closed or replaced"
+                    : st.st_size != 1                               ? "written"
+                                                                    : "read");
+            bad = 1;
+        }
+    }
+    return bad;
+}
+
 /* pqleak's descriptors: lists the fds added by the first connection ("connected:", the socket among
  * them) and those added since, after the live reports asked for while it waits ("after:"), one line each.
  * Under a low RLIMIT_NOFILE (argv[3], set before connecting) a second connection must still succeed. */
@@ -1021,6 +1070,8 @@ int main(int argc, char **argv)
         return mode_waits(argv[2]);
     if (!strcmp(m, "close-fds") && argc > 2)
         return mode_close_fds(argv[2]);
+    if (!strcmp(m, "unwind-fds") && argc > 2)
+        return mode_unwind_fds(argv[2]);
     if (!strcmp(m, "log-close-fds") && argc > 2)
         return mode_log_close_fds(argv[2]);
     if (!strcmp(m, "fds") && argc > 2)

@@ -334,6 +334,16 @@ def log_after_closing_fds():
           f"the second connection's lines are in the log:\n{text}")
 
 
+def unwind_fds():
+    """libunwind's pipe (its memory checks) never becomes the program's files: a program that closes
+    every fd >= 3 and opens files of its own (taking the pipe's numbers) then connects on a new thread
+    (a stack libunwind checks): its files are neither read, written nor closed."""
+    d = tempfile.mkdtemp()
+    r = run([PROG, "unwind-fds", d])
+    eq(r.rc, 0, r.err)
+    eq(len(leaks(r.only_report())), 1, f"the first connection (its socket closed by the program):\n{r.err}")
+
+
 def unwritable_report_dir():
     r = run([PROG, "two-sites"], env={"PQLEAK_REPORT_DIR": "/proc/pqleak-nope", "PQLEAK_TEXT_REPORT": "0"},
             report_dir=False)
@@ -468,4 +478,4 @@ main({f.__name__: f for f in (two_sites, entry_points_clean, entry_points_leak, 
                               malformed_setting, disable, stack_depth, suppressions, log_file,
                               unwritable_report_dir, no_text_report, exports, rtld_next, lsan_alongside,
                               secure_exec, psql, pgbench, underscore_Exit, trace, client_port,
-                              log_after_closing_fds, libpq_dlclose)})
+                              log_after_closing_fds, libpq_dlclose, unwind_fds)})
