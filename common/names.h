@@ -193,6 +193,8 @@ unsigned long long pql_proc_start_time(int pid);
 #define PQL_F_OPENED_BY     "opened_by"
 #define PQL_F_CLOSED        "closed"
 #define PQL_F_LAST_USE_FORK "last_use_fork"
+#define PQL_F_MONO_NS       "mono_ns"
+#define PQL_F_LAST_USE_NS   "last_use_ns"
 #define PQL_F_OPENER_FORK   "opener_fork"
 #define PQL_F_OPEN_STACK    "open_stack"
 

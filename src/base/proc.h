@@ -33,6 +33,14 @@ static inline int64_t pql_coarse_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* Monotonic time in ns, precise: where the order of events in two processes matters. */
+static inline int64_t pql_mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 /* In a forked child: the cached pid and tid are the parent's. Registered by pql_proc_setup. */
 void pql_proc_setup(void);
 

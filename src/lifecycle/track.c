@@ -128,6 +128,7 @@ static void misuse_report(const struct pql_conn *rec, bool forked, int other_tid
                                  .other_tid = other_tid,
                                  .closed = closed,
                                  .time = pql_clock_s(CLOCK_REALTIME),
+                                 .mono_ns = pql_mono_ns(),
                                  .stack = here,
                                  .open_stack = rec->stack,
                                  .last_use_fork = PQL_FORKS_UNKNOWN,

@@ -68,6 +68,7 @@ void pql_misuse_note_close(const struct pql_conn *rec)
                                  .closed = true,
                                  .time = last,
                                  .open_stack = rec->stack,
+                                 .mono_ns = rec->last_ns ? rec->last_ns : (int64_t)(rec->opened_mono * 1e9),
                                  .last_use_fork = rec->use_fork};
     pql_misuse_add(&e);
 }

@@ -26,6 +26,7 @@ struct pql_misuse_event {
     double time;           /* seconds since the epoch; pid == opened_by: the opener's last use of it */
     uint32_t stack;        /* where it was misused */
     uint32_t open_stack;   /* where it was opened */
+    int64_t mono_ns;       /* time as CLOCK_MONOTONIC ns (comparable between processes of one machine) */
     uint8_t last_use_fork; /* pid == opened_by: pql_forks at its last use (live.h); 255: unknown */
     uint8_t opener_fork;   /* fork by a direct child: which of the opener's forks made the child
                             * (pql_born_fork); 0: unknown */

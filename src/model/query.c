@@ -107,13 +107,15 @@ void pql_query_completed(void)
     struct pql_live *l = pql_query_tls.live;
     PGconn *conn = (PGconn *)pql_registry_key((const PGconn *)(pql_query_tls.key & ~PQL_QUERY_INSIDE));
     int tx = pql_real.PQtransactionStatus(conn);
-    int64_t now = pql_coarse_ns();
+    uint8_t forks = atomic_load_explicit(&pql_forks, memory_order_relaxed);
+    /* In a process that forked, whether its last use of a connection came before a child's decides a
+     * fork hand-off (the command's rule): the precise clock then, not the coarse one's tick. */
+    int64_t now = __builtin_expect(forks != 0, 0) ? pql_mono_ns() : pql_coarse_ns();
     atomic_store_explicit(&l->tx, tx, memory_order_relaxed);
     int before = atomic_load_explicit(&l->settled, memory_order_relaxed);
     if (__builtin_expect(tx != before, 0) && tx != PQTRANS_ACTIVE)
         settle(l, before, tx, now);
     atomic_store_explicit(&l->last_ns, now, memory_order_relaxed);
     /* A plain store (no compare): the line is written anyway. */
-    uint8_t forks = atomic_load_explicit(&pql_forks, memory_order_relaxed);
     atomic_store_explicit(&l->use_fork, forks, memory_order_relaxed);
 }

@@ -115,6 +115,9 @@ static void json_connection(struct pql_buf *b, const struct pql_report *r, const
     json_test(b, PQL_F_TX_TEST, c->tx_stack ? c->tx_test : 0);
     if (r->forks && c->use_fork < PQL_FORKS_UNKNOWN)
         pql_buf_printf(b, ", \"" PQL_F_LAST_USE_FORK "\": %d", c->use_fork);
+    if (r->forks)
+        pql_buf_printf(b, ", \"" PQL_F_LAST_USE_NS "\": %lld",
+                       (long long)(c->last_ns ? c->last_ns : (int64_t)(c->opened_mono * 1e9)));
     pql_buf_puts(b, "}");
 }
 
@@ -153,6 +156,8 @@ static void json_misuse(struct pql_buf *b, const struct pql_report *r)
         json_id(b, e->open_stack);
         pql_buf_puts(b, ", \"" PQL_F_SITE "\": ");
         json_site(b, e->stack ? pql_rmodel_headline(r, e->stack, NULL) : NULL);
+        if (e->kind == PQL_MISUSE_FORK && e->mono_ns > 0)
+            pql_buf_printf(b, ", \"" PQL_F_MONO_NS "\": %lld", (long long)e->mono_ns);
         if (e->pid == e->opened_by && e->last_use_fork < PQL_FORKS_UNKNOWN)
             pql_buf_printf(b, ", \"" PQL_F_LAST_USE_FORK "\": %d", e->last_use_fork);
         if (e->opener_fork && e->opener_fork < PQL_FORKS_UNKNOWN)

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_CONNS 64
@@ -134,8 +135,13 @@ int base_backup(int late)
     int st;
     if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
         return 1;
-    if (late)
+    if (late) {
+        /* When the late use began, on the precise clock: the report's time of it may not be earlier. */
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        fprintf(stderr, "cli_leaker: late use at %lld\n", (long long)ts.tv_sec * 1000000000 + ts.tv_nsec);
         PQclear(PQexec(main_conn, "SELECT 3")); /* fails: the child's close ended the session */
+    }
     return 0;
 }
 

@@ -43,7 +43,21 @@ pyjson "$T/b.json" 'all(m["handed_off"] for m in d["misuse"])' \
   'any(m["pid"] == m["opened_by"] for m in d["misuse"])' 'sum(l["count"] for l in d["leaks"]) == 0'
 # ... but when the parent uses its main connection after the child's close, the close cut a session
 # still in use: misuse.
-expect 23 "$PQLEAK" run -- "$CLI_LEAKER" basebackup-late
+expect 23 "$PQLEAK" run --report-dir "$T/lr" -- "$CLI_LEAKER" basebackup-late
 has "$T/err" "pqleak: connection misuse (fork: closed by a forked child that did not open it"
 hasnt "$T/err" "closed by its forked child PID "
+# A process that forked times its uses on the precise clock (a tick of the coarse one may hold the
+# child's close and the parent's next use): the close note's last use is no earlier than the moment the
+# program read before that use, and later than the child's close.
+late=$(sed -n 's/^cli_leaker: late use at //p' "$T/err")
+python3 - "$T/lr" "$late" <<'PY' || fail "the precise times of a process that forked"
+import glob, json, sys
+reps = [json.load(open(f)) for f in glob.glob(sys.argv[1] + "/*.json")]
+parent = next(r for r in reps if r["connections"] or any(m["pid"] == m["opened_by"] for m in r["misuse"]))
+child = next(r for r in reps if r["pid"] != parent["pid"])
+note = next(m for m in parent["misuse"] if m["pid"] == m["opened_by"])
+close = next(m for m in child["misuse"] if m["closed"] and m["server_pid"] == note["server_pid"])
+assert note["mono_ns"] >= int(sys.argv[2]), (note, sys.argv[2])
+assert note["mono_ns"] > close["mono_ns"], (note, close)
+PY
 echo PASS

@@ -103,6 +103,27 @@ hasnt "$T/out" "misuse ("
 expect 0 "$PQLEAK" report --json "$T/counted"
 cp "$T/out" "$T/c.json"
 pyjson "$T/c.json" 'all(m["handed_off"] and m["opener_fork"] == 1 for m in d["misuse"])'
+# After that fork (last_use_fork 1), the monotonic clock decides when both reports carry it: the
+# parent's last use a microsecond after the child's first is misuse, though the ISO times (to the
+# millisecond) would have called it a hand-off; a microsecond before is a hand-off.
+mkdir "$T/ns-after" "$T/ns-before"
+python3 - "$H" "$T" <<'PY'
+import json, sys
+for sub, last in (("ns-after", 5_000_001_000), ("ns-before", 4_999_999_000)):
+    parent = json.load(open(f"{sys.argv[1]}/pqleak-4001-exit-0.json"))
+    child = json.load(open(f"{sys.argv[1]}/pqleak-4002-exit-0.json"))
+    parent["connections"][0].update(last_use_fork=1, last_use_ns=last)
+    for m, ns in zip(child["misuse"], (5_000_000_000, 8_000_000_000)):
+        m.update(opener_fork=1, mono_ns=ns)
+    json.dump(parent, open(f"{sys.argv[2]}/{sub}/pqleak-4001-exit-0.json", "w"))
+    json.dump(child, open(f"{sys.argv[2]}/{sub}/pqleak-4002-exit-0.json", "w"))
+PY
+expect 23 "$PQLEAK" report "$T/ns-after"
+has "$T/out" "used at LogStreamerMain (pg_basebackup.c:520)"
+hasnt "$T/out" "handed to child"
+expect 0 "$PQLEAK" report --json "$T/ns-before"
+cp "$T/out" "$T/nb.json"
+pyjson "$T/nb.json" 'all(m["handed_off"] for m in d["misuse"])' 'd["misuse"][0]["mono_ns"] == 5000000000'
 # Used after that fork (last_use_fork 1): the clocks decide, and they say after the child's use.
 expect 23 "$PQLEAK" report "$T/after"
 has "$T/out" "used at LogStreamerMain (pg_basebackup.c:520)"

@@ -94,6 +94,10 @@ def misuse_json(mode, used_in, closed):
     eq(m.get("opener_fork"), 1, f"which of the parent's forks made the child: {m}")
     notes = [n for n in parent["misuse"] if n["pid"] == n["opened_by"]]
     eq([n.get("last_use_fork") for n in notes], [0], f"the parent's close note: {parent['misuse']}")
+    # Monotonic times in ns, comparable between the two processes: the parent's last use (before the
+    # fork) came before the child's.
+    check(isinstance(m.get("mono_ns"), int) and isinstance(notes[0].get("mono_ns"), int) and
+          notes[0]["mono_ns"] < m["mono_ns"], f"monotonic times: {notes[0]}, {m}")
 
 
 def misuse_fork_json():

@@ -200,6 +200,7 @@ void cli_findings_add(struct cli_set *set, const json_t *root, const struct cli_
         m->closed = json_is_true(json_object_get(e, PQL_F_CLOSED));
         m->last_use_fork = int_or(e, PQL_F_LAST_USE_FORK, -1);
         m->opener_fork = int_or(e, PQL_F_OPENER_FORK, -1);
+        m->mono_ns = int_or(e, PQL_F_MONO_NS, -1);
         m->handed_off = json_is_true(json_object_get(e, CLI_F_HANDED_OFF));
         /* The opener's close note (misuse.h in the shim): its last use of a connection it closed after a
          * fork. Data for the hand-off rule, never a finding. */
@@ -220,43 +221,63 @@ void cli_findings_add(struct cli_set *set, const json_t *root, const struct cli_
     }
 }
 
-/* The children's uses of the parent's connection to server_pid: the earliest time (false when there is
- * none), and in *fork the first of the parent's forks that made one of them (-1 when any entry lacks it:
- * an older report, or a grandchild). */
-static bool first_child_use(const struct cli_set *set, long opened_by, long server_pid, double *t, long *fork)
+/* When a process used a connection, as each report can say it: the fork counts (which of the opener's
+ * forks came before it; -1 when unknown), CLOCK_MONOTONIC ns (-1 when unknown), and the ISO time in
+ * seconds (to the millisecond). */
+struct use_mark {
+    long fork, ns;
+    double s;
+};
+
+/* The smaller of two known values, -1 when either is unknown. */
+static long min_known(long a, long b)
+{
+    return a < 0 || b < 0 ? -1 : a < b ? a : b;
+}
+
+/* The children's uses of the parent's connection to server_pid: the earliest (false when there is none).
+ * Its fork count is the first of the parent's forks that made one of them. */
+static bool first_child_use(const struct cli_set *set, long opened_by, long server_pid,
+                            struct use_mark *first)
 {
     bool any = false;
-    *fork = LONG_MAX;
     for (size_t i = 0; i < set->misuse.n; i++) {
         const struct cli_misuse *m = set->misuse.v[i];
         double mt;
         if (strcmp(m->kind, "fork") != 0 || m->opened_by != opened_by || m->server_pid != server_pid ||
             m->pid == opened_by || !cli_iso_time(m->time, &mt))
             continue;
-        if (!any || mt < *t)
-            *t = mt;
+        if (!any) {
+            *first = (struct use_mark){m->opener_fork, m->mono_ns, mt};
+        } else {
+            first->fork = min_known(first->fork, m->opener_fork);
+            first->ns = min_known(first->ns, m->mono_ns);
+            first->s = mt < first->s ? mt : first->s;
+        }
         any = true;
-        *fork = m->opener_fork < 0 || *fork < 0 ? -1 : m->opener_fork < *fork ? m->opener_fork : *fork;
     }
     return any;
 }
 
 /* Whether the opener's last use of a connection came before a child's use of it. Certain when both
  * reports carry fork counts and its last use came before the fork that made the child. Else from the
- * clocks: its last use (last_s) no later than the child's (child_s); reports carry milliseconds, and a
- * millisecond of rounding is no later use. */
-static bool used_before_child(long last_fork, long child_fork, double last_s, double child_s)
+ * monotonic clock both reports carry (a process that forked reads the precise clock at each use), else
+ * from their times: a millisecond of rounding is then no later use. */
+static bool used_before_child(const struct use_mark *last, const struct use_mark *child)
 {
-    return (last_fork >= 0 && child_fork >= 0 && last_fork < child_fork) || last_s <= child_s + 0.001;
+    if (last->fork >= 0 && child->fork >= 0 && last->fork < child->fork)
+        return true;
+    if (last->ns >= 0 && child->ns >= 0)
+        return last->ns <= child->ns;
+    return last->s <= child->s + 0.001;
 }
 
 /* Looks for the parent's leaked copy of m's connection; on a hand-off, takes it out of its group. */
 static void resolve(struct cli_set *set, struct cli_misuse *m)
 {
-    double child_t = 0;
-    long child_fork;
+    struct use_mark child = {-1, -1, 0};
     if (strcmp(m->kind, "fork") != 0 || m->server_pid < 0 || m->opened_by < 0 ||
-        !first_child_use(set, m->opened_by, m->server_pid, &child_t, &child_fork))
+        !first_child_use(set, m->opened_by, m->server_pid, &child))
         return;
     for (size_t i = 0; i < set->groups.n; i++) {
         struct cli_group *g = set->groups.v[i];
@@ -267,8 +288,10 @@ static void resolve(struct cli_set *set, struct cli_misuse *m)
                 int_or(c->obj, PQL_F_SERVER_PID, -1) != m->server_pid)
                 continue;
             /* The parent's last activity on it: its exit report's time minus the idle time. */
-            double parent_last = c->proc->time - json_number_value(idle);
-            if (!used_before_child(int_or(c->obj, PQL_F_LAST_USE_FORK, -1), child_fork, parent_last, child_t))
+            struct use_mark last = {int_or(c->obj, PQL_F_LAST_USE_FORK, -1),
+                                    int_or(c->obj, PQL_F_LAST_USE_NS, -1),
+                                    c->proc->time - json_number_value(idle)};
+            if (!used_before_child(&last, &child))
                 return;
             bool closed = false;
             for (size_t k = 0; k < set->misuse.n; k++) {
@@ -317,12 +340,14 @@ static const struct cli_misuse *close_note(const struct cli_set *set, long opene
  * it sent ended a session nobody used any more. No finding. */
 static void resolve_close(struct cli_set *set, struct cli_misuse *m)
 {
-    double parent_last, child_t;
+    struct use_mark last, child = {m->opener_fork, m->mono_ns, 0};
     const struct cli_misuse *note;
     if (strcmp(m->kind, "fork") != 0 || !m->closed || m->server_pid < 0 || m->pid == m->opened_by ||
-        !cli_iso_time(m->time, &child_t) ||
-        !(note = close_note(set, m->opened_by, m->server_pid, &parent_last)) ||
-        !used_before_child(note->last_use_fork, m->opener_fork, parent_last, child_t))
+        !cli_iso_time(m->time, &child.s) || !(note = close_note(set, m->opened_by, m->server_pid, &last.s)))
+        return;
+    last.fork = note->last_use_fork;
+    last.ns = note->mono_ns;
+    if (!used_before_child(&last, &child))
         return;
     m->handed_off = true;
     cli_vec_push(&set->handoffs,

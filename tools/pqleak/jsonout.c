@@ -96,6 +96,8 @@ static json_t *misuse_json(struct depot *d, const struct cli_set *set)
         json_object_set_new(o, PQL_F_SITE, site_json(&m->site, m->has_site));
         if (m->last_use_fork >= 0)
             json_object_set_new(o, PQL_F_LAST_USE_FORK, json_integer(m->last_use_fork));
+        if (m->mono_ns >= 0)
+            json_object_set_new(o, PQL_F_MONO_NS, json_integer(m->mono_ns));
         if (m->opener_fork >= 0)
             json_object_set_new(o, PQL_F_OPENER_FORK, json_integer(m->opener_fork));
         json_object_set_new(o, CLI_F_HANDED_OFF, json_boolean(m->handed_off));

@@ -76,6 +76,7 @@ struct cli_misuse {
     bool closed;        /* fork: the child closed it rather than queried it */
     long last_use_fork; /* close note: the opener's fork count at its last use; -1 when unknown */
     long opener_fork;   /* fork: which of the opener's forks made the child; -1 when unknown */
+    long mono_ns;       /* fork: time as CLOCK_MONOTONIC ns (a close note: the opener's last use); -1 */
     struct cli_stack stack, open_stack;
     struct cli_frame site; /* the report's "site", else the headline of stack */
     bool has_site;
