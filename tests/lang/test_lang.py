@@ -365,20 +365,30 @@ def psycopg3_hook_off():
     check("leaked" not in r.err, f"no leak report with PQLEAK_HOOK_DLSYM=0:\n{r.err}")
 
 
+def pyenv_pythons(version):
+    """pyenv's interpreters of CPython VERSION, newest-named last."""
+    pyenv = os.path.expanduser("~/.pyenv/versions")
+    if not os.path.isdir(pyenv):
+        return []
+    return [os.path.join(pyenv, d, "bin", f"python{version}") for d in sorted(os.listdir(pyenv))
+            if d.startswith(version + ".")]
+
+
+def first_interpreter(candidates, skip_reason):
+    """The first executable of candidates; the test is skipped (77) with skip_reason when there is none."""
+    for c in candidates:
+        if c and os.access(c, os.X_OK):
+            return c
+    print(f"SKIP: {skip_reason}", file=sys.stderr)
+    sys.exit(SKIP)
+
+
 def cpython(version):
     """A CPython VERSION ("3.12") interpreter: PQLEAK_TEST_PYTHON3XX, /usr/bin/pythonX.Y or pyenv's; the
     test is skipped (77) when there is none (Debian 12 has 3.11 only)."""
     var = "PQLEAK_TEST_PYTHON" + version.replace(".", "")
-    candidates = [os.environ.get(var, ""), f"/usr/bin/python{version}", f"/usr/local/bin/python{version}"]
-    pyenv = os.path.expanduser("~/.pyenv/versions")
-    if os.path.isdir(pyenv):
-        candidates += [os.path.join(pyenv, d, "bin", f"python{version}") for d in sorted(os.listdir(pyenv))
-                       if d.startswith(version + ".")]
-    for c in candidates:
-        if c and os.access(c, os.X_OK):
-            return c
-    print(f"SKIP: no CPython {version} (set {var})", file=sys.stderr)
-    sys.exit(SKIP)
+    return first_interpreter([os.environ.get(var, ""), f"/usr/bin/python{version}", f"/usr/local/bin/python{version}"]
+                             + pyenv_pythons(version), f"no CPython {version} (set {var})")
 
 
 def ctypes_unclosed(version):
@@ -404,16 +414,8 @@ def unoptimized_cpython(version):
     (as Debian's) inlines the finalizer functions the shim looks for into the deallocators. Skipped (77)
     when there is none."""
     var = "PQLEAK_TEST_PYTHON" + version.replace(".", "") + "_PLAIN"
-    candidates = [os.environ.get(var, "")]
-    pyenv = os.path.expanduser("~/.pyenv/versions")
-    if os.path.isdir(pyenv):
-        candidates += [os.path.join(pyenv, d, "bin", f"python{version}") for d in sorted(os.listdir(pyenv))
-                       if d.startswith(version + ".")]
-    for c in candidates:
-        if c and os.access(c, os.X_OK):
-            return c
-    print(f"SKIP: no CPython {version} built without LTO (pyenv's; or set {var})", file=sys.stderr)
-    sys.exit(SKIP)
+    return first_interpreter([os.environ.get(var, "")] + pyenv_pythons(version),
+                             f"no CPython {version} built without LTO (pyenv's; or set {var})")
 
 
 def finalizer_teardown(mode, interpreter, open_tag, begin_tag, env=None):
