@@ -52,8 +52,9 @@ static void find_default_service(void)
 
 /* ---- the text ---- */
 
+/* The labels every sample carries, escaped once per write: service="...",program="...",pid="N". */
 struct labels {
-    const char *service, *program;
+    const char *common;
 };
 
 static void label_value(struct pql_buf *b, const char *v)
@@ -73,14 +74,19 @@ static void family(struct pql_buf *b, const char *name, const char *type, const 
     pql_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+static void common_labels(struct pql_buf *b, const char *service, const char *program)
+{
+    pql_buf_puts(b, "service=\"");
+    label_value(b, service);
+    pql_buf_puts(b, "\",program=\"");
+    label_value(b, program);
+    pql_buf_printf(b, "\",pid=\"%d\"", (int)pql_pid());
+}
+
 /* One sample: NAME{service="...",program="...",pid="...",EXTRA} VALUE; extra is "" or 'key="value"'. */
 static void sample(struct pql_buf *b, const struct labels *l, const char *name, const char *extra, double v)
 {
-    pql_buf_printf(b, "%s{service=\"", name);
-    label_value(b, l->service);
-    pql_buf_puts(b, "\",program=\"");
-    label_value(b, l->program);
-    pql_buf_printf(b, "\",pid=\"%d\"%s%s} %.17g\n", (int)pql_pid(), *extra ? "," : "", extra, v);
+    pql_buf_printf(b, "%s{%s%s%s} %.17g\n", name, l->common, *extra ? "," : "", extra, v);
 }
 
 static void metric(struct pql_buf *b, const struct labels *l, const char *name, const char *type,
@@ -186,7 +192,15 @@ bool pql_metrics_write(const char *path, const char *service, const char *progra
         return false;
     }
     pthread_once(&service_once, find_default_service);
-    const struct labels l = {*service ? service : default_service, program};
+    struct pql_buf common;
+    pql_buf_init(&common);
+    common_labels(&common, *service ? service : default_service, program);
+    if (common.failed || !common.data) {
+        pql_buf_free(&common);
+        errno = ENOMEM;
+        return false;
+    }
+    const struct labels l = {common.data};
     const struct pql_counters *c = &m->conns;
     const struct pql_wait_counters *w = &m->waits;
     struct pql_buf b;
@@ -219,6 +233,7 @@ bool pql_metrics_write(const char *path, const char *service, const char *progra
            (double)m->suspects_total);
     bool ok = write_file(file, &b);
     pql_buf_free(&b);
+    pql_buf_free(&common);
     return ok;
 }
 
