@@ -514,12 +514,14 @@ void pql_settings_json(const struct pql_settings *s, struct pql_buf *b)
 
 bool pql_settings_early_bool(const char *name, pql_getenv_fn get)
 {
-    struct pql_settings s;
+    /* The switch alone, not a whole settings struct (kilobytes of paths): a dlsym hook may run on a
+     * thread with a small stack. */
+    bool value = false;
     for (size_t i = 0; i < NSETTINGS; i++) {
         const struct setting *t = &table[i];
         if (t->kind != K_BOOL || strcmp(t->name, name) != 0)
             continue;
-        void *field = (char *)&s + t->off;
+        void *field = &value;
         const char *raw = get ? get(t->name) : NULL;
         char opt[16];
         /* PQLEAK_OPTIONS is read only when the variable is unset: one getenv more, nothing when unset. */
@@ -527,7 +529,7 @@ bool pql_settings_early_bool(const char *name, pql_getenv_fn get)
             raw = opt;
         if (!raw || !parse(t, raw, field))
             parse(t, t->def, field);
-        return *(bool *)field;
+        return value;
     }
     return false;
 }
