@@ -22,7 +22,6 @@ struct pql_report_result pql_report_exit(const struct pql_settings *settings, st
         res.json_errno = *settings->report_dir ? ENOMEM : 0;
         return res;
     }
-    pql_rmodel_add_retired(&r);
     /* A process that never opened a connection (a forked child, say) writes nothing, unless it misused
      * one of its parent's. */
     if (r.counters.opened_total == 0 && r.waits.refused_total == 0 && r.nmisuse == 0)

@@ -8,6 +8,7 @@
 #include "frames.h"
 #include "live.h"
 #include "log.h"
+#include "names.h"
 #include "path.h"
 #include "proc.h"
 #include "stack.h"
@@ -406,6 +407,22 @@ static void canonicalize(struct pql_report *r)
     free(ids);
 }
 
+/* The connections the runtime closed at exit (leaks of their own kinds), added to an exit report. */
+static void add_retired(struct pql_report *r)
+{
+    struct pql_conn *gone;
+    size_t ngone = pql_registry_retired(&gone);
+    if (!ngone)
+        return;
+    struct pql_conn *all = realloc(r->conns, (r->nconns + ngone) * sizeof(*all));
+    if (all) {
+        memcpy(all + r->nconns, gone, ngone * sizeof(*gone));
+        r->conns = all;
+        r->nconns += ngone;
+    }
+    free(gone);
+}
+
 bool pql_rmodel_begin(struct pql_report *r, const char *trigger, const struct pql_settings *settings,
                       struct pql_rules *rules)
 {
@@ -425,29 +442,13 @@ bool pql_rmodel_begin(struct pql_report *r, const char *trigger, const struct pq
     }
     pql_checkout_counters(&r->waits);
     r->nmisuse = pql_misuse_snapshot(&r->misuse);
+    if (!strcmp(trigger, PQL_TRIGGER_EXIT))
+        add_retired(r);
     /* Symbolizing costs milliseconds: only when there is something to show. */
     if (r->nconns || r->nmisuse)
         r->sym = pql_sym_acquire();
     canonicalize(r);
     return true;
-}
-
-void pql_rmodel_add_retired(struct pql_report *r)
-{
-    struct pql_conn *gone;
-    size_t ngone = pql_registry_retired(&gone);
-    if (!ngone)
-        return;
-    struct pql_conn *all = realloc(r->conns, (r->nconns + ngone) * sizeof(*all));
-    if (all) {
-        memcpy(all + r->nconns, gone, ngone * sizeof(*gone));
-        r->conns = all;
-        r->nconns += ngone;
-        if (!r->sym)
-            r->sym = pql_sym_acquire();
-        canonicalize(r);
-    }
-    free(gone);
 }
 
 void pql_rmodel_end(struct pql_report *r)

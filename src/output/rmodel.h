@@ -61,13 +61,11 @@ struct pql_report {
     int leak_groups; /* groups that count */
 };
 
-/* Takes the snapshot a report is made of. False when out of memory (nothing to free then). */
+/* Takes the snapshot a report is made of; an exit report's includes the connections the runtime
+ * closed at exit (leaks of their own kinds). False when out of memory (nothing to free then). */
 bool pql_rmodel_begin(struct pql_report *r, const char *trigger, const struct pql_settings *settings,
                       struct pql_rules *rules);
 void pql_rmodel_end(struct pql_report *r);
-
-/* Adds the connections the runtime closed at exit (leaks of their own kinds). */
-void pql_rmodel_add_retired(struct pql_report *r);
 
 /* Groups the leaked connections, applies the suppressions (counting rule hits) and sets the totals.
  * False when out of memory. */
