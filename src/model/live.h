@@ -15,7 +15,8 @@
  * connections sharing a line would make two threads fight over it. */
 struct __attribute__((aligned(64))) pql_live {
     _Atomic uintptr_t key;   /* masked PGconn (pql_registry_key), 0 while the struct is free */
-    _Atomic int64_t last_ns; /* end of the last command (CLOCK_MONOTONIC_COARSE), 0 when none */
+    _Atomic int64_t last_ns; /* end of the last command, 0 when none: CLOCK_MONOTONIC_COARSE, precise
+                              * CLOCK_MONOTONIC once the process has forked (query.c) */
     _Atomic int64_t tx_began_ns;
     struct pql_live *next_free;  /* pool, under the pool lock */
     _Atomic uint32_t fork_gen;   /* the process generation that opened the connection */

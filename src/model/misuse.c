@@ -54,12 +54,10 @@ void pql_misuse_note_close(const struct pql_conn *rec)
     if (!fork_ns || rec->pid != pql_pid() || !rec->server_pid || rec->opened_mono * 1e9 >= (double)fork_ns ||
         atomic_fetch_add(&notes, 1) >= PQL_MISUSE_MAX_NOTES)
         return;
-    /* last_ns was read from the coarse clock, which lags the precise one by up to a tick: measured
-     * against the precise clock now, the time is never later than the real last use (a child's close
-     * that came after it, even by a millisecond, is recognised). */
-    double now_mono_ns = pql_clock_s(CLOCK_MONOTONIC) * 1e9;
-    double last = rec->last_ns ? pql_clock_s(CLOCK_REALTIME) - (now_mono_ns - (double)rec->last_ns) / 1e9
-                               : rec->opened_wall;
+    /* A use before the fork was timed on the coarse clock, which lags the precise one by up to a tick:
+     * measured against the precise clock now, the time is never later than the real last use. */
+    int64_t last_ns = pql_conn_last_use_ns(rec);
+    double last = pql_clock_s(CLOCK_REALTIME) - (pql_clock_s(CLOCK_MONOTONIC) - (double)last_ns / 1e9);
     struct pql_misuse_event e = {.kind = PQL_MISUSE_FORK,
                                  .conn = rec->id,
                                  .server_pid = rec->server_pid,
@@ -68,7 +66,7 @@ void pql_misuse_note_close(const struct pql_conn *rec)
                                  .closed = true,
                                  .time = last,
                                  .open_stack = rec->stack,
-                                 .mono_ns = rec->last_ns ? rec->last_ns : (int64_t)(rec->opened_mono * 1e9),
+                                 .mono_ns = last_ns,
                                  .last_use_fork = rec->use_fork};
     pql_misuse_add(&e);
 }

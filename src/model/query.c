@@ -1,8 +1,9 @@
 /* The query hooks' slow paths (the fast path is inline in query.h): finding a connection's live state
  * on a miss of the per-thread cache, the misuse findings (a connection used by a forked child, or by
  * two threads at once), returned once per connection for the caller to report, and the bookkeeping of
- * a completed command: transaction status, last activity (a coarse clock), and a stack captured only
- * when a transaction begins. Application threads; not signal-safe. */
+ * a completed command: transaction status, last activity (the coarse clock; the precise one once the
+ * process has forked), and a stack captured only when a transaction begins. Application threads; not
+ * signal-safe. */
 #define _GNU_SOURCE
 #include "query.h"
 

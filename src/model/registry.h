@@ -36,7 +36,7 @@ struct pql_conn {
     /* Copied from the live state by snapshots: */
     int tx_status;       /* PGTransactionStatusType */
     bool active;         /* a query call is running on it */
-    int64_t last_ns;     /* last activity, 0 when never used */
+    int64_t last_ns;     /* end of the last command (live.h's clock), 0 when never used */
     uint32_t tx_stack;   /* where the current transaction began, 0 when none */
     uint32_t last_stack; /* where the last transaction began (kept after it ended), 0 when none */
     int64_t tx_began_ns;
@@ -56,6 +56,12 @@ struct pql_counters {
 
 /* The key of conn's record and live state: the pointer XORed with a constant that sets the top bits, so
  * that the stored key is never a valid user-space pointer. */
+/* Its last use as CLOCK_MONOTONIC ns: the end of its last command, else its opening. */
+static inline int64_t pql_conn_last_use_ns(const struct pql_conn *c)
+{
+    return c->last_ns ? c->last_ns : (int64_t)(c->opened_mono * 1e9);
+}
+
 static inline uintptr_t pql_registry_key(const PGconn *conn)
 {
     return (uintptr_t)conn ^ ((uintptr_t)0xa5c3000000000000ull | 0x5a5a5a5aull);

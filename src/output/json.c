@@ -116,8 +116,7 @@ static void json_connection(struct pql_buf *b, const struct pql_report *r, const
     if (r->forks && c->use_fork < PQL_FORKS_UNKNOWN)
         pql_buf_printf(b, ", \"" PQL_F_LAST_USE_FORK "\": %d", c->use_fork);
     if (r->forks)
-        pql_buf_printf(b, ", \"" PQL_F_LAST_USE_NS "\": %lld",
-                       (long long)(c->last_ns ? c->last_ns : (int64_t)(c->opened_mono * 1e9)));
+        pql_buf_printf(b, ", \"" PQL_F_LAST_USE_NS "\": %lld", (long long)pql_conn_last_use_ns(c));
     pql_buf_puts(b, "}");
 }
 

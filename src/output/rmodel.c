@@ -232,9 +232,10 @@ double pql_rmodel_idle_s(const struct pql_report *r, const struct pql_conn *c)
 {
     if (!c->last_ns)
         return r->now_mono - c->opened_mono;
-    /* last_ns is from the coarse clock, which lags by up to a tick: measured from the precise now, the
-     * idle time is never shorter than the real one, so the report's time minus it is never later than
-     * the real last use (the fork hand-off rule of the command compares it with a child's use). */
+    /* last_ns may be from the coarse clock (live.h), which lags by up to a tick: measured from the
+     * precise now, the idle time is never shorter than the real one, so the report's time minus it is
+     * never later than the real last use (the fork hand-off rule of the command compares it with a
+     * child's use). */
     double idle = r->now_mono - (double)c->last_ns / 1e9;
     return c->active || idle < 0 ? 0 : idle;
 }
