@@ -136,8 +136,14 @@ int base_backup(int late)
     if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
         return 1;
     if (late) {
-        /* When the late use began, on the precise clock: the report's time of it may not be earlier. */
-        struct timespec ts;
+        /* When the late use began, on the precise clock: the report's time of it may not be earlier. Read
+         * just after a tick of the coarse clock, so that the use ends within that tick: a coarse reading
+         * of its end (what a process that never forked keeps) would then come out before it. */
+        struct timespec c0, c1, ts;
+        clock_gettime(CLOCK_MONOTONIC_COARSE, &c0);
+        do
+            clock_gettime(CLOCK_MONOTONIC_COARSE, &c1);
+        while (c1.tv_sec == c0.tv_sec && c1.tv_nsec == c0.tv_nsec);
         clock_gettime(CLOCK_MONOTONIC, &ts);
         fprintf(stderr, "cli_leaker: late use at %lld\n", (long long)ts.tv_sec * 1000000000 + ts.tv_nsec);
         PQclear(PQexec(main_conn, "SELECT 3")); /* fails: the child's close ended the session */
