@@ -83,20 +83,25 @@ has "$T/out" "pqleak: connection misuse (fork: used by a forked child that did n
 has "$T/out" "pqleak: connection misuse (fork: closed by a forked child"
 hasnt "$T/out" "handed to child"
 
+# variant NAME PARENT CONN CHILD: the hand-off reports with members added (JSON objects): CONN to the
+# parent's connection, CHILD to each of the child's entries (a list gives one value to each entry).
+variant() {
+  mkdir "$T/$1"
+  python3 - "$T/$1" "$2" "$H/pqleak-4002-exit-0.json" "$3" "$4" <<'PY'
+import json, sys
+out, parent, child = sys.argv[1], json.load(open(sys.argv[2])), json.load(open(sys.argv[3]))
+parent["connections"][0].update(json.loads(sys.argv[4]))
+for i, m in enumerate(child["misuse"]):
+    m.update({k: v[i] if isinstance(v, list) else v for k, v in json.loads(sys.argv[5]).items()})
+json.dump(parent, open(f"{out}/pqleak-4001-exit-0.json", "w"))
+json.dump(child, open(f"{out}/pqleak-4002-exit-0.json", "w"))
+PY
+}
 # The same clocks, but fork counts say the parent last used it before the fork that made the child
 # (last_use_fork 0 < opener_fork 1): a hand-off whatever the clocks say (they have a tick's resolution;
 # pg_basebackup's child queries within a millisecond of the fork).
-mkdir "$T/counted" "$T/after"
-python3 - "$T/late/pqleak-4001-exit-0.json" "$H/pqleak-4002-exit-0.json" "$T" <<'PY'
-import json, sys
-parent, child = (json.load(open(f)) for f in sys.argv[1:3])
-for sub, last in (("counted", 0), ("after", 1)):
-    parent["connections"][0]["last_use_fork"] = last
-    for m in child["misuse"]:
-        m["opener_fork"] = 1
-    json.dump(parent, open(f"{sys.argv[3]}/{sub}/pqleak-4001-exit-0.json", "w"))
-    json.dump(child, open(f"{sys.argv[3]}/{sub}/pqleak-4002-exit-0.json", "w"))
-PY
+variant counted "$T/late/pqleak-4001-exit-0.json" '{"last_use_fork": 0}' '{"opener_fork": 1}'
+variant after "$T/late/pqleak-4001-exit-0.json" '{"last_use_fork": 1}' '{"opener_fork": 1}'
 expect 0 "$PQLEAK" report "$T/counted"
 has "$T/out" "handed to child PID 4002, which used and closed it"
 hasnt "$T/out" "misuse ("
@@ -106,18 +111,10 @@ pyjson "$T/c.json" 'all(m["handed_off"] and m["opener_fork"] == 1 for m in d["mi
 # After that fork (last_use_fork 1), the monotonic clock decides when both reports carry it: the
 # parent's last use a microsecond after the child's first is misuse, though the ISO times (to the
 # millisecond) would have called it a hand-off; a microsecond before is a hand-off.
-mkdir "$T/ns-after" "$T/ns-before"
-python3 - "$H" "$T" <<'PY'
-import json, sys
-for sub, last in (("ns-after", 5_000_001_000), ("ns-before", 4_999_999_000)):
-    parent = json.load(open(f"{sys.argv[1]}/pqleak-4001-exit-0.json"))
-    child = json.load(open(f"{sys.argv[1]}/pqleak-4002-exit-0.json"))
-    parent["connections"][0].update(last_use_fork=1, last_use_ns=last)
-    for m, ns in zip(child["misuse"], (5_000_000_000, 8_000_000_000)):
-        m.update(opener_fork=1, mono_ns=ns)
-    json.dump(parent, open(f"{sys.argv[2]}/{sub}/pqleak-4001-exit-0.json", "w"))
-    json.dump(child, open(f"{sys.argv[2]}/{sub}/pqleak-4002-exit-0.json", "w"))
-PY
+for v in ns-after:5000001000 ns-before:4999999000; do
+  variant "${v%%:*}" "$H/pqleak-4001-exit-0.json" "{\"last_use_fork\": 1, \"last_use_ns\": ${v#*:}}" \
+    '{"opener_fork": 1, "mono_ns": [5000000000, 8000000000]}'
+done
 expect 23 "$PQLEAK" report "$T/ns-after"
 has "$T/out" "used at LogStreamerMain (pg_basebackup.c:520)"
 hasnt "$T/out" "handed to child"
