@@ -250,6 +250,11 @@ bool pql_app_python_may_finalize(void)
     return r != 0;
 }
 
+bool pql_app_perl_in_main_scope(void)
+{
+    return pql_perl_in_main_scope() > 0;
+}
+
 bool pql_app_frame(uintptr_t entry, const char **lang, const char **function, const char **file, int *line)
 {
     uint32_t id = (uint32_t)(entry & ~PQL_APPFRAME_TAG);

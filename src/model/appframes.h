@@ -38,6 +38,14 @@ int pql_app_merge(uintptr_t *frames, int n, int max);
  * this build cannot read that Python's state. Needs pql_app_setup; for a process running Python. */
 bool pql_app_python_may_finalize(void);
 
+/* True when the calling thread's Perl interpreter is running the main program's own scope, outside
+ * every sub, eval, loop or block, apart from destructors (DESTROY) called from there: read from the
+ * interpreter's context stacks, no stack walk. Together with Perl_pp_leave on the C stack, it tells the
+ * end of the main program, where Perl frees its file-scoped lexicals (a `my $dbh` never disconnected),
+ * from a program's own `undef $dbh`. False when this build cannot read that Perl's state. Needs
+ * pql_app_setup. */
+bool pql_app_perl_in_main_scope(void);
+
 /* The language ("python", "perl", "ruby", "php") and strings of an application frame entry; false for
  * an unknown id. Pointers live as long as the process. */
 bool pql_app_frame(uintptr_t entry, const char **lang, const char **function, const char **file, int *line);

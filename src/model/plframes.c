@@ -121,6 +121,23 @@ full:
     return out > k ? out : n;
 }
 
+int pql_perl_in_main_scope(void)
+{
+    if (!enabled)
+        return -1;
+    const PerlInterpreter *my_perl = pthread_getspecific(*thr_key);
+    if (!my_perl)
+        return -1;
+    /* Destructors run on stacks of their own (PERLSI_DESTROY), above the one that freed the object. */
+    const PERL_SI *si = PL_curstackinfo;
+    while (si && si->si_type == PERLSI_DESTROY)
+        si = si->si_prev;
+    /* The main program's stack, holding only its outermost block (context 0, pushed by the main
+     * program's enter op): not inside any sub, eval, loop or nested block. */
+    return si && si->si_type == PERLSI_MAIN && !si->si_prev && si->si_cxix == 0 &&
+           CxTYPE(&si->si_cxstack[0]) == CXt_BLOCK;
+}
+
 #else /* no Perl headers at build time */
 
 void pql_perl_setup(void)
@@ -132,6 +149,11 @@ int pql_perl_merge(uintptr_t *frames, int n, int max)
     (void)frames;
     (void)max;
     return n;
+}
+
+int pql_perl_in_main_scope(void)
+{
+    return -1;
 }
 
 #endif

@@ -4,7 +4,10 @@
  * dropped generator's finally block) is the runtime closing what the program forgot too, found like Perl's
  * and PHP's teardown below. For Perl and PHP the close runs inside known exported functions (perl_destruct,
  * Perl_my_exit, Perl_my_failure_exit; zend_deactivate, php_request_shutdown, php_module_shutdown): their
- * address ranges come from dladdr1's symbol sizes and the close's raw stack is checked against them. Ruby's
+ * address ranges come from dladdr1's symbol sizes and the close's raw stack is checked against them.
+ * Perl frees the main program's file-scoped lexicals (`my $dbh`) earlier, inside perl_run, when the main
+ * program's block ends: Perl_pp_leave on the stack with the main scope alone on Perl's context stack
+ * (pql_app_perl_in_main_scope), which a program's own `undef $dbh` or a nested block's end is not. Ruby's
  * exit finalizers run inside a static function called by ruby_run_node; while the program runs, ruby_run_node
  * is instead inside the script's execution, so a close whose stack passes through ruby_run_node at another
  * call site than every open did is in teardown. Walking the stack costs thousands of instructions, and it is
@@ -33,7 +36,8 @@ static int (*py_is_finalizing)(void);
 /* perl_destruct, Perl_my_exit, Perl_my_failure_exit, zend_deactivate, php_request_shutdown,
  * php_module_shutdown, then Python's last: PyObject_CallFinalizerFromDealloc, PyObject_CallFinalizer. */
 static struct range teardown_fns[8];
-static int nteardown, npython; /* all ranges; the last npython of them are Python's */
+static int nteardown, npython;     /* all ranges; the last npython of them are Python's */
+static struct range perl_pp_leave; /* a block's end: the main program's, with the main scope's check */
 static struct range ruby_run_node;
 static _Atomic uintptr_t ruby_exec_site; /* return address in ruby_run_node seen while opening */
 /* Whether ruby_run_node is on this thread's stack: 0 not known yet, 1 yes, -1 no (a thread Ruby started:
@@ -77,8 +81,10 @@ static void setup(void)
                                         "php_module_shutdown",
                                         "PyObject_CallFinalizerFromDealloc",
                                         "PyObject_CallFinalizer"};
-    if (rt & (1u << PQL_RUNTIME_PERL))
+    if (rt & (1u << PQL_RUNTIME_PERL)) {
         add_ranges(names, 0, 3);
+        function_range("Perl_pp_leave", &perl_pp_leave);
+    }
     if (rt & (1u << PQL_RUNTIME_PHP))
         add_ranges(names, 3, 6);
     if (rt & (1u << PQL_RUNTIME_PYTHON)) {
@@ -139,14 +145,22 @@ bool pql_runtime_in_teardown(void)
         nranges = nteardown;
     uintptr_t exec_site = atomic_load(&ruby_exec_site);
     bool ruby = exec_site && ruby_here >= 0;
-    if (!nranges && !ruby)
+    if (!nranges && !ruby && !perl_pp_leave.lo)
         return false;
     uintptr_t frames[PQL_MAX_FRAMES];
     int n = walk(frames);
+    bool perl_main = false; /* asked once, when Perl_pp_leave is on the stack */
     for (int i = 0; i < n; i++) {
         for (int j = 0; j < nranges; j++)
             if (in(&teardown_fns[j], frames[i]))
                 return true;
+        /* The main program's end frees its file-scoped lexicals inside perl_run, before perl_destruct:
+         * a leave with the main scope alone on Perl's context stack. */
+        if (perl_pp_leave.lo && !perl_main && in(&perl_pp_leave, frames[i])) {
+            perl_main = true;
+            if (pql_app_perl_in_main_scope())
+                return true;
+        }
         if (ruby && in(&ruby_run_node, frames[i]) && frames[i] != exec_site)
             return true;
     }

@@ -5,7 +5,7 @@ use strict;
 use warnings;
 use DBI;
 
-my $dbh = DBI->connect("dbi:Pg:", "", "", {AutoCommit => 0, RaiseError => 1, PrintWarn => 0});
-$dbh->do("create temporary table pending (n int)");
+my $dbh = DBI->connect("dbi:Pg:", "", "", {AutoCommit => 0, RaiseError => 1, PrintWarn => 0});  # pqleak-test: open
+$dbh->do("create temporary table pending (n int)");  # pqleak-test: begin
 $dbh->do("insert into pending values (1)");
 print "done\n";
