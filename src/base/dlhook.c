@@ -1,11 +1,12 @@
 /* The C half of the dlsym/dlopen hooks (see dlhook.h): resolving the real functions with dlvsym,
- * deciding when to answer a lookup with an interposer, and reading a module's DT_NEEDED to decide
- * whether RTLD_DEEPBIND must go. Any thread, including library constructors that run before the shim's
- * own; not signal-safe. */
+ * deciding when to answer a lookup with an interposer, and reading a module's DT_NEEDED (or its name,
+ * for PHP's FFI) to decide whether RTLD_DEEPBIND must go. Any thread, including library constructors that run
+ * before the shim's own; not signal-safe. */
 #define _GNU_SOURCE
 #include "dlhook.h"
 
 #include "config.h"
+#include "path.h"
 
 #include <dlfcn.h>
 #include <elf.h>
@@ -120,10 +121,19 @@ static bool needs_libpq(const char *path)
     return found;
 }
 
+/* PHP's FFI extension, which PHP loads with RTLD_DEEPBIND like every extension: its dlsym, and the
+ * RTLD_DEFAULT lookups FFI::cdef makes through it, would then find libc's _exit (and libpq's own
+ * functions) before the shim's. */
+static bool is_php_ffi(const char *path)
+{
+    return !strcmp(pql_base_name(path), "ffi.so");
+}
+
 int pql_dlopen_mode(const char *file, int mode)
 {
     pql_dlhook_resolve();
-    if (hooks == 1 && file && strchr(file, '/') && (mode & RTLD_DEEPBIND) && needs_libpq(file))
+    if (hooks == 1 && file && strchr(file, '/') && (mode & RTLD_DEEPBIND) &&
+        (is_php_ffi(file) || needs_libpq(file)))
         return mode & ~RTLD_DEEPBIND;
     return mode;
 }

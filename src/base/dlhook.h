@@ -1,8 +1,9 @@
 /* Seeing libpq calls that bypass ordinary interposition: psycopg 3 (ctypes) looks libpq's functions up
- * with dlsym on libpq's own handle, and PHP loads pgsql.so/pdo_pgsql.so with RTLD_DEEPBIND. The shim's
- * dlsym answers such lookups with its own interposers, and its dlopen drops RTLD_DEEPBIND for modules
- * that need libpq. Both are tail-jumping trampolines (dlhook_x86_64.S) so that glibc still sees the
- * real caller: dlsym(RTLD_NEXT) and dlopen's search path depend on it. PQLEAK_HOOK_DLSYM=0 turns it off. */
+ * with dlsym on libpq's own handle, and PHP loads pgsql.so/pdo_pgsql.so/ffi.so with RTLD_DEEPBIND. The
+ * shim's dlsym answers such lookups with its own interposers, and its dlopen drops RTLD_DEEPBIND for
+ * modules that need libpq and for PHP's FFI (whose lookups would otherwise bind _exit past the shim). Both
+ * are tail-jumping trampolines (dlhook_x86_64.S) so that glibc still sees the real caller: dlsym(RTLD_NEXT)
+ * and dlopen's search path depend on it. PQLEAK_HOOK_DLSYM=0 turns it off. */
 #ifndef PQL_DLHOOK_H
 #define PQL_DLHOOK_H
 
