@@ -214,25 +214,29 @@ bool pql_fdguard_library(void *handle)
     dl_iterate_phdr(find_relro, &rf);
     const ElfW(Rela) *rel = (const ElfW(Rela) *)jmprel;
     const ElfW(Sym) *sym = (const ElfW(Sym) *)symtab;
-    size_t n = relsz / sizeof(*rel), found = 0;
-    /* Twice: every slot is checked writable before any is changed (all or nothing). */
-    for (int pass = 0; pass < 2; pass++) {
-        for (size_t i = 0; i < n; i++) {
-            if (ELF64_R_TYPE(rel[i].r_info) != R_X86_64_JUMP_SLOT)
+    size_t n = relsz / sizeof(*rel), nslots = 0;
+    /* The slots to redirect, found with one compare of a first letter for most names; every one is
+     * checked writable before any is changed (all or nothing). A name has one slot. */
+    struct {
+        uintptr_t slot;
+        void *fn;
+    } redirect[sizeof(wrappers) / sizeof(*wrappers)];
+    for (size_t i = 0; i < n && nslots < sizeof(redirect) / sizeof(*redirect); i++) {
+        if (ELF64_R_TYPE(rel[i].r_info) != R_X86_64_JUMP_SLOT)
+            continue;
+        const char *name = (const char *)strtab + sym[ELF64_R_SYM(rel[i].r_info)].st_name;
+        for (size_t w = 0; w < sizeof(wrappers) / sizeof(*wrappers); w++) {
+            if (name[0] != wrappers[w].name[0] || strcmp(name, wrappers[w].name) != 0)
                 continue;
-            const char *name = (const char *)strtab + sym[ELF64_R_SYM(rel[i].r_info)].st_name;
-            for (size_t w = 0; w < sizeof(wrappers) / sizeof(*wrappers); w++) {
-                if (strcmp(name, wrappers[w].name) != 0)
-                    continue;
-                uintptr_t slot = lm->l_addr + rel[i].r_offset;
-                if (pass == 0 && slot >= rf.lo && slot < rf.hi) /* read-only after relocation */
-                    return false;
-                if (pass == 1) {
-                    atomic_store_explicit((_Atomic(void *) *)slot, wrappers[w].fn, memory_order_release);
-                    found++;
-                }
-            }
+            uintptr_t slot = lm->l_addr + rel[i].r_offset;
+            if (slot >= rf.lo && slot < rf.hi) /* read-only after relocation */
+                return false;
+            redirect[nslots].slot = slot;
+            redirect[nslots++].fn = wrappers[w].fn;
+            break;
         }
     }
-    return found > 0;
+    for (size_t i = 0; i < nslots; i++)
+        atomic_store_explicit((_Atomic(void *) *)redirect[i].slot, redirect[i].fn, memory_order_release);
+    return nslots > 0;
 }
