@@ -1,8 +1,11 @@
-/* Code ranges of loaded objects (codemap.h), read from the loader's program headers. */
+/* Code ranges of loaded objects (codemap.h), read from the loader's program headers, and functions'
+ * sizes from the objects' dynamic symbol tables. */
 #define _GNU_SOURCE
 #include "codemap.h"
 
+#include <dlfcn.h>
 #include <link.h>
+#include <string.h>
 
 struct code_range {
     uintptr_t addr, lo, hi;
@@ -33,5 +36,73 @@ bool pql_code_range(uintptr_t addr, uintptr_t *lo, uintptr_t *hi)
         return false;
     *lo = r.lo;
     *hi = r.hi;
+    return true;
+}
+
+static uint32_t gnu_hash(const char *name)
+{
+    uint32_t h = 5381;
+    for (const unsigned char *c = (const unsigned char *)name; *c; c++)
+        h = h * 33 + *c;
+    return h;
+}
+
+/* A dynamic-section pointer: the loader relocates them in place, except in an object whose dynamic
+ * section is read-only (such as the vDSO), where they are still offsets from the load address. */
+static uintptr_t dyn_ptr(const struct link_map *lm, ElfW(Addr) p)
+{
+    return p < lm->l_addr ? lm->l_addr + p : p;
+}
+
+/* The symbol name in lm's GNU hash table, if it is defined at fn; NULL when it is not there. *has_table
+ * says whether the object has such a table. */
+static const ElfW(Sym) *
+    gnu_lookup(const struct link_map *lm, const void *fn, const char *name, bool *has_table)
+{
+    const uint32_t *table = NULL;
+    const ElfW(Sym) *symtab = NULL;
+    const char *strtab = NULL;
+    for (const ElfW(Dyn) *d = lm->l_ld; d && d->d_tag != DT_NULL; d++) {
+        if (d->d_tag == DT_GNU_HASH)
+            table = (const uint32_t *)dyn_ptr(lm, d->d_un.d_ptr);
+        else if (d->d_tag == DT_SYMTAB)
+            symtab = (const ElfW(Sym) *)dyn_ptr(lm, d->d_un.d_ptr);
+        else if (d->d_tag == DT_STRTAB)
+            strtab = (const char *)dyn_ptr(lm, d->d_un.d_ptr);
+    }
+    *has_table = table && symtab && strtab && table[0];
+    if (!*has_table)
+        return NULL;
+    uint32_t nbuckets = table[0], symoffset = table[1], bloom_words = table[2];
+    const uint32_t *buckets = table + 4 + bloom_words * (sizeof(ElfW(Addr)) / 4);
+    const uint32_t *chain = buckets + nbuckets;
+    uint32_t h = gnu_hash(name);
+    for (uint32_t i = buckets[h % nbuckets]; i >= symoffset; i++) {
+        uint32_t ch = chain[i - symoffset];
+        const ElfW(Sym) *sym = &symtab[i];
+        if ((ch | 1) == (h | 1) && sym->st_shndx != SHN_UNDEF &&
+            lm->l_addr + sym->st_value == (uintptr_t)fn && !strcmp(strtab + sym->st_name, name))
+            return sym;
+        if (ch & 1)
+            break;
+    }
+    return NULL;
+}
+
+bool pql_function_range(const void *fn, const char *name, uintptr_t *lo, uintptr_t *hi)
+{
+    struct dl_find_object dlfo;
+    if (!fn || _dl_find_object((void *)fn, &dlfo) != 0)
+        return false;
+    bool has_table = false;
+    const ElfW(Sym) *sym = gnu_lookup(dlfo.dlfo_link_map, fn, name, &has_table);
+    Dl_info info;
+    if (!has_table && (!dladdr1(fn, &info, (void **)&sym, RTLD_DL_SYMENT) || !info.dli_sname ||
+                       strcmp(info.dli_sname, name) != 0))
+        return false;
+    if (!sym || !sym->st_size)
+        return false;
+    *lo = (uintptr_t)fn;
+    *hi = *lo + sym->st_size;
     return true;
 }

@@ -46,6 +46,12 @@ bool pql_app_python_may_finalize(void);
  * pql_app_setup. */
 bool pql_app_perl_in_main_scope(void);
 
+/* False only when PHP's executor is certainly not shutting down (EG(flags) without
+ * EG_FLAGS_IN_SHUTDOWN, which php_request_shutdown sets first): its request and module shutdown cannot
+ * be on the stack. True when it may be, or when this build cannot read that PHP's state. Needs
+ * pql_app_setup; for a process running PHP. */
+bool pql_app_php_may_shut_down(void);
+
 /* The language ("python", "perl", "ruby", "php") and strings of an application frame entry; false for
  * an unknown id. Pointers live as long as the process. */
 bool pql_app_frame(uintptr_t entry, const char **lang, const char **function, const char **file, int *line);

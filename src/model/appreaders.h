@@ -58,5 +58,7 @@ bool pql_ruby_setup(void);
 int pql_ruby_merge(uintptr_t *frames, int n, int max);
 void pql_php_setup(void);
 int pql_php_merge(uintptr_t *frames, int n, int max);
+/* As pql_app_php_may_shut_down; -1 when this build cannot read that PHP's state. */
+int pql_php_in_shutdown(void);
 
 #endif

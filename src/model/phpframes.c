@@ -74,6 +74,14 @@ int pql_php_merge(uintptr_t *frames, int n, int max)
     return out > k ? out : n;
 }
 
+int pql_php_in_shutdown(void)
+{
+    if (!enabled)
+        return -1;
+    /* php_request_shutdown sets it first; the module's shutdown follows with it still set. */
+    return (eg->flags & EG_FLAGS_IN_SHUTDOWN) != 0;
+}
+
 #else /* no PHP headers at build time */
 
 void pql_php_setup(void)
@@ -85,6 +93,11 @@ int pql_php_merge(uintptr_t *frames, int n, int max)
     (void)frames;
     (void)max;
     return n;
+}
+
+int pql_php_in_shutdown(void)
+{
+    return -1;
 }
 
 #endif

@@ -4,7 +4,7 @@
  * dropped generator's finally block) is the runtime closing what the program forgot too, found like Perl's
  * and PHP's teardown below. For Perl and PHP the close runs inside known exported functions (perl_destruct,
  * Perl_my_exit, Perl_my_failure_exit; zend_deactivate, php_request_shutdown, php_module_shutdown): their
- * address ranges come from dladdr1's symbol sizes and the close's raw stack is checked against them.
+ * address ranges come from their symbols' sizes and the close's raw stack is checked against them.
  * Perl frees the main program's file-scoped lexicals (`my $dbh`) earlier, inside perl_run, when the main
  * program's block ends: Perl_pp_leave on the stack with the main scope alone on Perl's context stack
  * (pql_app_perl_in_main_scope), which a program's own `undef $dbh` or a nested block's end is not. Ruby's
@@ -12,18 +12,19 @@
  * is instead inside the script's execution, so a close whose stack passes through ruby_run_node at another
  * call site than every open did is in teardown. Walking the stack costs thousands of instructions, and it is
  * asked at every transaction's end: it is done only where a teardown can be on the stack. A Python finalizer
- * leaves marks in the thread's state (pql_app_python_may_finalize); ruby_run_node is on one thread's stack
+ * leaves marks in the thread's state (pql_app_python_may_finalize); PHP's shutdown a flag in its executor
+ * (pql_app_php_may_shut_down); ruby_run_node is on one thread's stack
  * only (the main one), which a per-thread flag learns from the thread's first walk. */
 #define _GNU_SOURCE
 #include "runtime.h"
 
 #include "appframes.h"
+#include "codemap.h"
 #include "dlhook.h"
 #include "proc.h"
 #include "stack.h"
 
 #include <dlfcn.h>
-#include <link.h>
 #include <pthread.h>
 #include <stdatomic.h>
 
@@ -36,8 +37,8 @@ static int (*py_is_finalizing)(void);
 /* perl_destruct, Perl_my_exit, Perl_my_failure_exit, zend_deactivate, php_request_shutdown,
  * php_module_shutdown, then Python's last: PyObject_CallFinalizerFromDealloc, PyObject_CallFinalizer. */
 static struct range teardown_fns[8];
-static int nteardown, npython;     /* all ranges; the last npython of them are Python's */
-static struct range perl_pp_leave; /* a block's end: the main program's, with the main scope's check */
+static int nteardown, nphp, npython; /* all ranges: Perl's, then nphp of PHP's, then npython of Python's */
+static struct range perl_pp_leave;   /* a block's end: the main program's, with the main scope's check */
 static struct range ruby_run_node;
 static _Atomic uintptr_t ruby_exec_site; /* return address in ruby_run_node seen while opening */
 /* Whether ruby_run_node is on this thread's stack: 0 not known yet, 1 yes, -1 no (a thread Ruby started:
@@ -46,14 +47,7 @@ static __thread signed char ruby_here __attribute__((tls_model("initial-exec")))
 
 static bool function_range(const char *name, struct range *r)
 {
-    void *p = pql_dlsym(RTLD_DEFAULT, name);
-    Dl_info info;
-    const ElfW(Sym) *sym = NULL;
-    if (!p || !dladdr1(p, &info, (void **)&sym, RTLD_DL_SYMENT) || !sym || !sym->st_size)
-        return false;
-    r->lo = (uintptr_t)p;
-    r->hi = r->lo + sym->st_size;
-    return true;
+    return pql_function_range(pql_dlsym(RTLD_DEFAULT, name), name, &r->lo, &r->hi);
 }
 
 /* names[from, to) into teardown_fns. */
@@ -85,8 +79,11 @@ static void setup(void)
         add_ranges(names, 0, 3);
         function_range("Perl_pp_leave", &perl_pp_leave);
     }
-    if (rt & (1u << PQL_RUNTIME_PHP))
+    if (rt & (1u << PQL_RUNTIME_PHP)) {
+        int before = nteardown;
         add_ranges(names, 3, 6);
+        nphp = nteardown - before;
+    }
     if (rt & (1u << PQL_RUNTIME_PYTHON)) {
         int before = nteardown;
         add_ranges(names, 6, 8);
@@ -139,10 +136,18 @@ bool pql_runtime_in_teardown(void)
 {
     if (py_is_finalizing && py_is_finalizing())
         return true;
-    /* Which ranges can be on this stack: Perl's and PHP's always; Python's with a finalizer's mark. */
-    int nranges = nteardown - npython;
+    /* Which ranges can be on this stack: Perl's always; PHP's while its executor shuts down; Python's
+     * with a finalizer's mark. */
+    struct range ranges[sizeof(teardown_fns) / sizeof(*teardown_fns)];
+    int nperl = nteardown - nphp - npython, nranges = 0;
+    for (int j = 0; j < nperl; j++)
+        ranges[nranges++] = teardown_fns[j];
+    if (nphp && pql_app_php_may_shut_down())
+        for (int j = nperl; j < nperl + nphp; j++)
+            ranges[nranges++] = teardown_fns[j];
     if (npython && pql_app_python_may_finalize())
-        nranges = nteardown;
+        for (int j = nperl + nphp; j < nteardown; j++)
+            ranges[nranges++] = teardown_fns[j];
     uintptr_t exec_site = atomic_load(&ruby_exec_site);
     bool ruby = exec_site && ruby_here >= 0;
     if (!nranges && !ruby && !perl_pp_leave.lo)
@@ -152,7 +157,7 @@ bool pql_runtime_in_teardown(void)
     bool perl_main = false; /* asked once, when Perl_pp_leave is on the stack */
     for (int i = 0; i < n; i++) {
         for (int j = 0; j < nranges; j++)
-            if (in(&teardown_fns[j], frames[i]))
+            if (in(&ranges[j], frames[i]))
                 return true;
         /* The main program's end frees its file-scoped lexicals inside perl_run, before perl_destruct:
          * a leave with the main scope alone on Perl's context stack. */
