@@ -54,8 +54,8 @@ static uintptr_t dyn_ptr(const struct link_map *lm, ElfW(Addr) p)
     return p < lm->l_addr ? lm->l_addr + p : p;
 }
 
-/* The symbol name in lm's GNU hash table, if it is defined at fn; NULL when it is not there. *has_table
- * says whether the object has such a table. */
+/* The symbol name in lm's GNU hash table, defined (at fn, unless fn is NULL); NULL when it is not there.
+ * *has_table says whether the object has such a table. */
 static const ElfW(Sym) *
     gnu_lookup(const struct link_map *lm, const void *fn, const char *name, bool *has_table)
 {
@@ -81,7 +81,7 @@ static const ElfW(Sym) *
         uint32_t ch = chain[i - symoffset];
         const ElfW(Sym) *sym = &symtab[i];
         if ((ch | 1) == (h | 1) && sym->st_shndx != SHN_UNDEF &&
-            lm->l_addr + sym->st_value == (uintptr_t)fn && !strcmp(strtab + sym->st_name, name))
+            (!fn || lm->l_addr + sym->st_value == (uintptr_t)fn) && !strcmp(strtab + sym->st_name, name))
             return sym;
         if (ch & 1)
             break;
@@ -105,4 +105,16 @@ bool pql_function_range(const void *fn, const char *name, uintptr_t *lo, uintptr
     *lo = (uintptr_t)fn;
     *hi = *lo + sym->st_size;
     return true;
+}
+
+void *pql_object_function(const void *in_object, const char *name)
+{
+    struct dl_find_object dlfo;
+    if (!in_object || _dl_find_object((void *)in_object, &dlfo) != 0)
+        return NULL;
+    bool has_table = false;
+    const ElfW(Sym) *sym = gnu_lookup(dlfo.dlfo_link_map, NULL, name, &has_table);
+    if (!sym || ELF64_ST_TYPE(sym->st_info) != STT_FUNC)
+        return NULL;
+    return (void *)(dlfo.dlfo_link_map->l_addr + sym->st_value);
 }

@@ -18,4 +18,8 @@ bool pql_code_range(uintptr_t addr, uintptr_t *lo, uintptr_t *hi);
  * implementation) or its size is unknown. */
 bool pql_function_range(const void *fn, const char *name, uintptr_t *lo, uintptr_t *hi);
 
+/* The function name as the loaded object that contains in_object defines it (its GNU hash table, not
+ * the process's lookup scope); NULL when that object defines no such function. */
+void *pql_object_function(const void *in_object, const char *name);
+
 #endif

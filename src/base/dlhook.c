@@ -1,11 +1,16 @@
 /* The C half of the dlsym/dlopen hooks (see dlhook.h): resolving the real functions with dlvsym,
  * deciding when to answer a lookup with an interposer, and reading a module's DT_NEEDED (or its name,
- * for PHP's FFI) to decide whether RTLD_DEEPBIND must go. Any thread, including library constructors that run
+ * for PHP's FFI) to decide what a RTLD_DEEPBIND load needs: a module that needs libpq keeps its own
+ * lookup scope and has its libpq imports pointed at the interposers once loaded (gotpatch.h); PHP's
+ * FFI loses RTLD_DEEPBIND. Any thread, including library constructors that run
  * before the shim's own; not signal-safe. */
 #define _GNU_SOURCE
 #include "dlhook.h"
 
+#include "codemap.h"
 #include "config.h"
+#include "gotpatch.h"
+#include "log.h"
 #include "path.h"
 
 #include <dlfcn.h>
@@ -132,8 +137,34 @@ static bool is_php_ffi(const char *path)
 int pql_dlopen_mode(const char *file, int mode)
 {
     pql_dlhook_resolve();
-    if (hooks == 1 && file && strchr(file, '/') && (mode & RTLD_DEEPBIND) &&
-        (is_php_ffi(file) || needs_libpq(file)))
+    if (hooks != 1 || !file || !strchr(file, '/') || !(mode & RTLD_DEEPBIND))
+        return mode;
+    if (is_php_ffi(file))
         return mode & ~RTLD_DEEPBIND;
+    /* A path with a dynamic string token ($ORIGIN) is expanded against the caller, which
+     * pql_dlopen_redirect's own call would change: such a module loses RTLD_DEEPBIND instead. */
+    if (needs_libpq(file))
+        return strchr(file, '$') ? mode & ~RTLD_DEEPBIND : PQL_DLOPEN_REDIRECT;
     return mode;
+}
+
+/* gotpatch's target for a module that needs libpq: the shim's interposer of each libpq function it
+ * has (its exports are the interposers). */
+static void *shim_interposer(const char *name, void *arg)
+{
+    (void)arg;
+    if (name[0] != 'P' || name[1] != 'Q')
+        return NULL;
+    return pql_object_function((const void *)pql_dlopen_redirect, name);
+}
+
+void *pql_dlopen_redirect(const char *file, int mode)
+{
+    void *h = pql_real_dlopen(file, mode);
+    struct link_map *lm = NULL;
+    if (h && (dlinfo(h, RTLD_DI_LINKMAP, &lm) != 0 || pql_got_redirect(lm, shim_interposer, NULL, true) < 0))
+        pql_log("%s: its calls into libpq could not be pointed at pqleak (its bindings stay read-only): "
+                "its connections go unseen",
+                file);
+    return h;
 }

@@ -5,6 +5,8 @@
 #define _GNU_SOURCE
 #include "fdguard.h"
 
+#include "gotpatch.h"
+
 #include <dlfcn.h>
 #include <elf.h>
 #include <errno.h>
@@ -161,82 +163,21 @@ static const struct {
     {"write", (void *)guard_write}, {"close", (void *)guard_close}, {"syscall", (void *)guard_syscall},
 };
 
-struct relro_find {
-    ElfW(Addr) base;
-    uintptr_t lo, hi; /* the object's read-only-after-relocation range, page-rounded */
-};
-
-static int find_relro(struct dl_phdr_info *info, size_t size, void *arg)
+/* gotpatch's target: the wrapper of an import, NULL for the others (most rejected on a first letter). */
+static void *wrapper_of(const char *name, void *arg)
 {
-    (void)size;
-    struct relro_find *f = arg;
-    if (info->dlpi_addr != f->base)
-        return 0;
-    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *p = &info->dlpi_phdr[i];
-        if (p->p_type == PT_GNU_RELRO) {
-            f->lo = (f->base + p->p_vaddr) & ~(page - 1);
-            f->hi = (f->base + p->p_vaddr + p->p_memsz + page - 1) & ~(page - 1);
-        }
-    }
-    return 1;
-}
-
-/* A d_ptr of the dynamic section: glibc relocates them in place, other loaders may not. */
-static uintptr_t dyn_ptr(const struct link_map *lm, ElfW(Addr) v)
-{
-    return v < lm->l_addr ? lm->l_addr + v : v;
+    (void)arg;
+    for (size_t w = 0; w < sizeof(wrappers) / sizeof(*wrappers); w++)
+        if (name[0] == wrappers[w].name[0] && !strcmp(name, wrappers[w].name))
+            return wrappers[w].fn;
+    return NULL;
 }
 
 bool pql_fdguard_library(void *handle)
 {
     struct link_map *lm = NULL;
-    if (!handle || dlinfo(handle, RTLD_DI_LINKMAP, &lm) != 0 || !lm || !lm->l_ld)
+    if (!handle || dlinfo(handle, RTLD_DI_LINKMAP, &lm) != 0 || !lm)
         return false;
-    uintptr_t jmprel = 0, symtab = 0, strtab = 0;
-    size_t relsz = 0;
-    for (const ElfW(Dyn) *d = lm->l_ld; d->d_tag != DT_NULL; d++) {
-        if (d->d_tag == DT_JMPREL)
-            jmprel = dyn_ptr(lm, d->d_un.d_ptr);
-        else if (d->d_tag == DT_PLTRELSZ)
-            relsz = d->d_un.d_val;
-        else if (d->d_tag == DT_SYMTAB)
-            symtab = dyn_ptr(lm, d->d_un.d_ptr);
-        else if (d->d_tag == DT_STRTAB)
-            strtab = dyn_ptr(lm, d->d_un.d_ptr);
-        else if (d->d_tag == DT_PLTREL && d->d_un.d_val != DT_RELA)
-            return false;
-    }
-    if (!jmprel || !symtab || !strtab)
-        return false;
-    struct relro_find rf = {.base = lm->l_addr};
-    dl_iterate_phdr(find_relro, &rf);
-    const ElfW(Rela) *rel = (const ElfW(Rela) *)jmprel;
-    const ElfW(Sym) *sym = (const ElfW(Sym) *)symtab;
-    size_t n = relsz / sizeof(*rel), nslots = 0;
-    /* The slots to redirect, found with one compare of a first letter for most names; every one is
-     * checked writable before any is changed (all or nothing). A name has one slot. */
-    struct {
-        uintptr_t slot;
-        void *fn;
-    } redirect[sizeof(wrappers) / sizeof(*wrappers)];
-    for (size_t i = 0; i < n && nslots < sizeof(redirect) / sizeof(*redirect); i++) {
-        if (ELF64_R_TYPE(rel[i].r_info) != R_X86_64_JUMP_SLOT)
-            continue;
-        const char *name = (const char *)strtab + sym[ELF64_R_SYM(rel[i].r_info)].st_name;
-        for (size_t w = 0; w < sizeof(wrappers) / sizeof(*wrappers); w++) {
-            if (name[0] != wrappers[w].name[0] || strcmp(name, wrappers[w].name) != 0)
-                continue;
-            uintptr_t slot = lm->l_addr + rel[i].r_offset;
-            if (slot >= rf.lo && slot < rf.hi) /* read-only after relocation */
-                return false;
-            redirect[nslots].slot = slot;
-            redirect[nslots++].fn = wrappers[w].fn;
-            break;
-        }
-    }
-    for (size_t i = 0; i < nslots; i++)
-        atomic_store_explicit((_Atomic(void *) *)redirect[i].slot, redirect[i].fn, memory_order_release);
-    return nslots > 0;
+    /* libunwind is linked lazily: its PLT slots stay writable; one made read-only is left alone. */
+    return pql_got_redirect(lm, wrapper_of, NULL, false) > 0;
 }

@@ -473,9 +473,26 @@ def libpq_dlclose():
     eq((r.rc, r.out), (0, "loaded\n"), f"libpq after the program's dlclose, under the shim:\n{r.err}")
 
 
+def deepbind_module():
+    """A module that needs libpq, loaded with RTLD_DEEPBIND (as PHP loads pgsql.so): it keeps its own
+    lookup scope, and its connections are seen all the same."""
+    prog = os.path.join(os.path.dirname(PROG), "it_deepbind")
+    module = os.path.join(os.path.dirname(PROG), "..", "lib", "libit_deepmod.so")
+    bare = run([prog, module], preload=False, report_dir=False)
+    eq((bare.rc, bare.out), (0, "which=2\n"), f"it_deepbind without the shim:\n{bare.err}")
+    r = run([prog, module])
+    eq((r.rc, r.out), (0, "which=2\n"), f"the module keeps its own lookup scope under the shim:\n{r.err}")
+    rep = r.only_report()
+    groups = leaks(rep)
+    eq([g["count"] for g in groups], [1], f"the module's connection is seen and leaked: {groups}")
+    f = frames(rep, groups[0]["stack"])[0]
+    eq((f["function"], os.path.basename(f["file"] or "")), ("deepmod_run", "deepmod.c"), f"opened at: {f}")
+    check("could not be pointed" not in r.err, f"no warning:\n{r.err}")
+
+
 main({f.__name__: f for f in (two_sites, entry_points_clean, entry_points_leak, threads, failed_freed,
                               failed_leaked, secrets, exitcode, underscore_exit, fork, atexit_close, quiet,
                               malformed_setting, disable, stack_depth, suppressions, log_file,
                               unwritable_report_dir, no_text_report, exports, rtld_next, lsan_alongside,
                               secure_exec, psql, pgbench, underscore_Exit, trace, client_port,
-                              log_after_closing_fds, libpq_dlclose, unwind_fds)})
+                              log_after_closing_fds, libpq_dlclose, unwind_fds, deepbind_module)})
