@@ -250,6 +250,11 @@ bool pql_app_python_may_finalize(void)
     return r != 0;
 }
 
+bool pql_app_perl_may_tear_down(void)
+{
+    return pql_perl_may_tear_down() != 0;
+}
+
 bool pql_app_php_may_shut_down(void)
 {
     return pql_php_in_shutdown() != 0;

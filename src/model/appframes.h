@@ -46,6 +46,13 @@ bool pql_app_python_may_finalize(void);
  * pql_app_setup. */
 bool pql_app_perl_in_main_scope(void);
 
+/* False only when the calling thread's Perl interpreter certainly runs no destructor (no DESTROY stack
+ * on its context stacks): Perl's teardown closes all run in one (global destruction, the scopes exit or
+ * die unwinds, the main program's end), and a close outside any (the program's own, an END block's
+ * included) is the program's. True when it may, or when this build cannot read that Perl's state.
+ * Needs pql_app_setup; for a process running Perl. */
+bool pql_app_perl_may_tear_down(void);
+
 /* False only when PHP's executor is certainly not shutting down (EG(flags) without
  * EG_FLAGS_IN_SHUTDOWN, which php_request_shutdown sets first): its request and module shutdown cannot
  * be on the stack. True when it may be, or when this build cannot read that PHP's state. Needs

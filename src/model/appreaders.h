@@ -52,8 +52,10 @@ int pql_python312_may_finalize(void);
 int pql_python313_may_finalize(void);
 void pql_perl_setup(void);
 int pql_perl_merge(uintptr_t *frames, int n, int max);
-/* As pql_app_perl_in_main_scope; -1 when this build cannot read that Perl's state. */
+/* As pql_app_perl_in_main_scope and pql_app_perl_may_tear_down; -1 when this build cannot read that
+ * Perl's state. */
 int pql_perl_in_main_scope(void);
+int pql_perl_may_tear_down(void);
 bool pql_ruby_setup(void);
 int pql_ruby_merge(uintptr_t *frames, int n, int max);
 void pql_php_setup(void);

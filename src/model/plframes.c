@@ -121,6 +121,21 @@ full:
     return out > k ? out : n;
 }
 
+int pql_perl_may_tear_down(void)
+{
+    if (!enabled)
+        return -1;
+    const PerlInterpreter *my_perl = pthread_getspecific(*thr_key);
+    if (!my_perl)
+        return -1;
+    /* Global destruction, the scopes exit and die unwind, the main program's end: all free the
+     * handles, and a handle's DESTROY closes it. The program's own END block is no destructor. */
+    for (const PERL_SI *si = PL_curstackinfo; si; si = si->si_prev)
+        if (si->si_type == PERLSI_DESTROY)
+            return 1;
+    return 0;
+}
+
 int pql_perl_in_main_scope(void)
 {
     if (!enabled)
@@ -149,6 +164,11 @@ int pql_perl_merge(uintptr_t *frames, int n, int max)
     (void)frames;
     (void)max;
     return n;
+}
+
+int pql_perl_may_tear_down(void)
+{
+    return -1;
 }
 
 int pql_perl_in_main_scope(void)

@@ -13,7 +13,8 @@
  * call site than every open did is in teardown. Walking the stack costs thousands of instructions, and it is
  * asked at every transaction's end: it is done only where a teardown can be on the stack. A Python finalizer
  * leaves marks in the thread's state (pql_app_python_may_finalize); PHP's shutdown a flag in its executor
- * (pql_app_php_may_shut_down); ruby_run_node is on one thread's stack
+ * (pql_app_php_may_shut_down); Perl's teardown runs in destructors (pql_app_perl_may_tear_down, which
+ * also leaves an END block's own close to the program); ruby_run_node is on one thread's stack
  * only (the main one), which a per-thread flag learns from the thread's first walk. */
 #define _GNU_SOURCE
 #include "runtime.h"
@@ -136,11 +137,12 @@ bool pql_runtime_in_teardown(void)
 {
     if (py_is_finalizing && py_is_finalizing())
         return true;
-    /* Which ranges can be on this stack: Perl's always; PHP's while its executor shuts down; Python's
-     * with a finalizer's mark. */
+    /* Which ranges can be on this stack: Perl's while a destructor runs; PHP's while its executor shuts
+     * down; Python's with a finalizer's mark. */
     struct range ranges[sizeof(teardown_fns) / sizeof(*teardown_fns)];
     int nperl = nteardown - nphp - npython, nranges = 0;
-    for (int j = 0; j < nperl; j++)
+    bool perl = (nperl || perl_pp_leave.lo) && pql_app_perl_may_tear_down();
+    for (int j = 0; perl && j < nperl; j++)
         ranges[nranges++] = teardown_fns[j];
     if (nphp && pql_app_php_may_shut_down())
         for (int j = nperl; j < nperl + nphp; j++)
@@ -150,7 +152,7 @@ bool pql_runtime_in_teardown(void)
             ranges[nranges++] = teardown_fns[j];
     uintptr_t exec_site = atomic_load(&ruby_exec_site);
     bool ruby = exec_site && ruby_here >= 0;
-    if (!nranges && !ruby && !perl_pp_leave.lo)
+    if (!nranges && !ruby && !(perl && perl_pp_leave.lo))
         return false;
     uintptr_t frames[PQL_MAX_FRAMES];
     int n = walk(frames);
@@ -161,7 +163,7 @@ bool pql_runtime_in_teardown(void)
                 return true;
         /* The main program's end frees its file-scoped lexicals inside perl_run, before perl_destruct:
          * a leave with the main scope alone on Perl's context stack. */
-        if (perl_pp_leave.lo && !perl_main && in(&perl_pp_leave, frames[i])) {
+        if (perl && perl_pp_leave.lo && !perl_main && in(&perl_pp_leave, frames[i])) {
             perl_main = true;
             if (pql_app_perl_in_main_scope())
                 return true;

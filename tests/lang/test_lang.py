@@ -540,6 +540,10 @@ def dbd_pg_scoped():
     assert_clean("dbd_pg_scoped.pl", opened_at_least=4)
 
 
+def dbd_pg_end_block():
+    assert_clean("dbd_pg_end_block.pl")
+
+
 def assert_perl_exit(name, base, how):
     """Two handles in transactions when the program leaves through HOW: a global, destroyed in Perl's
     global destruction, and a lexical of the sub that leaves, freed while HOW unwinds the program's
@@ -824,7 +828,7 @@ main({f.__name__: f for f in (psycopg2_unclosed, psycopg2_teardown, psycopg2_hel
                               python311_finalizers, python312_finalizers, python313_finalizers,
                               python311_generator_local, c_with_libpython,
                               sqlalchemy_teardown, sqlalchemy_idle_pool, sqlalchemy_clean,
-                              dbd_pg_teardown, dbd_pg_teardown_lexical, dbd_pg_unclosed, dbd_pg_held, dbd_pg_clean, dbd_pg_scoped,
+                              dbd_pg_teardown, dbd_pg_teardown_lexical, dbd_pg_unclosed, dbd_pg_held, dbd_pg_clean, dbd_pg_scoped, dbd_pg_end_block,
                               dbd_pg_exit, dbd_pg_die, dbd_pg_refused,
                               ruby_pg_teardown, ruby_pg_thread_teardown, ruby_pg_unclosed, ruby_pg_held, ruby_pg_clean, ruby_pg_refused,
                               php_pgsql_teardown, php_pgsql_unclosed, php_pgsql_held, php_pgsql_clean,
