@@ -2,8 +2,8 @@
  * deciding when to answer a lookup with an interposer, and reading a module's DT_NEEDED (or its name,
  * for PHP's FFI) to decide what a RTLD_DEEPBIND load needs: a module that needs libpq keeps its own
  * lookup scope and has its libpq imports pointed at the interposers once loaded (gotpatch.h); PHP's
- * FFI loses RTLD_DEEPBIND. Any thread, including library constructors that run
- * before the shim's own; not signal-safe. */
+ * FFI loses RTLD_DEEPBIND. Any thread, including library constructors that run before the shim's own;
+ * not signal-safe. */
 #define _GNU_SOURCE
 #include "dlhook.h"
 
