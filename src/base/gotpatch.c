@@ -18,7 +18,7 @@ static pthread_mutex_t relro_lock = PTHREAD_MUTEX_INITIALIZER;
 
 struct relro_find {
     ElfW(Addr) base;
-    uintptr_t lo, hi; /* the object's read-only-after-relocation range, page-rounded; 0, 0: none */
+    uintptr_t lo, hi; /* the pages the loader made read-only after relocation; 0, 0: none */
 };
 
 static int find_relro(struct dl_phdr_info *info, size_t size, void *arg)
@@ -31,8 +31,10 @@ static int find_relro(struct dl_phdr_info *info, size_t size, void *arg)
     for (int i = 0; i < info->dlpi_phnum; i++) {
         const ElfW(Phdr) *p = &info->dlpi_phdr[i];
         if (p->p_type == PT_GNU_RELRO) {
+            /* As the loader rounds it (both ends down): a last page the segment shares with writable
+             * data stays writable, and must not be made read-only here either. */
             f->lo = (f->base + p->p_vaddr) & ~(page - 1);
-            f->hi = (f->base + p->p_vaddr + p->p_memsz + page - 1) & ~(page - 1);
+            f->hi = (f->base + p->p_vaddr + p->p_memsz) & ~(page - 1);
         }
     }
     return 1;
