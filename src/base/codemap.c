@@ -47,9 +47,7 @@ static uint32_t gnu_hash(const char *name)
     return h;
 }
 
-/* A dynamic-section pointer: the loader relocates them in place, except in an object whose dynamic
- * section is read-only (such as the vDSO), where they are still offsets from the load address. */
-static uintptr_t dyn_ptr(const struct link_map *lm, ElfW(Addr) p)
+uintptr_t pql_dyn_ptr(const struct link_map *lm, ElfW(Addr) p)
 {
     return p < lm->l_addr ? lm->l_addr + p : p;
 }
@@ -64,11 +62,11 @@ static const ElfW(Sym) *
     const char *strtab = NULL;
     for (const ElfW(Dyn) *d = lm->l_ld; d && d->d_tag != DT_NULL; d++) {
         if (d->d_tag == DT_GNU_HASH)
-            table = (const uint32_t *)dyn_ptr(lm, d->d_un.d_ptr);
+            table = (const uint32_t *)pql_dyn_ptr(lm, d->d_un.d_ptr);
         else if (d->d_tag == DT_SYMTAB)
-            symtab = (const ElfW(Sym) *)dyn_ptr(lm, d->d_un.d_ptr);
+            symtab = (const ElfW(Sym) *)pql_dyn_ptr(lm, d->d_un.d_ptr);
         else if (d->d_tag == DT_STRTAB)
-            strtab = (const char *)dyn_ptr(lm, d->d_un.d_ptr);
+            strtab = (const char *)pql_dyn_ptr(lm, d->d_un.d_ptr);
     }
     *has_table = table && symtab && strtab && table[0];
     if (!*has_table)

@@ -5,6 +5,7 @@
 #ifndef PQL_CODEMAP_H
 #define PQL_CODEMAP_H
 
+#include <link.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -17,6 +18,11 @@ bool pql_code_range(uintptr_t addr, uintptr_t *lo, uintptr_t *hi);
  * without a GNU hash table. False when fn is not name's definition (another function, or an IFUNC's
  * implementation) or its size is unknown. */
 bool pql_function_range(const void *fn, const char *name, uintptr_t *lo, uintptr_t *hi);
+
+/* A pointer of lm's dynamic section (a d_ptr) as an address: the loader relocates them in place, except
+ * in an object whose dynamic section is read-only (such as the vDSO), where they are still offsets from
+ * the load address. */
+uintptr_t pql_dyn_ptr(const struct link_map *lm, ElfW(Addr) p);
 
 /* The function name as the loaded object that contains in_object defines it (its GNU hash table, not
  * the process's lookup scope); NULL when that object defines no such function. */

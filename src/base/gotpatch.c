@@ -2,6 +2,8 @@
 #define _GNU_SOURCE
 #include "gotpatch.h"
 
+#include "codemap.h"
+
 #include <elf.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -38,12 +40,6 @@ static int find_relro(struct dl_phdr_info *info, size_t size, void *arg)
         }
     }
     return 1;
-}
-
-/* A d_ptr of the dynamic section: glibc relocates them in place, other loaders may not. */
-static uintptr_t dyn_ptr(const struct link_map *lm, ElfW(Addr) v)
-{
-    return v < lm->l_addr ? lm->l_addr + v : v;
 }
 
 struct change {
@@ -83,17 +79,17 @@ int pql_got_redirect(const struct link_map *lm, pql_got_target_fn target, void *
     const char *strtab = NULL;
     for (const ElfW(Dyn) *d = lm->l_ld; d->d_tag != DT_NULL; d++) {
         if (d->d_tag == DT_JMPREL)
-            jmprel = (const ElfW(Rela) *)dyn_ptr(lm, d->d_un.d_ptr);
+            jmprel = (const ElfW(Rela) *)pql_dyn_ptr(lm, d->d_un.d_ptr);
         else if (d->d_tag == DT_PLTRELSZ)
             jmprelsz = d->d_un.d_val;
         else if (d->d_tag == DT_RELA)
-            rela = (const ElfW(Rela) *)dyn_ptr(lm, d->d_un.d_ptr);
+            rela = (const ElfW(Rela) *)pql_dyn_ptr(lm, d->d_un.d_ptr);
         else if (d->d_tag == DT_RELASZ)
             relasz = d->d_un.d_val;
         else if (d->d_tag == DT_SYMTAB)
-            symtab = (const ElfW(Sym) *)dyn_ptr(lm, d->d_un.d_ptr);
+            symtab = (const ElfW(Sym) *)pql_dyn_ptr(lm, d->d_un.d_ptr);
         else if (d->d_tag == DT_STRTAB)
-            strtab = (const char *)dyn_ptr(lm, d->d_un.d_ptr);
+            strtab = (const char *)pql_dyn_ptr(lm, d->d_un.d_ptr);
         else if ((d->d_tag == DT_PLTREL && d->d_un.d_val != DT_RELA) || d->d_tag == DT_REL)
             return -1;
     }

@@ -37,6 +37,12 @@ void pql_perl_setup(void)
     enabled = pql_code_range((uintptr_t)runops, &interp_lo, &interp_hi);
 }
 
+/* The interpreter this thread runs, NULL when this build cannot read it or the thread runs none. */
+static PerlInterpreter *this_interpreter(void)
+{
+    return enabled ? pthread_getspecific(*thr_key) : NULL;
+}
+
 /* The name and package of a sub, read from its name HEK or its glob, never through libperl (CvGV may
  * create a glob); false when it has neither. */
 static bool sub_parts(const CV *cv, const HEK **name, const HV **stash)
@@ -93,9 +99,7 @@ static bool emit(uintptr_t *frames, int *out, int max, const COP *cop, const CV 
 
 int pql_perl_merge(uintptr_t *frames, int n, int max)
 {
-    if (!enabled)
-        return n;
-    PerlInterpreter *my_perl = pthread_getspecific(*thr_key);
+    PerlInterpreter *my_perl = this_interpreter();
     if (!my_perl || !PL_curcop || !PL_curstackinfo)
         return n;
     int k = pql_app_first_in(frames, n, interp_lo, interp_hi);
@@ -123,9 +127,7 @@ full:
 
 int pql_perl_may_tear_down(void)
 {
-    if (!enabled)
-        return -1;
-    const PerlInterpreter *my_perl = pthread_getspecific(*thr_key);
+    const PerlInterpreter *my_perl = this_interpreter();
     if (!my_perl)
         return -1;
     /* Global destruction, the scopes exit and die unwind, the main program's end: all free the
@@ -138,9 +140,7 @@ int pql_perl_may_tear_down(void)
 
 int pql_perl_in_main_scope(void)
 {
-    if (!enabled)
-        return -1;
-    const PerlInterpreter *my_perl = pthread_getspecific(*thr_key);
+    const PerlInterpreter *my_perl = this_interpreter();
     if (!my_perl)
         return -1;
     /* Destructors run on stacks of their own (PERLSI_DESTROY), above the one that freed the object. */
