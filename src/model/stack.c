@@ -13,6 +13,7 @@
 #include "appframes.h"
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -89,45 +90,94 @@ bool pql_stack_setup(void)
     return unw_backtrace_fn != NULL;
 }
 
+/* Room for the shim's own frames above the caller's, which capture() drops. */
+#define SELF_ROOM 8
+
+/* What one walk found: frames kept (after the shim's own), frames dropped, and whether the walk reached
+ * the stack's end before its limit. */
+struct walk {
+    int n, skip;
+    bool ended;
+};
+
 /* The capture itself, inlined into both entry points: each frame between the caller and libunwind is
- * one more for libunwind to step through (and for the loop below to drop). */
-static inline __attribute__((always_inline)) int capture(uintptr_t *frames, int max)
+ * one more for libunwind to step through (and for the loop below to drop). Walks at most limit raw
+ * frames and keeps at most max. */
+static inline __attribute__((always_inline)) struct walk capture(uintptr_t *frames, int max, int limit)
 {
+    struct walk w = {0, 0, true};
     if (!unw_backtrace_fn || max <= 0)
-        return 0;
-    /* Room for the shim's own frames, which are dropped below. */
-    void *raw[PQL_MAX_FRAMES + 8];
-    int want = max + 8 > PQL_MAX_FRAMES + 8 ? PQL_MAX_FRAMES + 8 : max + 8;
+        return w;
+    void *raw[PQL_MAX_FRAMES + SELF_ROOM];
+    int want = max + SELF_ROOM;
+    if (want > limit)
+        want = limit;
+    if (want > PQL_MAX_FRAMES + SELF_ROOM)
+        want = PQL_MAX_FRAMES + SELF_ROOM;
     int n = unw_backtrace_fn(raw, want);
-    int skip = 0;
-    while (skip < n && (uintptr_t)raw[skip] >= self_lo && (uintptr_t)raw[skip] < self_hi)
-        skip++;
-    int out = 0;
-    for (int i = skip; i < n && out < max; i++)
-        frames[out++] = (uintptr_t)raw[i];
-    return out;
+    while (w.skip < n && (uintptr_t)raw[w.skip] >= self_lo && (uintptr_t)raw[w.skip] < self_hi)
+        w.skip++;
+    for (int i = w.skip; i < n && w.n < max; i++)
+        frames[w.n++] = (uintptr_t)raw[i];
+    w.ended = n < want;
+    return w;
 }
 
 int pql_stack_capture_raw(uintptr_t *frames, int max)
 {
-    return capture(frames, max);
+    return capture(frames, max, PQL_MAX_FRAMES + SELF_ROOM).n;
 }
 
-/* C frames walked first in a process with a language runtime: enough to reach the interpreter from a
- * client library's call into libpq. */
+/* C frames walked first in a process with a language runtime, at most: enough to reach the interpreter
+ * from a client library's call into libpq. */
 #define SHALLOW_FRAMES 12
+
+/* Raw frames the first walk takes, learnt from the walks that reached an interpreter: the deepest reach
+ * so far plus a margin, 0 before any (the first walk then takes them all). Every frame walked costs
+ * libunwind ~100 instructions, and the client libraries reach the interpreter within 2 to 6 frames of
+ * libpq (psycopg2, pg, pdo_pgsql, DBD::Pg), where SHALLOW_FRAMES + SELF_ROOM would walk 20 on a deep
+ * stack. It only grows: a call path that reaches the interpreter deeper costs one whole walk, then is
+ * learnt. Shared by threads (the call paths are the program's); a race costs a walk, never a frame. */
+static _Atomic int shallow_reach;
+#define REACH_MARGIN 2
+
+/* Learns from a merged capture: the interpreter's first frame is the first one the merge replaced. */
+static void learn_reach(const uintptr_t *c_frames, const uintptr_t *merged, int n, int m, int skip)
+{
+    int k = 0;
+    while (k < n && k < m && merged[k] == c_frames[k])
+        k++;
+    int reach = skip + k + 1 + REACH_MARGIN;
+    if (k >= SHALLOW_FRAMES || reach <= atomic_load_explicit(&shallow_reach, memory_order_relaxed))
+        return;
+    atomic_store_explicit(&shallow_reach, reach, memory_order_relaxed);
+}
 
 int pql_stack_capture(uintptr_t *frames, int max)
 {
     /* Past the interpreter's first frame, the C frames are replaced by the interpreter's own (appframes.h):
      * a short walk is enough when it reaches the interpreter or the stack's end, the whole walk otherwise. */
-    if (max > SHALLOW_FRAMES && pql_app_readers_on()) {
-        int n = capture(frames, SHALLOW_FRAMES);
-        int m = pql_app_merge(frames, n, max);
-        if (m != n || n < SHALLOW_FRAMES)
+    bool app = max > SHALLOW_FRAMES && pql_app_readers_on();
+    uintptr_t c_frames[SHALLOW_FRAMES];
+    if (app) {
+        int reach = atomic_load_explicit(&shallow_reach, memory_order_relaxed);
+        struct walk w = capture(frames, SHALLOW_FRAMES, reach ? reach : SHALLOW_FRAMES + SELF_ROOM);
+        memcpy(c_frames, frames, (size_t)w.n * sizeof(*frames));
+        int m = pql_app_merge(frames, w.n, max);
+        if (m != w.n) {
+            learn_reach(c_frames, frames, w.n, m, w.skip);
+            return m;
+        }
+        if (w.ended)
             return m;
     }
-    return pql_app_merge(frames, capture(frames, max), max);
+    struct walk w = capture(frames, max, PQL_MAX_FRAMES + SELF_ROOM);
+    if (app)
+        memcpy(c_frames, frames, (size_t)(w.n < SHALLOW_FRAMES ? w.n : SHALLOW_FRAMES) * sizeof(*frames));
+    int m = pql_app_merge(frames, w.n, max);
+    if (app && m != w.n)
+        learn_reach(c_frames, frames, w.n < SHALLOW_FRAMES ? w.n : SHALLOW_FRAMES, m, w.skip);
+    return m;
 }
 
 /* The kernel's view of a signal action (rt_sigaction), whose restorer glibc sets to its trampoline. */
