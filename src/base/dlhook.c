@@ -14,6 +14,7 @@
 #include "path.h"
 
 #include <dlfcn.h>
+#include <stdatomic.h>
 #include <elf.h>
 #include <fcntl.h>
 #include <link.h>
@@ -134,8 +135,16 @@ static bool is_php_ffi(const char *path)
     return !strcmp(pql_base_name(path), "ffi.so");
 }
 
+static _Atomic unsigned dlopens;
+
+unsigned pql_dlopen_count(void)
+{
+    return atomic_load_explicit(&dlopens, memory_order_relaxed);
+}
+
 int pql_dlopen_mode(const char *file, int mode)
 {
+    atomic_fetch_add_explicit(&dlopens, 1, memory_order_relaxed);
     pql_dlhook_resolve();
     if (hooks != 1 || !file || !strchr(file, '/') || !(mode & RTLD_DEEPBIND))
         return mode;

@@ -20,6 +20,10 @@ void *pql_dlsym_handle(void *handle, const char *name);
  * jumps to pql_dlopen_redirect with the caller's arguments. */
 #define PQL_DLOPEN_REDIRECT (-1)
 int pql_dlopen_mode(const char *file, int mode);
+/* How many dlopen calls went through the trampoline (counted as each begins): code at an address an
+ * unloaded object had is loaded by one of them, so a rule cached for that address before it is stale
+ * (unwind.c). Any thread, signal handlers. */
+unsigned pql_dlopen_count(void);
 /* Loads a module that needs libpq with RTLD_DEEPBIND as asked (its own lookup scope first: libpq and
  * its TLS and Kerberos libraries bind among themselves, as the program wants), then points the module's
  * own imports of libpq's functions at the shim's interposers. Its dlopen call is the shim's: used only

@@ -182,14 +182,12 @@ static void init(void)
     pql_real_setup();
     pql_target_setup();
     pql_live_setup();
-    bool unwind = pql_stack_setup();
+    pql_stack_setup();
     pql_registry_setup();
     pql_misuse_setup();
     pql_sym_setup();
     pql_runtime_setup();
     pql_app_setup(settings.python);
-    if (!unwind)
-        pql_log("libunwind.so.8 cannot be loaded; connections are tracked without stacks");
     /* A malformed file is refused whole (as pqleak refuses it): leaks stay unsuppressed, a gate fails
      * closed. */
     struct pql_rules_error err;

@@ -1,7 +1,8 @@
-/* Raw stack capture with libunwind's unw_backtrace, and the depot of unique stacks (uthash keyed by
- * the frames themselves). libunwind is dlopen'ed RTLD_LOCAL: linked normally, its exported
+/* Raw stack capture, and the depot of unique stacks (uthash keyed by the frames themselves). The walk
+ * is unwind.c's, which follows the rules nearly all code has; a frame it cannot follow hands the whole
+ * walk to libunwind, dlopen'ed RTLD_LOCAL at the first such frame (linked normally, its exported
  * _Unwind_RaiseException & co. would enter the host's global scope and could take over C++ exception
- * handling from libgcc_s. Capture is lock-free; interning takes the depot lock briefly. */
+ * handling from libgcc_s). Capture is lock-free; interning takes the depot lock briefly. */
 #define _GNU_SOURCE
 #include "stack.h"
 
@@ -10,6 +11,8 @@
 #include "codemap.h"
 #include "dlhook.h"
 #include "fdguard.h"
+#include "log.h"
+#include "unwind.h"
 #include "appframes.h"
 #include <pthread.h>
 #include <signal.h>
@@ -41,7 +44,9 @@ struct depot_entry {
     uintptr_t frames[]; /* the key */
 };
 
-static int (*unw_backtrace_fn)(void **, int);
+/* Set once, by load_libunwind; read by walks in any thread and in signal handlers. */
+static int (*_Atomic unw_backtrace_fn)(void **, int);
+static pthread_once_t libunwind_once = PTHREAD_ONCE_INIT;
 static uintptr_t self_lo, self_hi; /* the shim's executable segment */
 
 static pthread_mutex_t depot_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -70,24 +75,45 @@ static void setup(void)
 {
     pthread_atfork(fork_prepare, fork_parent, fork_child);
     pql_code_range((uintptr_t)&pql_stack_capture, &self_lo, &self_hi);
-    /* Lazy: of the 144 functions libunwind and liblzma import, a capture calls a few; binding them all
-     * at load cost ~70k instructions. */
-    /* libunwind's memory checks use a pipe of its own, whose numbers a program that closes its fds
-     * reuses (fdguard.h): guarded in the copy the shim loads, left as it is in one the program loaded. */
+}
+
+void pql_stack_setup(void)
+{
+    pthread_once(&setup_once, setup);
+}
+
+/* Loaded only for a frame unwind.c cannot follow: most processes never load it (~240k instructions of
+ * loading, liblzma's bindings included). Lazy: of the 144 functions libunwind and liblzma import, a
+ * capture calls a few. libunwind's memory checks use a pipe of its own, whose numbers a program that
+ * closes its fds reuses (fdguard.h): guarded in the copy the shim loads, left as it is in one the
+ * program loaded. */
+static void load_libunwind(void)
+{
     void *loaded = dlopen("libunwind.so.8", RTLD_LAZY | RTLD_NOLOAD);
     if (loaded)
         dlclose(loaded);
     void *h = dlopen("libunwind.so.8", RTLD_LAZY | RTLD_LOCAL);
     if (h && !loaded)
         pql_fdguard_library(h);
-    if (h)
-        unw_backtrace_fn = (int (*)(void **, int))pql_dlsym(h, "unw_backtrace");
+    int (*fn)(void **, int) = h ? (int (*)(void **, int))pql_dlsym(h, "unw_backtrace") : NULL;
+    if (!fn)
+        pql_log("libunwind.so.8 cannot be loaded; stacks stop at the first frame without the usual unwind "
+                "rules");
+    atomic_store(&unw_backtrace_fn, fn);
 }
 
-bool pql_stack_setup(void)
+/* The raw walk: unwind.c's, or libunwind's when unwind.c met a frame it cannot follow. In a signal
+ * handler (a signal frame crossed) libunwind is not loaded: dlopen is not async-signal-safe. */
+static inline __attribute__((always_inline)) int walk_raw(uintptr_t *raw, int want)
 {
-    pthread_once(&setup_once, setup);
-    return unw_backtrace_fn != NULL;
+    unsigned flags;
+    int n = pql_unwind(raw, want, &flags);
+    if (!(flags & PQL_UNWIND_CUT))
+        return n;
+    if (!(flags & PQL_UNWIND_SIGNAL))
+        pthread_once(&libunwind_once, load_libunwind);
+    int (*fn)(void **, int) = atomic_load(&unw_backtrace_fn);
+    return fn ? fn((void **)raw, want) : n;
 }
 
 /* Room for the shim's own frames above the caller's, which capture() drops. */
@@ -106,19 +132,19 @@ struct walk {
 static inline __attribute__((always_inline)) struct walk capture(uintptr_t *frames, int max, int limit)
 {
     struct walk w = {0, 0, true};
-    if (!unw_backtrace_fn || max <= 0)
+    if (max <= 0)
         return w;
-    void *raw[PQL_MAX_FRAMES + SELF_ROOM];
+    uintptr_t raw[PQL_MAX_FRAMES + SELF_ROOM];
     int want = max + SELF_ROOM;
     if (want > limit)
         want = limit;
     if (want > PQL_MAX_FRAMES + SELF_ROOM)
         want = PQL_MAX_FRAMES + SELF_ROOM;
-    int n = unw_backtrace_fn(raw, want);
-    while (w.skip < n && (uintptr_t)raw[w.skip] >= self_lo && (uintptr_t)raw[w.skip] < self_hi)
+    int n = walk_raw(raw, want);
+    while (w.skip < n && raw[w.skip] >= self_lo && raw[w.skip] < self_hi)
         w.skip++;
     for (int i = w.skip; i < n && w.n < max; i++)
-        frames[w.n++] = (uintptr_t)raw[i];
+        frames[w.n++] = raw[i];
     w.ended = n < want;
     return w;
 }
@@ -191,9 +217,19 @@ struct kernel_sigaction {
 
 int pql_stack_in_signal_handler(void)
 {
-    if (!unw_backtrace_fn)
-        return -1;
-    /* The trampoline every handler returns through: one restorer serves every signal glibc installs. */
+    uintptr_t raw[PQL_MAX_FRAMES];
+    unsigned flags;
+    int n = pql_unwind(raw, PQL_MAX_FRAMES, &flags);
+    if (flags & PQL_UNWIND_SIGNAL) /* glibc's restorer, whose unwind rules say "signal frame" */
+        return 1;
+    if (!(flags & PQL_UNWIND_CUT))
+        return 0;
+    /* Cut short: perhaps at a restorer of a handler's own (SA_RESTORER without glibc), whose address is
+     * then the last one walked. libunwind's walk goes on past it, if libunwind is loaded already. */
+    int (*fn)(void **, int) = atomic_load(&unw_backtrace_fn);
+    if (fn)
+        n = fn((void **)raw, PQL_MAX_FRAMES);
+    /* The trampoline every handler returns through: one restorer serves every signal it installs. */
     uintptr_t restorer = 0;
     for (int sig = 1; sig < 65 && !restorer; sig++) {
         struct kernel_sigaction ka;
@@ -203,12 +239,10 @@ int pql_stack_in_signal_handler(void)
     }
     if (!restorer)
         return 0; /* no handler installed: none can be running */
-    void *raw[PQL_MAX_FRAMES];
-    int n = unw_backtrace_fn(raw, PQL_MAX_FRAMES);
     for (int i = 0; i < n; i++)
-        if ((uintptr_t)raw[i] >= restorer && (uintptr_t)raw[i] < restorer + 16)
+        if (raw[i] >= restorer && raw[i] < restorer + 16)
             return 1;
-    return 0;
+    return fn ? 0 : -1;
 }
 
 /* The stack this thread interned last: a program opens its connections from the same place again and

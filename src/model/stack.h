@@ -1,4 +1,5 @@
-/* Stack capture and the stack depot. Capture records raw return addresses (libunwind's fast path),
+/* Stack capture and the stack depot. Capture records raw return addresses (unwind.h; libunwind for the
+ * frames it cannot follow),
  * with the calling thread's application frames (Python, Perl, Ruby, PHP) merged in where the interpreter's
  * were (appframes.h, tagged entries); identical stacks are stored once and named by a small id, as a
  * sanitizer's stack depot does. Symbolizing happens in the output layer, at report time. Thread-safe; not for
@@ -11,19 +12,19 @@
 
 #define PQL_MAX_FRAMES 256
 
-/* Loads libunwind privately (RTLD_LOCAL, so its _Unwind_* symbols never replace the host's), learns
- * the shim's own address range and registers the fork handlers (the depot lock is held across fork).
- * Returns false when libunwind is unavailable: captures then return 0 frames. Idempotent. */
-bool pql_stack_setup(void);
+/* Learns the shim's own address range and registers the fork handlers (the depot lock is held across
+ * fork). Idempotent. libunwind is loaded later, privately (RTLD_LOCAL, so its _Unwind_* symbols never
+ * replace the host's), if a walk ever needs it. */
+void pql_stack_setup(void);
 
 /* Captures up to max return addresses of the calling thread, innermost first, with the shim's own
  * frames removed. Returns the number captured (0 on failure). */
 int pql_stack_capture(uintptr_t *frames, int max);
 
-/* 1 when the calling thread runs inside a signal handler: the signal trampoline that handlers return
- * through (the restorer the kernel holds for installed handlers) is among its return addresses; a
- * handler left with siglongjmp is not. 0 when not, -1 when unknown (no libunwind). Async-signal-safe as
- * far as libunwind's unw_backtrace is (no lock of pqleak's, no allocation). */
+/* 1 when the calling thread runs inside a signal handler: a signal frame is on its stack (glibc's
+ * restorer, or the restorer the kernel holds for installed handlers among its return addresses); a
+ * handler left with siglongjmp is not. 0 when not, -1 when unknown (a frame no walk could follow).
+ * Async-signal-safe: it never loads libunwind (no lock of pqleak's, no allocation). */
 int pql_stack_in_signal_handler(void);
 
 /* As pql_stack_capture, C frames only (no application frames merged): for code that looks for the

@@ -1,0 +1,43 @@
+/* The calling thread's stack walked with the functions' own call frame information (.eh_frame), for
+ * the rules nearly all x86-64 code has; libunwind (loaded by stack.c) only for the rest. See unwind.c.
+ * Any thread, and signal handlers. */
+#ifndef PQL_UNWIND_H
+#define PQL_UNWIND_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* pql_unwind's flags. */
+#define PQL_UNWIND_CUT    1u /* a frame needs a rule this walker does not know: the walk stopped there */
+#define PQL_UNWIND_SIGNAL 2u /* a signal frame was crossed: the walk ran in a signal handler */
+
+/* Fills pcs with the calling thread's stack as libunwind's unw_backtrace would: pcs[0] is the return
+ * address into pql_unwind's caller, then each caller's return address (an interrupted frame's exact
+ * address after a signal frame), up to max. Returns the count; *flags says how the walk ended. */
+int pql_unwind(uintptr_t *pcs, int max, unsigned *flags);
+
+/* What a function's call frame information says at one address. */
+enum pql_cfi_kind {
+    PQL_CFI_UNKNOWN,   /* a rule this walker does not follow (or no rule) */
+    PQL_CFI_STANDARD,  /* CFA = rsp or rbp + cfa_off, return address at CFA - 8 */
+    PQL_CFI_SIGNAL,    /* the kernel's signal frame: the interrupted registers are in a ucontext */
+    PQL_CFI_OUTERMOST, /* the return address is undefined: the stack's first frame */
+};
+
+struct pql_cfi_rule {
+    enum pql_cfi_kind kind;
+    bool cfa_rbp;   /* STANDARD: the CFA is rbp + cfa_off, else rsp + cfa_off */
+    bool rbp_saved; /* STANDARD: the caller's rbp is saved at CFA + rbp_off, else rbp is unchanged */
+    int64_t cfa_off;
+    int64_t rbp_off;
+};
+
+/* The rule at pc of the FDE at fde, reading only [lo, hi) (its CIE included): 1 when the FDE covers pc
+ * (*rule set, UNKNOWN for rules not followed), 0 when it does not, -1 when the FDE or its CIE is
+ * malformed or uses an encoding this reader does not know. The fuzzer's entry point. */
+int pql_cfi_fde_rule(uintptr_t fde, uintptr_t lo, uintptr_t hi, uintptr_t pc, struct pql_cfi_rule *rule);
+
+/* The address range an FDE covers, for the fuzzer to aim at: false when it is malformed. */
+bool pql_cfi_fde_range(uintptr_t fde, uintptr_t lo, uintptr_t hi, uintptr_t *start, uintptr_t *end);
+
+#endif
