@@ -170,6 +170,8 @@ static uintptr_t pointer(struct rd *r, uint8_t enc, uintptr_t datarel)
 #define REG_RSP_DW 7
 #define REG_RA_DW  16
 
+#define ALIGN_MAX (1 << 16)
+
 struct cie {
     uintptr_t ins, end; /* its initial instructions */
     uint64_t code_align;
@@ -246,7 +248,10 @@ static bool parse_cie(uintptr_t at, uintptr_t lo, uintptr_t hi, struct cie *c)
     }
     c->ins = r.p;
     c->end = r.end;
-    return !r.bad && ra == REG_RA_DW && c->code_align != 0;
+    /* Real CIEs say 1 and -8; far larger factors could only overflow the offsets they scale. */
+    bool sane = c->code_align != 0 && c->code_align <= ALIGN_MAX && c->data_align >= -ALIGN_MAX &&
+                c->data_align <= ALIGN_MAX;
+    return !r.bad && ra == REG_RA_DW && sane;
 }
 
 /* The FDE at fde: its CIE, the range it covers, and its instructions in *ins. */
@@ -292,6 +297,17 @@ struct row {
     int64_t rbp_off, ra_off;
 };
 
+/* A factored offset (v * data_align); an overflow, which no real CIE makes, marks the reader bad. */
+static int64_t factored(struct rd *r, int64_t v, int64_t align)
+{
+    int64_t out;
+    if (__builtin_mul_overflow(v, align, &out)) {
+        r->bad = true;
+        return 0;
+    }
+    return out;
+}
+
 /* The rows DW_CFA_remember_state can stack: compilers nest one or two. */
 #define STATE_DEPTH 8
 
@@ -329,7 +345,7 @@ static bool run(struct rd *r, const struct cie *c, struct row *s, const struct r
             delta = op & 0x3f;
             goto advance;
         case 2:
-            set_rule(s, op & 0x3f, R_OFFSET, (int64_t)uleb(r) * c->data_align);
+            set_rule(s, op & 0x3f, R_OFFSET, factored(r, (int64_t)uleb(r), c->data_align));
             continue;
         case 3:
             restore(s, init, op & 0x3f);
@@ -354,7 +370,7 @@ static bool run(struct rd *r, const struct cie *c, struct row *s, const struct r
             goto advance;
         case 0x05: /* offset_extended */
             reg = uleb(r);
-            set_rule(s, reg, R_OFFSET, (int64_t)uleb(r) * c->data_align);
+            set_rule(s, reg, R_OFFSET, factored(r, (int64_t)uleb(r), c->data_align));
             break;
         case 0x06: /* restore_extended */
             restore(s, init, uleb(r));
@@ -403,15 +419,15 @@ static bool run(struct rd *r, const struct cie *c, struct row *s, const struct r
             break;
         case 0x11: /* offset_extended_sf */
             reg = uleb(r);
-            set_rule(s, reg, R_OFFSET, sleb(r) * c->data_align);
+            set_rule(s, reg, R_OFFSET, factored(r, sleb(r), c->data_align));
             break;
         case 0x12: /* def_cfa_sf */
             s->cfa_reg = uleb(r);
-            s->cfa_off = sleb(r) * c->data_align;
+            s->cfa_off = factored(r, sleb(r), c->data_align);
             s->cfa_ok = true;
             break;
         case 0x13: /* def_cfa_offset_sf */
-            s->cfa_off = sleb(r) * c->data_align;
+            s->cfa_off = factored(r, sleb(r), c->data_align);
             break;
         case 0x14: /* val_offset */
             reg = uleb(r);
@@ -428,7 +444,7 @@ static bool run(struct rd *r, const struct cie *c, struct row *s, const struct r
             break;
         case 0x2f: /* GNU_negative_offset_extended */
             reg = uleb(r);
-            set_rule(s, reg, R_OFFSET, -(int64_t)uleb(r) * c->data_align);
+            set_rule(s, reg, R_OFFSET, factored(r, (int64_t)uleb(r), -c->data_align));
             break;
         default:
             return false;

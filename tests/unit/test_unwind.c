@@ -239,7 +239,8 @@ static void test_rules(void **state)
     assert_int_equal(rule_at(&x, fde, 0, &r), 1);
     assert_int_equal(r.kind, PQL_CFI_UNKNOWN);
 
-    fde = make(&x, "zRS", NULL, 0); /* glibc's restorer */
+    static const uint8_t none[1];
+    fde = make(&x, "zRS", none, 0); /* glibc's restorer */
     /* "zRS" has the same augmentation data (R's byte) as "zR". */
     assert_int_equal(rule_at(&x, fde, 0, &r), 1);
     assert_int_equal(r.kind, PQL_CFI_SIGNAL);
