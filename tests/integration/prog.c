@@ -838,22 +838,37 @@ static int mode_log_close_fds(const char *dir)
     return 0;
 }
 
-static void *connect_in_thread(void *arg)
+/* nocfi_x86_64.S: calls fn from a frame without unwind information, which the shim's own walk cannot
+ * follow: the shim then loads libunwind and walks with it. */
+void nocfi_call(void (*fn)(void));
+
+static PGconn *unwind_first;
+
+static void unwind_first_connect(void)
+{
+    unwind_first = connect_ok();
+}
+
+static void unwind_thread_connect(void)
+{
+    PQfinish(connect_ok());
+}
+
+static void *connect_in_thread_nocfi(void *arg)
 {
     (void)arg;
-    PQfinish(connect_ok());
+    nocfi_call(unwind_thread_connect);
     return NULL;
 }
 
-/* libunwind's own pipe (its memory checks) after daemonizing: connects (libunwind makes its pipe),
- * closes every fd >= 3, opens files of its own under dir (holding a byte each, read from offset 0),
- * which take the lowest numbers, libunwind's among them; then connects on a new thread, whose stack
- * libunwind has never checked. Every file must still be the program's, unread and unwritten: exits 1
- * otherwise. */
+/* libunwind's own pipe (its memory checks) after daemonizing: connects below a frame without unwind
+ * information, so that the shim walks with libunwind (which makes its pipe), closes every fd >= 3, opens
+ * files of its own under dir (holding a byte each, read from offset 0), which take the lowest numbers,
+ * libunwind's among them; then connects on a new thread, below such a frame again, a stack libunwind has
+ * never checked. Every file must still be the program's, unread and unwritten: exits 1 otherwise. */
 static int mode_unwind_fds(const char *dir)
 {
-    PGconn *c = connect_ok();
-    (void)c; /* its socket is closed below: never finished */
+    nocfi_call(unwind_first_connect); /* its socket is closed below: never finished */
     for (int fd = 3; fd < 1024; fd++)
         close(fd);
     enum { OWN = 8 };
@@ -869,7 +884,7 @@ static int mode_unwind_fds(const char *dir)
         ino[i] = st.st_ino;
     }
     pthread_t t;
-    must(pthread_create(&t, NULL, connect_in_thread, NULL) == 0, "thread");
+    must(pthread_create(&t, NULL, connect_in_thread_nocfi, NULL) == 0, "thread");
     pthread_join(t, NULL);
     int bad = 0;
     for (int i = 0; i < OWN; i++) {
@@ -878,8 +893,8 @@ static int mode_unwind_fds(const char *dir)
         if (fstat(own[i], &st) != 0 || st.st_ino != ino[i] || st.st_size != 1 || at != 0) {
             fprintf(stderr, "prog: the program's file own-%d (fd %d) was %s\n", i, own[i],
                     fstat(own[i], &st) != 0 || st.st_ino != ino[i] ? "closed or replaced"
-                    : st.st_size != 1                               ? "written"
-                                                                    : "read");
+                    : st.st_size != 1                              ? "written"
+                                                                   : "read");
             bad = 1;
         }
     }

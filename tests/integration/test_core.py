@@ -490,9 +490,25 @@ def deepbind_module():
     check("could not be pointed" not in r.err, f"no warning:\n{r.err}")
 
 
+def unwind_fallback():
+    """A frame without unwind information (hand-written assembly without CFI directives), which the
+    shim's own walk cannot follow: the shim walks that stack with libunwind, loaded for it, whose
+    frame-pointer guess goes on past the frame to main."""
+    prog = os.path.join(os.path.dirname(PROG), "it_nocfi")
+    r = run([prog])
+    eq((r.rc, r.out), (0, "status=1\n"), r.err)
+    rep = r.only_report()
+    groups = leaks(rep)
+    eq([g["count"] for g in groups], [1], f"the connection is leaked: {groups}")
+    names = [f["function"] for f in frames(rep, groups[0]["stack"])]
+    check("open_leak" in names and "main" in names and names.index("main") > names.index("open_leak"),
+          f"the stack goes from open_leak past nocfi_call to main: {names}")
+
+
 main({f.__name__: f for f in (two_sites, entry_points_clean, entry_points_leak, threads, failed_freed,
                               failed_leaked, secrets, exitcode, underscore_exit, fork, atexit_close, quiet,
                               malformed_setting, disable, stack_depth, suppressions, log_file,
                               unwritable_report_dir, no_text_report, exports, rtld_next, lsan_alongside,
                               secure_exec, psql, pgbench, underscore_Exit, trace, client_port,
-                              log_after_closing_fds, libpq_dlclose, unwind_fds, deepbind_module)})
+                              log_after_closing_fds, libpq_dlclose, unwind_fds, deepbind_module,
+                              unwind_fallback)})

@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "dlhook.h"
 #include "unwind.h"
 
 static int (*unw_backtrace_fn)(void **, int);
@@ -117,6 +118,53 @@ static void test_max(void **state)
     unsigned flags;
     assert_int_equal(pql_unwind(pcs, 3, &flags), 3);
     assert_int_equal(pql_unwind(pcs, 0, &flags), 0);
+}
+
+/* Code loaded where unloaded code was: the rules cached for the old code's addresses are not used.
+ * libunwind is no reference there: its own per-thread cache still holds lib A's rule for the address
+ * (it is not told of dlclose) and walks lib B's frame into garbage. So the second walk is checked
+ * against the first: through lib B's frame into this function, then on exactly as the first went. */
+static struct both stale;
+
+static void from_lib(void)
+{
+    walk_both(&stale);
+}
+
+static const void *object_of(uintptr_t pc)
+{
+    Dl_info di;
+    return dladdr((void *)pc, &di) ? di.dli_fbase : NULL;
+}
+
+static void test_stale_rules(void **state)
+{
+    (void)state;
+    void *a = dlopen(UNWIND_LIB_A, RTLD_NOW | RTLD_LOCAL);
+    assert_non_null(a);
+    void (*fa)(void (*)(void)) = (void (*)(void (*)(void)))dlsym(a, "pql_test_f");
+    fa(from_lib);
+    assert_same(&stale);
+    struct both first = stale;
+    uintptr_t where = (uintptr_t)fa;
+    dlclose(a);
+    pql_dlopen_mode(UNWIND_LIB_B, RTLD_NOW); /* what the shim's dlopen does first */
+    void *b = dlopen(UNWIND_LIB_B, RTLD_NOW | RTLD_LOCAL);
+    assert_non_null(b);
+    void (*fb)(void (*)(void)) = (void (*)(void (*)(void)))dlsym(b, "pql_test_f");
+    if ((uintptr_t)fb != where) { /* the loader chose another place: nothing to show */
+        dlclose(b);
+        skip();
+    }
+    fb(from_lib);
+    assert_int_equal(stale.flags & PQL_UNWIND_CUT, 0);
+    assert_int_equal(stale.n_ours, first.n_ours);
+    assert_ptr_equal(object_of(stale.ours[1]), object_of((uintptr_t)fb));
+    assert_non_null(object_of(stale.ours[2]));
+    assert_ptr_equal(object_of(stale.ours[2]), object_of(first.ours[2]));
+    for (int i = 3; i < stale.n_ours; i++)
+        assert_int_equal(stale.ours[i], first.ours[i]);
+    dlclose(b);
 }
 
 /* ---- rules from hand-made records ---- */
@@ -268,6 +316,7 @@ int main(void)
         cmocka_unit_test(test_signal_frame),
         cmocka_unit_test(test_max),
         cmocka_unit_test(test_rules),
+        cmocka_unit_test(test_stale_rules),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
