@@ -536,7 +536,10 @@ static uintptr_t find_fde(uintptr_t hdr, uintptr_t pc)
     return hdr + (intptr_t)table[2 * lo + 1];
 }
 
-/* The rule at pc in a loaded object. */
+/* The rule at pc in a loaded object. A return address at a function's very first instruction, with no
+ * function before it (pc, one byte back, in no FDE), was made up rather than pushed by a call:
+ * makecontext's, whose context starts a fiber's stack. That is the stack's first frame, where
+ * libunwind stops too. */
 static void lookup(uintptr_t pc, struct pql_cfi_rule *rule)
 {
     memset(rule, 0, sizeof(*rule));
@@ -544,8 +547,14 @@ static void lookup(uintptr_t pc, struct pql_cfi_rule *rule)
     if (_dl_find_object((void *)pc, &fo) != 0 || !fo.dlfo_eh_frame)
         return;
     uintptr_t fde = find_fde((uintptr_t)fo.dlfo_eh_frame, pc);
-    if (fde && pql_cfi_fde_rule(fde, 0, UINTPTR_MAX, pc, rule) != 1)
+    int got = fde ? pql_cfi_fde_rule(fde, 0, UINTPTR_MAX, pc, rule) : 0;
+    if (got < 0)
         rule->kind = PQL_CFI_UNKNOWN;
+    if (got != 0)
+        return;
+    uintptr_t next = find_fde((uintptr_t)fo.dlfo_eh_frame, pc + 1), start, end;
+    if (next && pql_cfi_fde_range(next, 0, UINTPTR_MAX, &start, &end) && start == pc + 1)
+        rule->kind = PQL_CFI_OUTERMOST;
 }
 
 /* ---- the cache: address -> packed rule ---- */

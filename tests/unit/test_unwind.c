@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
+#include <ucontext.h>
 
 #include "dlhook.h"
 #include "unwind.h"
@@ -109,6 +110,32 @@ static void test_signal_frame(void **state)
     sigaction(SIGUSR2, &old, NULL);
     assert_true(in_handler.flags & PQL_UNWIND_SIGNAL);
     assert_same(&in_handler);
+}
+
+/* A stack of its own (makecontext), as coroutine libraries and interpreters' fibers have: the walk ends
+ * where the context began, as libunwind's does. */
+static ucontext_t main_ctx, fiber_ctx;
+static struct both in_fiber;
+
+static void fiber(void)
+{
+    deep(&in_fiber, 3);
+}
+
+static void test_fiber(void **state)
+{
+    (void)state;
+    static char stack[64 * 1024] __attribute__((aligned(16)));
+    getcontext(&fiber_ctx);
+    fiber_ctx.uc_stack.ss_sp = stack;
+    fiber_ctx.uc_stack.ss_size = sizeof(stack);
+    fiber_ctx.uc_link = &main_ctx;
+    makecontext(&fiber_ctx, fiber, 0);
+    swapcontext(&main_ctx, &fiber_ctx);
+    assert_same(&in_fiber);
+    for (int i = 1; i < in_fiber.n_ours; i++) /* none of the caller's stack */
+        assert_true(in_fiber.ours[i] < (uintptr_t)stack ||
+                    in_fiber.ours[i] >= (uintptr_t)stack + sizeof(stack));
 }
 
 static void test_max(void **state)
@@ -314,6 +341,7 @@ int main(void)
         cmocka_unit_test(test_same_as_libunwind),
         cmocka_unit_test(test_thread),
         cmocka_unit_test(test_signal_frame),
+        cmocka_unit_test(test_fiber),
         cmocka_unit_test(test_max),
         cmocka_unit_test(test_rules),
         cmocka_unit_test(test_stale_rules),
