@@ -44,62 +44,57 @@ static bool take(struct rd *r, void *out, size_t n)
     return true;
 }
 
+/* An n-byte little-endian unsigned field (n <= 8). */
+static uint64_t le_field(struct rd *r, size_t n)
+{
+    uint8_t b[8];
+    take(r, b, n);
+    uint64_t v = 0;
+    for (size_t i = n; i-- > 0;)
+        v = v << 8 | b[i];
+    return v;
+}
+
 static uint8_t u8(struct rd *r)
 {
-    uint8_t v;
-    take(r, &v, 1);
-    return v;
+    return (uint8_t)le_field(r, 1);
 }
 
 static uint16_t u16(struct rd *r)
 {
-    uint16_t v;
-    take(r, &v, 2);
-    return v;
+    return (uint16_t)le_field(r, 2);
 }
 
 static uint32_t u32(struct rd *r)
 {
-    uint32_t v;
-    take(r, &v, 4);
-    return v;
+    return (uint32_t)le_field(r, 4);
 }
 
-static uint64_t u64(struct rd *r)
+/* A LEB128 number, sign-extended when is_signed. */
+static uint64_t leb(struct rd *r, bool is_signed)
 {
-    uint64_t v;
-    take(r, &v, 8);
+    uint64_t v = 0;
+    unsigned shift = 0;
+    uint8_t b;
+    do {
+        b = u8(r);
+        if (shift < 64)
+            v |= (uint64_t)(b & 0x7f) << shift;
+        shift += 7;
+    } while ((b & 0x80) && !r->bad);
+    if (is_signed && shift < 64 && (b & 0x40))
+        v |= ~(uint64_t)0 << shift;
     return v;
 }
 
 static uint64_t uleb(struct rd *r)
 {
-    uint64_t v = 0;
-    unsigned shift = 0;
-    uint8_t b;
-    do {
-        b = u8(r);
-        if (shift < 64)
-            v |= (uint64_t)(b & 0x7f) << shift;
-        shift += 7;
-    } while ((b & 0x80) && !r->bad);
-    return v;
+    return leb(r, false);
 }
 
 static int64_t sleb(struct rd *r)
 {
-    uint64_t v = 0;
-    unsigned shift = 0;
-    uint8_t b;
-    do {
-        b = u8(r);
-        if (shift < 64)
-            v |= (uint64_t)(b & 0x7f) << shift;
-        shift += 7;
-    } while ((b & 0x80) && !r->bad);
-    if (shift < 64 && (b & 0x40))
-        v |= ~(uint64_t)0 << shift;
-    return (int64_t)v;
+    return (int64_t)leb(r, true);
 }
 
 static void skip(struct rd *r, uint64_t n)
@@ -127,7 +122,7 @@ static uintptr_t pointer(struct rd *r, uint8_t enc, uintptr_t datarel)
     case 0x00: /* absptr */
     case 0x04: /* udata8 */
     case 0x0c: /* sdata8 */
-        v = u64(r);
+        v = le_field(r, 8);
         break;
     case 0x01:
         v = uleb(r);

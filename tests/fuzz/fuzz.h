@@ -19,6 +19,17 @@ static inline void fuzz_keep_stderr(void)
         fuzz_report_fd = fd;
 }
 
+/* The LLVMFuzzerInitialize of a target that needs nothing more than its stderr kept. */
+#define FUZZ_INITIALIZE_KEEPING_STDERR                                                                       \
+    int LLVMFuzzerInitialize(int *argc, char ***argv);                                                       \
+    int LLVMFuzzerInitialize(int *argc, char ***argv)                                                        \
+    {                                                                                                        \
+        (void)argc;                                                                                          \
+        (void)argv;                                                                                          \
+        fuzz_keep_stderr();                                                                                  \
+        return 0;                                                                                            \
+    }
+
 __attribute__((noreturn, format(printf, 1, 2))) static inline void fuzz_fail(const char *fmt, ...)
 {
     va_list ap;

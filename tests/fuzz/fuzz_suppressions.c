@@ -16,16 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    fuzz_keep_stderr();
-    return 0;
-}
+FUZZ_INITIALIZE_KEEPING_STDERR
 
 static bool is_space(char c)
 {
