@@ -583,8 +583,22 @@ static unsigned slot_of(uintptr_t pc)
     return (unsigned)((pc * 0x9e3779b97f4a7c15u) >> (64 - CACHE_BITS));
 }
 
-/* Stores pc's rule in an empty slot, or one holding pc or a rule of an earlier dlopen count. A full
- * neighbourhood keeps nothing: the next walk looks the rule up again. */
+/* Writes pc's rule into slot s, which held k: claimed with one compare-and-swap (a reader then finds
+ * BUSY, or any key but the one it read, on reading the key again), the rule written, the key published.
+ * The release fence orders the claim before the rule for a reader that sees the new rule (seqlock). */
+static bool claim(struct slot *s, uintptr_t k, uintptr_t pc, uint64_t v)
+{
+    if (!atomic_compare_exchange_strong_explicit(&s->pc, &k, BUSY, memory_order_relaxed,
+                                                 memory_order_relaxed))
+        return false;
+    atomic_thread_fence(memory_order_release);
+    atomic_store_explicit(&s->rule, v, memory_order_relaxed);
+    atomic_store_explicit(&s->pc, pc, memory_order_release);
+    return true;
+}
+
+/* Stores pc's rule in an empty slot, or one holding pc or a rule of an earlier dlopen count; in a full
+ * neighbourhood, in pc's own slot in place of another address's rule (looked up again if walked). */
 static void remember(uintptr_t pc, uint64_t v, uint32_t gen)
 {
     for (unsigned i = slot_of(pc), n = 0; n < PROBES; n++, i = (i + 1) & ((1u << CACHE_BITS) - 1)) {
@@ -593,13 +607,22 @@ static void remember(uintptr_t pc, uint64_t v, uint32_t gen)
         if (k != 0 && k != pc &&
             (k == BUSY || atomic_load_explicit(&s->rule, memory_order_relaxed) >> 32 == gen))
             continue;
-        if (!atomic_compare_exchange_strong_explicit(&s->pc, &k, BUSY, memory_order_acquire,
-                                                     memory_order_relaxed))
-            continue;
-        atomic_store_explicit(&s->rule, v, memory_order_relaxed);
-        atomic_store_explicit(&s->pc, pc, memory_order_release);
-        return;
+        if (claim(s, k, pc, v))
+            return;
     }
+    struct slot *home = &cache[slot_of(pc)];
+    uintptr_t k = atomic_load_explicit(&home->pc, memory_order_relaxed);
+    if (k != BUSY)
+        claim(home, k, pc, v);
+}
+
+/* The rule in slot s when it holds pc's, read as a seqlock's reader reads: the key, the rule, the key
+ * again (a writer that claimed the slot meanwhile may have changed the rule). */
+static inline bool read_slot(struct slot *s, uintptr_t pc, uint32_t gen, uint64_t *v)
+{
+    *v = atomic_load_explicit(&s->rule, memory_order_relaxed);
+    atomic_thread_fence(memory_order_acquire);
+    return *v >> 32 == gen && atomic_load_explicit(&s->pc, memory_order_relaxed) == pc;
 }
 
 /* pc's packed rule, from the cache past the first slot, or looked up (and cached). */
@@ -608,10 +631,9 @@ static __attribute__((noinline)) uint64_t rule_slow(uintptr_t pc, uint32_t gen)
     for (unsigned i = slot_of(pc), n = 0; n < PROBES; n++, i = (i + 1) & ((1u << CACHE_BITS) - 1)) {
         struct slot *s = &cache[i];
         uintptr_t k = atomic_load_explicit(&s->pc, memory_order_acquire);
+        uint64_t v;
         if (k == pc) {
-            uint64_t v = atomic_load_explicit(&s->rule, memory_order_acquire);
-            /* Read again: a writer that claimed the slot meanwhile may have changed the rule. */
-            if (v >> 32 == gen && atomic_load_explicit(&s->pc, memory_order_relaxed) == pc)
+            if (read_slot(s, pc, gen, &v))
                 return v;
             break;
         }
@@ -629,11 +651,9 @@ static __attribute__((noinline)) uint64_t rule_slow(uintptr_t pc, uint32_t gen)
 static inline uint64_t rule_at(uintptr_t pc, uint32_t gen)
 {
     struct slot *s = &cache[slot_of(pc)];
-    if (atomic_load_explicit(&s->pc, memory_order_acquire) == pc) {
-        uint64_t v = atomic_load_explicit(&s->rule, memory_order_acquire);
-        if (v >> 32 == gen && atomic_load_explicit(&s->pc, memory_order_relaxed) == pc)
-            return v;
-    }
+    uint64_t v;
+    if (atomic_load_explicit(&s->pc, memory_order_acquire) == pc && read_slot(s, pc, gen, &v))
+        return v;
     return rule_slow(pc, gen);
 }
 
