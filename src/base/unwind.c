@@ -3,12 +3,14 @@
  * whose sorted table gives the FDE, whose CIE and instructions give the rule at the address. It follows
  * the rules nearly all x86-64 code has (the CFA at rsp or rbp plus an offset, the return address just
  * below it, rbp saved at an offset from it or left alone) and the kernel's signal frames (glibc's
- * restorer, whose CIE says "S"). Anything else (a CFA expression or another register, code without
- * unwind information) cuts the walk, and stack.c asks libunwind, which knows every rule: this file only
- * makes the usual walk cheap. A frame's rule is cached process-wide by address, so a walk costs ~20
- * instructions a frame (libunwind's fast walk ~100) and nothing per thread (libunwind's cache is 256 KiB
- * a thread). Stale rules: the cache is keyed by the number of dlopen calls made (dlhook.h), so that code
- * loaded where unloaded code was is never walked with the old code's rule.
+ * restorer, whose CIE says "S"), and ends where libunwind ends (a return address the rules leave
+ * undefined, 0, or makecontext's at a fiber's base). Anything else (a CFA expression or another
+ * register, code without unwind information) cuts the walk, and stack.c asks libunwind, which knows
+ * every rule: this file only makes the usual walk cheap. A frame's rule is cached process-wide by
+ * address, so a walk costs ~50 instructions a frame (libunwind's fast walk ~100, and ~150 a call to set
+ * up) and nothing per thread (libunwind's cache is 256 KiB a thread). Stale rules: the cache is keyed by
+ * the number of dlopen calls made (dlhook.h), so that code loaded where unloaded code was is never
+ * walked with the old code's rule.
  *
  * Any thread, and signal handlers: _dl_find_object is async-signal-safe, the cache takes no lock (a slot
  * is claimed with one compare-and-swap, its rule written, then its key published), and nothing here
