@@ -54,14 +54,14 @@ struct pql_counters {
     long opened_total, closed_total, failed_total;
 };
 
-/* The key of conn's record and live state: the pointer XORed with a constant that sets the top bits, so
- * that the stored key is never a valid user-space pointer. */
 /* Its last use as CLOCK_MONOTONIC ns: the end of its last command, else its opening. */
 static inline int64_t pql_conn_last_use_ns(const struct pql_conn *c)
 {
     return c->last_ns ? c->last_ns : (int64_t)(c->opened_mono * 1e9);
 }
 
+/* The key of conn's record and live state: the pointer XORed with a constant that sets the top bits, so
+ * that the stored key is never a valid user-space pointer. */
 static inline uintptr_t pql_registry_key(const PGconn *conn)
 {
     return (uintptr_t)conn ^ ((uintptr_t)0xa5c3000000000000ull | 0x5a5a5a5aull);
