@@ -126,9 +126,9 @@ struct walk {
     bool ended;
 };
 
-/* The capture itself, inlined into both entry points: each frame between the caller and libunwind is
- * one more for libunwind to step through (and for the loop below to drop). Walks at most limit raw
- * frames and keeps at most max. */
+/* The capture itself, inlined into both entry points: each frame between the caller and the walk is
+ * one more to step through (and for the loop below to drop). Walks at most limit raw frames and keeps at
+ * most max. */
 static inline __attribute__((always_inline)) struct walk capture(uintptr_t *frames, int max, int limit)
 {
     struct walk w = {0, 0, true};
@@ -159,51 +159,45 @@ int pql_stack_capture_raw(uintptr_t *frames, int max)
 #define SHALLOW_FRAMES 12
 
 /* Raw frames the first walk takes, learnt from the walks that reached an interpreter: the deepest reach
- * so far plus a margin, 0 before any (the first walk then takes them all). Every frame walked costs
- * libunwind ~100 instructions, and the client libraries reach the interpreter within 2 to 6 frames of
- * libpq (psycopg2, pg, pdo_pgsql, DBD::Pg), where SHALLOW_FRAMES + SELF_ROOM would walk 20 on a deep
- * stack. It only grows: a call path that reaches the interpreter deeper costs one whole walk, then is
- * learnt. Shared by threads (the call paths are the program's); a race costs a walk, never a frame. */
+ * so far plus a margin, 0 before any (the first walk then takes them all). Every frame walked costs ~50
+ * instructions (unwind.c), and the client libraries reach the interpreter within 2 to 6 frames of libpq
+ * (psycopg2, pg, pdo_pgsql, DBD::Pg), where SHALLOW_FRAMES + SELF_ROOM would walk 20 on a deep stack. It only
+ * grows: a call path that reaches the interpreter deeper costs one whole walk, then is learnt. Shared by
+ * threads (the call paths are the program's); a race costs a walk, never a frame. */
 static _Atomic int shallow_reach;
 #define REACH_MARGIN 2
 
-/* Learns from a merged capture: the interpreter's first frame is the first one the merge replaced. */
-static void learn_reach(const uintptr_t *c_frames, const uintptr_t *merged, int n, int m, int skip)
+/* The interpreter's frames merged into a walk's C frames, learning from it how deep the interpreter's
+ * first frame was: the first one the merge replaced. Returns the merged count. */
+static int merge_learning(uintptr_t *frames, struct walk w, int max)
 {
+    uintptr_t c_frames[SHALLOW_FRAMES];
+    int n = w.n < SHALLOW_FRAMES ? w.n : SHALLOW_FRAMES;
+    memcpy(c_frames, frames, (size_t)n * sizeof(*frames));
+    int m = pql_app_merge(frames, w.n, max);
+    if (m == w.n)
+        return m;
     int k = 0;
-    while (k < n && k < m && merged[k] == c_frames[k])
+    while (k < n && k < m && frames[k] == c_frames[k])
         k++;
-    int reach = skip + k + 1 + REACH_MARGIN;
-    if (k >= SHALLOW_FRAMES || reach <= atomic_load_explicit(&shallow_reach, memory_order_relaxed))
-        return;
-    atomic_store_explicit(&shallow_reach, reach, memory_order_relaxed);
+    int reach = w.skip + k + 1 + REACH_MARGIN;
+    if (k < SHALLOW_FRAMES && reach > atomic_load_explicit(&shallow_reach, memory_order_relaxed))
+        atomic_store_explicit(&shallow_reach, reach, memory_order_relaxed);
+    return m;
 }
 
 int pql_stack_capture(uintptr_t *frames, int max)
 {
     /* Past the interpreter's first frame, the C frames are replaced by the interpreter's own (appframes.h):
      * a short walk is enough when it reaches the interpreter or the stack's end, the whole walk otherwise. */
-    bool app = max > SHALLOW_FRAMES && pql_app_readers_on();
-    uintptr_t c_frames[SHALLOW_FRAMES];
-    if (app) {
-        int reach = atomic_load_explicit(&shallow_reach, memory_order_relaxed);
-        struct walk w = capture(frames, SHALLOW_FRAMES, reach ? reach : SHALLOW_FRAMES + SELF_ROOM);
-        memcpy(c_frames, frames, (size_t)w.n * sizeof(*frames));
-        int m = pql_app_merge(frames, w.n, max);
-        if (m != w.n) {
-            learn_reach(c_frames, frames, w.n, m, w.skip);
-            return m;
-        }
-        if (w.ended)
-            return m;
-    }
-    struct walk w = capture(frames, max, PQL_MAX_FRAMES + SELF_ROOM);
-    if (app)
-        memcpy(c_frames, frames, (size_t)(w.n < SHALLOW_FRAMES ? w.n : SHALLOW_FRAMES) * sizeof(*frames));
-    int m = pql_app_merge(frames, w.n, max);
-    if (app && m != w.n)
-        learn_reach(c_frames, frames, w.n < SHALLOW_FRAMES ? w.n : SHALLOW_FRAMES, m, w.skip);
-    return m;
+    if (max <= SHALLOW_FRAMES || !pql_app_readers_on())
+        return pql_app_merge(frames, capture(frames, max, PQL_MAX_FRAMES + SELF_ROOM).n, max);
+    int reach = atomic_load_explicit(&shallow_reach, memory_order_relaxed);
+    struct walk w = capture(frames, SHALLOW_FRAMES, reach ? reach : SHALLOW_FRAMES + SELF_ROOM);
+    int m = merge_learning(frames, w, max);
+    if (m != w.n || w.ended)
+        return m;
+    return merge_learning(frames, capture(frames, max, PQL_MAX_FRAMES + SELF_ROOM), max);
 }
 
 /* The kernel's view of a signal action (rt_sigaction), whose restorer glibc sets to its trampoline. */
