@@ -52,34 +52,35 @@ uintptr_t pql_dyn_ptr(const struct link_map *lm, ElfW(Addr) p)
     return p < lm->l_addr ? lm->l_addr + p : p;
 }
 
-/* The symbol name in lm's GNU hash table, defined (at fn, unless fn is NULL); NULL when it is not there.
- * *has_table says whether the object has such a table. */
-static const ElfW(Sym) *
-    gnu_lookup(const struct link_map *lm, const void *fn, const char *name, bool *has_table)
+bool pql_symbols_of(const struct link_map *lm, struct pql_symbols *t)
 {
-    const uint32_t *table = NULL;
-    const ElfW(Sym) *symtab = NULL;
-    const char *strtab = NULL;
-    for (const ElfW(Dyn) *d = lm->l_ld; d && d->d_tag != DT_NULL; d++) {
+    *t = (struct pql_symbols){.lm = lm};
+    for (const ElfW(Dyn) *d = lm ? lm->l_ld : NULL; d && d->d_tag != DT_NULL; d++) {
         if (d->d_tag == DT_GNU_HASH)
-            table = (const uint32_t *)pql_dyn_ptr(lm, d->d_un.d_ptr);
+            t->gnu_hash = (const uint32_t *)pql_dyn_ptr(lm, d->d_un.d_ptr);
         else if (d->d_tag == DT_SYMTAB)
-            symtab = (const ElfW(Sym) *)pql_dyn_ptr(lm, d->d_un.d_ptr);
+            t->symtab = (const ElfW(Sym) *)pql_dyn_ptr(lm, d->d_un.d_ptr);
         else if (d->d_tag == DT_STRTAB)
-            strtab = (const char *)pql_dyn_ptr(lm, d->d_un.d_ptr);
+            t->strtab = (const char *)pql_dyn_ptr(lm, d->d_un.d_ptr);
     }
-    *has_table = table && symtab && strtab && table[0];
-    if (!*has_table)
-        return NULL;
+    return t->gnu_hash && t->symtab && t->strtab && t->gnu_hash[0];
+}
+
+/* The symbol name in a GNU hash table (pql_symbols_of gave true), defined (at fn, unless fn is NULL);
+ * NULL when it is not there. */
+static const ElfW(Sym) * gnu_lookup(const struct pql_symbols *t, const void *fn, const char *name)
+{
+    const uint32_t *table = t->gnu_hash;
     uint32_t nbuckets = table[0], symoffset = table[1], bloom_words = table[2];
     const uint32_t *buckets = table + 4 + bloom_words * (sizeof(ElfW(Addr)) / 4);
     const uint32_t *chain = buckets + nbuckets;
     uint32_t h = gnu_hash(name);
     for (uint32_t i = buckets[h % nbuckets]; i >= symoffset; i++) {
         uint32_t ch = chain[i - symoffset];
-        const ElfW(Sym) *sym = &symtab[i];
+        const ElfW(Sym) *sym = &t->symtab[i];
         if ((ch | 1) == (h | 1) && sym->st_shndx != SHN_UNDEF &&
-            (!fn || lm->l_addr + sym->st_value == (uintptr_t)fn) && !strcmp(strtab + sym->st_name, name))
+            (!fn || t->lm->l_addr + sym->st_value == (uintptr_t)fn) &&
+            !strcmp(t->strtab + sym->st_name, name))
             return sym;
         if (ch & 1)
             break;
@@ -92,8 +93,9 @@ bool pql_function_range(const void *fn, const char *name, uintptr_t *lo, uintptr
     struct dl_find_object dlfo;
     if (!fn || _dl_find_object((void *)fn, &dlfo) != 0)
         return false;
-    bool has_table = false;
-    const ElfW(Sym) *sym = gnu_lookup(dlfo.dlfo_link_map, fn, name, &has_table);
+    struct pql_symbols t;
+    bool has_table = pql_symbols_of(dlfo.dlfo_link_map, &t);
+    const ElfW(Sym) *sym = has_table ? gnu_lookup(&t, fn, name) : NULL;
     Dl_info info;
     if (!has_table && (!dladdr1(fn, &info, (void **)&sym, RTLD_DL_SYMENT) || !info.dli_sname ||
                        strcmp(info.dli_sname, name) != 0))
@@ -105,14 +107,10 @@ bool pql_function_range(const void *fn, const char *name, uintptr_t *lo, uintptr
     return true;
 }
 
-void *pql_object_function(const void *in_object, const char *name)
+void *pql_symbols_function(const struct pql_symbols *t, const char *name)
 {
-    struct dl_find_object dlfo;
-    if (!in_object || _dl_find_object((void *)in_object, &dlfo) != 0)
-        return NULL;
-    bool has_table = false;
-    const ElfW(Sym) *sym = gnu_lookup(dlfo.dlfo_link_map, NULL, name, &has_table);
+    const ElfW(Sym) *sym = gnu_lookup(t, NULL, name);
     if (!sym || ELF64_ST_TYPE(sym->st_info) != STT_FUNC)
         return NULL;
-    return (void *)(dlfo.dlfo_link_map->l_addr + sym->st_value);
+    return (void *)(t->lm->l_addr + sym->st_value);
 }

@@ -1,7 +1,8 @@
-/* Where loaded code lives: the executable segment of the object that contains an address, and the
- * extent of an exported function. Used to drop the shim's own frames from stacks, to find an
- * interpreter's code and the runtimes' teardown functions. Any thread; not signal-safe
- * (dl_iterate_phdr takes the loader's lock). */
+/* Where loaded code lives: the executable segment of the object that contains an address, the extent
+ * of an exported function, and the functions an object defines. Used to drop the shim's own frames from
+ * stacks, to find an interpreter's code and the runtimes' teardown functions, and to point a module's
+ * libpq imports at the shim's interposers. Any thread; not signal-safe (dl_iterate_phdr takes the
+ * loader's lock). */
 #ifndef PQL_CODEMAP_H
 #define PQL_CODEMAP_H
 
@@ -24,8 +25,19 @@ bool pql_function_range(const void *fn, const char *name, uintptr_t *lo, uintptr
  * the load address. */
 uintptr_t pql_dyn_ptr(const struct link_map *lm, ElfW(Addr) p);
 
-/* The function name as the loaded object that contains in_object defines it (its GNU hash table, not
- * the process's lookup scope); NULL when that object defines no such function. */
-void *pql_object_function(const void *in_object, const char *name);
+/* A loaded object's dynamic symbols, found once for many lookups. */
+struct pql_symbols {
+    const struct link_map *lm;
+    const uint32_t *gnu_hash;
+    const ElfW(Sym) * symtab;
+    const char *strtab;
+};
+
+/* Fills *t from lm's dynamic section: false when lm has no GNU hash table (*t then serves no lookup). */
+bool pql_symbols_of(const struct link_map *lm, struct pql_symbols *t);
+
+/* The function name as that object defines it (its GNU hash table, not the process's lookup scope);
+ * NULL when it defines no such function. t from pql_symbols_of, which gave true. */
+void *pql_symbols_function(const struct pql_symbols *t, const char *name);
 
 #endif

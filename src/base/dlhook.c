@@ -158,20 +158,24 @@ int pql_dlopen_mode(const char *file, int mode)
 }
 
 /* gotpatch's target for a module that needs libpq: the shim's interposer of each libpq function it
- * has (its exports are the interposers). */
+ * has (its exports are the interposers; arg: the shim's symbols). */
 static void *shim_interposer(const char *name, void *arg)
 {
-    (void)arg;
     if (name[0] != 'P' || name[1] != 'Q')
         return NULL;
-    return pql_object_function((const void *)pql_dlopen_redirect, name);
+    return pql_symbols_function(arg, name);
 }
 
 void *pql_dlopen_redirect(const char *file, int mode)
 {
     void *h = pql_real_dlopen(file, mode);
     struct link_map *lm = NULL;
-    if (h && (dlinfo(h, RTLD_DI_LINKMAP, &lm) != 0 || pql_got_redirect(lm, shim_interposer, NULL, true) < 0))
+    struct dl_find_object self;
+    struct pql_symbols shim;
+    if (h &&
+        (dlinfo(h, RTLD_DI_LINKMAP, &lm) != 0 || _dl_find_object((void *)pql_dlopen_redirect, &self) != 0 ||
+         !pql_symbols_of(self.dlfo_link_map, &shim) ||
+         pql_got_redirect(lm, shim_interposer, &shim, true) < 0))
         pql_log("%s: its calls into libpq could not be pointed at pqleak (its bindings stay read-only): "
                 "its connections go unseen",
                 file);
