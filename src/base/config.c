@@ -512,6 +512,31 @@ void pql_settings_json(const struct pql_settings *s, struct pql_buf *b)
     }
 }
 
+void pql_env_view_take(struct pql_env_view *v, char *const *env)
+{
+    v->n = 0;
+    for (char *const *e = env; e && *e; e++) {
+        if (strncmp(*e, "PQLEAK_", PREFIX_LEN) != 0)
+            continue;
+        if (v->n == PQL_ENV_VIEW_MAX) {
+            v->n = -1;
+            return;
+        }
+        v->entry[v->n++] = *e;
+    }
+}
+
+const char *pql_env_view_get(const struct pql_env_view *v, const char *name)
+{
+    if (v->n < 0 || strncmp(name, "PQLEAK_", PREFIX_LEN) != 0)
+        return getenv(name);
+    size_t len = strlen(name);
+    for (int i = 0; i < v->n; i++)
+        if (!strncmp(v->entry[i], name, len) && v->entry[i][len] == '=')
+            return v->entry[i] + len + 1;
+    return NULL;
+}
+
 bool pql_settings_early_bool(const char *name, pql_getenv_fn get)
 {
     /* The switch alone, not a whole settings struct (kilobytes of paths): a dlsym hook may run on a

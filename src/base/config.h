@@ -45,6 +45,22 @@ typedef void (*pql_warn_fn)(const char *line);
  * s->disable is set. Loading never fails. */
 void pql_settings_load(struct pql_settings *s, pql_getenv_fn get, pql_warn_fn warn);
 
+/* The environment's PQLEAK_* entries, gathered in one pass over environ for pql_settings_load, whose
+ * ~25 lookups would each pass over the whole environment with getenv (a fixed cost of every process
+ * that connects). Past PQL_ENV_VIEW_MAX entries the view is not whole and lookups go to getenv. */
+#define PQL_ENV_VIEW_MAX 64
+struct pql_env_view {
+    const char *entry[PQL_ENV_VIEW_MAX]; /* "PQLEAK_NAME=value", in environ's order */
+    int n;                               /* -1: not whole */
+};
+
+/* Fills *v from env (environ's layout: NULL-terminated "NAME=value" strings). */
+void pql_env_view_take(struct pql_env_view *v, char *const *env);
+
+/* getenv(name) as it was when the view was taken: the first entry named name, its value; NULL when
+ * none. A name without the PQLEAK_ prefix, or a view that is not whole, asks getenv itself. */
+const char *pql_env_view_get(const struct pql_env_view *v, const char *name);
+
 struct pql_buf;
 
 /* Appends the settings as JSON object members ("max_conns": 0, ...) to b. */

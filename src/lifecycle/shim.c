@@ -86,9 +86,12 @@ static void warn_early(const char *line)
         snprintf(early[nearly++], sizeof(early[0]), "%s", line);
 }
 
+/* The settings' getenv: one pass over the environment for all of them (config.h), taken by init. */
+static const struct pql_env_view *env_view;
+
 static const char *env(const char *name)
 {
-    return getenv(name);
+    return env_view ? pql_env_view_get(env_view, name) : getenv(name);
 }
 
 /* ---- the run channel (names.h: pql_run_socket_name) ----
@@ -169,7 +172,11 @@ static void init(void)
     /* setuid and the like: stay inert, read no variable. */
     if (getauxval(AT_SECURE))
         return;
+    struct pql_env_view view;
+    pql_env_view_take(&view, environ);
+    env_view = &view;
     pql_settings_load(&settings, env, warn_early);
+    env_view = NULL;
     pql_log_setup(settings.log);
     for (int i = 0; i < nearly; i++)
         pql_log("%s", early[i]);

@@ -279,6 +279,61 @@ static void test_help_option(void **state)
     assert_non_null(strstr(out, "PQLEAK_SERVICE"));
 }
 
+/* getenv's answer for name in env: the first entry "name=...". */
+static const char *reference_getenv(char *const *env, const char *name)
+{
+    size_t len = strlen(name);
+    for (char *const *e = env; *e; e++)
+        if (!strncmp(*e, name, len) && (*e)[len] == '=')
+            return *e + len + 1;
+    return NULL;
+}
+
+static void test_env_view(void **state)
+{
+    (void)state;
+    char *env[] = {"HOME=/root",           "PQLEAK_LOG_X=not the log",   "PQLEAK_LOGX",
+                   "PQLEAK_LOG=/tmp/first", "PQLEAK_MAX_CONNS=",          "PQLEAK_LOG=/tmp/second",
+                   "PQLEAK_SIGNAL=none",    "PQLEAK_=empty name",         NULL};
+    const char *names[] = {"PQLEAK_LOG", "PQLEAK_LOGX", "PQLEAK_LOG_X", "PQLEAK_MAX_CONNS", "PQLEAK_SIGNAL",
+                           "PQLEAK_", "PQLEAK_STRICT", "PQLEAK_LO"};
+    struct pql_env_view v;
+    pql_env_view_take(&v, env);
+    assert_int_equal(v.n, 7);
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        const char *want = reference_getenv(env, names[i]), *got = pql_env_view_get(&v, names[i]);
+        if (!want)
+            assert_null(got);
+        else
+            assert_string_equal(got, want);
+    }
+    assert_string_equal(pql_env_view_get(&v, "PQLEAK_LOG"), "/tmp/first");
+    /* Not a PQLEAK_ name: the process's own environment, as getenv has it. */
+    setenv("PQL_TEST_VIEW_OTHER", "other", 1);
+    assert_string_equal(pql_env_view_get(&v, "PQL_TEST_VIEW_OTHER"), "other");
+
+    /* More PQLEAK_ entries than the view holds: not whole, every lookup is getenv's. */
+    static char many[PQL_ENV_VIEW_MAX + 1][32];
+    char *big[PQL_ENV_VIEW_MAX + 2];
+    for (int i = 0; i <= PQL_ENV_VIEW_MAX; i++) {
+        snprintf(many[i], sizeof(many[i]), "PQLEAK_X%d=%d", i, i);
+        big[i] = many[i];
+    }
+    big[PQL_ENV_VIEW_MAX + 1] = NULL;
+    pql_env_view_take(&v, big);
+    assert_int_equal(v.n, -1);
+    setenv("PQLEAK_TEST_VIEW", "from getenv", 1);
+    assert_string_equal(pql_env_view_get(&v, "PQLEAK_TEST_VIEW"), "from getenv");
+    assert_null(pql_env_view_get(&v, "PQLEAK_X3")); /* only in big, which the view no longer answers for */
+    big[PQL_ENV_VIEW_MAX] = NULL;                    /* exactly full: whole */
+    pql_env_view_take(&v, big);
+    assert_int_equal(v.n, PQL_ENV_VIEW_MAX);
+    assert_string_equal(pql_env_view_get(&v, "PQLEAK_X63"), "63");
+    pql_env_view_take(&v, NULL);
+    assert_int_equal(v.n, 0);
+    assert_null(pql_env_view_get(&v, "PQLEAK_LOG"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -294,6 +349,7 @@ int main(void)
         cmocka_unit_test(test_misspelled_variable),
         cmocka_unit_test(test_early_bool_reads_options),
         cmocka_unit_test(test_help_option),
+        cmocka_unit_test(test_env_view),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
