@@ -1,6 +1,8 @@
 /* Finds the loaded libpq and its functions. First pql_dlsym(RTLD_NEXT), which works when libpq is in the
  * global scope; otherwise the loaded object whose file name starts with "libpq.so" (never the shim:
- * "libpqleak.so" also contains "libpq"). Called from interposers on any thread; not signal-safe. */
+ * "libpqleak.so" also contains "libpq"). Each function is looked up at its first call (a stub in its
+ * place until then), so that a process pays only for the ones it uses. Called from interposers on any
+ * thread; not signal-safe. */
 #define _GNU_SOURCE
 #include "real.h"
 
@@ -71,7 +73,28 @@ static void *libpq_handle(void)
     return name ? dlopen(name, RTLD_LAZY | RTLD_NOLOAD) : NULL;
 }
 
-#define RESOLVE(h, fn) (pql_real.fn = (__typeof__(pql_real.fn))pql_dlsym(h, #fn))
+static void *libpq; /* the handle the stubs look functions up in; set before pql_real_resolved */
+
+/* A member's first call: the function looked up, put in the member's place (every later call goes
+ * straight to it) and called. Two threads may both look it up; they store the same pointer. A function
+ * the loaded libpq lacks (none of these is newer than PostgreSQL 9.1) answers as a failed call. */
+#define PQL_REAL_STUB(ret, name, params, args)                                                               \
+    static ret stub_##name params                                                                            \
+    {                                                                                                        \
+        __typeof__(stub_##name) *fn = (__typeof__(fn))pql_dlsym(libpq, #name);                               \
+        if (!fn)                                                                                             \
+            return (ret)0;                                                                                   \
+        pql_real.name = fn;                                                                                  \
+        return fn args;                                                                                      \
+    }
+PQL_REAL_FUNCTIONS(PQL_REAL_STUB)
+#undef PQL_REAL_STUB
+
+/* Each entry of the list has libpq-fe.h's own type. */
+#define PQL_REAL_SAME_TYPE(ret, name, params, args)                                                          \
+    _Static_assert(__builtin_types_compatible_p(__typeof__(&name), ret(*) params), #name " as libpq-fe.h");
+PQL_REAL_FUNCTIONS(PQL_REAL_SAME_TYPE)
+#undef PQL_REAL_SAME_TYPE
 
 bool pql_real_resolve(void)
 {
@@ -79,46 +102,12 @@ bool pql_real_resolve(void)
         return true;
     pthread_mutex_lock(&resolve_lock);
     if (!atomic_load_explicit(&pql_real_resolved, memory_order_relaxed)) {
-        void *h = libpq_handle();
-        if (h) {
-            RESOLVE(h, PQconnectdb);
-            RESOLVE(h, PQconnectdbParams);
-            RESOLVE(h, PQsetdbLogin);
-            RESOLVE(h, PQconnectStart);
-            RESOLVE(h, PQconnectStartParams);
-            RESOLVE(h, PQconnectPoll);
-            RESOLVE(h, PQfinish);
-            RESOLVE(h, PQreset);
-            RESOLVE(h, PQresetStart);
-            RESOLVE(h, PQresetPoll);
-            RESOLVE(h, PQping);
-            RESOLVE(h, PQpingParams);
-            RESOLVE(h, PQstatus);
-            RESOLVE(h, PQhost);
-            RESOLVE(h, PQport);
-            RESOLVE(h, PQdb);
-            RESOLVE(h, PQuser);
-            RESOLVE(h, PQpass);
-            RESOLVE(h, PQbackendPID);
-            RESOLVE(h, PQconninfo);
-            RESOLVE(h, PQconninfoFree);
-            RESOLVE(h, PQconninfoParse);
-            RESOLVE(h, PQconndefaults);
-            RESOLVE(h, PQerrorMessage);
-            RESOLVE(h, PQfreemem);
-            RESOLVE(h, PQtransactionStatus);
-            RESOLVE(h, PQsocket);
-            RESOLVE(h, PQparameterStatus);
-            RESOLVE(h, PQexec);
-            RESOLVE(h, PQexecParams);
-            RESOLVE(h, PQexecPrepared);
-            RESOLVE(h, PQprepare);
-            RESOLVE(h, PQsendQuery);
-            RESOLVE(h, PQsendQueryParams);
-            RESOLVE(h, PQsendQueryPrepared);
-            RESOLVE(h, PQsendPrepare);
-            RESOLVE(h, PQgetResult);
-            /* The handle's reference is kept on purpose: libpq must not be unloaded under us. */
+        /* The handle's reference is kept on purpose: libpq must not be unloaded under us. */
+        libpq = libpq_handle();
+        if (libpq) {
+#define PQL_REAL_SET_STUB(ret, name, params, args) pql_real.name = stub_##name;
+            PQL_REAL_FUNCTIONS(PQL_REAL_SET_STUB)
+#undef PQL_REAL_SET_STUB
             atomic_store_explicit(&pql_real_resolved, true, memory_order_release);
         }
     }
