@@ -39,23 +39,15 @@ struct appframe {
 
 static const char *const lang_names[] = {"python", "perl", "ruby", "php"};
 
-/* Per thread, the call sites it met lately, direct-mapped: a capture finds most of its frames there,
- * without the table's lock or hash (a web worker captures the same handler's frames transaction after
- * transaction). Allocated at the thread's first capture, freed when the thread ends; an id stays valid
- * for good (sites are never removed). */
-#define SITE_CACHE 64
-struct site_cache {
-    struct pql_app_key key[SITE_CACHE];
-    uint32_t id[SITE_CACHE];
-};
-static __thread struct site_cache *site_cache __attribute__((tls_model("initial-exec")));
+/* The per-thread site cache (appreaders.h). */
+__thread struct pql_app_site_cache *pql_app_site_cache __attribute__((tls_model("initial-exec")));
 static pthread_key_t site_cache_key; /* its destructor frees a thread's cache */
 static bool site_cache_ok;
 
 /* The key's destructor, in the ending thread: a capture from a later destructor allocates anew. */
 static void free_site_cache(void *c)
 {
-    site_cache = NULL;
+    pql_app_site_cache = NULL;
     free(c);
 }
 
@@ -148,36 +140,20 @@ int pql_app_first_in(const uintptr_t *frames, int n, uintptr_t lo, uintptr_t hi)
     return k;
 }
 
-static unsigned site_slot(const struct pql_app_key *k)
-{
-    return (unsigned)(((k->k1 >> 4) ^ (k->k2 * 0x9e3779b1u)) & (SITE_CACHE - 1));
-}
-
-uint32_t pql_app_cached(const struct pql_app_key *key)
-{
-    const struct site_cache *c = site_cache;
-    if (!c)
-        return 0;
-    unsigned i = site_slot(key);
-    const struct pql_app_key *k = &c->key[i];
-    bool same = k->k1 == key->k1 && k->k2 == key->k2 && k->ident == key->ident && k->lang == key->lang;
-    return same ? c->id[i] : 0;
-}
-
 void pql_app_remember(const struct pql_app_key *key, uint32_t id)
 {
-    struct site_cache *c = site_cache;
+    struct pql_app_site_cache *c = pql_app_site_cache;
     if (!c && site_cache_ok && id) {
         c = calloc(1, sizeof(*c));
         if (c && pthread_setspecific(site_cache_key, c) != 0) {
             free(c);
             c = NULL;
         }
-        site_cache = c;
+        pql_app_site_cache = c;
     }
     if (!c || !id)
         return;
-    unsigned i = site_slot(key);
+    unsigned i = pql_app_site_slot(key);
     c->key[i] = *key;
     c->id[i] = id;
 }

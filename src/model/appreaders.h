@@ -19,8 +19,35 @@ struct pql_app_key {
     uint64_t lang, k1, k2, ident;
 };
 
-/* The id of a site this thread met lately, or 0: a lookup without the lock, tried first. */
-uint32_t pql_app_cached(const struct pql_app_key *key);
+/* Per thread, the call sites it met lately, direct-mapped: a capture finds most of its frames there,
+ * without the table's lock or hash (a web worker captures the same handler's frames transaction after
+ * transaction). Allocated at the thread's first capture, freed when the thread ends; an id stays valid
+ * for good (sites are never removed). */
+#define PQL_APP_SITE_CACHE 64
+struct pql_app_site_cache {
+    struct pql_app_key key[PQL_APP_SITE_CACHE];
+    uint32_t id[PQL_APP_SITE_CACHE];
+};
+extern __thread struct pql_app_site_cache *pql_app_site_cache
+    __attribute__((tls_model("initial-exec"), visibility("hidden")));
+
+static inline unsigned pql_app_site_slot(const struct pql_app_key *k)
+{
+    return (unsigned)(((k->k1 >> 4) ^ (k->k2 * 0x9e3779b1u)) & (PQL_APP_SITE_CACHE - 1));
+}
+
+/* The id of a site this thread met lately, or 0: a lookup without the lock, tried first. Inline: every
+ * frame of every capture asks. */
+static inline uint32_t pql_app_cached(const struct pql_app_key *key)
+{
+    const struct pql_app_site_cache *c = pql_app_site_cache;
+    if (!c)
+        return 0;
+    unsigned i = pql_app_site_slot(key);
+    const struct pql_app_key *k = &c->key[i];
+    bool same = k->k1 == key->k1 && k->k2 == key->k2 && k->ident == key->ident && k->lang == key->lang;
+    return same ? c->id[i] : 0;
+}
 
 /* Remembers a site's id (from pql_app_find or pql_app_add) for this thread's pql_app_cached. */
 void pql_app_remember(const struct pql_app_key *key, uint32_t id);
