@@ -31,7 +31,8 @@
 static const struct pql_settings *cfg;
 static bool caps; /* a cap is set: connects check out a slot */
 
-static struct pql_target_api target_api(void)
+/* Inline: 12 loads of atomic members, out of line a call and a copy of the struct per connect. */
+static inline __attribute__((always_inline)) struct pql_target_api target_api(void)
 {
     return (struct pql_target_api){
         pql_real.PQhost,         pql_real.PQport,     pql_real.PQdb,           pql_real.PQuser,
