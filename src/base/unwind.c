@@ -378,11 +378,6 @@ static bool run(struct rd *r, const struct cie *c, struct row *s, const struct r
         case 0x08: /* same_value */
             set_rule(s, uleb(r), R_SAME, 0);
             break;
-        case 0x09: /* register */
-            reg = uleb(r);
-            uleb(r);
-            set_rule(s, reg, R_OTHER, 0);
-            break;
         case 0x0a: /* remember_state: the whole row, CFA included, as libgcc and libunwind keep it */
             if (depth == STATE_DEPTH)
                 return false;
@@ -426,6 +421,7 @@ static bool run(struct rd *r, const struct cie *c, struct row *s, const struct r
         case 0x13: /* def_cfa_offset_sf */
             s->cfa_off = factored(r, sleb(r), c->data_align);
             break;
+        case 0x09: /* register */
         case 0x14: /* val_offset */
             reg = uleb(r);
             uleb(r);
