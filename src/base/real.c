@@ -77,7 +77,8 @@ static void *libpq; /* the handle the stubs look functions up in; set before pql
 
 /* A member's first call: the function looked up, put in the member's place (every later call goes
  * straight to it) and called. Two threads may both look it up; they store the same pointer. A function
- * the loaded libpq lacks (none of these is newer than PostgreSQL 9.1) answers as a failed call. */
+ * the loaded libpq lacks returns its type's zero (none of these is newer than PostgreSQL 9.1, so no
+ * supported libpq lacks one; before the stubs, the call went to a NULL pointer). */
 #define PQL_REAL_STUB(ret, name, params, args)                                                               \
     static ret stub_##name params                                                                            \
     {                                                                                                        \
