@@ -51,7 +51,7 @@
  *   checkout.c  mu                   1    log                        reset in the child; slots, holders
  *                                                                    and waiters forgotten
  *   symbolize.c shared_lock          2    depot, pyframes, log       reset in the child
- *   registry.c  lock                 3    live pool                  HELD: taken before fork, so the
+ *   registry.c  lock                 3    live blocks                HELD: taken before fork, so the
  *                                                                    child's records are consistent
  *   stack.c     depot_lock           4    -                          HELD (the child's stacks resolve)
  *   live.c      pool_lock            5    -                          reset; the fork generation advances

@@ -1,6 +1,7 @@
-/* Live connection state: a pool of never-freed, cache-line aligned structs, one per open connection,
- * written by the query hooks (query.c) and read by snapshots. The pool lock is a leaf: nothing else is
- * taken while it is held. Any thread; not signal-safe. */
+/* Live connection state: never-freed, cache-line aligned structs, one per open connection, written by
+ * the query hooks (query.c) and read by snapshots. The registry keeps each with its entry, for the next
+ * connection that entry records, so that a connect takes no lock here; the pool lock (a leaf: nothing
+ * else is taken while it is held) only guards the carving of new blocks. Any thread; not signal-safe. */
 #define _GNU_SOURCE
 #include "live.h"
 
@@ -18,12 +19,12 @@ uint8_t pql_born_fork;
 
 _Static_assert(sizeof(struct pql_live) == 64, "one cache line per connection");
 
+/* Blocks are carved under this leaf lock; the structs are then kept with the registry's entries. */
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct pql_live *pool;
 
-/* A new zeroed struct, carved from blocks of 64: one aligned allocation per block instead of one per
- * connection saves each record the allocator's header and alignment padding (never freed either way). */
-static struct pql_live *live_alloc(void)
+/* Carved from blocks of 64: one aligned allocation per block instead of one per connection saves each
+ * record the allocator's header and alignment padding (never freed either way). */
+struct pql_live *pql_live_new(void)
 {
     static struct pql_live *block;
     static size_t used = 64;
@@ -43,16 +44,8 @@ static struct pql_live *live_alloc(void)
     return l;
 }
 
-struct pql_live *pql_live_get(const PGconn *conn, uintptr_t key)
+void pql_live_start(struct pql_live *l, uintptr_t key)
 {
-    (void)conn;
-    pthread_mutex_lock(&pool_lock);
-    struct pql_live *l = pool;
-    if (l)
-        pool = l->next_free;
-    pthread_mutex_unlock(&pool_lock);
-    if (!l && !(l = live_alloc()))
-        return NULL;
     atomic_store_explicit(&l->fork_gen, atomic_load(&pql_fork_gen), memory_order_relaxed);
     atomic_store_explicit(&l->busy_tid, 0, memory_order_relaxed);
     atomic_store_explicit(&l->last_ns, 0, memory_order_relaxed);
@@ -68,16 +61,11 @@ struct pql_live *pql_live_get(const PGconn *conn, uintptr_t key)
     atomic_store_explicit(&l->use_fork, atomic_load_explicit(&pql_forks, memory_order_relaxed),
                           memory_order_relaxed);
     atomic_store_explicit(&l->key, key, memory_order_release);
-    return l;
 }
 
-void pql_live_put(struct pql_live *l)
+void pql_live_stop(struct pql_live *l)
 {
     atomic_store_explicit(&l->key, 0, memory_order_release);
-    pthread_mutex_lock(&pool_lock);
-    l->next_free = pool;
-    pool = l;
-    pthread_mutex_unlock(&pool_lock);
 }
 
 static void fork_prepare(void)

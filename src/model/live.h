@@ -1,6 +1,6 @@
 /* Per-connection activity kept current by the query hooks (query.h): transaction status, last
- * activity, where the current transaction began, who is using the connection. The structs come from a
- * pool and are found through the registry's lock-free hint table. Application threads write; the
+ * activity, where the current transaction began, who is using the connection. The structs are kept
+ * with the registry's entries and found through its lock-free hint table. Application threads write; the
  * reporter thread only reads. Not signal-safe. */
 #ifndef PQL_LIVE_H
 #define PQL_LIVE_H
@@ -18,7 +18,6 @@ struct __attribute__((aligned(64))) pql_live {
     _Atomic int64_t last_ns; /* end of the last command, 0 when none: CLOCK_MONOTONIC_COARSE, precise
                               * CLOCK_MONOTONIC once the process has forked (query.c) */
     _Atomic int64_t tx_began_ns;
-    struct pql_live *next_free;  /* pool, under the pool lock */
     _Atomic uint32_t fork_gen;   /* the process generation that opened the connection */
     _Atomic int busy_tid;        /* thread running a query call on it, 0 when none (best effort: plain
                                   * stores) */
@@ -53,10 +52,16 @@ extern _Atomic uint8_t pql_forks;
 extern pid_t pql_born_of;
 extern uint8_t pql_born_fork;
 
-/* Takes a zeroed struct from the pool for conn (never freed: a stale hint can only ever point to a
- * struct, whose key then does not match). NULL on out of memory. */
-struct pql_live *pql_live_get(const PGconn *conn, uintptr_t key);
-void pql_live_put(struct pql_live *l);
+/* A new zeroed struct, key 0; NULL on out of memory. Never freed: a stale hint or a thread's query cache
+ * can only ever point to a struct, whose key then does not match. */
+struct pql_live *pql_live_new(void);
+
+/* Makes l the live state of the connection with key: every field reset, the key published last. */
+void pql_live_start(struct pql_live *l, uintptr_t key);
+
+/* The connection is gone: a hint or a query cache holding l misses from now on (key 0). l may be
+ * started again for another connection. */
+void pql_live_stop(struct pql_live *l);
 
 /* Registers the fork handlers: pql_forks counts forks; in a child the pool lock is reset, the
  * generation advances and pql_born_of/pql_born_fork are set. */

@@ -14,7 +14,7 @@
 
 struct entry {
     uintptr_t key;
-    struct pql_live *live;
+    struct pql_live *live;   /* kept on the free list, started again for the entry's next record */
     struct entry *next_free; /* on the free list */
     struct pql_conn rec;
 };
@@ -96,8 +96,8 @@ static void unlink_slot(size_t i)
     }
 }
 
-/* An entry from the free list, else from a new block of 64 (never freed). NULL on out of memory. Called
- * with lock held. */
+/* An entry from the free list (with the live state it had), else from a new block of 64 (never freed;
+ * no live state yet). NULL on out of memory. Called with lock held. */
 static struct entry *entry_alloc(void)
 {
     static struct entry *block;
@@ -114,6 +114,7 @@ static struct entry *entry_alloc(void)
         block = b;
         used = 0;
     }
+    block[used].live = NULL;
     return &block[used++];
 }
 
@@ -136,8 +137,8 @@ static void copy_live(struct pql_conn *rec, const struct pql_live *l)
     rec->use_fork = atomic_load_explicit(&l->use_fork, memory_order_relaxed);
 }
 
-/* Drops e's live state and hints and puts e on the free list; e must be out of the table. Called with
- * lock held. */
+/* Stops e's live state, drops its hints and puts e on the free list, its live state with it; e must be
+ * out of the table. Called with lock held. */
 static void entry_release(struct entry *e)
 {
     if (e->live) {
@@ -146,7 +147,7 @@ static void entry_release(struct entry *e)
             struct pql_live *expect = e->live;
             atomic_compare_exchange_strong(&hints[set + w], &expect, NULL);
         }
-        pql_live_put(e->live);
+        pql_live_stop(e->live);
     }
     e->next_free = free_entries;
     free_entries = e;
@@ -169,7 +170,6 @@ static size_t free_slot(uintptr_t key)
 uint64_t pql_registry_add(const PGconn *conn, const struct pql_conn *rec)
 {
     uintptr_t key = pql_registry_key(conn);
-    struct pql_live *live = pql_live_get(conn, key);
     uint64_t id = 0;
     pthread_mutex_lock(&lock);
     size_t i = nslots ? probe(key) : 0;
@@ -184,7 +184,10 @@ uint64_t pql_registry_add(const PGconn *conn, const struct pql_conn *rec)
     struct entry *e = NULL;
     if ((i = free_slot(key)) < nslots && (e = entry_alloc())) {
         e->key = key;
-        e->live = live;
+        if (!e->live)
+            e->live = pql_live_new(); /* NULL on out of memory: the record keeps no live state */
+        if (e->live)
+            pql_live_start(e->live, key);
         e->rec = *rec;
         e->rec.id = id = next_id++;
         slots[i] = e;
@@ -195,8 +198,6 @@ uint64_t pql_registry_add(const PGconn *conn, const struct pql_conn *rec)
             counters.failed_total++;
         if (holds_slot(rec->state) && ++counters.open > counters.peak_open)
             counters.peak_open = counters.open;
-    } else if (live) {
-        pql_live_put(live);
     }
     pthread_mutex_unlock(&lock);
     return id;
