@@ -284,8 +284,25 @@ static void test_from_open(void **state)
     check_open(&(struct pql_connect_args){.conninfo = "host=/nonexistent-dir"}, "");
 }
 
+/* libpq's defaults come from PG* variables (PGDATABASE, PGAPPNAME, PGSERVICE...): the cases set the ones
+ * they test and expect none of the others, whatever the environment the suite runs in. */
+static void clear_libpq_environment(void)
+{
+    extern char **environ;
+    char names[64][64];
+    int n = 0;
+    for (char **e = environ; *e && n < 64; e++) {
+        size_t len = strcspn(*e, "=");
+        if (!strncmp(*e, "PG", 2) && len < sizeof(names[0]))
+            snprintf(names[n++], sizeof(names[0]), "%.*s", (int)len, *e);
+    }
+    for (int i = 0; i < n; i++)
+        unsetenv(names[i]);
+}
+
 int main(void)
 {
+    clear_libpq_environment();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conninfo),
         cmocka_unit_test(test_uri),
