@@ -119,6 +119,47 @@ static void test_reuse(void **state)
     assert_true(pql_registry_remove(conn(1), NULL, PQL_LEAK_UNCLOSED));
 }
 
+/* A record's live state is kept with its entry when it is removed: stopped then (a query cache still
+ * holding it misses), and started again, all of it reset, for the entry's next connection. */
+static void test_live_reuse(void **state)
+{
+    (void)state;
+    struct pql_conn r = record(5), out;
+    pql_registry_add(conn(5), &r);
+    struct pql_live *l = pql_registry_live(conn(5));
+    assert_non_null(l);
+    assert_int_equal(atomic_load(&l->key), pql_registry_key(conn(5)));
+    atomic_store(&l->tx, PQTRANS_INTRANS);
+    atomic_store(&l->settled, PQTRANS_INTRANS);
+    atomic_store(&l->tx_stack, 7);
+    atomic_store(&l->busy_tid, 99);
+    atomic_store(&l->warned_threads, true);
+    assert_true(pql_registry_remove(conn(5), &out, PQL_LEAK_UNCLOSED));
+    assert_int_equal(out.tx_status, PQTRANS_INTRANS);
+    assert_int_equal(atomic_load(&l->key), 0);
+
+    for (int i = 6; i < 8; i++) { /* another connection, then the same address again */
+        const PGconn *c = i == 6 ? conn(6) : conn(5);
+        r = record(i);
+        pql_registry_add(c, &r);
+        struct pql_live *m = pql_registry_live(c);
+        assert_ptr_equal(m, l); /* the entry, and its live state, came back from the free list */
+        assert_int_equal(atomic_load(&m->key), pql_registry_key(c));
+        assert_int_equal(atomic_load(&m->tx), PQTRANS_IDLE);
+        assert_int_equal(atomic_load(&m->settled), PQTRANS_IDLE);
+        assert_int_equal(atomic_load(&m->tx_stack), 0);
+        assert_int_equal(atomic_load(&m->busy_tid), 0);
+        assert_false(atomic_load(&m->warned_threads));
+        assert_true(pql_registry_get(c, &out));
+        assert_int_equal(out.tx_status, PQTRANS_IDLE);
+        assert_false(out.active);
+        atomic_store(&m->tx, PQTRANS_INERROR);
+        atomic_store(&m->busy_tid, 98);
+        assert_true(pql_registry_remove(c, NULL, PQL_LEAK_UNCLOSED));
+        assert_int_equal(atomic_load(&m->key), 0);
+    }
+}
+
 /* libpq reused the address of a PGconn freed behind the shim's back: the stale record is replaced, and
  * the open count drops for it. */
 static void test_stale_replaced(void **state)
@@ -150,6 +191,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_add_find_remove),
         cmocka_unit_test(test_reuse),
+        cmocka_unit_test(test_live_reuse),
         cmocka_unit_test(test_stale_replaced),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
