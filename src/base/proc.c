@@ -7,7 +7,7 @@
 #include <stdatomic.h>
 #include <unistd.h>
 
-static _Atomic pid_t my_pid;
+_Atomic pid_t pql_pid_cached;
 __thread int pql_tid_cached __attribute__((tls_model("initial-exec")));
 
 int pql_tid_lookup(void)
@@ -16,13 +16,10 @@ int pql_tid_lookup(void)
     return pql_tid_cached;
 }
 
-pid_t pql_pid(void)
+pid_t pql_pid_lookup(void)
 {
-    pid_t p = atomic_load_explicit(&my_pid, memory_order_relaxed);
-    if (!p) {
-        p = getpid();
-        atomic_store_explicit(&my_pid, p, memory_order_relaxed);
-    }
+    pid_t p = getpid();
+    atomic_store_explicit(&pql_pid_cached, p, memory_order_relaxed);
     return p;
 }
 
@@ -36,7 +33,7 @@ double pql_clock_s(clockid_t id)
 static void fork_child(void)
 {
     pql_tid_cached = 0; /* the forking thread's TLS is the child's only thread */
-    atomic_store(&my_pid, 0);
+    atomic_store(&pql_pid_cached, 0);
 }
 
 void pql_atfork_once(atomic_flag *once, void (*prepare)(void), void (*parent)(void), void (*child)(void))

@@ -19,8 +19,16 @@ static inline int pql_tid(void)
     return t ? t : pql_tid_lookup();
 }
 
-/* This process's pid, cached. */
-pid_t pql_pid(void);
+/* This process's pid, cached (0 until first asked, and again in a fork child); inline because every
+ * connect and close asks. */
+extern _Atomic pid_t pql_pid_cached __attribute__((visibility("hidden")));
+pid_t pql_pid_lookup(void);
+
+static inline pid_t pql_pid(void)
+{
+    pid_t p = atomic_load_explicit(&pql_pid_cached, memory_order_relaxed);
+    return p ? p : pql_pid_lookup();
+}
 
 /* Seconds on clock id (CLOCK_MONOTONIC for durations, CLOCK_REALTIME for report times). */
 double pql_clock_s(clockid_t id);

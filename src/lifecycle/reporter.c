@@ -360,6 +360,7 @@ static void *reporter_main(void *arg)
 }
 
 static void fork_child(void);
+static void start(const struct pql_settings *s);
 
 void pql_reporter_ensure(const struct pql_settings *s)
 {
@@ -368,6 +369,12 @@ void pql_reporter_ensure(const struct pql_settings *s)
     bool suspects = s->suspect_age > 0 || s->suspect_idle_tx > 0;
     if (!s->signal && !suspects && !*s->metrics)
         return;
+    start(s);
+}
+
+/* Out of line: what the first connect runs once, without its frame on every later connect. */
+static __attribute__((noinline)) void start(const struct pql_settings *s)
+{
     static atomic_flag once = ATOMIC_FLAG_INIT;
     pql_atfork_once(&once, NULL, NULL, fork_child);
     pthread_mutex_lock(&start_lock);

@@ -198,10 +198,9 @@ uint32_t pql_app_add(const struct pql_app_key *key, const char *function, const 
     return f->id;
 }
 
-int pql_app_merge(uintptr_t *frames, int n, int max)
+/* Out of line: the check above it is all a C program's capture runs, without this one's frame. */
+static __attribute__((noinline)) int merge(uintptr_t *frames, int n, int max)
 {
-    if (!loaded) /* no runtime, no reader enabled: a C program's capture asks none of them */
-        return n;
     int m = pql_python311_merge(frames, n, max);
     if (m == n)
         m = pql_python312_merge(frames, n, max);
@@ -214,6 +213,13 @@ int pql_app_merge(uintptr_t *frames, int n, int max)
     if (m == n)
         m = pql_php_merge(frames, n, max);
     return m;
+}
+
+int pql_app_merge(uintptr_t *frames, int n, int max)
+{
+    if (!loaded) /* no runtime, no reader enabled: a C program's capture asks none of them */
+        return n;
+    return merge(frames, n, max);
 }
 
 bool pql_app_python_may_finalize(void)

@@ -133,7 +133,8 @@ void pql_runtime_saw_open(void)
             atomic_store(&ruby_exec_site, frames[i]);
 }
 
-bool pql_runtime_in_teardown(void)
+/* Out of line: its frame (a whole stack's addresses) is set up only where a runtime is. */
+static __attribute__((noinline)) bool in_teardown(void)
 {
     if (py_is_finalizing && py_is_finalizing())
         return true;
@@ -172,4 +173,13 @@ bool pql_runtime_in_teardown(void)
             return true;
     }
     return false;
+}
+
+bool pql_runtime_in_teardown(void)
+{
+    /* No runtime found: what a C program's every close asks, answered without a frame. */
+    if (!py_is_finalizing && !nteardown && !perl_pp_leave.lo &&
+        !atomic_load_explicit(&ruby_exec_site, memory_order_relaxed))
+        return false;
+    return in_teardown();
 }

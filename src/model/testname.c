@@ -21,6 +21,7 @@
 
 static _Atomic(char *) slots[SLOTS];
 static pthread_once_t once = PTHREAD_ONCE_INIT;
+static _Atomic bool decided; /* decide has run: asked at every connect, pthread_once is a call */
 static bool enabled;
 
 /* Only a Python process, or one started with the variable set (a program run by a test), can have a
@@ -28,6 +29,7 @@ static bool enabled;
 static void decide(void)
 {
     enabled = getenv(PQL_TESTNAME_VAR) || (pql_runtimes_loaded() & (1u << PQL_RUNTIME_PYTHON));
+    atomic_store_explicit(&decided, true, memory_order_release);
 }
 
 static uint32_t hash(const char *s, size_t n)
@@ -86,13 +88,18 @@ static uint16_t intern(const char *name)
     return 0;
 }
 
-uint16_t pql_testname_now(void)
+/* Out of line: intern's frame (a name's copy) is set up only where a test runner may be. */
+static __attribute__((noinline)) uint16_t now(void)
 {
-    pthread_once(&once, decide);
-    if (!enabled)
-        return 0;
     const char *name = getenv(PQL_TESTNAME_VAR);
     return name && *name ? intern(name) : 0;
+}
+
+uint16_t pql_testname_now(void)
+{
+    if (__builtin_expect(!atomic_load_explicit(&decided, memory_order_acquire), 0))
+        pthread_once(&once, decide);
+    return enabled ? now() : 0;
 }
 
 const char *pql_testname(uint16_t id)
