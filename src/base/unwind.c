@@ -660,15 +660,12 @@ static inline uint64_t rule_at(uintptr_t pc, uint32_t gen)
 /* Largest frame believed: a CFA further above the last one is taken for a wrong rule. */
 #define FRAME_MAX ((uintptr_t)1 << 26)
 
-__attribute__((noinline)) int pql_unwind(uintptr_t *pcs, int max, unsigned *flags)
+/* The walk from ip, sp and bp (exact: ip is not a return address, look its rule up at ip, not ip - 1),
+ * adding frames to pcs from n up to max. */
+static inline __attribute__((always_inline)) int walk(uintptr_t *pcs, int n, int max, unsigned *flags,
+                                                      uintptr_t ip, uintptr_t sp, uintptr_t bp, bool exact)
 {
-    uintptr_t ip, sp, bp;
-    /* The walk starts here: this instruction's address, and rsp and rbp as its rule describes them. */
-    __asm__ volatile("lea 0(%%rip), %0\n\tmov %%rsp, %1\n\tmov %%rbp, %2" : "=r"(ip), "=r"(sp), "=r"(bp));
     uint32_t gen = pql_dlopen_count();
-    bool exact = true; /* ip is not a return address: look its rule up at ip, not ip - 1 */
-    int n = 0;
-    *flags = 0;
     while (n < max) {
         uint64_t v = rule_at(ip - !exact, gen);
         if (__builtin_expect(PACKED_KIND(v) != PQL_CFI_STANDARD, 0)) {
@@ -703,4 +700,22 @@ __attribute__((noinline)) int pql_unwind(uintptr_t *pcs, int max, unsigned *flag
         pcs[n++] = ip;
     }
     return n;
+}
+
+__attribute__((noinline)) int pql_unwind(uintptr_t *pcs, int max, unsigned *flags)
+{
+    uintptr_t ip, sp, bp;
+    /* The walk starts here: this instruction's address, and rsp and rbp as its rule describes them. */
+    __asm__ volatile("lea 0(%%rip), %0\n\tmov %%rsp, %1\n\tmov %%rbp, %2" : "=r"(ip), "=r"(sp), "=r"(bp));
+    *flags = 0;
+    return walk(pcs, 0, max, flags, ip, sp, bp, true);
+}
+
+int pql_unwind_from(uintptr_t *pcs, int max, unsigned *flags, const struct pql_unwind_start *start)
+{
+    *flags = 0;
+    if (max <= 0 || !start->ip)
+        return 0;
+    pcs[0] = start->ip;
+    return walk(pcs, 1, max, flags, start->ip, start->sp, start->bp, false);
 }

@@ -16,6 +16,24 @@
  * address after a signal frame), up to max. Returns the count; *flags says how the walk ended. */
 int pql_unwind(uintptr_t *pcs, int max, unsigned *flags);
 
+/* A caller's registers as they are once the function it called has returned: ip the return address,
+ * sp and rbp the caller's. A walk that starts there skips the frames between the caller and the walk. */
+struct pql_unwind_start {
+    uintptr_t ip, sp, bp;
+};
+
+/* The start at the caller of the function this is expanded in, read from that function's own frame:
+ * it must keep a frame pointer (the shim is built with -fno-omit-frame-pointer; asking for the frame's
+ * address makes GCC keep one anyway). rbp points at the saved rbp, the return address is above it, and
+ * the caller's stack pointer above that. */
+#define PQL_UNWIND_CALLER()                                                                                  \
+    ((struct pql_unwind_start){(uintptr_t)__builtin_return_address(0),                                       \
+                               (uintptr_t)__builtin_frame_address(0) + 2 * sizeof(uintptr_t),                \
+                               *(const uintptr_t *)__builtin_frame_address(0)})
+
+/* As pql_unwind, from *start instead of the call: pcs[0] is start->ip, then its callers'. */
+int pql_unwind_from(uintptr_t *pcs, int max, unsigned *flags, const struct pql_unwind_start *start);
+
 /* What a function's call frame information says at one address. */
 enum pql_cfi_kind {
     PQL_CFI_UNKNOWN,   /* a rule this walker does not follow (or no rule) */

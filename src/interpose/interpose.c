@@ -43,8 +43,10 @@ static void leave(void)
         bool track = pql_shim_active();                                                                      \
         struct pql_slot slot = {0};                                                                          \
         struct pql_connect_args args = {__VA_ARGS__};                                                        \
+        /* The record's stack begins at our caller: the walk need not step through the shim's frames. */     \
+        struct pql_unwind_start caller = PQL_UNWIND_CALLER();                                                \
         if (track) {                                                                                         \
-            PGconn *refused = pql_track_checkout(nonblocking, &args, &slot);                                 \
+            PGconn *refused = pql_track_checkout(nonblocking, &args, &slot, &caller);                        \
             if (refused) {                                                                                   \
                 leave();                                                                                     \
                 return refused;                                                                              \
@@ -53,7 +55,7 @@ static void leave(void)
         PGconn *conn = call;                                                                                 \
         leave();                                                                                             \
         if (track)                                                                                           \
-            pql_track_open(conn, nonblocking, &args, &slot);                                                 \
+            pql_track_open(conn, nonblocking, &args, &slot, &caller);                                        \
         return conn;                                                                                         \
     } while (0)
 

@@ -139,7 +139,8 @@ static void misuse_report(const struct pql_conn *rec, bool forked, int other_tid
 }
 
 /* Inlined: a frame of its own would be one more for every open stack's unwinding to step through. */
-static inline __attribute__((always_inline)) void new_record(struct pql_conn *rec)
+static inline __attribute__((always_inline)) void new_record(struct pql_conn *rec,
+                                                             const struct pql_unwind_start *caller)
 {
     memset(rec, 0, sizeof(*rec));
     rec->target = pql_target_empty();
@@ -148,7 +149,7 @@ static inline __attribute__((always_inline)) void new_record(struct pql_conn *re
     rec->opened_wall = pql_clock_s(CLOCK_REALTIME);
     rec->opened_mono = pql_clock_s(CLOCK_MONOTONIC);
     uintptr_t frames[PQL_MAX_FRAMES];
-    int n = pql_stack_capture(frames, cfg->stack_depth);
+    int n = pql_stack_capture_from(frames, cfg->stack_depth, caller);
     rec->stack = pql_stack_intern(frames, n);
     rec->test = pql_testname_now();
 }
@@ -159,7 +160,8 @@ static void options_target(struct pql_target *t, const struct pql_connect_args *
     pql_target_from_options(t, args->conninfo, args->keywords, args->values, args->expand_dbname, &api);
 }
 
-PGconn *pql_track_checkout(bool nonblocking, const struct pql_connect_args *args, struct pql_slot *slot)
+PGconn *pql_track_checkout(bool nonblocking, const struct pql_connect_args *args, struct pql_slot *slot,
+                           const struct pql_unwind_start *caller)
 {
     memset(slot, 0, sizeof(*slot));
     if (!caps)
@@ -181,7 +183,7 @@ PGconn *pql_track_checkout(bool nonblocking, const struct pql_connect_args *args
     if (!conn)
         return NULL; /* out of memory: let the real connect run rather than fail twice */
     struct pql_conn rec;
-    new_record(&rec);
+    new_record(&rec, caller);
     rec.state = PQL_BAD;
     rec.refused = true;
     if (!target) /* a refusal by PQLEAK_MAX_CONNS alone: its target, parsed only now, for the reports */
@@ -193,7 +195,7 @@ PGconn *pql_track_checkout(bool nonblocking, const struct pql_connect_args *args
 }
 
 void pql_track_open(PGconn *conn, bool nonblocking, const struct pql_connect_args *args,
-                    struct pql_slot *slot)
+                    struct pql_slot *slot, const struct pql_unwind_start *caller)
 {
     if (!conn) { /* libpq ran out of memory: nothing to track */
         pql_checkout_release(slot);
@@ -201,7 +203,7 @@ void pql_track_open(PGconn *conn, bool nonblocking, const struct pql_connect_arg
     }
     const struct pql_settings *set = cfg;
     struct pql_conn rec;
-    new_record(&rec);
+    new_record(&rec, caller);
     ConnStatusType st = pql_real.PQstatus(conn);
     rec.state = st == CONNECTION_OK ? PQL_OK : st == CONNECTION_BAD ? PQL_BAD : PQL_CONNECTING;
     if (!nonblocking && rec.state == PQL_CONNECTING)

@@ -10,15 +10,19 @@
 #include "config.h"
 #include "registry.h"
 #include "target.h"
+#include "unwind.h"
+
+/* caller below: the interposer's caller (PQL_UNWIND_CALLER), where the record's stack begins. */
 
 /* Before a connect. Returns NULL when it may go ahead (a checkout slot, if caps are set, is in *slot),
  * or a refused PGconn (CONNECTION_BAD, pqleak's message in PQerrorMessage) to return instead. */
-PGconn *pql_track_checkout(bool nonblocking, const struct pql_connect_args *args, struct pql_slot *slot);
+PGconn *pql_track_checkout(bool nonblocking, const struct pql_connect_args *args, struct pql_slot *slot,
+                           const struct pql_unwind_start *caller);
 
 /* A connection was made: by a blocking call (complete) or a PQconnectStart* call (in progress). The
  * record takes over the slot; a failed connect gives it back at once. */
 void pql_track_open(PGconn *conn, bool nonblocking, const struct pql_connect_args *args,
-                    struct pql_slot *slot);
+                    struct pql_slot *slot, const struct pql_unwind_start *caller);
 
 /* PQconnectPoll or PQresetPoll returned st for conn. */
 void pql_track_polled(PGconn *conn, PostgresPollingStatusType st);

@@ -102,22 +102,25 @@ static void load_libunwind(void)
     atomic_store(&unw_backtrace_fn, fn);
 }
 
-/* The raw walk: unwind.c's, or libunwind's when unwind.c met a frame it cannot follow. In a signal
- * handler (a signal frame crossed) libunwind is not loaded: dlopen is not async-signal-safe. */
-static inline __attribute__((always_inline)) int walk_raw(uintptr_t *raw, int want)
+/* Room for the shim's own frames above the caller's, which capture() drops. */
+#define SELF_ROOM 8
+
+/* The raw walk: unwind.c's (from the call, or from a caller's registers: from), or libunwind's when
+ * unwind.c met a frame it cannot follow, which always starts at the call (room made for the shim's
+ * frames then). In a signal handler (a signal frame crossed) libunwind is not loaded: dlopen is not
+ * async-signal-safe. */
+static inline __attribute__((always_inline)) int walk_raw(uintptr_t *raw, int want,
+                                                          const struct pql_unwind_start *from)
 {
     unsigned flags;
-    int n = pql_unwind(raw, want, &flags);
+    int n = from ? pql_unwind_from(raw, want, &flags, from) : pql_unwind(raw, want, &flags);
     if (!(flags & PQL_UNWIND_CUT))
         return n;
     if (!(flags & PQL_UNWIND_SIGNAL))
         pthread_once(&libunwind_once, load_libunwind);
     int (*fn)(void **, int) = atomic_load(&unw_backtrace_fn);
-    return fn ? fn((void **)raw, want) : n;
+    return fn ? fn((void **)raw, from ? want + SELF_ROOM : want) : n;
 }
-
-/* Room for the shim's own frames above the caller's, which capture() drops. */
-#define SELF_ROOM 8
 
 /* What one walk found: frames kept (after the shim's own), frames dropped, and whether the walk reached
  * the stack's end before its limit. */
@@ -126,21 +129,22 @@ struct walk {
     bool ended;
 };
 
-/* The capture itself, inlined into both entry points: each frame between the caller and the walk is
- * one more to step through (and for the loop below to drop). Walks at most limit raw frames and keeps at
- * most max. */
-static inline __attribute__((always_inline)) struct walk capture(uintptr_t *frames, int max, int limit)
+/* The capture itself, inlined into every entry point: each frame between the caller and the walk is
+ * one more to step through (and for the loop below to drop), unless the walk starts from the caller's
+ * registers (from). Walks at most limit raw frames and keeps at most max. */
+static inline __attribute__((always_inline)) struct walk capture(uintptr_t *frames, int max, int limit,
+                                                                 const struct pql_unwind_start *from)
 {
     struct walk w = {0, 0, true};
     if (max <= 0)
         return w;
-    uintptr_t raw[PQL_MAX_FRAMES + SELF_ROOM];
-    int want = max + SELF_ROOM;
+    uintptr_t raw[PQL_MAX_FRAMES + 2 * SELF_ROOM];
+    int want = max + (from ? 0 : SELF_ROOM);
     if (want > limit)
         want = limit;
     if (want > PQL_MAX_FRAMES + SELF_ROOM)
         want = PQL_MAX_FRAMES + SELF_ROOM;
-    int n = walk_raw(raw, want);
+    int n = walk_raw(raw, want, from);
     while (w.skip < n && raw[w.skip] >= self_lo && raw[w.skip] < self_hi)
         w.skip++;
     for (int i = w.skip; i < n && w.n < max; i++)
@@ -151,7 +155,7 @@ static inline __attribute__((always_inline)) struct walk capture(uintptr_t *fram
 
 int pql_stack_capture_raw(uintptr_t *frames, int max)
 {
-    return capture(frames, max, PQL_MAX_FRAMES + SELF_ROOM).n;
+    return capture(frames, max, PQL_MAX_FRAMES + SELF_ROOM, NULL).n;
 }
 
 /* C frames walked first in a process with a language runtime, at most: enough to reach the interpreter
@@ -186,18 +190,31 @@ static int merge_learning(uintptr_t *frames, struct walk w, int max)
     return m;
 }
 
-int pql_stack_capture(uintptr_t *frames, int max)
+/* pql_stack_capture and pql_stack_capture_from. A shallow reach learnt from walks that started at the
+ * call (through the shim's frames) is a few frames more than a walk from a caller needs: safe. */
+static inline __attribute__((always_inline)) int capture_merged(uintptr_t *frames, int max,
+                                                                const struct pql_unwind_start *from)
 {
     /* Past the interpreter's first frame, the C frames are replaced by the interpreter's own (appframes.h):
      * a short walk is enough when it reaches the interpreter or the stack's end, the whole walk otherwise. */
     if (max <= SHALLOW_FRAMES || !pql_app_readers_on())
-        return pql_app_merge(frames, capture(frames, max, PQL_MAX_FRAMES + SELF_ROOM).n, max);
+        return pql_app_merge(frames, capture(frames, max, PQL_MAX_FRAMES + SELF_ROOM, from).n, max);
     int reach = atomic_load_explicit(&shallow_reach, memory_order_relaxed);
-    struct walk w = capture(frames, SHALLOW_FRAMES, reach ? reach : SHALLOW_FRAMES + SELF_ROOM);
+    struct walk w = capture(frames, SHALLOW_FRAMES, reach ? reach : SHALLOW_FRAMES + SELF_ROOM, from);
     int m = merge_learning(frames, w, max);
     if (m != w.n || w.ended)
         return m;
-    return merge_learning(frames, capture(frames, max, PQL_MAX_FRAMES + SELF_ROOM), max);
+    return merge_learning(frames, capture(frames, max, PQL_MAX_FRAMES + SELF_ROOM, from), max);
+}
+
+int pql_stack_capture(uintptr_t *frames, int max)
+{
+    return capture_merged(frames, max, NULL);
+}
+
+int pql_stack_capture_from(uintptr_t *frames, int max, const struct pql_unwind_start *from)
+{
+    return capture_merged(frames, max, from);
 }
 
 /* The kernel's view of a signal action (rt_sigaction), whose restorer glibc sets to its trampoline. */

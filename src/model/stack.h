@@ -21,6 +21,11 @@ void pql_stack_setup(void);
  * frames removed. Returns the number captured (0 on failure). */
 int pql_stack_capture(uintptr_t *frames, int max);
 
+/* As pql_stack_capture, the walk starting at a caller's registers (unwind.h): an interposer's caller,
+ * so that the walk does not step through the shim's frames between it and the capture. */
+struct pql_unwind_start;
+int pql_stack_capture_from(uintptr_t *frames, int max, const struct pql_unwind_start *from);
+
 /* 1 when the calling thread runs inside a signal handler: a signal frame is on its stack (glibc's
  * restorer, or the restorer the kernel holds for installed handlers among its return addresses); a
  * handler left with siglongjmp is not. 0 when not, -1 when unknown (a frame no walk could follow).

@@ -16,6 +16,7 @@
 
 #include "dlhook.h"
 #include "unwind.h"
+#include "unwind_nofp.h"
 
 static int (*unw_backtrace_fn)(void **, int);
 
@@ -75,6 +76,73 @@ static void test_same_as_libunwind(void **state)
     }
     with_alloca(&b, 1000);
     assert_same(&b);
+}
+
+/* A walk from a caller's registers, read from the frame of the function it called (as the interposers
+ * do): the frames of a walk from inside that function, less the first (the return into it). The unit is
+ * built as the shim is (-fno-omit-frame-pointer). */
+struct from {
+    uintptr_t full[MAXF], from[MAXF];
+    int n_full, n_from;
+    unsigned flags_full, flags_from;
+};
+
+static __attribute__((noinline)) void walk_from_caller(void *arg)
+{
+    struct from *f = arg;
+    struct pql_unwind_start s = PQL_UNWIND_CALLER();
+    f->n_full = pql_unwind(f->full, MAXF, &f->flags_full);
+    f->n_from = pql_unwind_from(f->from, MAXF, &f->flags_from, &s);
+    sink++; /* no tail call */
+}
+
+static __attribute__((noinline)) void deep_from(struct from *f, int depth)
+{
+    if (depth == 0)
+        walk_from_caller(f);
+    else
+        deep_from(f, depth - 1);
+    sink += depth;
+}
+
+/* The caller's CFA is rbp-based: the walk needs the caller's rbp, which the start reads from the frame. */
+static __attribute__((noinline)) void alloca_from(struct from *f, size_t n)
+{
+    volatile char *p = alloca(n);
+    p[0] = 1;
+    walk_from_caller(f);
+    sink += p[0];
+}
+
+static void assert_from(const struct from *f)
+{
+    assert_true(f->n_full >= 4);
+    assert_int_equal(f->flags_full & PQL_UNWIND_CUT, 0);
+    assert_int_equal(f->flags_from & PQL_UNWIND_CUT, 0);
+    assert_int_equal(f->n_from, f->n_full - 1);
+    for (int i = 0; i < f->n_from; i++)
+        assert_int_equal(f->from[i], f->full[i + 1]);
+}
+
+static void test_from_caller(void **state)
+{
+    (void)state;
+    static struct from f;
+    for (int depth = 0; depth < 30; depth += 6) {
+        deep_from(&f, depth);
+        assert_from(&f);
+    }
+    alloca_from(&f, 1000);
+    assert_from(&f);
+    unwind_nofp_call(walk_from_caller, &f); /* the caller's rule is rsp-based */
+    assert_from(&f);
+    /* At most max frames, the start's own first. */
+    struct pql_unwind_start s = {f.from[0], 0, 0};
+    uintptr_t one[2] = {0, 0};
+    unsigned flags;
+    assert_int_equal(pql_unwind_from(one, 1, &flags, &s), 1);
+    assert_int_equal(one[0], f.from[0]);
+    assert_int_equal(pql_unwind_from(one, 0, &flags, &s), 0);
 }
 
 static void *thread_walk(void *arg)
@@ -351,6 +419,7 @@ int main(void)
         return 77; /* tools/deps installs it; without it there is nothing to compare with */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_same_as_libunwind),
+        cmocka_unit_test(test_from_caller),
         cmocka_unit_test(test_thread),
         cmocka_unit_test(test_signal_frame),
         cmocka_unit_test(test_fiber),
