@@ -22,14 +22,17 @@ struct pql_unwind_start {
     uintptr_t ip, sp, bp;
 };
 
-/* The start at the caller of the function this is expanded in, read from that function's own frame:
- * it must keep a frame pointer (the shim is built with -fno-omit-frame-pointer; asking for the frame's
- * address makes GCC keep one anyway). rbp points at the saved rbp, the return address is above it, and
- * the caller's stack pointer above that. */
-#define PQL_UNWIND_CALLER()                                                                                  \
-    ((struct pql_unwind_start){(uintptr_t)__builtin_return_address(0),                                       \
-                               (uintptr_t)__builtin_frame_address(0) + 2 * sizeof(uintptr_t),                \
-                               *(const uintptr_t *)__builtin_frame_address(0)})
+/* The start at the caller of a function, from that function's frame address (its rbp: the shim is built
+ * with -fno-omit-frame-pointer, and asking for a frame's address makes GCC keep one anyway). The saved
+ * rbp is there, the return address above it, and the caller's stack pointer above that. */
+static inline struct pql_unwind_start pql_unwind_caller_of(const void *frame)
+{
+    const uintptr_t *f = frame;
+    return (struct pql_unwind_start){f[1], (uintptr_t)(f + 2), f[0]};
+}
+
+/* The start at the caller of the function this is expanded in. */
+#define PQL_UNWIND_CALLER() pql_unwind_caller_of(__builtin_frame_address(0))
 
 /* As pql_unwind, from *start instead of the call: pcs[0] is start->ip, then its callers'. */
 int pql_unwind_from(uintptr_t *pcs, int max, unsigned *flags, const struct pql_unwind_start *start);

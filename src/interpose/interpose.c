@@ -185,8 +185,8 @@ PQL_EXPORT PGPing PQpingParams(const char *const *keywords, const char *const *v
  * when r is true), COMPLETED (a synchronous call: the command has ended) or GOT (PQgetResult: a command
  * may have ended when r is NULL). */
 #define SENT(r)      pql_query_sent(r)
-#define COMPLETED(r) ((void)(r), pql_query_completed())
-#define GOT(r)       ((r) == NULL ? pql_query_completed() : (void)0)
+#define COMPLETED(r) ((void)(r), pql_query_completed(__builtin_frame_address(0)))
+#define GOT(r)       ((r) == NULL ? pql_query_completed(__builtin_frame_address(0)) : (void)0)
 
 /* The live state for an outermost call that missed the cache; NULL when the call goes straight to libpq
  * (nested in a connect, libpq not resolved, the shim not started, the connection not tracked). */

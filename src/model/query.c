@@ -12,6 +12,7 @@
 #include "runtime.h"
 #include "stack.h"
 #include "testname.h"
+#include "unwind.h"
 
 static _Atomic bool on;
 static int stack_depth;
@@ -81,7 +82,7 @@ void pql_query_mark(const PGconn *conn)
     pql_query_enter();
 }
 
-static void settle(struct pql_live *l, int before, int tx, int64_t now)
+static void settle(struct pql_live *l, int before, int tx, int64_t now, const void *frame)
 {
     atomic_store_explicit(&l->settled, tx, memory_order_relaxed);
     if (tx == PQTRANS_IDLE || tx == PQTRANS_UNKNOWN) {
@@ -94,7 +95,8 @@ static void settle(struct pql_live *l, int before, int tx, int64_t now)
     } else if (before == PQTRANS_IDLE) {
         /* A transaction began in this call: remember where (the culprit when it is never ended). */
         uintptr_t frames[PQL_MAX_FRAMES];
-        int n = pql_stack_capture(frames, stack_depth);
+        struct pql_unwind_start caller = pql_unwind_caller_of(frame);
+        int n = pql_stack_capture_from(frames, stack_depth, &caller);
         uint32_t id = pql_stack_intern(frames, n);
         atomic_store_explicit(&l->tx_test, pql_testname_now(), memory_order_relaxed);
         atomic_store_explicit(&l->tx_stack, id, memory_order_relaxed);
@@ -103,7 +105,7 @@ static void settle(struct pql_live *l, int before, int tx, int64_t now)
     }
 }
 
-void pql_query_completed(void)
+void pql_query_completed(const void *frame)
 {
     struct pql_live *l = pql_query_tls.live;
     PGconn *conn = (PGconn *)pql_registry_key((const PGconn *)(pql_query_tls.key & ~PQL_QUERY_INSIDE));
@@ -115,7 +117,7 @@ void pql_query_completed(void)
     atomic_store_explicit(&l->tx, tx, memory_order_relaxed);
     int before = atomic_load_explicit(&l->settled, memory_order_relaxed);
     if (__builtin_expect(tx != before, 0) && tx != PQTRANS_ACTIVE)
-        settle(l, before, tx, now);
+        settle(l, before, tx, now, frame);
     atomic_store_explicit(&l->last_ns, now, memory_order_relaxed);
     /* A plain store (no compare): the line is written anyway. */
     atomic_store_explicit(&l->use_fork, forks, memory_order_relaxed);

@@ -89,8 +89,10 @@ static inline void pql_query_sent(int ok)
 
 /* After a call in which a command may have ended (a synchronous call, or PQgetResult returning NULL),
  * on the cached connection: the transaction status, the time, the fork count of this use. Out of line:
- * it keeps the fast path's frame small. */
-void pql_query_completed(void);
+ * it keeps the fast path's frame small. frame: the interposer's frame address (unwind.h), where the
+ * stack of a transaction that began in the call starts (the interposer's caller), so that the walk
+ * need not step through the shim's frames. */
+void pql_query_completed(const void *frame);
 
 /* After the call (and pql_query_completed when a command may have ended in it): the connection is no
  * longer in use, the cache holds it again. The mark is cleared whoever set it last: a second thread that

@@ -33,7 +33,11 @@ def signal_report():
     idle = next(c for c in conns if c["tx_status"] == "idle")
     check(busy["tx_stack"] and idle["tx_stack"] is None, f"tx_stack: {busy['tx_stack']}, {idle['tx_stack']}")
     names = [f["function"] for f in frames(rep, busy["tx_stack"])]
-    check("forget_commit" in names and "mode_serve" in names, f"transaction began in forget_commit: {names}")
+    # Innermost first: the program's own call that began it (exec_ok's PQexec of "begin"), no frame of
+    # the shim's and none missing.
+    eq(names[:3], ["exec_ok", "forget_commit", "mode_serve"], "transaction began in exec_ok")
+    opened = [f["function"] for f in frames(rep, busy["stack"])]
+    eq(opened[:2], ["connect_ok", "mode_serve"], "opened in connect_ok")
     check(all(isinstance(c["server_pid"], int) and c["age_s"] >= 0 and c["idle_s"] >= 0 for c in conns), conns)
     eq(rep["utilization"]["open"], 2, "open")
     # A second request replaces the first report: one signal report per process.
