@@ -3,7 +3,9 @@
 #ifndef PQL_PROC_H
 #define PQL_PROC_H
 
+#include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include <time.h>
@@ -51,6 +53,24 @@ static inline int64_t pql_mono_ns(void)
 
 /* In a forked child: the cached pid and tid are the parent's. Registered by pql_proc_setup. */
 void pql_proc_setup(void);
+
+/* pthread_once for what every connect asks: once fn has run, a flag answers without the call. */
+struct pql_once {
+    pthread_once_t once;
+    _Atomic bool done;
+};
+#define PQL_ONCE_INIT                                                                                        \
+    {                                                                                                        \
+        PTHREAD_ONCE_INIT, false                                                                             \
+    }
+
+static inline void pql_once(struct pql_once *o, void (*fn)(void))
+{
+    if (__builtin_expect(!atomic_load_explicit(&o->done, memory_order_acquire), 0)) {
+        pthread_once(&o->once, fn); /* returns once fn has run, in whichever thread ran it */
+        atomic_store_explicit(&o->done, true, memory_order_release);
+    }
+}
 
 /* Registers a module's fork handlers (pthread_atfork) the first time it is called with this flag;
  * later calls do nothing. Modules call it from their setup, in the lock order of lifecycle/shim.c. */

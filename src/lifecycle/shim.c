@@ -70,8 +70,7 @@
  * (a hash lookup), so fork never waits on pqleak's reports.
  */
 
-static pthread_once_t init_once = PTHREAD_ONCE_INIT;
-static _Atomic bool init_done; /* init has run: every connect and close asks, pthread_once is a call */
+static struct pql_once init_once = PQL_ONCE_INIT;
 static bool active;
 static struct pql_settings settings;
 static struct pql_rules rules;
@@ -210,16 +209,9 @@ static void init(void)
     pql_query_setup(&settings);
 }
 
-static void init_and_mark(void)
-{
-    init();
-    atomic_store_explicit(&init_done, true, memory_order_release);
-}
-
 bool pql_shim_active(void)
 {
-    if (__builtin_expect(!atomic_load_explicit(&init_done, memory_order_acquire), 0))
-        pthread_once(&init_once, init_and_mark);
+    pql_once(&init_once, init);
     return active;
 }
 

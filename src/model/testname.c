@@ -7,6 +7,7 @@
 #include "testname.h"
 
 #include "appframes.h"
+#include "proc.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -20,16 +21,14 @@
 #define PROBES 64
 
 static _Atomic(char *) slots[SLOTS];
-static pthread_once_t once = PTHREAD_ONCE_INIT;
-static _Atomic bool decided; /* decide has run: asked at every connect, pthread_once is a call */
+static struct pql_once once = PQL_ONCE_INIT;
 static bool enabled;
 
 /* Only a Python process, or one started with the variable set (a program run by a test), can have a
- * test name: any other process pays one pthread_once per connect. */
+ * test name: any other process pays one flag check per connect. */
 static void decide(void)
 {
     enabled = getenv(PQL_TESTNAME_VAR) || (pql_runtimes_loaded() & (1u << PQL_RUNTIME_PYTHON));
-    atomic_store_explicit(&decided, true, memory_order_release);
 }
 
 static uint32_t hash(const char *s, size_t n)
@@ -97,8 +96,7 @@ static __attribute__((noinline)) uint16_t now(void)
 
 uint16_t pql_testname_now(void)
 {
-    if (__builtin_expect(!atomic_load_explicit(&decided, memory_order_acquire), 0))
-        pthread_once(&once, decide);
+    pql_once(&once, decide);
     return enabled ? now() : 0;
 }
 
