@@ -218,6 +218,7 @@ unsigned long long pql_proc_start_time(int pid);
 #define PQL_F_WARN_PCT             "warn_pct"
 #define PQL_F_CRIT_PCT             "crit_pct"
 #define PQL_F_SIGNAL               "signal"
+#define PQL_F_TRACK_QUERIES        "track_queries"
 #define PQL_F_SUSPECT_AGE_S        "suspect_age_s"
 #define PQL_F_SUSPECT_IDLE_TX_S    "suspect_idle_tx_s"
 #define PQL_F_METRICS              "metrics"

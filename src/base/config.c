@@ -54,6 +54,9 @@ static const struct setting table[] = {
      "utilization critical level, percent of the cap"},
     {"PQLEAK_SIGNAL", PQL_F_SIGNAL, K_SIGNAL, F(signal), "USR1", 0, 0,
      "signal that asks for a live report: USR1, USR2 or none"},
+    {"PQLEAK_TRACK_QUERIES", PQL_F_TRACK_QUERIES, K_BOOL, F(track_queries), "1", 0, 0,
+     "0: follow connects and closes only, not each command (the cheapest: no transaction stacks, idle "
+     "times, idle-in-transaction suspects or misuse findings)"},
     {"PQLEAK_SUSPECT_AGE", PQL_F_SUSPECT_AGE_S, K_SECONDS, F(suspect_age), "0", 0, 1e9,
      "seconds open after which a connection is reported as a suspect; 0 = off"},
     {"PQLEAK_SUSPECT_IDLE_TX", PQL_F_SUSPECT_IDLE_TX_S, K_SECONDS, F(suspect_idle_tx), "0", 0, 1e9,
@@ -471,6 +474,18 @@ void pql_settings_load(struct pql_settings *s, pql_getenv_fn get, pql_warn_fn wa
             warn(line);
         }
         s->crit_pct = s->warn_pct;
+    }
+    /* Idle in a transaction is known only from the commands. */
+    if (!s->track_queries && s->suspect_idle_tx > 0) {
+        if (warn) {
+            char line[256];
+            snprintf(line, sizeof(line),
+                     "PQLEAK_SUSPECT_IDLE_TX=%g needs the commands followed, which PQLEAK_TRACK_QUERIES=0 "
+                     "turns off; using 0",
+                     s->suspect_idle_tx);
+            warn(line);
+        }
+        s->suspect_idle_tx = 0;
     }
     if (help) {
         dprintf(2,

@@ -26,10 +26,11 @@ struct pql_settings {
     char service[PQL_PATH_MAX]; /* the metrics' service label, "" for the program's name */
     bool python;                /* auto (true) or off */
     bool strict, trace, disable;
-    bool text_report; /* print the exit text report to the log */
-    bool signal_set;  /* PQLEAK_SIGNAL was given (not the default) */
-    bool full_stacks; /* text stacks with every frame, none folded */
-    bool hook_dlsym;  /* answer dlsym/dlopen for libpq (psycopg 3, PHP) */
+    bool text_report;   /* print the exit text report to the log */
+    bool signal_set;    /* PQLEAK_SIGNAL was given (not the default) */
+    bool full_stacks;   /* text stacks with every frame, none folded */
+    bool hook_dlsym;    /* answer dlsym/dlopen for libpq (psycopg 3, PHP) */
+    bool track_queries; /* follow every command (query.h); false: connects and closes only */
 };
 
 /* Reads one variable; returns NULL when unset. getenv in the shim, a table in tests. */

@@ -180,8 +180,10 @@ static void init(void)
     pql_log_setup(settings.log);
     for (int i = 0; i < nearly; i++)
         pql_log("%s", early[i]);
-    if (settings.disable)
+    if (settings.disable) {
+        pql_query_setup(&settings); /* query calls then go straight to libpq, as nested ones do */
         return;
+    }
     /* Setups in lock order (see above): stack before registry, so that fork takes the registry lock
      * first; every other module only resets its lock in the child. */
     pql_proc_setup();

@@ -152,6 +152,8 @@ static inline __attribute__((always_inline)) void new_record(struct pql_conn *re
     int n = pql_stack_capture_from(frames, cfg->stack_depth, caller);
     rec->stack = pql_stack_intern(frames, n);
     rec->test = pql_testname_now();
+    /* Idle: nothing sent yet. Without the query hooks nothing will say otherwise: unknown. */
+    rec->tx_status = cfg->track_queries ? PQTRANS_IDLE : PQTRANS_UNKNOWN;
 }
 
 static void options_target(struct pql_target *t, const struct pql_connect_args *args)
@@ -270,9 +272,12 @@ void pql_track_close(PGconn *conn)
      * needs the record before it is removed. */
     if (pql_runtime_in_teardown() && pql_registry_get(conn, &rec) && rec.pid == pql_pid() &&
         !rec.refused) { /* a refused connection held nothing: freeing it is no leak */
+        /* Without the query hooks, libpq itself says: the connection is still open here. */
+        if (!cfg->track_queries && rec.state == PQL_OK)
+            rec.tx_status = pql_real.PQtransactionStatus(conn);
         /* The runtime closes what the program forgot: work in flight is silently rolled back. */
-        bool in_tx = rec.active || rec.tx_status == PQTRANS_INTRANS || rec.tx_status == PQTRANS_INERROR ||
-                     rec.ended_in_teardown;
+        bool in_tx = rec.active || rec.tx_status == PQTRANS_ACTIVE || rec.tx_status == PQTRANS_INTRANS ||
+                     rec.tx_status == PQTRANS_INERROR || rec.ended_in_teardown;
         kind = rec.state == PQL_OK && in_tx ? PQL_LEAK_TEARDOWN : PQL_LEAK_HELD;
     }
     if (!pql_registry_remove(conn, &rec, kind))

@@ -44,13 +44,13 @@ struct pql_live *pql_live_new(void)
     return l;
 }
 
-void pql_live_start(struct pql_live *l, uintptr_t key)
+void pql_live_start(struct pql_live *l, uintptr_t key, int tx)
 {
     atomic_store_explicit(&l->fork_gen, atomic_load(&pql_fork_gen), memory_order_relaxed);
     atomic_store_explicit(&l->busy_tid, 0, memory_order_relaxed);
     atomic_store_explicit(&l->last_ns, 0, memory_order_relaxed);
-    atomic_store_explicit(&l->tx, PQTRANS_IDLE, memory_order_relaxed);
-    atomic_store_explicit(&l->settled, PQTRANS_IDLE, memory_order_relaxed);
+    atomic_store_explicit(&l->tx, tx, memory_order_relaxed);
+    atomic_store_explicit(&l->settled, tx, memory_order_relaxed);
     atomic_store_explicit(&l->tx_stack, 0, memory_order_relaxed);
     atomic_store_explicit(&l->last_stack, 0, memory_order_relaxed);
     atomic_store_explicit(&l->tx_began_ns, 0, memory_order_relaxed);

@@ -56,8 +56,10 @@ extern uint8_t pql_born_fork;
  * can only ever point to a struct, whose key then does not match. */
 struct pql_live *pql_live_new(void);
 
-/* Makes l the live state of the connection with key: every field reset, the key published last. */
-void pql_live_start(struct pql_live *l, uintptr_t key);
+/* Makes l the live state of the connection with key: every field reset, the transaction status set to
+ * tx (PQTRANS_IDLE for a new connection; PQTRANS_UNKNOWN when no query hook will ever say), the key
+ * published last. */
+void pql_live_start(struct pql_live *l, uintptr_t key, int tx);
 
 /* The connection is gone: a hint or a query cache holding l misses from now on (key 0). l may be
  * started again for another connection. */

@@ -14,7 +14,11 @@
 #include "testname.h"
 #include "unwind.h"
 
-static _Atomic bool on;
+/* QUERY_UNSET until the shim starts (calls go straight through, the cache left alone); QUERY_OFF with
+ * PQLEAK_TRACK_QUERIES=0 or PQLEAK_DISABLE=1: a thread's first call sets its cache's key to
+ * PQL_QUERY_INSIDE for good, so every later call takes the nested call's path straight to libpq. */
+enum { QUERY_UNSET, QUERY_ON, QUERY_OFF };
+static _Atomic int mode;
 static int stack_depth;
 
 __thread struct pql_query_cache pql_query_tls __attribute__((tls_model("initial-exec")));
@@ -36,9 +40,13 @@ static void fork_child(void)
 void pql_query_setup(const struct pql_settings *s)
 {
     static atomic_flag once = ATOMIC_FLAG_INIT;
+    if (!s->track_queries || s->disable) {
+        atomic_store(&mode, QUERY_OFF);
+        return;
+    }
     stack_depth = s->stack_depth;
     pql_atfork_once(&once, NULL, NULL, fork_child);
-    atomic_store(&on, true);
+    atomic_store(&mode, QUERY_ON);
 }
 
 static void (*misuse_fn)(PGconn *conn, const struct pql_misuse *m);
@@ -57,7 +65,12 @@ static void misuse(const PGconn *conn, const struct pql_misuse *m)
 
 struct pql_live *pql_query_find(const PGconn *conn)
 {
-    if (!conn || !atomic_load_explicit(&on, memory_order_relaxed))
+    int m = atomic_load_explicit(&mode, memory_order_relaxed);
+    if (m == QUERY_OFF) {
+        pql_query_tls.key = PQL_QUERY_INSIDE;
+        pql_query_tls.live = &no_live;
+    }
+    if (!conn || m != QUERY_ON)
         return NULL;
     struct pql_live *l = pql_registry_live(conn);
     if (!l)

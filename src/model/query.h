@@ -21,7 +21,9 @@ struct pql_misuse {
     int other_tid; /* used while this thread was using it too; 0 when not */
 };
 
-/* Turns the hooks on (they do nothing before) with the settings' stack depth. */
+/* Turns the hooks on (they do nothing before) with the settings' stack depth; or off for good with
+ * PQLEAK_TRACK_QUERIES=0 or PQLEAK_DISABLE=1: then each thread's first query call marks its cache
+ * (below) so that every later one costs what a nested call does. */
 void pql_query_setup(const struct pql_settings *s);
 
 /* Who hears of misuse, called by the slow paths below before the query call goes on (the fast path
@@ -33,8 +35,9 @@ void pql_query_on_misuse(void (*fn)(PGconn *conn, const struct pql_misuse *m));
  * reused for another connection (another key) is never taken; and this thread's id, read once when the
  * cache is filled. While this thread runs an outermost query call, the key has PQL_QUERY_INSIDE set (a
  * call libpq makes itself then goes straight to libpq): no PGconn's key has it, malloc's pointers being
- * aligned. 0 when empty. live is never NULL once key is not 0. The fast path keeps nothing in registers
- * across the call into libpq: the key and the live state are read back from here. */
+ * aligned. Left at PQL_QUERY_INSIDE alone outside any call, it sends every call of the thread straight
+ * to libpq (the hooks turned off). 0 when empty. live is never NULL once key is not 0. The fast path keeps
+ * nothing in registers across the call into libpq: the key and the live state are read back from here. */
 #define PQL_QUERY_INSIDE ((uintptr_t)1)
 struct pql_query_cache {
     uintptr_t key;
@@ -45,7 +48,9 @@ extern __thread struct pql_query_cache pql_query_tls
     __attribute__((tls_model("initial-exec"), visibility("hidden")));
 
 /* The slow path's lookup on a cache miss, out of line: fills the cache (and makes the fork check, which
- * a miss always precedes in a forked child: its cache is emptied at fork). */
+ * a miss always precedes in a forked child: its cache is emptied at fork). NULL when the call goes
+ * straight to libpq: the hooks not on (with them off, the cache is marked so), the connection not
+ * tracked. */
 struct pql_live *pql_query_find(const PGconn *conn);
 
 /* True inside an outermost query call of this thread (cached: the cache's key, as the caller read it). */

@@ -187,7 +187,7 @@ uint64_t pql_registry_add(const PGconn *conn, const struct pql_conn *rec)
         if (!e->live)
             e->live = pql_live_new(); /* NULL on out of memory: the record keeps no live state */
         if (e->live)
-            pql_live_start(e->live, key);
+            pql_live_start(e->live, key, rec->tx_status);
         e->rec = *rec;
         e->rec.id = id = next_id++;
         slots[i] = e;

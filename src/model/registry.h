@@ -67,7 +67,8 @@ static inline uintptr_t pql_registry_key(const PGconn *conn)
     return (uintptr_t)conn ^ ((uintptr_t)0xa5c3000000000000ull | 0x5a5a5a5aull);
 }
 
-/* Adds a record for conn (a copy of *rec; its id is assigned). Returns the id, 0 on out of memory. */
+/* Adds a record for conn (a copy of *rec; its id is assigned; its tx_status is where the live state's
+ * starts). Returns the id, 0 on out of memory. */
 uint64_t pql_registry_add(const PGconn *conn, const struct pql_conn *rec);
 
 /* Sets the state (counting failures and open connections), server pid and target of conn's record.

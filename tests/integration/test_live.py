@@ -57,6 +57,37 @@ def signal_report():
     check("its transaction began" in err and "forget_commit" in err, err)
 
 
+def track_queries_off():
+    # PQLEAK_TRACK_QUERIES=0, the program of signal_report: connects and closes only. Where each
+    # connection was opened is known, its transaction and last use are not: unknown, none, since the
+    # connect.
+    bg = Background(lambda stop: [PROG, "serve", stop], env={"PQLEAK_TRACK_QUERIES": "0"})
+    bg.proc.send_signal(signal.SIGUSR1)
+    rep = signal_reports(bg)[0]
+    validate_schema(rep)
+    eq(rep["settings"]["track_queries"], False, "the setting in the report")
+    conns = rep["connections"]
+    eq(len(conns), 2, "open connections")
+    eq([(c["tx_status"], c["tx_stack"]) for c in conns], [("unknown", None)] * 2, "transaction status and stack")
+    for c in conns:
+        eq([f["function"] for f in frames(rep, c["stack"])][:2], ["connect_ok", "mode_serve"], "opened in")
+        check(abs(c["idle_s"] - c["age_s"]) < 0.002, f"idle since the connect: {c}")
+    rc, _, err = bg.stop()
+    eq(rc, 0, f"exit status:\n{err}")
+    check("its transaction began" not in err, err)
+    # Two threads on one connection: nothing follows the calls, nothing is found.
+    r = run([PROG, "misuse-threads"], env={"PQLEAK_TRACK_QUERIES": "0"})
+    check("must not be used by two threads" not in r.err, r.err)
+    eq(r.only_report()["utilization"]["opened_total"], 1, "the connection is tracked")
+    # The suspect that needs the commands is turned off, with one warning naming both variables.
+    r = run([PROG, "idle-tx"], env={"PQLEAK_TRACK_QUERIES": "0", "PQLEAK_SUSPECT_IDLE_TX": "1"})
+    eq(r.rc, 0, r.err)
+    check("PQLEAK_SUSPECT_IDLE_TX=1 needs the commands followed, which PQLEAK_TRACK_QUERIES=0 turns off; "
+          "using 0" in r.err, r.err)
+    check("SUSPECT:" not in r.err and r.reports and all(rep["trigger"] == "exit" for rep in r.reports),
+          f"no suspect:\n{r.err}")
+
+
 def tasks(pid):
     """The threads of pid: {tid: (state letter, status fields)}."""
     out = {}
@@ -516,7 +547,7 @@ def warning_escaped():
     check(not any(l.startswith("==1==") for l in r.err.splitlines()), f"a forged line:\n{r.err}")
 
 
-main({f.__name__: f for f in (signal_report, signal_burst, suspect_idle_tx, suspect_age, metrics, misuse_fork,
+main({f.__name__: f for f in (signal_report, track_queries_off, signal_burst, suspect_idle_tx, suspect_age, metrics, misuse_fork,
                               misuse_fork_close, misuse_fork_notice, misuse_threads, no_handler_over_the_programs, status_waits_whole,
                               status_after_closing_fds, status_fds, status_verifies, status_signalfd, suspect_once,
                               warning_escaped)})

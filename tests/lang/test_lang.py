@@ -229,6 +229,23 @@ def psycopg2_clean():
 
 
 @needs("psycopg2")
+def psycopg2_track_queries_off():
+    """PQLEAK_TRACK_QUERIES=0: no command is followed, yet a connection the runtime closes inside a
+    transaction is still a teardown leak (libpq's own status, read at the close) and an idle one held;
+    only where the transaction began is unknown."""
+    off = {"PQLEAK_TRACK_QUERIES": "0"}
+    r, rep = run_script("psycopg2_teardown.py", env=off)
+    eq(r.rc, int(LEAK_EXIT), f"exit status: a teardown leak counts:\n{r.err}")
+    g = one_leak(rep, "teardown")
+    eq(g["tx_stack"], None, "tx_stack without the query hooks")
+    app_frame(rep, g["stack"], "psycopg2_teardown.py", marker_line("psycopg2_teardown.py", "open"))
+    eq(rep["settings"]["track_queries"], False, "the setting in the report")
+    r, rep = run_script("psycopg2_held.py", env=off)
+    eq(r.rc, 0, f"exit status: a held connection is no leak:\n{r.err}")
+    one_leak(rep, "held")
+
+
+@needs("psycopg2")
 def psycopg2_python_off():
     """PQLEAK_PYTHON=off: the same leak, its stacks without Python frames."""
     r, rep = run_script("psycopg2_teardown.py", env={"PQLEAK_PYTHON": "off"})
@@ -821,7 +838,8 @@ def mixed_clean():
     eq(sorted({program_kind(p["program"]) for p in merged["processes"]}), sorted(PROGRAMS), "programs")
 
 
-main({f.__name__: f for f in (psycopg2_unclosed, psycopg2_teardown, psycopg2_held, psycopg2_clean, psycopg2_python_off,
+main({f.__name__: f for f in (psycopg2_unclosed, psycopg2_teardown, psycopg2_held, psycopg2_clean,
+                              psycopg2_track_queries_off, psycopg2_python_off,
                               suspect_never_returned,
                               psycopg3_unclosed, psycopg3_teardown, psycopg3_held, psycopg3_clean, psycopg3_hook_off,
                               psycopg_pool_keeps, psycopg_pool_clean, python311_frames, python312_frames, python313_frames,

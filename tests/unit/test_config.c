@@ -60,6 +60,7 @@ static void test_defaults(void **state)
     assert_false(s.trace);
     assert_false(s.disable);
     assert_true(s.text_report);
+    assert_true(s.track_queries);
 }
 
 static void test_valid_values(void **state)
@@ -140,6 +141,30 @@ static void test_crit_below_warn(void **state)
     assert_int_equal(s.crit_pct, 90);
 }
 
+/* Idle in a transaction is known only from the commands: without them, the suspect is off, with one
+ * warning naming both variables; either alone is taken as it is. */
+static void test_idle_tx_needs_queries(void **state)
+{
+    (void)state;
+    struct pql_settings s;
+    const char *both[] = {"PQLEAK_TRACK_QUERIES", "0", "PQLEAK_SUSPECT_IDLE_TX", "30", NULL};
+    load(&s, both);
+    assert_int_equal(nwarnings, 1);
+    assert_string_equal(warnings[0], "PQLEAK_SUSPECT_IDLE_TX=30 needs the commands followed, which "
+                                     "PQLEAK_TRACK_QUERIES=0 turns off; using 0");
+    assert_false(s.track_queries);
+    assert_true(s.suspect_idle_tx == 0);
+    const char *off[] = {"PQLEAK_TRACK_QUERIES", "0", NULL};
+    load(&s, off);
+    assert_int_equal(nwarnings, 0);
+    assert_false(s.track_queries);
+    const char *idle[] = {"PQLEAK_OPTIONS", "track_queries=1", "PQLEAK_SUSPECT_IDLE_TX", "30", NULL};
+    load(&s, idle);
+    assert_int_equal(nwarnings, 0);
+    assert_true(s.track_queries);
+    assert_true(s.suspect_idle_tx == 30);
+}
+
 static void test_json(void **state)
 {
     (void)state;
@@ -152,6 +177,7 @@ static void test_json(void **state)
     assert_non_null(strstr(b.data, "\"checkout_timeout_s\": 30"));
     assert_non_null(strstr(b.data, "\"report_dir\": null"));
     assert_non_null(strstr(b.data, "\"signal\": \"USR1\""));
+    assert_non_null(strstr(b.data, "\"track_queries\": true"));
     pql_buf_free(&b);
 }
 
@@ -341,6 +367,7 @@ int main(void)
         cmocka_unit_test(test_valid_values),
         cmocka_unit_test(test_malformed_values_warn_once_each),
         cmocka_unit_test(test_crit_below_warn),
+        cmocka_unit_test(test_idle_tx_needs_queries),
         cmocka_unit_test(test_json),
         cmocka_unit_test(test_options),
         cmocka_unit_test(test_variable_wins_over_option),
