@@ -292,7 +292,10 @@ void pql_track_close(PGconn *conn)
     /* A forked child closing its parent's connection frees none of its own slots. */
     if (rec.pid == pql_pid())
         pql_checkout_release(&rec.slot);
-    pql_misuse_note_close(&rec); /* after a fork: the parent's last use, for the command's hand-off rule */
+    /* After a fork: the parent's last use, for the command's hand-off rule. Without the query hooks it
+     * is unknown, and no note lets the rule take the opening for it. */
+    if (cfg->track_queries)
+        pql_misuse_note_close(&rec);
     if (rec.suspect)
         pql_text_suspect_closed(&rec, pql_clock_s(CLOCK_MONOTONIC));
     if (cfg->trace)

@@ -60,4 +60,13 @@ close = next(m for m in child["misuse"] if m["closed"] and m["server_pid"] == no
 assert note["mono_ns"] >= int(sys.argv[2]), (note, sys.argv[2])
 assert note["mono_ns"] > close["mono_ns"], (note, close)
 PY
+# PQLEAK_TRACK_QUERIES=0: no last use is known, so no hand-off is shown. The late uses, which the shim
+# no longer sees, cannot hide behind one: the child's close of a connection its parent leaked (resolved
+# from the parent's connection) or closed itself (from the parent's close note) stays misuse.
+PQLEAK_TRACK_QUERIES=0 expect 23 "$PQLEAK" run -- "$CLI_LEAKER" handoff-late
+has "$T/err" "pqleak: connection misuse (fork: closed by a forked child that did not open it"
+hasnt "$T/err" "handed to child"
+PQLEAK_TRACK_QUERIES=0 expect 23 "$PQLEAK" run -- "$CLI_LEAKER" basebackup-late
+has "$T/err" "pqleak: connection misuse (fork: closed by a forked child that did not open it"
+hasnt "$T/err" "closed by its forked child PID "
 echo PASS

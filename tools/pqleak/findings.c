@@ -181,7 +181,12 @@ static void add_sites(struct cli_set *set, const json_t *root)
 void cli_findings_add(struct cli_set *set, const json_t *root, const struct cli_proc *self)
 {
     double t;
-    if (self && cli_iso_time(json_string_value(json_object_get(root, PQL_F_TIME)), &t)) {
+    /* A process that did not follow the commands (PQLEAK_TRACK_QUERIES=0) knows no last use of its
+     * connections (their idle time counts from the connect): none of them is shown handed to a child
+     * before the child used it, so a fork hand-off stays a finding rather than excusing misuse. */
+    const json_t *tracked = json_object_get(json_object_get(root, PQL_F_SETTINGS), PQL_F_TRACK_QUERIES);
+    if (self && !json_is_false(tracked) &&
+        cli_iso_time(json_string_value(json_object_get(root, PQL_F_TIME)), &t)) {
         struct cli_proc *p = (struct cli_proc *)self; /* owned by set */
         p->time = t;
         p->has_time = true;
