@@ -32,6 +32,7 @@ static const char *const names[] = {
     "PQLEAK_WARN_PCT",
     "PQLEAK_CRIT_PCT",
     "PQLEAK_SIGNAL",
+    "PQLEAK_TRACK_QUERIES",
     "PQLEAK_SUSPECT_AGE",
     "PQLEAK_SUSPECT_IDLE_TX",
     "PQLEAK_METRICS",
@@ -119,13 +120,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     warnings = 0;
     pql_settings_load(&s, fuzz_getenv, fuzz_warn);
     /* One warning per malformed value or PQLEAK_OPTIONS item (items are separated by ':'), plus at most one
-     * for a critical level below the warning level. */
+     * for a critical level below the warning level and one for an idle-in-transaction suspect without the
+     * commands followed. */
     size_t items = 0;
     for (size_t i = 0; i < NNAMES; i++)
         if (values[i] && !strcmp(names[i], "PQLEAK_OPTIONS"))
             for (const char *c = values[i]; *c; c++)
                 items += *c == ':';
-    RANGE(warnings >= 0 && (size_t)warnings <= given + items + 1);
+    RANGE(warnings >= 0 && (size_t)warnings <= given + items + 2);
     RANGE(strnlen(s.log, sizeof s.log) < sizeof s.log); /* "" means stderr, as unset */
     RANGE(strnlen(s.report_dir, sizeof s.report_dir) < sizeof s.report_dir);
     RANGE(strnlen(s.suppressions, sizeof s.suppressions) < sizeof s.suppressions);
@@ -139,6 +141,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     RANGE(s.signal == 0 || s.signal == SIGUSR1 || s.signal == SIGUSR2);
     RANGE(isfinite(s.suspect_age) && s.suspect_age >= 0 && s.suspect_age <= 1e9);
     RANGE(isfinite(s.suspect_idle_tx) && s.suspect_idle_tx >= 0 && s.suspect_idle_tx <= 1e9);
+    RANGE(s.track_queries || s.suspect_idle_tx == 0); /* idle in a transaction is known from the commands */
     RANGE(isfinite(s.metrics_interval) && s.metrics_interval >= 0.1 && s.metrics_interval <= 86400);
 
     struct pql_buf b;
