@@ -20,7 +20,7 @@ struct cli_proc {
     char *program; /* NULL when unknown */
     long pid;      /* -1 when unknown */
     double time;   /* its exit report's "time", seconds since the epoch; for fork hand-offs */
-    bool has_time;
+    bool has_time; /* false also when its report followed no commands: no last use to compare */
     UT_hash_handle hh;
 };
 
