@@ -66,6 +66,8 @@ PY
 PQLEAK_TRACK_QUERIES=0 expect 23 "$PQLEAK" run -- "$CLI_LEAKER" handoff-late
 has "$T/err" "pqleak: connection misuse (fork: closed by a forked child that did not open it"
 hasnt "$T/err" "handed to child"
+# ... and the summary says why it cannot tell.
+has "$T/err" "followed no commands (PQLEAK_TRACK_QUERIES=0): whether it had stopped using the connection before its child did (a fork hand-off) is unknown"
 PQLEAK_TRACK_QUERIES=0 expect 23 "$PQLEAK" run -- "$CLI_LEAKER" basebackup-late
 has "$T/err" "pqleak: connection misuse (fork: closed by a forked child that did not open it"
 hasnt "$T/err" "closed by its forked child PID "

@@ -185,6 +185,8 @@ void cli_findings_add(struct cli_set *set, const json_t *root, const struct cli_
      * connections (their idle time counts from the connect): none of them is shown handed to a child
      * before the child used it, so a fork hand-off stays a finding rather than excusing misuse. */
     const json_t *tracked = json_object_get(json_object_get(root, PQL_F_SETTINGS), PQL_F_TRACK_QUERIES);
+    if (self && json_is_false(tracked))
+        ((struct cli_proc *)self)->untracked = true; /* owned by set */
     if (self && !json_is_false(tracked) &&
         cli_iso_time(json_string_value(json_object_get(root, PQL_F_TIME)), &t)) {
         struct cli_proc *p = (struct cli_proc *)self; /* owned by set */

@@ -368,6 +368,20 @@ static const char *misuse_words(const struct cli_misuse *m)
     return "misused in a way this version does not know";
 }
 
+/* The opening process of a fork misuse when its report followed no commands, so that no fork hand-off
+ * could be shown (findings.c); else NULL. */
+static const struct cli_proc *untracked_opener(const struct cli_set *set, const struct cli_misuse *m)
+{
+    if (strcmp(m->kind, "fork") != 0)
+        return NULL;
+    for (size_t i = 0; i < set->procs.n; i++) {
+        const struct cli_proc *p = set->procs.v[i];
+        if (p->pid == m->opened_by && p->untracked)
+            return p;
+    }
+    return NULL;
+}
+
 /* The misuse findings, one block per kind and site, with how many times and in which processes. */
 static void print_misuse(FILE *out, const struct cli_set *set, bool full)
 {
@@ -389,6 +403,12 @@ static void print_misuse(FILE *out, const struct cli_set *set, bool full)
         fprintf(out, "    in: %s%s\n", pids ? pids : "?", times > MAX_PIDS ? " and others" : "");
         if (times > 1)
             fprintf(out, "    %zu times\n", times);
+        if (untracked_opener(set, m))
+            fprintf(
+                out,
+                "    pid %ld followed no commands (PQLEAK_TRACK_QUERIES=0): whether it had stopped using the "
+                "connection before its child did (a fork hand-off) is unknown\n",
+                m->opened_by);
         cli_print_misuse_stacks(out, m, "    ", full);
         fputc('\n', out);
         free(pids);
