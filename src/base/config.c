@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -195,6 +196,19 @@ static const char *shown(const struct setting *t, const void *field, char *buf, 
     return "";
 }
 
+/* One warning line to warn, formatted; nothing when warn is NULL (a caller that wants none). */
+static __attribute__((format(printf, 2, 3))) void warnf(pql_warn_fn warn, const char *fmt, ...)
+{
+    if (!warn)
+        return;
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    warn(line);
+}
+
 /* Parses raw into the setting's field; on failure warns "WHO='raw' is not EXPECTED; using IN-EFFECT"
  * (who: the variable, or "PQLEAK_OPTIONS name") and keeps the field. */
 static void apply(const struct setting *t, const char *who, const char *raw, struct pql_settings *s,
@@ -203,10 +217,9 @@ static void apply(const struct setting *t, const char *who, const char *raw, str
     void *field = (char *)s + t->off;
     if (parse(t, raw, field) || !warn)
         return;
-    char line[512], exp[64], value[201], now[201];
-    snprintf(line, sizeof(line), "%s='%s' is not %s; using %s", who, escaped(raw, value, sizeof(value)),
-             expected(t, exp, sizeof(exp)), shown(t, field, now, sizeof(now)));
-    warn(line);
+    char exp[64], value[201], now[201];
+    warnf(warn, "%s='%s' is not %s; using %s", who, escaped(raw, value, sizeof(value)),
+          expected(t, exp, sizeof(exp)), shown(t, field, now, sizeof(now)));
 }
 
 /* ---- PQLEAK_OPTIONS: name=value items separated by ':', as LSAN_OPTIONS ----
@@ -341,15 +354,10 @@ static bool load_options(const char *opts, struct pql_settings *s, pql_warn_fn w
 {
     const char *why;
     int item;
-    char line[512], value[201];
+    char value[201];
     if (!options_valid(opts, &why, &item)) {
-        if (warn) {
-            snprintf(line, sizeof(line),
-                     "%s='%s' is malformed at item %d (%s); expected name=value:name=value; "
-                     "ignored",
-                     OPTIONS_VAR, escaped(opts, value, sizeof(value)), item, why);
-            warn(line);
-        }
+        warnf(warn, "%s='%s' is malformed at item %d (%s); expected name=value:name=value; ignored",
+              OPTIONS_VAR, escaped(opts, value, sizeof(value)), item, why);
         return false;
     }
     bool help = false;
@@ -370,11 +378,9 @@ static bool load_options(const char *opts, struct pql_settings *s, pql_warn_fn w
             static const struct setting help_option = {"help", "", K_BOOL, 0, "0", 0, 0, ""};
             if (parse(&help_option, raw, &want))
                 help = want;
-            else if (warn) {
-                snprintf(line, sizeof(line), "%s help='%s' is not 0 or 1; using 0", OPTIONS_VAR,
-                         escaped(raw, value, sizeof(value)));
-                warn(line);
-            }
+            else
+                warnf(warn, "%s help='%s' is not 0 or 1; using 0", OPTIONS_VAR,
+                      escaped(raw, value, sizeof(value)));
         } else if (warn) {
             size_t d;
             const struct setting *near = nearest(o.name, o.name_len, &d);
@@ -383,10 +389,8 @@ static bool load_options(const char *opts, struct pql_settings *s, pql_warn_fn w
             for (const char *c = near->name + PREFIX_LEN; *c && k + 1 < sizeof(lower); c++)
                 lower[k++] = (char)tolower((unsigned char)*c);
             lower[k] = '\0';
-            snprintf(line, sizeof(line),
-                     "%s: '%.*s' is not a setting (the nearest is %s, PQLEAK_%s); ignored", OPTIONS_VAR,
-                     (int)(o.name_len < 64 ? o.name_len : 64), o.name, lower, near->name + PREFIX_LEN);
-            warn(line);
+            warnf(warn, "%s: '%.*s' is not a setting (the nearest is %s, PQLEAK_%s); ignored", OPTIONS_VAR,
+                  (int)(o.name_len < 64 ? o.name_len : 64), o.name, lower, near->name + PREFIX_LEN);
         }
     }
     return help;
@@ -440,10 +444,9 @@ static void warn_unknown(pql_getenv_fn get, pql_warn_fn warn)
         const struct setting *near = nearest(name + PREFIX_LEN, len - PREFIX_LEN, &d);
         if (d > NEAR_DISTANCE || !get(name))
             continue;
-        char line[256], shown_name[72 * 4];
-        snprintf(line, sizeof(line), "%s is not a setting (the nearest is %s); ignored",
-                 escaped(name, shown_name, sizeof(shown_name)), near->name);
-        warn(line);
+        char shown_name[72 * 4];
+        warnf(warn, "%s is not a setting (the nearest is %s); ignored",
+              escaped(name, shown_name, sizeof(shown_name)), near->name);
     }
 }
 
@@ -467,24 +470,17 @@ void pql_settings_load(struct pql_settings *s, pql_getenv_fn get, pql_warn_fn wa
         warn_unknown(get, warn);
     /* A critical level below the warning level would warn in the wrong order. */
     if (s->crit_pct < s->warn_pct) {
-        if (warn) {
-            char line[256];
-            snprintf(line, sizeof(line), "PQLEAK_CRIT_PCT=%d is below PQLEAK_WARN_PCT=%d; using %d",
-                     s->crit_pct, s->warn_pct, s->warn_pct);
-            warn(line);
-        }
+        warnf(warn, "PQLEAK_CRIT_PCT=%d is below PQLEAK_WARN_PCT=%d; using %d", s->crit_pct, s->warn_pct,
+              s->warn_pct);
         s->crit_pct = s->warn_pct;
     }
     /* Idle in a transaction is known only from the commands. */
     if (!s->track_queries && s->suspect_idle_tx > 0) {
-        if (warn) {
-            char line[256];
-            snprintf(line, sizeof(line),
-                     "PQLEAK_SUSPECT_IDLE_TX=%g needs the commands followed, which PQLEAK_TRACK_QUERIES=0 "
-                     "turns off; using 0",
-                     s->suspect_idle_tx);
-            warn(line);
-        }
+        warnf(
+            warn,
+            "PQLEAK_SUSPECT_IDLE_TX=%g needs the commands followed, which PQLEAK_TRACK_QUERIES=0 turns off; "
+            "using 0",
+            s->suspect_idle_tx);
         s->suspect_idle_tx = 0;
     }
     if (help) {
