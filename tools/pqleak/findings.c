@@ -180,18 +180,15 @@ static void add_sites(struct cli_set *set, const json_t *root)
 
 void cli_findings_add(struct cli_set *set, const json_t *root, const struct cli_proc *self)
 {
-    double t;
-    /* A process that did not follow the commands (PQLEAK_TRACK_QUERIES=0) knows no last use of its
-     * connections (their idle time counts from the connect): none of them is shown handed to a child
-     * before the child used it, so a fork hand-off stays a finding rather than excusing misuse. */
-    const json_t *tracked = json_object_get(json_object_get(root, PQL_F_SETTINGS), PQL_F_TRACK_QUERIES);
-    if (self && json_is_false(tracked))
-        ((struct cli_proc *)self)->untracked = true; /* owned by set */
-    if (self && !json_is_false(tracked) &&
-        cli_iso_time(json_string_value(json_object_get(root, PQL_F_TIME)), &t)) {
+    if (self) {
         struct cli_proc *p = (struct cli_proc *)self; /* owned by set */
-        p->time = t;
-        p->has_time = true;
+        double t;
+        if (cli_iso_time(json_string_value(json_object_get(root, PQL_F_TIME)), &t)) {
+            p->time = t;
+            p->has_time = true;
+        }
+        p->untracked =
+            json_is_false(json_object_get(json_object_get(root, PQL_F_SETTINGS), PQL_F_TRACK_QUERIES));
     }
     add_sites(set, root);
     const json_t *misuse = json_object_get(root, PQL_F_MISUSE);
@@ -291,8 +288,11 @@ static void resolve(struct cli_set *set, struct cli_misuse *m)
         for (size_t j = 0; j < g->conns.n; j++) {
             struct cli_conn *c = g->conns.v[j];
             const json_t *idle = json_object_get(c->obj, PQL_F_IDLE_S);
-            if (!c->proc || c->proc->pid != m->opened_by || !c->proc->has_time || !json_is_number(idle) ||
-                int_or(c->obj, PQL_F_SERVER_PID, -1) != m->server_pid)
+            /* A process that followed no commands (PQLEAK_TRACK_QUERIES=0) knows no last use (its idle
+             * time counts from the connect): its copy is never shown handed over before the child's use,
+             * so the misuse stays a finding. */
+            if (!c->proc || c->proc->pid != m->opened_by || !c->proc->has_time || c->proc->untracked ||
+                !json_is_number(idle) || int_or(c->obj, PQL_F_SERVER_PID, -1) != m->server_pid)
                 continue;
             /* The parent's last activity on it: its exit report's time minus the idle time. */
             struct use_mark last = {int_or(c->obj, PQL_F_LAST_USE_FORK, -1),

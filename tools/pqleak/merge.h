@@ -16,12 +16,12 @@
 #include <uthash.h>
 
 struct cli_proc {
-    char *key;      /* "pid program": the hash key */
-    char *program;  /* NULL when unknown */
-    long pid;       /* -1 when unknown */
-    double time;    /* its exit report's "time", seconds since the epoch; for fork hand-offs */
-    bool has_time;  /* false also when its report followed no commands: no last use to compare */
-    bool untracked; /* its report followed no commands ("track_queries": false) */
+    char *key;     /* "pid program": the hash key */
+    char *program; /* NULL when unknown */
+    long pid;      /* -1 when unknown */
+    double time;   /* its exit report's "time", seconds since the epoch; for fork hand-offs */
+    bool has_time;
+    bool untracked; /* its report followed no commands ("track_queries": false): no last use known */
     UT_hash_handle hh;
 };
 

@@ -368,18 +368,18 @@ static const char *misuse_words(const struct cli_misuse *m)
     return "misused in a way this version does not know";
 }
 
-/* The opening process of a fork misuse when its report followed no commands, so that no fork hand-off
- * could be shown (findings.c); else NULL. */
-static const struct cli_proc *untracked_opener(const struct cli_set *set, const struct cli_misuse *m)
+/* Whether a fork misuse's opening process followed no commands, so that no fork hand-off could be shown
+ * (findings.c). */
+static bool untracked_opener(const struct cli_set *set, const struct cli_misuse *m)
 {
     if (strcmp(m->kind, "fork") != 0)
-        return NULL;
+        return false;
     for (size_t i = 0; i < set->procs.n; i++) {
         const struct cli_proc *p = set->procs.v[i];
         if (p->pid == m->opened_by && p->untracked)
-            return p;
+            return true;
     }
-    return NULL;
+    return false;
 }
 
 /* The misuse findings, one block per kind and site, with how many times and in which processes. */
